@@ -1,0 +1,254 @@
+"""``BoundCache``: one cache directory used with one model's rules (policy, TTL, keys, namespace).
+
+This is the hit/miss path, so it is kept lean: a hit is one key hash, one ``stat`` and a dict
+lookup when the entry is in the memory tier, or one read, one decrypt and one JSON parse when not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from spark.cache.codec import (
+    CorruptEntryError,
+    EntryMeta,
+    decode_envelope,
+    encode_entry,
+    open_payload,
+)
+from spark.cache.config import CacheConfig
+from spark.cache.crypto import KeyRing
+from spark.cache.keys import create_key, normalize_embedding_request, normalize_request
+from spark.cache.memory import MemoryEntry
+from spark.cache.policy import CachePolicy, is_cacheable
+from spark.errors import CacheMissError, DecryptionError
+
+if TYPE_CHECKING:
+    from spark.cache.manager import CacheManager
+
+__all__ = ["BoundCache", "CacheRequest", "CacheResult", "ProviderCall"]
+
+logger = logging.getLogger("spark.cache")
+_TOUCH_EVERY_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRequest:
+    """A request as the cache sees it: who answers it, its key, and its normalized form."""
+
+    provider: str
+    model_id: str
+    key: str
+    normalized: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CacheResult:
+    """A response dict and whether it came from the cache (hits and single-flight followers)."""
+
+    response: Mapping[str, Any]
+    cached: bool
+    key: str
+
+
+ProviderCall = Callable[[], Awaitable[Mapping[str, Any]]]
+
+
+class BoundCache:
+    """The cache of one directory seen through one ``CacheConfig``."""
+
+    def __init__(self, manager: CacheManager, config: CacheConfig, keyring: KeyRing | None):
+        self.manager = manager
+        self.config = config
+        self.policy = CachePolicy.from_config(config)
+        self.keyring = keyring
+        self.namespace = config.namespace
+        self._store = manager.store
+        self._memory = manager.memory
+        self._stats = manager.counters
+        self._write_keyring = keyring if config.encrypt else None
+
+    # -- requests -------------------------------------------------------------------------
+
+    def chat_request(
+        self, provider: str, model_id: str, messages: str | Sequence[Mapping[str, Any]], **kw: Any
+    ) -> CacheRequest:
+        """The ``CacheRequest`` of a text call (same arguments as ``model.get_text``)."""
+        kw.setdefault("namespace", self.namespace)
+        normalized = normalize_request(provider, model_id, messages, **kw)
+        return CacheRequest(provider, model_id, create_key(normalized), normalized)
+
+    def embedding_request(
+        self, provider: str, model_id: str, inputs: str | Sequence[str], **kw: Any
+    ) -> CacheRequest:
+        """The ``CacheRequest`` of an embeddings call."""
+        kw.setdefault("namespace", self.namespace)
+        normalized = normalize_embedding_request(provider, model_id, inputs, **kw)
+        return CacheRequest(provider, model_id, create_key(normalized), normalized)
+
+    # -- the call path --------------------------------------------------------------------
+
+    async def get_or_call(self, request: CacheRequest, call: ProviderCall) -> CacheResult:
+        """The cached answer, or the provider's (stored per the policy), one call per key.
+
+        Identical concurrent misses in one event loop share the first caller's provider call.
+        """
+        if self.policy.reads:
+            payload = self.lookup(request)
+            if payload is not None:
+                self._stats.record_hit(payload["response"])
+                return CacheResult(payload["response"], True, request.key)
+            if self.policy.replay:
+                self._stats.misses += 1
+                raise self.manager.replay_miss(request)
+        return await self._single_flight(request, call)
+
+    async def _single_flight(self, request: CacheRequest, call: ProviderCall) -> CacheResult:
+        inflight = self.manager.inflight
+        loop = asyncio.get_running_loop()
+        slot = (id(loop), request.key)
+        while (leader := inflight.get(slot)) is not None:
+            try:
+                response = await asyncio.shield(leader)
+            except asyncio.CancelledError:
+                if _cancelled_by_us():
+                    raise
+                continue  # the leader's caller gave up; the next waiter leads
+            self._stats.record_hit(response)
+            return CacheResult(response, True, request.key)
+        future: asyncio.Future[Mapping[str, Any]] = loop.create_future()
+        inflight[slot] = future
+        try:
+            self._stats.misses += 1
+            response = await call()
+            self.save(request, response)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: there may be no follower to read it
+            raise
+        else:
+            future.set_result(response)
+        finally:
+            inflight.pop(slot, None)
+        return CacheResult(response, False, request.key)
+
+    def lookup(self, request: CacheRequest) -> dict[str, Any] | None:
+        """The fresh stored payload of ``request``, or None (a miss). Never raises, except in
+        replay mode for an entry we cannot decrypt."""
+        path = self._store.entry_path(request.provider, request.model_id, request.key)
+        now = time.time()
+        remembered = self._memory.get(request.key)
+        if remembered is not None and remembered.path == path:
+            if self._store.signature(path) == remembered.signature:
+                if not self.policy.is_fresh(remembered.meta, now):
+                    return None
+                if now - remembered.touched_at > _TOUCH_EVERY_S:
+                    remembered.touched_at = now
+                    self._store.touch(path, remembered.signature, time.time_ns())
+                return remembered.payload
+            self._memory.discard(request.key)
+        return self._read_disk(request, path, now)
+
+    def _read_disk(self, request: CacheRequest, path: str, now: float) -> dict[str, Any] | None:
+        try:
+            found = self._store.read(path)
+        except OSError as exc:
+            self.manager.warn_once(f"read:{exc.errno}", "cannot read cache entry %s: %s", path, exc)
+            return None
+        if found is None:
+            return None
+        data, signature = found
+        try:
+            meta, sealed = decode_envelope(data)
+            if meta.key != request.key:
+                raise CorruptEntryError("entry key does not match its file name")
+            if not self.policy.is_fresh(meta, now):
+                return None
+            payload = open_payload(meta, sealed, self.keyring)
+        except CorruptEntryError as exc:
+            self._stats.corrupt += 1
+            self.manager.warn_once(f"corrupt:{path}", "ignoring unreadable entry %s: %s", path, exc)
+            return None
+        except DecryptionError as exc:
+            return self._undecryptable(path, exc)
+        self._memory.put(request.key, MemoryEntry(path, signature, meta, payload, now))
+        self._store.touch(path, signature, time.time_ns())
+        return payload
+
+    def _undecryptable(self, path: str, exc: DecryptionError) -> dict[str, Any] | None:
+        if self.policy.replay:
+            raise DecryptionError(
+                f"replay: cannot decrypt cache entry {path}: {exc}. Set {self.config.key_env} "
+                "to the key the cache was recorded with",
+                path=path,
+                fingerprint=exc.fingerprint,
+            ) from exc
+        self._stats.corrupt += 1
+        self.manager.warn_once(
+            f"key:{exc.fingerprint}",
+            "cache entries sealed with key %s cannot be read (%s); treating them as misses",
+            exc.fingerprint,
+            exc,
+        )
+        return None
+
+    def save(self, request: CacheRequest, response: Mapping[str, Any]) -> bool:
+        """Store an answer if the policy writes and it is cacheable; never raises on I/O."""
+        if not self.policy.writes or not is_cacheable(response):
+            return False
+        now = time.time()
+        meta = EntryMeta(
+            key=request.key,
+            provider=request.provider,
+            model_id=request.model_id,
+            created_at=now,
+            expires_at=self.policy.expires_at(now),
+        )
+        payload = {"request": dict(request.normalized), "response": dict(response)}
+        path = self._store.entry_path(request.provider, request.model_id, request.key)
+        try:
+            data = encode_entry(meta, payload, self._write_keyring)
+            signature = self._store.write(path, data)
+        except (OSError, ValueError, TypeError) as exc:
+            self.manager.warn_once(f"write:{type(exc).__name__}", "cache write failed: %s", exc)
+            return False
+        sealed = meta if self._write_keyring is None else _sealed_meta(meta, self._write_keyring)
+        self._memory.put(request.key, MemoryEntry(path, signature, sealed, payload, now))
+        self.manager.note_write(len(data))
+        return True
+
+
+def _cancelled_by_us() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _sealed_meta(meta: EntryMeta, keyring: KeyRing) -> EntryMeta:
+    return EntryMeta(
+        meta.key,
+        meta.provider,
+        meta.model_id,
+        meta.created_at,
+        meta.expires_at,
+        "fernet",
+        keyring.primary,
+    )
+
+
+def replay_miss_message(request: CacheRequest, cache_dir: str) -> CacheMissError:
+    """The error of a replay miss (issue-5 work adds the nearest entry and its difference)."""
+    return CacheMissError(
+        f"replay mode: no cache entry for {request.provider}/{request.model_id} "
+        f"(key {request.key[:12]}) in {cache_dir}. Record it with mode read_write "
+        "(SPARK_CACHE_MODE=read_write) and commit the new entry.",
+        provider=request.provider,
+        model_id=request.model_id,
+        key=request.key,
+    )

@@ -1,0 +1,251 @@
+"""``CacheManager``: the process-wide cache of one directory (DESIGN §1).
+
+One manager per directory (``get_instance``); each model binds it to its own rules
+(``bind(config)`` -> ``BoundCache``), so models with different TTLs or modes share one directory.
+The manager owns what is per directory: the store, the memory tier, counters, single-flight slots
+and the size limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+from spark.cache.bound import (
+    BoundCache,
+    CacheRequest,
+    CacheResult,
+    ProviderCall,
+    replay_miss_message,
+)
+from spark.cache.codec import CorruptEntryError, decode_envelope
+from spark.cache.config import CacheConfig, default_cache_dir
+from spark.cache.crypto import load_keyring
+from spark.cache.maintenance import cleanup_expired, evict_lru, remove_stray_temps, scan_stats
+from spark.cache.memory import MemoryTier
+from spark.cache.store import DiskStore, check_provider, quote_model_id
+from spark.errors import CacheMissError
+
+__all__ = ["CacheManager", "CacheStatsCounters"]
+
+logger = logging.getLogger("spark.cache")
+_RESCAN_EVERY_S = 300.0
+
+
+@dataclass
+class CacheStatsCounters:
+    """This process's hits, misses and dollars saved for one directory."""
+
+    hits: int = 0
+    misses: int = 0
+    corrupt: int = 0
+    saved_cost_usd: float = 0.0
+
+    def record_hit(self, response: Mapping[str, Any]) -> None:
+        """Count a hit and the recorded cost of the call it replaced."""
+        self.hits += 1
+        cost = response.get("cost_usd")
+        if isinstance(cost, int | float):
+            self.saved_cost_usd += cost
+
+
+class CacheManager:
+    """The cache of one directory, shared by every model of this process that uses it."""
+
+    _instances: ClassVar[dict[Path, CacheManager]] = {}
+    _instances_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, cache_dir: str | Path | None = None, config: CacheConfig | None = None):
+        base = config or CacheConfig(enabled=True)
+        self.cache_dir: Path = Path(cache_dir or base.resolved_dir).expanduser().absolute()
+        self.config: CacheConfig = replace(base, enabled=True, cache_dir=self.cache_dir)
+        self.store = DiskStore(self.cache_dir)
+        self.memory = MemoryTier(self.config.memory_max_entries, self.config.memory_max_bytes)
+        self.counters = CacheStatsCounters()
+        self.inflight: dict[tuple[int, str], Any] = {}
+        self.max_bytes = int(self.config.max_cache_size_mb * 1024 * 1024)
+        self._bound: dict[tuple[CacheConfig, str | None], BoundCache] = {}
+        self._warned: set[str] = set()
+        self._size_lock = threading.Lock()
+        self._size_estimate: int | None = None
+        self._last_scan = 0.0
+        self._maintenance: threading.Thread | None = None
+
+    # -- instances ------------------------------------------------------------------------
+
+    @classmethod
+    def get_instance(
+        cls, cache_dir: str | Path | None = None, config: CacheConfig | None = None
+    ) -> CacheManager:
+        """The process-wide manager of ``cache_dir`` (the default directory when None)."""
+        if cache_dir is None and config is not None:
+            cache_dir = config.resolved_dir
+        path = Path(cache_dir or default_cache_dir()).expanduser().absolute()
+        with cls._instances_lock:
+            manager = cls._instances.get(path)
+            if manager is None:
+                manager = cls(path, config)
+                cls._instances[path] = manager
+            elif config is not None:
+                manager.max_bytes = min(manager.max_bytes, int(config.max_cache_size_mb * 2**20))
+            return manager
+
+    @classmethod
+    def reset_instances(cls) -> None:
+        """Forget every process-wide manager (for tests and long-lived tools)."""
+        with cls._instances_lock:
+            cls._instances.clear()
+
+    def bind(self, config: CacheConfig | None = None) -> BoundCache:
+        """This directory used with ``config``'s rules; loads its keys (``EncryptionKeyError``
+        when it encrypts and has none)."""
+        rules = self.config if config is None else config
+        env_value = os.environ.get(rules.key_env)
+        bound = self._bound.get((rules, env_value))
+        if bound is None:
+            keyring = load_keyring(rules.key_env, rules.key_file, required=rules.encrypt)
+            bound = BoundCache(self, rules, keyring)
+            self._bound[(rules, env_value)] = bound
+        return bound
+
+    # -- the call path --------------------------------------------------------------------
+
+    def generate_cache_key(
+        self,
+        provider: str,
+        model_id: str,
+        messages: str | Sequence[Mapping[str, Any]],
+        **kwargs: Any,
+    ) -> str:
+        """The key that ``model.get_text(messages, **kwargs)`` reads and writes."""
+        return self.bind().chat_request(provider, model_id, messages, **kwargs).key
+
+    async def get_or_call(
+        self, request: CacheRequest, call: ProviderCall, config: CacheConfig | None = None
+    ) -> CacheResult:
+        """The cached response of ``request``, or ``await call()``'s (stored per the rules)."""
+        return await self.bind(config).get_or_call(request, call)
+
+    def replay_miss(self, request: CacheRequest) -> CacheMissError:
+        """The error a replay-mode miss raises."""
+        return replay_miss_message(request, str(self.cache_dir))
+
+    # -- entries --------------------------------------------------------------------------
+
+    def has_entry(self, key: str) -> bool:
+        """True when ``key`` has a readable entry whose ``expires_at`` has not passed."""
+        path = self._path_of(key)
+        found = self.store.read(path) if path else None
+        if found is None:
+            return False
+        try:
+            meta, _ = decode_envelope(found[0])
+        except CorruptEntryError:
+            return False
+        return not meta.is_expired(time.time())
+
+    def remove_entry(self, key: str) -> bool:
+        """Delete the entry of ``key``; False when there was none."""
+        path = self._path_of(key)
+        self.memory.discard(key)
+        return path is not None and self.store.remove(path)
+
+    def _path_of(self, key: str) -> str | None:
+        remembered = self.memory.get(key)
+        if remembered is not None and os.path.exists(remembered.path):
+            return remembered.path
+        return self.store.find(key)
+
+    # -- whole directory ------------------------------------------------------------------
+
+    def get_stats(self) -> dict[str, Any]:
+        """Entries and bytes on disk by provider and model, and this process's counters."""
+        stats = scan_stats(self.store).as_dict()
+        counters = self.counters
+        lookups = counters.hits + counters.misses
+        stats.update(
+            cache_dir=str(self.cache_dir),
+            hits=counters.hits,
+            misses=counters.misses,
+            corrupt_entries_seen=counters.corrupt,
+            hit_rate=counters.hits / lookups if lookups else 0.0,
+            saved_cost_usd=round(counters.saved_cost_usd, 10),
+            max_cache_size_mb=self.max_bytes / 2**20,
+        )
+        return stats
+
+    def clear_all(self) -> int:
+        """Delete every entry (the directory stays); returns how many were removed."""
+        return self._clear(None, None)
+
+    def clear_provider(self, provider: str) -> int:
+        """Delete every entry of one provider."""
+        return self._clear(check_provider(provider), None)
+
+    def clear_model(self, provider: str, model_id: str) -> int:
+        """Delete every entry of one provider's model."""
+        return self._clear(check_provider(provider), quote_model_id(model_id))
+
+    def _clear(self, provider: str | None, model_dir: str | None) -> int:
+        removed = sum(self.store.remove(e.path) for e in self.store.walk(provider, model_dir))
+        self.memory.clear()
+        self.store.prune_empty_dirs()
+        with self._size_lock:
+            self._size_estimate = None
+        return removed
+
+    def cleanup_expired(self) -> int:
+        """Delete expired entries and crashed writers' temp files; returns entries removed."""
+        remove_stray_temps(self.store)
+        return cleanup_expired(self.store)
+
+    def enforce_size_limit(self) -> int:
+        """Evict least recently used entries while the directory exceeds ``max_cache_size_mb``."""
+        evicted, left = evict_lru(self.store, self.max_bytes)
+        with self._size_lock:
+            self._size_estimate, self._last_scan = left, time.monotonic()
+        if evicted:
+            logger.info("evicted %d least recently used entries from %s", evicted, self.cache_dir)
+        return evicted
+
+    def note_write(self, size: int) -> None:
+        """Account a write; starts a background size check when the limit may be exceeded."""
+        with self._size_lock:
+            if self._size_estimate is not None:
+                self._size_estimate += size
+            due = (
+                self._size_estimate is None
+                or self._size_estimate > self.max_bytes
+                or time.monotonic() - self._last_scan > _RESCAN_EVERY_S
+            )
+            if not due or (self._maintenance is not None and self._maintenance.is_alive()):
+                return
+            self._last_scan = time.monotonic()
+            self._maintenance = threading.Thread(
+                target=self._run_maintenance, name="spark-cache-size", daemon=True
+            )
+        self._maintenance.start()
+
+    def wait_for_maintenance(self, timeout: float | None = None) -> None:
+        """Block until a background size check (if any) has finished."""
+        thread = self._maintenance
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run_maintenance(self) -> None:
+        try:
+            self.enforce_size_limit()
+        except OSError as exc:
+            self.warn_once("maintenance", "cache size check failed: %s", exc)
+
+    def warn_once(self, topic: str, message: str, *args: Any) -> None:
+        """Log a warning the first time a topic comes up in this manager."""
+        if topic not in self._warned:
+            self._warned.add(topic)
+            logger.warning(message, *args)

@@ -1,0 +1,81 @@
+"""The bounded in-process tier in front of the disk: decoded payloads, validated by ``stat``.
+
+An entry is served from memory only while the file's (inode, mtime, size) signature is the one it
+was read or written with, so another process that clears, expires or rewrites the entry is seen
+at the cost of one ``stat`` — never a stale answer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from spark.cache.codec import EntryMeta
+
+__all__ = ["MemoryEntry", "MemoryTier", "Signature"]
+
+Signature = tuple[int, int, int]  # (st_ino, st_mtime_ns, st_size)
+
+
+@dataclass(slots=True)
+class MemoryEntry:
+    """One decoded entry and the file signature it belongs to."""
+
+    path: str
+    signature: Signature
+    meta: EntryMeta
+    payload: dict[str, Any]
+    touched_at: float
+
+
+class MemoryTier:
+    """An LRU map of key -> ``MemoryEntry``, capped by entry count and by file bytes."""
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, MemoryEntry] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> MemoryEntry | None:
+        """The entry for ``key`` (marking it recently used), or None."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def put(self, key: str, entry: MemoryEntry) -> None:
+        """Remember ``entry``; evicts the least recently used past either cap."""
+        size = entry.signature[2]
+        if size > self.max_bytes or self.max_entries == 0:
+            self.discard(key)
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old.signature[2]
+            self._entries[key] = entry
+            self._bytes += size
+            while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= evicted.signature[2]
+
+    def discard(self, key: str) -> None:
+        """Forget ``key`` if present."""
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old.signature[2]
+
+    def clear(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0

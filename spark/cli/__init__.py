@@ -1,0 +1,4 @@
+"""Spark cli package."""
+
+
+def main() -> None: ...

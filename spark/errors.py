@@ -1,0 +1,106 @@
+"""The one exception tree of Spark; every error a user can catch is a ``SparkError``.
+
+::
+
+    SparkError
+    ├── ConfigError                 spark.toml, profiles, environment variables, bad arguments
+    ├── CacheError                  the cache itself (only raised where failing loudly is the job)
+    │   ├── EncryptionKeyError      encryption is on but no usable key was found
+    │   ├── DecryptionError         an entry cannot be decrypted with the keys we hold
+    │   └── CacheMissError          replay mode found no usable entry for a request
+    └── ProviderError               a provider call failed (never cached); ``status``: HTTP status
+        ├── AuthenticationError     401/403: bad or missing credentials
+        ├── RateLimitError          429 / throttling
+        ├── BadRequestError         400/404/422: the request itself is wrong
+        ├── ProviderServerError     5xx and broken streams
+        └── ProviderConnectionError network failures and timeouts
+
+Adapters translate SDK exceptions into these once, at the boundary, with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "CacheError",
+    "CacheMissError",
+    "ConfigError",
+    "DecryptionError",
+    "EncryptionKeyError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderServerError",
+    "RateLimitError",
+    "SparkError",
+]
+
+
+class SparkError(Exception):
+    """Base class of every error Spark raises on purpose."""
+
+
+class ConfigError(SparkError):
+    """Configuration is invalid; the message lists every problem found."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems: list[str] = list(problems or [])
+
+
+class CacheError(SparkError):
+    """A cache problem that must fail loudly (replay mode, missing keys)."""
+
+
+class EncryptionKeyError(CacheError):
+    """Encryption is on but no key could be loaded; the message names where we looked."""
+
+
+class DecryptionError(CacheError):
+    """An entry could not be decrypted with any key we hold (raised in replay mode only)."""
+
+    def __init__(self, message: str, *, path: str = "", fingerprint: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.fingerprint = fingerprint
+
+
+class CacheMissError(CacheError):
+    """Replay mode: the request has no usable entry; the message says what is missing."""
+
+    def __init__(
+        self, message: str, *, provider: str = "", model_id: str = "", key: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.model_id = model_id
+        self.key = key
+
+
+class ProviderError(SparkError):
+    """A provider call failed. ``status`` is the HTTP status when the provider gave one."""
+
+    def __init__(self, message: str, *, provider: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status = status
+
+
+class AuthenticationError(ProviderError):
+    """The provider refused the credentials (401/403)."""
+
+
+class RateLimitError(ProviderError):
+    """The provider throttled the call (429)."""
+
+
+class BadRequestError(ProviderError):
+    """The provider rejected the request as invalid (400/404/422)."""
+
+
+class ProviderServerError(ProviderError):
+    """The provider failed on its side (5xx) or a stream broke off."""
+
+
+class ProviderConnectionError(ProviderError):
+    """The provider could not be reached or did not answer in time."""

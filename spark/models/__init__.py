@@ -1,0 +1,1 @@
+"""Spark models package."""
