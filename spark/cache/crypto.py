@@ -73,9 +73,10 @@ class KeyRing:
         Raises ``DecryptionError`` when we do not hold that key or the token was tampered with.
         """
         fernet = self.fernets.get(key_fingerprint)
-        candidates = [fernet] if fernet is not None else list(self.fernets.values())
         try:
-            return MultiFernet(candidates).decrypt(token.encode("ascii"))
+            if fernet is not None:
+                return fernet.decrypt(token)
+            return MultiFernet(list(self.fernets.values())).decrypt(token)
         except (InvalidToken, UnicodeEncodeError, ValueError) as exc:
             reason = "was tampered with" if fernet is not None else "uses a key we do not hold"
             raise DecryptionError(

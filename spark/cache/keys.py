@@ -86,11 +86,17 @@ _ROLE_ALIASES = {"model": "assistant", "developer": "system", "human": "user", "
 _TOOL_CHOICE_WORDS = {"auto": "auto", "none": "none", "required": "required", "any": "required"}
 
 
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+)
+
+
 def canonical_json(value: Any) -> bytes:
     """Compact, key-sorted, ASCII-only JSON: one byte string per value, whatever the dict order."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    ).encode("ascii")
+    try:
+        return _CANONICAL.encode(value).encode("ascii")
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"request is not JSON-serializable: {exc}") from exc
 
 
 def create_key(normalized: Mapping[str, Any]) -> str:
@@ -271,6 +277,8 @@ def _normalize_tool_choice(choice: Any) -> Any:
             return {"name": choice["tool"]["name"]}
         if "name" in choice:
             return {"name": choice["name"]}
+        if choice.get("type") in _TOOL_CHOICE_WORDS:
+            return _TOOL_CHOICE_WORDS[choice["type"]]
         for word in ("auto", "any", "none"):
             if word in choice:
                 return _TOOL_CHOICE_WORDS[word]
