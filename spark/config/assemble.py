@@ -1,0 +1,141 @@
+"""Assemble one profile: stack its document layers, resolve every value, and check the result.
+
+Pure: takes already-read documents and returns values and problem lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from spark.config.schema import KNOWN_PROVIDERS
+from spark.config.settings import Price
+from spark.config.sources import (
+    DocumentLayer,
+    ResolvedValue,
+    Source,
+    cache_sources,
+    deep_merge,
+    default_cache_dir,
+    model_sources,
+    resolve,
+)
+
+__all__ = ["Resolution", "check_profile", "layers_for", "resolve_profile"]
+
+_PROFILE_FILE = "profiles/{name}.toml"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """One profile resolved: cache rules per target (None: ``[cache]``), models, prices."""
+
+    layers: tuple[DocumentLayer, ...]
+    cache_values: dict[str | None, dict[str, ResolvedValue]]
+    model_values: dict[str, dict[str, ResolvedValue]]
+    pricing: dict[str, Price]
+
+
+def layers_for(
+    base: Mapping[str, Any],
+    profile_files: Mapping[str, Mapping[str, Any]],
+    name: str,
+    label: str,
+    base_dir: Path,
+) -> tuple[DocumentLayer, ...]:
+    """The document layers of profile ``name``, lowest first.
+
+    spark.toml, then its ``[profiles.<name>]`` table, then ``profiles/<name>.toml``. All of
+    them resolve relative paths against ``base_dir``, the directory of spark.toml (a profile
+    file lives one level down, but its paths mean the same as in the table it replaces).
+    """
+    layers = [DocumentLayer(base, label, base_dir)]
+    table = base.get("profiles", {}).get(name)
+    if table is not None:
+        layers.append(DocumentLayer(table, label, base_dir, ("profiles", name)))
+    if name in profile_files:
+        layers.append(DocumentLayer(profile_files[name], _PROFILE_FILE.format(name=name), base_dir))
+    return tuple(layers)
+
+
+def resolve_profile(
+    layers: Sequence[DocumentLayer],
+    env: Mapping[str, str],
+    env_source: Source,
+    arguments: Source,
+) -> Resolution:
+    """Resolve the ``[cache]`` rules, every alias's cache rules and model fields, and prices."""
+    aliases = list(dict.fromkeys(a for layer in layers for a in layer.table(("models",))))
+    cache_values = {
+        target: _resolve_cache(cache_sources(layers, target, env, env_source, arguments), env)
+        for target in (None, *aliases)
+    }
+    model_values = {alias: resolve(model_sources(layers, alias)) for alias in aliases}
+    return Resolution(tuple(layers), cache_values, model_values, _pricing(layers))
+
+
+def _resolve_cache(sources: Sequence[Source], env: Mapping[str, str]) -> dict[str, ResolvedValue]:
+    values = resolve(sources, prefix="cache.")
+    if values["dir"].value is None:  # `dir = ""` asks for the default directory
+        values["dir"] = replace(values["dir"], value=default_cache_dir(env))
+    return values
+
+
+def _pricing(layers: Sequence[DocumentLayer]) -> dict[str, Price]:
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = deep_merge(merged, layer.table(("pricing",)))
+    return {
+        model_id: Price(float(entry["input"]), float(entry["output"]), entry.get("as_of"))
+        for model_id, entry in merged.items()
+    }
+
+
+def check_profile(resolution: Resolution, invalid: set[tuple[str, ...]]) -> list[str]:
+    """Problems of a merged profile: incomplete aliases, encryption without any key source.
+
+    ``invalid`` holds ``(file, *key path)`` of keys already reported as invalid: a rejected
+    ``provider`` is not reported a second time as missing.
+    """
+    problems = _incomplete_models(resolution, invalid) + _no_key_source(resolution)
+    return list(dict.fromkeys(problems))
+
+
+def _incomplete_models(resolution: Resolution, invalid: set[tuple[str, ...]]) -> list[str]:
+    problems = []
+    for alias, values in resolution.model_values.items():
+        path = ("models", alias)
+        home = next(layer for layer in resolution.layers if alias in layer.table(("models",)))
+        for key in ("provider", "model_id"):
+            rejected = any(
+                (layer.file, *layer.prefix, *path, key) in invalid for layer in resolution.layers
+            )
+            if key not in values and not rejected:
+                problems.append(f"{_where(home.label(path))} {key}: required ({_REQUIRED[key]})")
+    return problems
+
+
+_REQUIRED = {
+    "provider": "one of " + ", ".join(sorted(KNOWN_PROVIDERS)),
+    "model_id": 'the provider\'s model name, e.g. "gpt-4o"',
+}
+
+
+def _no_key_source(resolution: Resolution) -> list[str]:
+    problems = []
+    for values in resolution.cache_values.values():
+        on = values["enabled"].value and values["encrypt"].value
+        if on and not values["key_env"].value and not values["key_file"].value:
+            problems.append(
+                f"{_where(values['encrypt'].source)} encrypt: true but there is no key source"
+                " (key_env is empty and no key_file is set)"
+            )
+    return problems
+
+
+def _where(source: str) -> str:
+    """A provenance label as a problem line's start: ``a.toml [cache]`` -> ``a.toml: [cache]``."""
+    file, bracket, table = source.partition(" [")
+    return f"{file}: [{table}" if bracket else f"{source}:"

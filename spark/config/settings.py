@@ -1,0 +1,117 @@
+"""The resolved configuration: per-model cache settings, options and prices, with provenance.
+
+A :class:`Settings` is a value built by :func:`spark.config.load_settings`; it does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spark.cache.config import CacheConfig
+from spark.config.problems import problem_message
+from spark.config.schema import CACHE_KEYS, ModelTable
+from spark.config.sources import FILE_TO_CACHE_CONFIG, ResolvedValue
+from spark.errors import ConfigError
+
+__all__ = ["MODEL_OPTION_KEYS", "ModelSettings", "Price", "Settings"]
+
+# The provider options an alias may carry (everything of [models.<alias>] but identity and cache).
+MODEL_OPTION_KEYS: tuple[str, ...] = tuple(
+    key for key in ModelTable.model_fields if key not in ("provider", "model_id", "cache")
+)
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per one million tokens for one model id; ``as_of`` is the date the price was read."""
+
+    input_per_million: float
+    output_per_million: float
+    as_of: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Everything needed to build one aliased model: provider, model id, options and cache rules."""
+
+    alias: str
+    provider: str
+    model_id: str
+    options: dict[str, Any] = field(hash=False)
+    cache: CacheConfig
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings of the active profile, resolved from defaults, files, environment, arguments.
+
+    ``path`` is the spark.toml used (None: built-in defaults only), ``profile`` the active
+    profile (``"default"`` when there is no overlay), ``profiles`` every profile that exists.
+    ``warnings`` are problems that do not stop loading (an encrypted cache whose key is not
+    present yet); :meth:`validate` can make them errors.
+    """
+
+    path: Path | None
+    profile: str
+    profile_source: str
+    profiles: list[str]
+    model_aliases: list[str]
+    pricing: dict[str, Price]
+    warnings: list[str]
+    cache_values: Mapping[str | None, Mapping[str, ResolvedValue]] = field(repr=False)
+    model_values: Mapping[str, Mapping[str, ResolvedValue]] = field(repr=False)
+    deferred_problems: list[str] = field(default_factory=list, repr=False)
+
+    def cache_config(self, alias: str | None = None) -> CacheConfig:
+        """The cache settings of ``alias`` (None: the ``[cache]`` rules), ``cache_dir`` absolute."""
+        values = self.cache_values[self._known(alias)]
+        return CacheConfig(**{FILE_TO_CACHE_CONFIG.get(k, k): v.value for k, v in values.items()})
+
+    def model(self, alias: str) -> ModelSettings:
+        """Provider, model id, provider options and cache settings of ``alias``."""
+        values = self.model_values[self._known(alias) or ""]
+        return ModelSettings(
+            alias=alias,
+            provider=values["provider"].value,
+            model_id=values["model_id"].value,
+            options={k: values[k].value for k in MODEL_OPTION_KEYS if k in values},
+            cache=self.cache_config(alias),
+        )
+
+    def explain(self, alias: str | None = None) -> list[ResolvedValue]:
+        """Every setting of ``alias`` (None: ``[cache]``) with the source that decided it.
+
+        Names are relative to the model table: ``profile``, ``cache.<key>`` for each cache key
+        (file key names: ``cache.dir``, ``cache.max_size_mb``), then ``provider``, ``model_id``
+        and the options the alias sets.
+        """
+        cache = self.cache_values[self._known(alias)]
+        explained = [ResolvedValue("profile", self.profile, self.profile_source)]
+        explained += [cache[key] for key in CACHE_KEYS]
+        if alias is not None:
+            explained += list(self.model_values[alias].values())
+        return explained
+
+    def validate(self, *, strict_keys: bool = False) -> list[str]:
+        """The checks of ``spark config validate``; returns the warnings that remain.
+
+        Raises :class:`ConfigError` for problems of the other profiles (an alias a profile adds
+        without a ``model_id``), and with ``strict_keys`` also for an encrypted cache whose key
+        is nowhere to be found (``load_settings`` only warns: building the model raises
+        ``EncryptionKeyError`` later).
+        """
+        problems = list(self.deferred_problems)
+        if strict_keys:
+            problems += self.warnings
+        if problems:
+            raise ConfigError(problem_message(problems), problems)
+        return list(self.warnings)
+
+    def _known(self, alias: str | None) -> str | None:
+        if alias is not None and alias not in self.model_values:
+            known = ", ".join(self.model_aliases) or "(none defined)"
+            raise ConfigError(f"unknown model alias {alias!r}; known aliases: {known}")
+        return alias
