@@ -1,0 +1,193 @@
+"""AWS Bedrock Runtime's HTTP API as `boto3` sees it: Converse, ConverseStream and Titan embeddings.
+
+Model ids arrive percent-encoded in the path (`amazon.titan-embed-text-v2%3A0`); any SigV4 or
+bearer authorization is accepted unchecked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from spark.testing import _answers
+from spark.testing._eventstream import event_frame, exception_frame
+from spark.testing._exchange import (
+    Exchange,
+    JsonObject,
+    Reply,
+    Route,
+    Wire,
+    json_reply,
+    status_phrase,
+    stream_reply,
+)
+
+PROVIDER = "bedrock"
+_EVENT_STREAM = "application/vnd.amazon.eventstream"
+_TITAN_DIMENSIONS = {"amazon.titan-embed-text-v1": 1536, "amazon.titan-embed-g1-text-02": 1536}
+_TITAN_DEFAULT_DIMENSIONS = 1024
+_ERROR_TYPES = {
+    400: "ValidationException",
+    403: "AccessDeniedException",
+    404: "ResourceNotFoundException",
+    408: "ModelTimeoutException",
+    424: "ModelErrorException",
+    429: "ThrottlingException",
+    500: "InternalServerException",
+    503: "ServiceUnavailableException",
+}
+# In-stream exceptions are members of the ConverseStreamOutput union, hence the lower camel case.
+_STREAM_ERROR_TYPES = {
+    400: "validationException",
+    429: "throttlingException",
+    500: "internalServerException",
+    503: "serviceUnavailableException",
+}
+
+
+def error(status: int, message: str) -> Reply:
+    """Return Bedrock's error: `{"message": ...}` typed by the `x-amzn-ErrorType` header."""
+    fallback = "InternalServerException" if status >= 500 else "ValidationException"
+    error_type = _ERROR_TYPES.get(status, fallback)
+    headers = (
+        ("x-amzn-ErrorType", f"{error_type}:http://internal.amazon.com/coral/com.amazon.bedrock/"),
+    )
+    return json_reply({"message": message}, status=status, headers=headers)
+
+
+def _stream_error(status: int) -> bytes:
+    exception_type = _STREAM_ERROR_TYPES.get(status, "modelStreamErrorException")
+    payload: JsonObject = {"message": status_phrase(status)}
+    if exception_type == "modelStreamErrorException":
+        payload |= {"originalStatusCode": status, "originalMessage": status_phrase(status)}
+    return exception_frame(exception_type, payload)
+
+
+def offers_tools(body: Mapping[str, Any]) -> bool:
+    """Return whether the Converse request carries a tool configuration with tools."""
+    config = body.get("toolConfig")
+    return isinstance(config, Mapping) and bool(config.get("tools"))
+
+
+def _tool_result(messages: list[Any]) -> str | None:
+    """Return the text of the tool results in the last message, if it carries any."""
+    if not messages or not isinstance(messages[-1], Mapping):
+        return None
+    blocks = messages[-1].get("content") or []
+    results = [
+        _answers.text_of(block["toolResult"].get("content"))
+        for block in blocks
+        if isinstance(block, Mapping) and isinstance(block.get("toolResult"), Mapping)
+    ]
+    return " ".join(results) if results else None
+
+
+def _converse_values(exchange: Exchange) -> tuple[str, str, int]:
+    """Return the request seed, answer text and input token count of a Converse request."""
+    body = exchange.body
+    messages = body.get("messages") or []
+    seed = _answers.request_seed(PROVIDER, exchange.model, body)
+    text = _answers.answer_text(
+        seed, exchange.plan.answer_chars, tool_result=_tool_result(messages)
+    )
+    fragments = _answers.collect_text([body.get("system"), messages])
+    if offers_tools(body):
+        fragments.append(_answers.canonical_json(body["toolConfig"]))
+    return seed, text, _answers.input_tokens(fragments)
+
+
+def _usage(input_tokens: int, output_text: str) -> JsonObject:
+    output_tokens = _answers.token_count(len(output_text))
+    return {
+        "inputTokens": input_tokens,
+        "outputTokens": output_tokens,
+        "totalTokens": input_tokens + output_tokens,
+    }
+
+
+def _latency_ms(exchange: Exchange) -> int:
+    return int(exchange.plan.latency * 1000) + 1
+
+
+def converse(exchange: Exchange) -> Reply:
+    """Answer `POST /model/{modelId}/converse`."""
+    seed, text, input_tokens = _converse_values(exchange)
+    content: JsonObject = {"text": text}
+    stop_reason = "end_turn"
+    call = exchange.plan.tool_call
+    if call is not None:
+        tool_use = {"toolUseId": _tool_use_id(seed), "name": call.name, "input": call.arguments}
+        content, stop_reason, text = {"toolUse": tool_use}, "tool_use", json.dumps(call.arguments)
+    payload = {
+        "output": {"message": {"role": "assistant", "content": [content]}},
+        "stopReason": stop_reason,
+        "usage": _usage(input_tokens, text),
+        "metrics": {"latencyMs": _latency_ms(exchange)},
+    }
+    return json_reply(payload)
+
+
+def _tool_use_id(seed: str) -> str:
+    return f"tooluse_{_answers.short_id(seed, 22)}"
+
+
+def converse_stream(exchange: Exchange) -> Reply:
+    """Answer `POST /model/{modelId}/converse-stream` with binary event-stream frames."""
+    seed, text, input_tokens = _converse_values(exchange)
+    head = [event_frame("messageStart", {"role": "assistant"})]
+    call = exchange.plan.tool_call
+    if call is None:
+        pieces = [_delta({"text": piece}) for piece in _answers.split_chunks(text)]
+        stop_reason = "end_turn"
+    else:
+        start = {"toolUse": {"toolUseId": _tool_use_id(seed), "name": call.name}}
+        head.append(event_frame("contentBlockStart", {"start": start, "contentBlockIndex": 0}))
+        text = json.dumps(call.arguments)
+        pieces = [_delta({"toolUse": {"input": part}}) for part in _answers.split_arguments(text)]
+        stop_reason = "tool_use"
+    metadata = {
+        "usage": _usage(input_tokens, text),
+        "metrics": {"latencyMs": _latency_ms(exchange)},
+    }
+    tail = [
+        event_frame("contentBlockStop", {"contentBlockIndex": 0}),
+        event_frame("messageStop", {"stopReason": stop_reason}),
+        event_frame("metadata", metadata),
+    ]
+    failure = exchange.plan.stream_failure
+    return stream_reply(_EVENT_STREAM, head, pieces, tail, failure, _stream_error)
+
+
+def _delta(delta: JsonObject) -> bytes:
+    return event_frame("contentBlockDelta", {"delta": delta, "contentBlockIndex": 0})
+
+
+def invoke(exchange: Exchange) -> Reply:
+    """Answer `POST /model/{modelId}/invoke` for Amazon Titan text embedding models."""
+    if not exchange.model.startswith("amazon.titan-embed"):
+        message = f"InvokeModel is served for Titan embedding models only, not {exchange.model}."
+        return error(400, message)
+    body = exchange.body
+    text = str(body.get("inputText", ""))
+    default = _TITAN_DIMENSIONS.get(exchange.model, _TITAN_DEFAULT_DIMENSIONS)
+    dimensions = int(body.get("dimensions") or default)
+    vector = _answers.embedding(PROVIDER, exchange.model, text, dimensions)
+    tokens = _answers.input_tokens([text])
+    headers = (("X-Amzn-Bedrock-Input-Token-Count", str(tokens)),)
+    return json_reply({"embedding": vector, "inputTextTokenCount": tokens}, headers=headers)
+
+
+_MODEL = r"^/model/(?P<model>[^/]+)/"
+WIRE = Wire(
+    provider=PROVIDER,
+    routes=(
+        Route(re.compile(_MODEL + "converse$"), "converse"),
+        Route(re.compile(_MODEL + "converse-stream$"), "converse_stream"),
+        Route(re.compile(_MODEL + "invoke$"), "invoke"),
+    ),
+    handlers={"converse": converse, "converse_stream": converse_stream, "invoke": invoke},
+    error=error,
+    offers_tools=offers_tools,
+)

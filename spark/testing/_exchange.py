@@ -1,0 +1,149 @@
+"""Values passed between the HTTP layer, the server state and the per-provider wire modules.
+
+A wire module turns an `Exchange` (the parsed request plus what the server decided to do with
+it) into a `Reply` (bytes to send); it never touches a socket, so it can be tested directly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A scripted tool call the next request that offers tools answers with."""
+
+    name: str
+    arguments: JsonObject
+    provider: str | None = None
+
+
+@dataclass(frozen=True)
+class StreamFailure:
+    """How a streamed answer breaks: after `chunks` content pieces, with `status` or a drop."""
+
+    chunks: int
+    status: int = 500
+    disconnect: bool = False
+    provider: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the server decided for one request before any answer is built."""
+
+    answer_chars: int
+    latency: float = 0.0
+    fail_status: int | None = None
+    stream_failure: StreamFailure | None = None
+    tool_call: ToolCall | None = None
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One routed request: who it is for, what it asks, and the plan for answering."""
+
+    provider: str
+    operation: str
+    model: str
+    body: JsonObject
+    plan: Plan
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Bytes to send back: a whole body, or stream pieces sent as they are (chunked).
+
+    `disconnect` drops the connection after the pieces instead of ending the stream cleanly.
+    """
+
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    stream: tuple[bytes, ...] | None = None
+    disconnect: bool = False
+
+
+Handler = Callable[[Exchange], Reply]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A request path pattern and the operation it names (`streamed` when the body says so).
+
+    The pattern matches the raw (still percent-encoded) path; a `model` group names the model,
+    otherwise the body's `model` field does.
+    """
+
+    pattern: re.Pattern[str]
+    operation: str
+    streamed: str | None = None
+
+    def operation_for(self, body: Mapping[str, Any]) -> str:
+        """Return the operation name, taking a body-level `stream: true` into account."""
+        if self.streamed is not None and body.get("stream") is True:
+            return self.streamed
+        return self.operation
+
+
+@dataclass(frozen=True)
+class Wire:
+    """Everything the server needs to speak one provider's HTTP API."""
+
+    provider: str
+    routes: tuple[Route, ...]
+    handlers: Mapping[str, Handler]
+    error: Callable[[int, str], Reply]
+    offers_tools: Callable[[Mapping[str, Any]], bool]
+
+
+def json_reply(payload: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+    """Return a JSON reply with the given status and extra headers."""
+    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    return Reply(status=status, headers=(("Content-Type", "application/json"), *headers), body=body)
+
+
+def sse_event(payload: Any, separator: str = "\n\n") -> bytes:
+    """Return one server-sent event carrying `payload` as JSON (or a literal string)."""
+    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    return f"data: {data}{separator}".encode()
+
+
+def stream_reply(
+    content_type: str,
+    head: list[bytes],
+    pieces: list[bytes],
+    tail: list[bytes],
+    failure: StreamFailure | None,
+    error_event: Callable[[int], bytes],
+) -> Reply:
+    """Return a streamed reply, broken after `failure.chunks` content pieces when asked."""
+    headers = (("Content-Type", content_type),)
+    if failure is None:
+        return Reply(headers=headers, stream=(*head, *pieces, *tail))
+    sent = (*head, *pieces[: failure.chunks])
+    if failure.disconnect:
+        return Reply(headers=headers, stream=sent, disconnect=True)
+    return Reply(headers=headers, stream=(*sent, error_event(failure.status)))
+
+
+def status_phrase(status: int) -> str:
+    """Return a short human message for an injected HTTP error status."""
+    return _PHRASES.get(status, f"Injected error with status {status}.")
+
+
+_PHRASES = {
+    400: "The request was invalid (injected by spark.testing).",
+    401: "Invalid credentials (injected by spark.testing).",
+    403: "Access denied (injected by spark.testing).",
+    404: "The model was not found (injected by spark.testing).",
+    429: "Rate limit exceeded, please retry later (injected by spark.testing).",
+    500: "The server had an internal error (injected by spark.testing).",
+    503: "The service is temporarily unavailable (injected by spark.testing).",
+}

@@ -1,0 +1,148 @@
+"""The server's memory: the request log, the answer settings and the queued fault injections.
+
+Pure and thread-safe (one lock); the HTTP threads ask it for a `Plan` per request, which records
+the request and consumes the matching injections in one step.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from typing import Generic, TypeVar
+
+from spark.testing._exchange import JsonObject, Plan, StreamFailure, ToolCall
+
+PROVIDERS = ("openai", "bedrock", "gemini")
+DEFAULT_ANSWER_CHARS = 200
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the server received (headers are not kept: they hold credentials)."""
+
+    provider: str
+    operation: str
+    model: str
+    path: str
+    body: JsonObject
+
+
+@dataclass
+class _Injection(Generic[_T]):
+    """A queued fault or scripted answer and how many more requests it applies to."""
+
+    value: _T
+    provider: str | None
+    remaining: int
+
+
+def check_provider(provider: str | None) -> None:
+    """Raise `ValueError` unless `provider` is None or a provider this server speaks."""
+    if provider is not None and provider not in PROVIDERS:
+        raise ValueError(f"unknown provider {provider!r}; expected one of {', '.join(PROVIDERS)}")
+
+
+class ServerState:
+    """Request log, settings and injections shared by all request threads."""
+
+    def __init__(self, *, latency: float = 0.0, answer_chars: int = DEFAULT_ANSWER_CHARS) -> None:
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._failures: list[_Injection[int]] = []
+        self._stream_failures: list[_Injection[StreamFailure]] = []
+        self._tool_calls: list[_Injection[ToolCall]] = []
+        self.latency = latency
+        self.answer_chars = answer_chars
+
+    @property
+    def latency(self) -> float:
+        """Seconds the server waits before each answer."""
+        return self._latency
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("latency must be >= 0 seconds")
+        self._latency = float(seconds)
+
+    @property
+    def answer_chars(self) -> int:
+        """Length in characters of each generated answer text."""
+        return self._answer_chars
+
+    @answer_chars.setter
+    def answer_chars(self, chars: int) -> None:
+        if chars < 1:
+            raise ValueError("answer_chars must be >= 1")
+        self._answer_chars = int(chars)
+
+    def requests(self) -> list[RecordedRequest]:
+        """Return a copy of the request log, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def count(self, provider: str | None = None, operation: str | None = None) -> int:
+        """Return how many logged requests match the provider and operation (None = any)."""
+        with self._lock:
+            return sum(
+                1
+                for request in self._requests
+                if provider in (None, request.provider) and operation in (None, request.operation)
+            )
+
+    def reset(self) -> None:
+        """Forget every logged request and every pending injection."""
+        with self._lock:
+            self._requests.clear()
+            self._failures.clear()
+            self._stream_failures.clear()
+            self._tool_calls.clear()
+
+    def add_failure(self, status: int, count: int, provider: str | None) -> None:
+        """Make the next `count` matching requests fail with HTTP `status`."""
+        self._add(self._failures, status, count, provider)
+
+    def add_stream_failure(self, failure: StreamFailure, count: int) -> None:
+        """Make the next `count` matching streamed answers break as `failure` says."""
+        self._add(self._stream_failures, failure, count, failure.provider)
+
+    def add_tool_call(self, call: ToolCall) -> None:
+        """Make the next matching request that offers tools answer with `call`."""
+        self._add(self._tool_calls, call, 1, call.provider)
+
+    def _add(
+        self, queue: list[_Injection[_T]], value: _T, count: int, provider: str | None
+    ) -> None:
+        check_provider(provider)
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        with self._lock:
+            queue.append(_Injection(value, provider, count))
+
+    def admit(self, request: RecordedRequest, *, streamed: bool, offers_tools: bool) -> Plan:
+        """Log `request` and decide how to answer it, consuming the injections it matches.
+
+        A request that fails consumes nothing else, so its retry still gets the scripted answer.
+        """
+        with self._lock:
+            self._requests.append(request)
+            plan = Plan(answer_chars=self._answer_chars, latency=self._latency)
+            status = _take(self._failures, request.provider)
+            if status is not None:
+                return replace(plan, fail_status=status)
+            failure = _take(self._stream_failures, request.provider) if streamed else None
+            call = _take(self._tool_calls, request.provider) if offers_tools else None
+            return replace(plan, stream_failure=failure, tool_call=call)
+
+
+def _take(queue: list[_Injection[_T]], provider: str) -> _T | None:
+    """Consume one use of the first injection in `queue` that matches `provider`."""
+    for index, injection in enumerate(queue):
+        if injection.provider in (None, provider):
+            injection.remaining -= 1
+            if injection.remaining == 0:
+                del queue[index]
+            return injection.value
+    return None
