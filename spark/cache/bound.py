@@ -90,6 +90,14 @@ class BoundCache:
         normalized = normalize_embedding_request(provider, model_id, inputs, **kw)
         return CacheRequest(provider, model_id, create_key(normalized), normalized)
 
+    def count_hit(self, response: Mapping[str, Any]) -> None:
+        """Count a hit served outside ``get_or_call`` (streams replayed from ``lookup``)."""
+        self._stats.record_hit(response)
+
+    def count_miss(self) -> None:
+        """Count a miss served outside ``get_or_call``."""
+        self._stats.misses += 1
+
     # -- the call path --------------------------------------------------------------------
 
     async def get_or_call(self, request: CacheRequest, call: ProviderCall) -> CacheResult:

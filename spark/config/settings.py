@@ -15,6 +15,7 @@ from spark.config.problems import problem_message
 from spark.config.schema import CACHE_KEYS, ModelTable
 from spark.config.sources import FILE_TO_CACHE_CONFIG, ResolvedValue
 from spark.errors import ConfigError
+from spark.types import Price
 
 __all__ = ["MODEL_OPTION_KEYS", "ModelSettings", "Price", "Settings"]
 
@@ -22,15 +23,6 @@ __all__ = ["MODEL_OPTION_KEYS", "ModelSettings", "Price", "Settings"]
 MODEL_OPTION_KEYS: tuple[str, ...] = tuple(
     key for key in ModelTable.model_fields if key not in ("provider", "model_id", "cache")
 )
-
-
-@dataclass(frozen=True)
-class Price:
-    """USD per one million tokens for one model id; ``as_of`` is the date the price was read."""
-
-    input_per_million: float
-    output_per_million: float
-    as_of: str | None = None
 
 
 @dataclass(frozen=True)

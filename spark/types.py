@@ -1,0 +1,158 @@
+"""Provider-neutral values: tool specs and calls, usage, and the responses models return.
+
+A response is stored in the cache as a plain JSON dict (``to_dict``) and rebuilt on a hit
+(``from_dict``); both directions are cheap because they are on the hit path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["EmbeddingResponse", "ModelResponse", "Price", "ToolCall", "ToolSpec", "Usage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per one million tokens for one model id; ``as_of`` is the date the price was read."""
+
+    input_per_million: float
+    output_per_million: float
+    as_of: str | None = None
+
+    def cost(self, usage: Usage) -> float:
+        """The cost in USD of a call with ``usage``."""
+        return (
+            usage.input_tokens * self.input_per_million
+            + usage.output_tokens * self.output_per_million
+        ) / 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool the model may call: name, description and JSON-schema parameters."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The neutral dict form (what ``tools=[...]`` accepts)."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "parameters": dict(self.parameters or {"type": "object", "properties": {}}),
+        }
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call the model asked for: the provider's call id, the tool name, parsed arguments."""
+
+    id: str
+    name: str
+    arguments: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The neutral dict form (also how it is stored and sent back in messages)."""
+        return {"id": self.id, "name": self.name, "arguments": dict(self.arguments)}
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one call, the same names for every provider."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+    def to_dict(self) -> dict[str, int]:
+        """The stored form."""
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Usage:
+        """Rebuild from the stored form (missing counts are 0)."""
+        if not data:
+            return cls()
+        return cls(int(data.get("input_tokens", 0)), int(data.get("output_tokens", 0)))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelResponse:
+    """The answer of a text call.
+
+    ``cost_usd`` is what the original provider call cost (None when the model has no price);
+    ``cached`` says whether this answer came from the cache (then it cost nothing now).
+    """
+
+    text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str = "stop"
+    usage: Usage = Usage()
+    cost_usd: float | None = None
+    cached: bool = False
+    provider: str = ""
+    model_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form (without ``cached``, which belongs to one call)."""
+        return {
+            "text": self.text,
+            "tool_calls": [call.to_dict() for call in self.tool_calls],
+            "finish_reason": self.finish_reason,
+            "usage": self.usage.to_dict(),
+            "cost_usd": self.cost_usd,
+        }
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], *, cached: bool, provider: str = "", model_id: str = ""
+    ) -> ModelResponse:
+        """Rebuild a response from its stored form."""
+        calls = data.get("tool_calls") or ()
+        return cls(
+            text=data.get("text") or "",
+            tool_calls=tuple(ToolCall(c["id"], c["name"], c.get("arguments") or {}) for c in calls),
+            finish_reason=data.get("finish_reason") or "stop",
+            usage=Usage.from_dict(data.get("usage")),
+            cost_usd=data.get("cost_usd"),
+            cached=cached,
+            provider=provider,
+            model_id=model_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingResponse:
+    """Vectors for a batch of texts, in input order."""
+
+    embeddings: list[list[float]]
+    usage: Usage = Usage()
+    cost_usd: float | None = None
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form."""
+        return {
+            "embeddings": self.embeddings,
+            "usage": self.usage.to_dict(),
+            "cost_usd": self.cost_usd,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, cached: bool) -> EmbeddingResponse:
+        """Rebuild from the stored form."""
+        return cls(
+            embeddings=data["embeddings"],
+            usage=Usage.from_dict(data.get("usage")),
+            cost_usd=data.get("cost_usd"),
+            cached=cached,
+        )
