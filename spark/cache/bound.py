@@ -90,13 +90,13 @@ class BoundCache:
         normalized = normalize_embedding_request(provider, model_id, inputs, **kw)
         return CacheRequest(provider, model_id, create_key(normalized), normalized)
 
-    def count_hit(self, response: Mapping[str, Any]) -> None:
+    def count_hit(self, request: CacheRequest, response: Mapping[str, Any]) -> None:
         """Count a hit served outside ``get_or_call`` (streams replayed from ``lookup``)."""
-        self._stats.record_hit(response)
+        self._stats.record_hit(request, response)
 
-    def count_miss(self) -> None:
-        """Count a miss served outside ``get_or_call``."""
-        self._stats.misses += 1
+    def count_miss(self, request: CacheRequest, response: Mapping[str, Any] | None) -> None:
+        """Count a miss served outside ``get_or_call``, with the answer it paid for."""
+        self._stats.record_miss(request, response)
 
     # -- the call path --------------------------------------------------------------------
 
@@ -108,10 +108,10 @@ class BoundCache:
         if self.policy.reads:
             payload = self.lookup(request)
             if payload is not None:
-                self._stats.record_hit(payload["response"])
+                self._stats.record_hit(request, payload["response"])
                 return CacheResult(payload["response"], True, request.key)
             if self.policy.replay:
-                self._stats.misses += 1
+                self._stats.record_miss(request, None)
                 raise self.manager.replay_miss(request)
         return await self._single_flight(request, call)
 
@@ -126,18 +126,19 @@ class BoundCache:
                 if _cancelled_by_us():
                     raise
                 continue  # the leader's caller gave up; the next waiter leads
-            self._stats.record_hit(response)
+            self._stats.record_hit(request, response)
             return CacheResult(response, True, request.key)
         future: asyncio.Future[Mapping[str, Any]] = loop.create_future()
         inflight[slot] = future
         try:
-            self._stats.misses += 1
             response = await call()
+            self._stats.record_miss(request, response)
             self.save(request, response)
         except asyncio.CancelledError:
             future.cancel()
             raise
         except BaseException as exc:
+            self._stats.record_miss(request, None)
             future.set_exception(exc)
             future.exception()  # mark retrieved: there may be no follower to read it
             raise

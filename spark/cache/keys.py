@@ -199,11 +199,33 @@ def _normalize_message(message: Any) -> dict[str, Any]:
     role = str(message.get("role", "user")).lower()
     out: dict[str, Any] = {"role": _ROLE_ALIASES.get(role, role)}
     content = message.get("content", message.get("parts"))
+    if out["role"] == "tool" and not isinstance(content, str | list | tuple | type(None)):
+        content = json.dumps(_plain(content), sort_keys=True)  # a tool result given as data
     out["content"] = _normalize_content(content)
     for name, value in message.items():
         if name in {"role", "content", "parts"} or value is None:
             continue
-        out[name] = _plain(value)
+        out[name] = _normalize_tool_calls(value) if name == "tool_calls" else _plain(value)
+    return out
+
+
+def _normalize_tool_calls(calls: Any) -> list[dict[str, Any]]:
+    """Tool calls in assistant messages, neutral: ``{"id", "name", "arguments": {...}}``.
+
+    Accepts OpenAI's ``{"id", "type": "function", "function": {"name", "arguments": "<json>"}}``.
+    """
+    out = []
+    for call in calls:
+        spec = call.get("function") if isinstance(call.get("function"), Mapping) else call
+        arguments = spec.get("arguments", spec.get("args", spec.get("input"))) or {}
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments) if arguments.strip() else {}
+            except ValueError as exc:
+                raise ConfigError(f"tool call arguments are not JSON: {arguments!r}") from exc
+        out.append(
+            {"id": str(call.get("id", "")), "name": spec["name"], "arguments": _plain(arguments)}
+        )
     return out
 
 

@@ -27,6 +27,7 @@ from spark.cache.bound import (
 from spark.cache.codec import CorruptEntryError, decode_envelope
 from spark.cache.config import CacheConfig, default_cache_dir
 from spark.cache.crypto import load_keyring
+from spark.cache.ledger import Ledger, read_ledger
 from spark.cache.maintenance import cleanup_expired, evict_lru, remove_stray_temps, scan_stats
 from spark.cache.memory import MemoryTier
 from spark.cache.store import DiskStore, check_provider, quote_model_id
@@ -40,19 +41,34 @@ _RESCAN_EVERY_S = 300.0
 
 @dataclass
 class CacheStatsCounters:
-    """This process's hits, misses and dollars saved for one directory."""
+    """This process's hits, misses and dollars for one directory; the ledger gets them too."""
 
+    ledger: Ledger
     hits: int = 0
     misses: int = 0
     corrupt: int = 0
     saved_cost_usd: float = 0.0
+    spent_cost_usd: float = 0.0
 
-    def record_hit(self, response: Mapping[str, Any]) -> None:
-        """Count a hit and the recorded cost of the call it replaced."""
+    def record_hit(self, request: CacheRequest, response: Mapping[str, Any]) -> None:
+        """Count a hit, which saved the recorded cost of the call it replaced."""
         self.hits += 1
         cost = response.get("cost_usd")
-        if isinstance(cost, int | float):
+        if not isinstance(cost, int | float):
+            cost = None
+        elif cost:
             self.saved_cost_usd += cost
+        self.ledger.record(request.provider, request.model_id, hit=True, cost=cost)
+
+    def record_miss(self, request: CacheRequest, response: Mapping[str, Any] | None) -> None:
+        """Count a miss, and what the provider call it needed cost (when known)."""
+        self.misses += 1
+        cost = response.get("cost_usd") if response is not None else None
+        if not isinstance(cost, int | float):
+            cost = None
+        elif cost:
+            self.spent_cost_usd += cost
+        self.ledger.record(request.provider, request.model_id, hit=False, cost=cost)
 
 
 class CacheManager:
@@ -67,7 +83,7 @@ class CacheManager:
         self.config: CacheConfig = replace(base, enabled=True, cache_dir=self.cache_dir)
         self.store = DiskStore(self.cache_dir)
         self.memory = MemoryTier(self.config.memory_max_entries, self.config.memory_max_bytes)
-        self.counters = CacheStatsCounters()
+        self.counters = CacheStatsCounters(Ledger(self.cache_dir))
         self.inflight: dict[tuple[int, str], Any] = {}
         self.max_bytes = int(self.config.max_cache_size_mb * 1024 * 1024)
         self._bound: dict[tuple[CacheConfig, str | None], BoundCache] = {}
@@ -176,9 +192,33 @@ class CacheManager:
             corrupt_entries_seen=counters.corrupt,
             hit_rate=counters.hits / lookups if lookups else 0.0,
             saved_cost_usd=round(counters.saved_cost_usd, 10),
+            spent_cost_usd=round(counters.spent_cost_usd, 10),
             max_cache_size_mb=self.max_bytes / 2**20,
+            all_processes=self._ledger_totals(),
         )
         return stats
+
+    def _ledger_totals(self) -> dict[str, Any]:
+        """Hits, misses and dollars of every process that used this directory (the ledger)."""
+        self.counters.ledger.flush()
+        rows = read_ledger(self.cache_dir)
+        hits, misses = sum(r.hits for r in rows), sum(r.misses for r in rows)
+        return {
+            "hits": hits,
+            "misses": misses,
+            "hit_rate": hits / (hits + misses) if hits + misses else 0.0,
+            "saved_cost_usd": round(sum(r.saved_usd for r in rows), 10),
+            "spent_cost_usd": round(sum(r.spent_usd for r in rows), 10),
+            "by_model": {
+                f"{r.provider}/{r.model_id}": {
+                    "hits": r.hits,
+                    "misses": r.misses,
+                    "saved_cost_usd": round(r.saved_usd, 10),
+                    "spent_cost_usd": round(r.spent_usd, 10),
+                }
+                for r in rows
+            },
+        }
 
     def clear_all(self) -> int:
         """Delete every entry (the directory stays); returns how many were removed."""

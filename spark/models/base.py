@@ -142,12 +142,12 @@ class Model(ABC):
             payload = cache.lookup(request)
             if payload is not None:
                 response = payload["response"]
-                cache.count_hit(response)
+                cache.count_hit(request, response)
                 for chunk in response.get("chunks") or [response.get("text") or ""]:
                     yield chunk
                 return
             if cache.policy.replay:
-                cache.count_miss()
+                cache.count_miss(request, None)
                 raise cache.manager.replay_miss(request)
         chunks: list[str] = []
         final: ModelResponse | None = None
@@ -158,11 +158,11 @@ class Model(ABC):
             else:
                 final = piece
         if cache is not None:
-            cache.count_miss()
             if final is None:
                 final = ModelResponse(text="".join(chunks))
             stored = self._priced(final).to_dict()
             stored["chunks"] = chunks
+            cache.count_miss(request, stored)
             cache.save(request, stored)
 
     # -- embeddings -----------------------------------------------------------------------

@@ -1,0 +1,164 @@
+"""The ledger: hits, misses, dollars spent and saved per provider and model, across processes.
+
+Counts go to a small SQLite file beside the entries (``{cache_dir}/.spark-ledger.sqlite``). A hit
+only bumps an in-memory counter; a background thread adds the batch to the file every few
+seconds (and at exit), so counting costs a hit well under a microsecond. The file is bookkeeping,
+not cache content: it is ignored by git (a ``.gitignore`` is written beside it), and a missing or
+unwritable ledger only means the cross-process figures start again from zero.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["LEDGER_NAME", "Ledger", "LedgerRow", "read_ledger"]
+
+logger = logging.getLogger("spark.cache")
+LEDGER_NAME = ".spark-ledger.sqlite"
+_FLUSH_EVERY_S = 2.0
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    day TEXT NOT NULL, provider TEXT NOT NULL, model_id TEXT NOT NULL,
+    hits INTEGER NOT NULL DEFAULT 0, misses INTEGER NOT NULL DEFAULT 0,
+    saved_usd REAL NOT NULL DEFAULT 0, spent_usd REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, provider, model_id)
+)
+"""
+_UPSERT = """
+INSERT INTO usage (day, provider, model_id, hits, misses, saved_usd, spent_usd)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (day, provider, model_id) DO UPDATE SET
+    hits = hits + excluded.hits, misses = misses + excluded.misses,
+    saved_usd = saved_usd + excluded.saved_usd, spent_usd = spent_usd + excluded.spent_usd
+"""
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """All-time figures of one provider's model in one cache directory (``day`` "" = all)."""
+
+    provider: str
+    model_id: str
+    hits: int
+    misses: int
+    saved_usd: float
+    spent_usd: float
+    day: str = ""
+
+    @property
+    def hit_rate(self) -> float:
+        """Hits over lookups, 0 when there were none."""
+        lookups = self.hits + self.misses
+        return self.hits / lookups if lookups else 0.0
+
+
+class Ledger:
+    """Batched counters of one cache directory, flushed to its SQLite ledger."""
+
+    def __init__(self, cache_dir: Path, flush_every_s: float = _FLUSH_EVERY_S) -> None:
+        self.path = cache_dir / LEDGER_NAME
+        self.flush_every_s = flush_every_s
+        self._pending: dict[tuple[str, str], list[float]] = {}
+        self._lock = threading.Lock()
+        self._flusher: threading.Thread | None = None
+        self._disabled = False
+        _LIVE.add(self)
+
+    def record(self, provider: str, model_id: str, *, hit: bool, cost: float | None) -> None:
+        """Count one lookup: a hit saves ``cost``, a miss spends it."""
+        index = 0 if hit else 1
+        with self._lock:
+            slot = self._pending.get((provider, model_id))
+            if slot is None:
+                slot = self._pending[(provider, model_id)] = [0, 0, 0.0, 0.0]
+            slot[index] += 1
+            if cost:
+                slot[2 + index] += cost
+        if self._flusher is None and not self._disabled:
+            self._start_flusher()
+
+    def _start_flusher(self) -> None:
+        with self._lock:
+            if self._flusher is None:
+                self._flusher = threading.Thread(
+                    target=self._flush_loop, name="spark-ledger", daemon=True
+                )
+                self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while not self._disabled:
+            time.sleep(self.flush_every_s)
+            self.flush()
+
+    def flush(self) -> None:
+        """Add the pending counts to the file now (never raises)."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        rows = [
+            (time.strftime("%Y-%m-%d"), p, m, int(s[0]), int(s[1]), s[2], s[3])
+            for (p, m), s in pending.items()
+            if s[0] or s[1]
+        ]
+        if not rows or self._disabled:
+            return
+        try:
+            with _connect(self.path, create=True) as db:
+                db.executemany(_UPSERT, rows)
+        except (sqlite3.Error, OSError) as exc:
+            self._disabled = True
+            logger.warning("cache ledger %s is not writable (%s); not counting", self.path, exc)
+
+
+def read_ledger(cache_dir: str | Path, by_day: bool = False) -> list[LedgerRow]:
+    """The ledger's figures per provider and model (and per day with ``by_day``)."""
+    path = Path(cache_dir) / LEDGER_NAME
+    if not path.exists():
+        return []
+    day = "day" if by_day else "''"
+    query = (
+        f"SELECT provider, model_id, SUM(hits), SUM(misses), SUM(saved_usd), SUM(spent_usd), {day}"
+        f" FROM usage GROUP BY provider, model_id, {day} ORDER BY {day}, provider, model_id"
+    )
+    try:
+        with _connect(path, create=False) as db:
+            return [LedgerRow(*row) for row in db.execute(query)]
+    except sqlite3.Error as exc:
+        logger.warning("cannot read cache ledger %s: %s", path, exc)
+        return []
+
+
+@contextlib.contextmanager
+def _connect(path: Path, *, create: bool) -> Iterator[sqlite3.Connection]:
+    if create and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ignore = path.parent / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text(
+                f"# Spark's hit/miss ledger is per machine: keep it out of git\n{LEDGER_NAME}*\n"
+            )
+    db = sqlite3.connect(path, timeout=10.0)
+    try:
+        if create:
+            db.execute(_SCHEMA)
+        with db:
+            yield db
+    finally:
+        db.close()
+
+
+_LIVE: weakref.WeakSet[Ledger] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all() -> None:
+    for ledger in list(_LIVE):
+        ledger.flush()

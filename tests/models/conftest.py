@@ -1,0 +1,62 @@
+"""Fixtures for model tests: one local provider server per module, reset before every test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from spark.cache import CacheConfig
+from spark.testing import ProviderServer
+
+# Credentials of the test environment: tests assert they never reach a cache file.
+SECRET_OPENAI_KEY = "sk-test-SECRET-openai-0123456789"
+SECRET_GOOGLE_KEY = "AIza-test-SECRET-google-0123456789"
+SECRET_AWS_KEY_ID = "AKIATESTSECRETKEYID01"
+SECRET_AWS_SECRET = "aws-test-SECRET-access-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def module_server() -> Iterator[ProviderServer]:
+    """A server shared by one test module (starting one per test costs little, SDK clients more)."""
+    with ProviderServer() as server:
+        yield server
+
+
+@pytest.fixture
+def server(module_server: ProviderServer) -> ProviderServer:
+    """The module's server with a clean log and no injections."""
+    module_server.reset()
+    module_server.latency = 0.0
+    module_server.answer_chars = 200
+    return module_server
+
+
+@pytest.fixture
+def cache_config(tmp_path: Path) -> CacheConfig:
+    """Caching on, in a fresh directory under tmp_path."""
+    return CacheConfig(enabled=True, cache_dir=tmp_path / "llm-cache")
+
+
+@pytest.fixture
+def credentials() -> dict[str, str]:
+    """Secret-looking credentials of the test environment, by name."""
+    return {
+        "openai_api_key": SECRET_OPENAI_KEY,
+        "google_api_key": SECRET_GOOGLE_KEY,
+        "aws_access_key_id": SECRET_AWS_KEY_ID,
+        "aws_secret_access_key": SECRET_AWS_SECRET,
+    }
+
+
+def _cache_files_text(root: Path) -> str:
+    return "\n".join(
+        path.read_bytes().decode("utf-8", "replace") for path in root.rglob("*") if path.is_file()
+    )
+
+
+@pytest.fixture
+def cache_files_text() -> Callable[[Path], str]:
+    """A function returning every byte written under a directory, as text (for secret scans)."""
+    return _cache_files_text
