@@ -90,6 +90,12 @@ class BoundCache:
         normalized = normalize_embedding_request(provider, model_id, inputs, **kw)
         return CacheRequest(provider, model_id, create_key(normalized), normalized)
 
+    def replay_miss(self, request: CacheRequest) -> CacheMissError:
+        """The error of a replay-mode miss: what is missing, the nearest entry, the difference."""
+        from spark.cache.explain import explain_miss  # only on the (rare) replay-miss path
+
+        return explain_miss(self, request)
+
     def count_hit(self, request: CacheRequest, response: Mapping[str, Any]) -> None:
         """Count a hit served outside ``get_or_call`` (streams replayed from ``lookup``)."""
         self._stats.record_hit(request, response)
@@ -112,7 +118,7 @@ class BoundCache:
                 return CacheResult(payload["response"], True, request.key)
             if self.policy.replay:
                 self._stats.record_miss(request, None)
-                raise self.manager.replay_miss(request)
+                raise self.replay_miss(request)
         return await self._single_flight(request, call)
 
     async def _single_flight(self, request: CacheRequest, call: ProviderCall) -> CacheResult:
@@ -248,16 +254,4 @@ def _sealed_meta(meta: EntryMeta, keyring: KeyRing) -> EntryMeta:
         meta.expires_at,
         "fernet",
         keyring.primary,
-    )
-
-
-def replay_miss_message(request: CacheRequest, cache_dir: str) -> CacheMissError:
-    """The error of a replay miss (issue-5 work adds the nearest entry and its difference)."""
-    return CacheMissError(
-        f"replay mode: no cache entry for {request.provider}/{request.model_id} "
-        f"(key {request.key[:12]}) in {cache_dir}. Record it with mode read_write "
-        "(SPARK_CACHE_MODE=read_write) and commit the new entry.",
-        provider=request.provider,
-        model_id=request.model_id,
-        key=request.key,
     )

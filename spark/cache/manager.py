@@ -22,7 +22,6 @@ from spark.cache.bound import (
     CacheRequest,
     CacheResult,
     ProviderCall,
-    replay_miss_message,
 )
 from spark.cache.codec import CorruptEntryError, decode_envelope
 from spark.cache.config import CacheConfig, default_cache_dir
@@ -31,7 +30,6 @@ from spark.cache.ledger import Ledger, read_ledger
 from spark.cache.maintenance import cleanup_expired, evict_lru, remove_stray_temps, scan_stats
 from spark.cache.memory import MemoryTier
 from spark.cache.store import DiskStore, check_provider, quote_model_id
-from spark.errors import CacheMissError
 
 __all__ = ["CacheManager", "CacheStatsCounters"]
 
@@ -147,10 +145,6 @@ class CacheManager:
     ) -> CacheResult:
         """The cached response of ``request``, or ``await call()``'s (stored per the rules)."""
         return await self.bind(config).get_or_call(request, call)
-
-    def replay_miss(self, request: CacheRequest) -> CacheMissError:
-        """The error a replay-mode miss raises."""
-        return replay_miss_message(request, str(self.cache_dir))
 
     # -- entries --------------------------------------------------------------------------
 

@@ -148,7 +148,7 @@ class Model(ABC):
                 return
             if cache.policy.replay:
                 cache.count_miss(request, None)
-                raise cache.manager.replay_miss(request)
+                raise cache.replay_miss(request)
         chunks: list[str] = []
         final: ModelResponse | None = None
         async for piece in self._stream(request.normalized):
