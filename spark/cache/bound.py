@@ -160,7 +160,7 @@ class BoundCache:
         path = self._store.entry_path(request.provider, request.model_id, request.key)
         now = time.time()
         remembered = self._memory.get(request.key)
-        if remembered is not None and remembered.path == path:
+        if remembered is not None and remembered.path == path and self._may_open(remembered.meta):
             if self._store.signature(path) == remembered.signature:
                 if not self.policy.is_fresh(remembered.meta, now):
                     return None
@@ -170,6 +170,12 @@ class BoundCache:
                 return remembered.payload
             self._memory.discard(request.key)
         return self._read_disk(request, path, now)
+
+    def _may_open(self, meta: EntryMeta) -> bool:
+        """Whether this binding holds the key of an entry (a memory hit must not serve a binding
+        what its own disk read would refuse)."""
+        fingerprint = meta.key_fingerprint
+        return not fingerprint or (self.keyring is not None and fingerprint in self.keyring.fernets)
 
     def _read_disk(self, request: CacheRequest, path: str, now: float) -> dict[str, Any] | None:
         try:
@@ -187,6 +193,8 @@ class BoundCache:
             if not self.policy.is_fresh(meta, now):
                 return None
             payload = open_payload(meta, sealed, self.keyring)
+            if payload["request"] != request.normalized:  # e.g. an entry copied under this name
+                raise CorruptEntryError("entry holds the answer to a different request")
         except CorruptEntryError as exc:
             self._stats.corrupt += 1
             self.manager.warn_once(f"corrupt:{path}", "ignoring unreadable entry %s: %s", path, exc)

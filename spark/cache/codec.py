@@ -116,7 +116,20 @@ def _split_sealed(data: bytes) -> dict[str, Any] | None:
 
 
 def open_payload(meta: EntryMeta, sealed: Any, keyring: KeyRing | None) -> dict[str, Any]:
-    """The payload as a dict. ``DecryptionError`` when it is sealed with a key we lack."""
+    """The payload ``{"request": {...}, "response": {...}}``.
+
+    ``DecryptionError`` when it is sealed with a key we lack; ``CorruptEntryError`` when it is
+    not a payload.
+    """
+    payload = _unseal(meta, sealed, keyring)
+    if not isinstance(payload.get("request"), dict) or not isinstance(
+        payload.get("response"), dict
+    ):
+        raise CorruptEntryError("payload lacks its request or response object")
+    return payload
+
+
+def _unseal(meta: EntryMeta, sealed: Any, keyring: KeyRing | None) -> dict[str, Any]:
     if meta.encryption == "none":
         if not isinstance(sealed, dict):
             raise CorruptEntryError("plaintext payload is not an object")

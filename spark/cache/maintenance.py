@@ -12,12 +12,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from spark.cache.codec import CorruptEntryError, peek_expires_at
+from spark.cache.codec import CorruptEntryError, decode_envelope, peek_expires_at
 from spark.cache.store import DiskStore, EntryFile, unquote_model_id
 
 __all__ = ["DirectoryStats", "cleanup_expired", "evict_lru", "remove_stray_temps", "scan_stats"]
 
-_HEAD_BYTES = 512
+_HEAD_BYTES = 4096
 _TEMP_MAX_AGE_S = 3600.0
 
 
@@ -72,10 +72,9 @@ def _model_id_of(entry: EntryFile) -> str:
         return model_id
     try:  # a long id is hashed in its folder name; its metadata has it in full
         with open(entry.path, "rb") as handle:
-            head = handle.read(4096)
-        start = head.index(b'"model_id":"') + len(b'"model_id":"')
-        return head[start : head.index(b'"', start)].decode("utf-8")
-    except (OSError, ValueError):
+            meta, _ = decode_envelope(handle.read())
+        return meta.model_id
+    except (OSError, CorruptEntryError):
         return entry.model_dir
 
 
@@ -96,13 +95,25 @@ def cleanup_expired(store: DiskStore, now: float | None = None) -> int:
     removed = 0
     for entry in store.walk():
         try:
-            with open(entry.path, "rb") as handle:
-                expires_at = peek_expires_at(handle.read(_HEAD_BYTES))
+            expires_at = _expires_at(entry.path)
         except (OSError, CorruptEntryError, ValueError):
             continue
         if expires_at is not None and moment >= expires_at and store.remove(entry.path):
             removed += 1
     return removed
+
+
+def _expires_at(path: str) -> float | None:
+    """``expires_at`` from the head of the file; the whole envelope if the head is too short."""
+    with open(path, "rb") as handle:
+        head = handle.read(_HEAD_BYTES)
+        try:
+            return peek_expires_at(head)
+        except CorruptEntryError:
+            if len(head) < _HEAD_BYTES:
+                raise
+            meta, _ = decode_envelope(head + handle.read())
+            return meta.expires_at
 
 
 def remove_stray_temps(store: DiskStore, now: float | None = None) -> int:

@@ -87,7 +87,10 @@ class CacheManager:
         self._bound: dict[tuple[CacheConfig, str | None], BoundCache] = {}
         self._warned: set[str] = set()
         self._size_lock = threading.Lock()
-        self._size_estimate: int | None = None
+        # Size estimate = bytes the last scan left + bytes this process wrote since it began.
+        self._scan_left: int | None = None
+        self._scan_written = 0
+        self._written = 0
         self._last_scan = 0.0
         self._maintenance: threading.Thread | None = None
 
@@ -123,7 +126,8 @@ class CacheManager:
         env_value = os.environ.get(rules.key_env)
         bound = self._bound.get((rules, env_value))
         if bound is None:
-            keyring = load_keyring(rules.key_env, rules.key_file, required=rules.encrypt)
+            required = rules.encrypt and rules.enabled  # a cache that is off needs no key
+            keyring = load_keyring(rules.key_env, rules.key_file, required=required)
             bound = BoundCache(self, rules, keyring)
             self._bound[(rules, env_value)] = bound
         return bound
@@ -231,7 +235,7 @@ class CacheManager:
         self.memory.clear()
         self.store.prune_empty_dirs()
         with self._size_lock:
-            self._size_estimate = None
+            self._scan_left = None
         return removed
 
     def cleanup_expired(self) -> int:
@@ -241,21 +245,29 @@ class CacheManager:
 
     def enforce_size_limit(self) -> int:
         """Evict least recently used entries while the directory exceeds ``max_cache_size_mb``."""
-        evicted, left = evict_lru(self.store, self.max_bytes)
         with self._size_lock:
-            self._size_estimate, self._last_scan = left, time.monotonic()
+            written_before = self._written
+        evicted, left = evict_lru(self.store, self.max_bytes)
+        with self._size_lock:  # writes made during the scan stay in the estimate
+            self._scan_left, self._scan_written = left, written_before
+            self._last_scan = time.monotonic()
         if evicted:
             logger.info("evicted %d least recently used entries from %s", evicted, self.cache_dir)
         return evicted
 
+    def _size_estimate(self) -> int | None:
+        if self._scan_left is None:
+            return None
+        return self._scan_left + self._written - self._scan_written
+
     def note_write(self, size: int) -> None:
         """Account a write; starts a background size check when the limit may be exceeded."""
         with self._size_lock:
-            if self._size_estimate is not None:
-                self._size_estimate += size
+            self._written += size
+            estimate = self._size_estimate()
             due = (
-                self._size_estimate is None
-                or self._size_estimate > self.max_bytes
+                estimate is None
+                or estimate > self.max_bytes
                 or time.monotonic() - self._last_scan > _RESCAN_EVERY_S
             )
             if not due or (self._maintenance is not None and self._maintenance.is_alive()):
@@ -274,7 +286,12 @@ class CacheManager:
 
     def _run_maintenance(self) -> None:
         try:
-            self.enforce_size_limit()
+            for _ in range(3):  # again if writes during the scan pushed it over the limit
+                self.enforce_size_limit()
+                with self._size_lock:
+                    estimate = self._size_estimate()
+                if estimate is None or estimate <= self.max_bytes:
+                    break
         except OSError as exc:
             self.warn_once("maintenance", "cache size check failed: %s", exc)
 

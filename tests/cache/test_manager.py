@@ -103,7 +103,9 @@ async def test_generate_cache_key_matches_the_stored_key(tmp_path: Path) -> None
     request = bound.chat_request("openai", "gpt-4o", messages, temperature=0.5, system_prompt="S")
     await bound.get_or_call(request, Provider())
     manager = bound.manager
-    key = manager.generate_cache_key("openai", "gpt-4o", messages, temperature=0.5, system_prompt="S")
+    key = manager.generate_cache_key(
+        "openai", "gpt-4o", messages, temperature=0.5, system_prompt="S"
+    )
     assert key == request.key
     assert manager.has_entry(key)
     assert manager.remove_entry(key)
@@ -172,7 +174,9 @@ async def test_models_with_different_ttls_share_one_directory(tmp_path: Path) ->
     assert long_lived is not short_lived
     request = long_lived.chat_request("openai", "gpt-4o", "Hi")
     await long_lived.get_or_call(request, Provider())
-    envelope = json.loads(Path(manager.store.entry_path("openai", "gpt-4o", request.key)).read_text())
+    envelope = json.loads(
+        Path(manager.store.entry_path("openai", "gpt-4o", request.key)).read_text()
+    )
     assert envelope["expires_at"] - envelope["created_at"] == pytest.approx(3600)
     assert short_lived.lookup(request) is not None
     await asyncio.sleep(1.05)
@@ -286,3 +290,21 @@ def test_invalid_config_lists_every_problem() -> None:
         CacheConfig(mode="replya", ttl_seconds=-1, max_cache_size_mb=0)  # type: ignore[arg-type]
     assert len(info.value.problems) == 3
     assert "read_write, read_only, replay, refresh" in str(info.value)
+
+
+def test_a_cache_that_is_off_needs_no_key(tmp_path: Path) -> None:
+    config = CacheConfig(enabled=False, encrypt=True, cache_dir=tmp_path / "c")
+    assert CacheManager.get_instance(tmp_path / "c").bind(config).keyring is None
+
+
+async def test_memory_tier_serves_no_binding_that_lacks_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPARK_CACHE_KEY", generate_key())
+    sealed = bound_cache(tmp_path, encrypt=True)
+    request = sealed.chat_request("openai", "gpt-4o", "Hi")
+    await sealed.get_or_call(request, Provider())
+    monkeypatch.setenv("SPARK_CACHE_KEY", generate_key())  # another key, same process
+    other = sealed.manager.bind(CacheConfig(enabled=True, cache_dir=sealed.manager.cache_dir))
+    assert other.lookup(request) is None, "decrypted in memory, but not with this binding's keys"
+    assert sealed.lookup(request) is not None

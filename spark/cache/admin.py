@@ -1,0 +1,325 @@
+"""Entry-level administration of a cache directory: list, find, verify, expire and re-encrypt.
+
+The operations behind ``spark cache ls|show|verify|cleanup|rotate-key``, one entry at a time so
+the caller can drive a progress bar. Pure cache layer: no click, no rich, no provider SDK.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, replace
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from spark.cache.codec import (
+    CorruptEntryError,
+    EntryMeta,
+    decode_envelope,
+    encode_entry,
+    open_payload,
+    peek_expires_at,
+)
+from spark.cache.crypto import KeyRing, read_key_file
+from spark.cache.keys import KEY_SCHEMA_VERSION, create_key
+from spark.cache.store import DiskStore, EntryFile, quote_model_id
+from spark.errors import CacheError, ConfigError, DecryptionError
+
+__all__ = [
+    "MIN_KEY_PREFIX",
+    "EntryContent",
+    "EntryInfo",
+    "EntryProblem",
+    "RotationOutcome",
+    "check_entry",
+    "configured_keys",
+    "entry_files",
+    "find_entry",
+    "list_entries",
+    "read_entry",
+    "reencrypt_entry",
+    "remove_if_expired",
+    "write_key_file",
+]
+
+MIN_KEY_PREFIX = 8
+_HEAD_BYTES = 512
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    """The plaintext metadata of one entry file (``error`` set when it cannot be parsed)."""
+
+    path: str
+    provider: str
+    model_id: str
+    key: str
+    size: int
+    created_at: float | None = None
+    expires_at: float | None = None
+    encryption: str = ""
+    key_fingerprint: str = ""
+    error: str = ""
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the payload is sealed."""
+        return self.encryption not in ("", "none")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (with ``encrypted``)."""
+        return {**asdict(self), "encrypted": self.encrypted}
+
+
+@dataclass(frozen=True)
+class EntryContent:
+    """One entry read in full: metadata, and the payload when it could be opened."""
+
+    meta: EntryMeta
+    payload: dict[str, Any] | None
+    payload_error: str = ""
+
+
+@dataclass(frozen=True)
+class EntryProblem:
+    """Why an entry is unusable: ``kind`` is a short tag, ``reason`` the explanation."""
+
+    path: str
+    key: str
+    kind: str
+    reason: str
+
+
+class RotationOutcome(Enum):
+    """What ``reencrypt_entry`` did with one entry."""
+
+    REENCRYPTED = "re-encrypted"
+    ENCRYPTED = "encrypted"  # was plaintext
+    SKIPPED = "already under the new key"
+    KEPT_PLAINTEXT = "plaintext (encryption is off)"
+
+
+def entry_files(
+    store: DiskStore, provider: str | None = None, model_id: str | None = None
+) -> list[EntryFile]:
+    """Every entry file, optionally of one provider and/or one model id, in a stable order."""
+    model_dir = quote_model_id(model_id) if model_id else None
+    return sorted(store.walk(provider, model_dir), key=lambda e: e.path)
+
+
+def list_entries(
+    store: DiskStore, provider: str | None = None, model_id: str | None = None
+) -> Iterator[EntryInfo]:
+    """The metadata of every entry (the payload is never opened)."""
+    for entry in entry_files(store, provider, model_id):
+        yield _info(entry)
+
+
+def _info(entry: EntryFile) -> EntryInfo:
+    base = EntryInfo(entry.path, entry.provider, entry.model_dir, entry.key, entry.size)
+    try:
+        meta, _ = decode_envelope(Path(entry.path).read_bytes())
+    except (OSError, CorruptEntryError) as exc:
+        return replace(base, error=str(exc))
+    return EntryInfo(
+        entry.path,
+        meta.provider,
+        meta.model_id,
+        meta.key,
+        entry.size,
+        meta.created_at,
+        meta.expires_at,
+        meta.encryption,
+        meta.key_fingerprint,
+    )
+
+
+def find_entry(store: DiskStore, key: str) -> str:
+    """The path of the entry whose key is ``key`` or starts with it (at least 8 hex digits).
+
+    Raises ``CacheError`` when no entry, or more than one, matches.
+    """
+    key = key.lower()
+    if len(key) == 64:
+        found = store.find(key)
+        matches = [found] if found else []
+    else:
+        matches = [e.path for e in store.walk() if e.key.startswith(key)]
+    if not matches:
+        raise CacheError(f"no cache entry with key {key} in {store.root}")
+    if len(matches) > 1:
+        raise CacheError(
+            f"key prefix {key} matches {len(matches)} entries in {store.root}; give more digits"
+        )
+    return matches[0]
+
+
+def read_entry(path: str, keyring: KeyRing | None) -> EntryContent:
+    """Metadata and (when the keys allow) the decrypted payload of one entry.
+
+    Raises ``CorruptEntryError`` when the envelope itself cannot be read.
+    """
+    meta, sealed = decode_envelope(Path(path).read_bytes())
+    try:
+        return EntryContent(meta, open_payload(meta, sealed, keyring))
+    except (CorruptEntryError, DecryptionError) as exc:
+        return EntryContent(meta, None, str(exc))
+
+
+def check_entry(
+    entry: EntryFile, keyring: KeyRing | None, *, require_encrypted: bool = False
+) -> EntryProblem | None:
+    """Why ``entry`` is unusable, or None when it parses, sits where its key says, decrypts
+    with ``keyring`` and holds a request that hashes to its key."""
+    try:
+        data = Path(entry.path).read_bytes()
+    except OSError as exc:
+        return _problem(entry, "unreadable", str(exc))
+    try:
+        meta, sealed = decode_envelope(data)
+    except CorruptEntryError as exc:
+        if not data.rstrip().endswith(b"}"):
+            return _problem(entry, "truncated", f"file ends after {len(data)} bytes")
+        return _problem(entry, "corrupt", str(exc))
+    misplaced = _misplaced(entry, meta)
+    if misplaced:
+        return _problem(entry, "key mismatch", misplaced)
+    if meta.encryption == "none" and require_encrypted:
+        return _problem(entry, "plaintext", "payload is not encrypted")
+    if meta.encryption != "none":
+        unknown = _unknown_key(meta, keyring)
+        if unknown:
+            return _problem(entry, *unknown)
+    try:
+        payload = open_payload(meta, sealed, keyring)
+    except DecryptionError as exc:
+        return _problem(entry, "tampered", f"{exc} (the token does not verify)")
+    except CorruptEntryError as exc:
+        return _problem(entry, "corrupt", str(exc))
+    return _check_payload(entry, meta, payload)
+
+
+def _problem(entry: EntryFile, kind: str, reason: str) -> EntryProblem:
+    return EntryProblem(entry.path, entry.key, kind, reason)
+
+
+def _misplaced(entry: EntryFile, meta: EntryMeta) -> str:
+    if meta.key != entry.key:
+        return f"entry key {meta.key[:12]} does not match its file name"
+    if meta.provider != entry.provider or quote_model_id(meta.model_id) != entry.model_dir:
+        return f"entry of {meta.provider}/{meta.model_id} is in the wrong folder"
+    return ""
+
+
+def _unknown_key(meta: EntryMeta, keyring: KeyRing | None) -> tuple[str, str] | None:
+    fp = meta.key_fingerprint
+    if keyring is None:
+        return "no key", f"encrypted with key {fp} but no key is configured"
+    if fp not in keyring.fernets:
+        held = ", ".join(keyring.fingerprints)
+        return "unknown key", f"unknown key fingerprint {fp} (configured keys: {held})"
+    return None
+
+
+def _check_payload(
+    entry: EntryFile, meta: EntryMeta, payload: dict[str, Any]
+) -> EntryProblem | None:
+    request, response = payload.get("request"), payload.get("response")
+    if not isinstance(request, dict) or not isinstance(response, dict):
+        return _problem(entry, "corrupt", "payload lacks its request or response")
+    version = request.get("v")
+    if version != KEY_SCHEMA_VERSION:
+        return _problem(
+            entry,
+            "stale",
+            f"recorded with key schema v{version}, Spark now uses v{KEY_SCHEMA_VERSION}: "
+            "it can never be hit",
+        )
+    try:
+        actual = create_key(request)
+    except ConfigError as exc:  # not JSON-serializable as stored: edited by hand
+        return _problem(entry, "corrupt", f"stored request cannot be hashed: {exc}")
+    if actual != meta.key:
+        return _problem(
+            entry, "key mismatch", f"the stored request hashes to {actual[:12]}, not to its key"
+        )
+    return None
+
+
+def remove_if_expired(store: DiskStore, entry: EntryFile, now: float) -> bool:
+    """Delete ``entry`` if its ``expires_at`` has passed (reads only the first bytes)."""
+    try:
+        with open(entry.path, "rb") as handle:
+            expires_at = peek_expires_at(handle.read(_HEAD_BYTES))
+    except (OSError, CorruptEntryError, ValueError):
+        return False  # unreadable entries are for `spark cache verify` to report
+    return expires_at is not None and now >= expires_at and store.remove(entry.path)
+
+
+def reencrypt_entry(
+    store: DiskStore,
+    entry: EntryFile,
+    target: KeyRing,
+    readers: KeyRing | None,
+    *,
+    encrypt_plaintext: bool,
+) -> RotationOutcome:
+    """Seal ``entry`` under ``target``'s primary key, keeping its metadata and timestamps.
+
+    Entries already under that key are skipped (so an interrupted rotation can simply be run
+    again). The rewrite is atomic (the store's temp file + rename) and keeps the file's access
+    time, so least-recently-used eviction order survives. Raises ``CorruptEntryError`` or
+    ``DecryptionError`` for an entry it cannot open, ``OSError`` when it cannot write.
+    """
+    before = os.stat(entry.path)
+    meta, sealed = decode_envelope(Path(entry.path).read_bytes())
+    if meta.encryption != "none" and meta.key_fingerprint == target.primary:
+        return RotationOutcome.SKIPPED
+    if meta.encryption == "none" and not encrypt_plaintext:
+        return RotationOutcome.KEPT_PLAINTEXT
+    payload = open_payload(meta, sealed, readers)
+    signature = store.write(entry.path, encode_entry(meta, payload, target))
+    store.touch(entry.path, signature, before.st_atime_ns)
+    if meta.encryption == "none":
+        return RotationOutcome.ENCRYPTED
+    return RotationOutcome.REENCRYPTED
+
+
+def configured_keys(
+    key_env: str, key_file: str | Path | None, environ: Mapping[str, str]
+) -> tuple[list[str], str]:
+    """The key strings the cache would use and where they came from: ``"env"``, ``"file"`` or
+    ``""`` (none). Same precedence as ``load_keyring``: the variable, else the file."""
+    keys = [k.strip() for k in environ.get(key_env, "").split(",") if k.strip()]
+    if keys:
+        return keys, "env"
+    if key_file:
+        keys = read_key_file(Path(key_file).expanduser())
+        if keys:
+            return keys, "file"
+    return [], ""
+
+
+def write_key_file(path: Path, keys: list[str], *, overwrite: bool) -> None:
+    """Write one key per line to ``path`` with mode 0600, atomically (temp file + rename).
+
+    Without ``overwrite`` an existing file is never replaced (``FileExistsError``).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(f"{key}\n" for key in keys).encode("ascii")
+    if not overwrite:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text)
+        return
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text)
+        os.chmod(temp, 0o600)  # O_CREAT's mode does not apply to a leftover temp file
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
