@@ -53,6 +53,8 @@ EXCLUDED_PARAMS = frozenset(
         "user",
         "metadata",
         "request_metadata",
+        "requestMetadata",
+        "serviceTier",
         "store",
         "stream",
         "stream_options",

@@ -12,7 +12,12 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from spark.cache import BoundCache, CacheConfig, CacheManager, CacheRequest
-from spark.cache.keys import create_key, normalize_embedding_request, normalize_request
+from spark.cache.keys import (
+    EXCLUDED_PARAMS,
+    create_key,
+    normalize_embedding_request,
+    normalize_request,
+)
 from spark.models.pricing import PriceTable, default_price_table
 from spark.types import EmbeddingResponse, ModelResponse, Price, ToolSpec
 
@@ -171,7 +176,7 @@ class Model(ABC):
         """Vectors for one text or a batch (the batch is one cache entry)."""
         batch = [texts] if isinstance(texts, str) else list(texts)
         cache = self._cache
-        clean = {k: v for k, v in params.items() if v is not None}
+        clean = {k: v for k, v in params.items() if v is not None and k not in EXCLUDED_PARAMS}
         if cache is None:
             return self._priced_embedding(await self._embed(batch, clean))
         request = cache.embedding_request(self.provider, self.model_id, batch, **clean)

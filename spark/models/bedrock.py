@@ -1,0 +1,309 @@
+"""``BedrockModel``: AWS Bedrock behind Spark's cache (Converse for text, Titan for embeddings).
+
+boto3 is imported here only, and only when the first provider call builds the client, so a
+cache hit never loads it. boto3 is synchronous: every SDK call runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from spark.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderServerError,
+    RateLimitError,
+)
+from spark.models._bedrock_convert import (
+    PROVIDER,
+    StreamAssembler,
+    converse_request,
+    parse_converse,
+    titan_body,
+)
+from spark.models.base import Model, StreamPiece
+from spark.types import EmbeddingResponse, ModelResponse, Price, Usage
+
+if TYPE_CHECKING:
+    from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
+
+    from spark.cache import CacheConfig
+
+__all__ = ["BedrockModel"]
+
+# Titan embeds one text per request; this many run at once (botocore's pool holds 10).
+_EMBED_CONCURRENCY = 8
+
+# Codes that decide the class whatever the status (AWS sends some auth failures as 400).
+# fmt: off
+_AUTH_CODES = frozenset({
+    "accessdeniedexception", "unrecognizedclientexception", "invalidsignatureexception",
+    "incompletesignature", "expiredtokenexception", "missingauthenticationtokenexception",
+})
+# fmt: on
+_THROTTLE_CODES = frozenset({"throttlingexception", "toomanyrequestsexception", "throttling"})
+# In-stream exception frames carry a code but no HTTP status.
+_STREAM_CODE_STATUS = {
+    "validationexception": 400,
+    "internalserverexception": 500,
+    "serviceunavailableexception": 503,
+    "modelstreamerrorexception": 424,
+}
+
+
+@dataclass(frozen=True)
+class _ClientOptions:
+    """How to build the boto3 client; ``None`` leaves a setting to boto3 (and its env vars)."""
+
+    region: str | None = None
+    endpoint_url: str | None = None
+    aws_access_key_id: str | None = field(default=None, repr=False)
+    aws_secret_access_key: str | None = field(default=None, repr=False)
+    aws_session_token: str | None = field(default=None, repr=False)
+    profile_name: str | None = None
+    timeout: float | None = None
+    max_retries: int | None = None
+
+
+class BedrockModel(Model):
+    """An AWS Bedrock model (``anthropic.claude-...``, ``amazon.titan-embed-text-v2:0``, ...).
+
+    Options left ``None`` fall back to boto3's own configuration: ``AWS_REGION`` /
+    ``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``, ``AWS_BEARER_TOKEN_BEDROCK``,
+    the credential chain and ``~/.aws/config``. An injected ``client`` is used as given.
+    """
+
+    provider: ClassVar[str] = PROVIDER
+
+    def __init__(
+        self,
+        model_id: str,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_session_token: str | None = None,
+        profile_name: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        client: Any = None,
+        enable_cache: bool | None = None,
+        cache_config: CacheConfig | None = None,
+        cache_ttl_seconds: float | None = None,
+        cache_dir: Any = None,
+        pricing: Price | Mapping[str, Price] | None = None,
+        default_params: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            model_id,
+            enable_cache=enable_cache,
+            cache_config=cache_config,
+            cache_ttl_seconds=cache_ttl_seconds,
+            cache_dir=cache_dir,
+            pricing=pricing,
+            default_params=default_params,
+        )
+        self._options = _ClientOptions(
+            region,
+            endpoint_url,
+            aws_access_key_id,
+            aws_secret_access_key,
+            aws_session_token,
+            profile_name,
+            timeout,
+            max_retries,
+        )
+        self._client: BedrockRuntimeClient | None = client
+        self._client_lock = threading.Lock()
+
+    # -- the SDK, in worker threads -------------------------------------------------------
+
+    def _sdk(self) -> BedrockRuntimeClient:
+        """The client, built on first use (in a worker thread: building one takes ~50 ms)."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = _build_client(self._options)
+            return self._client
+
+    def _converse(self, kwargs: dict[str, Any]) -> Mapping[str, Any]:
+        return self._sdk().converse(**kwargs)
+
+    def _converse_stream(self, kwargs: dict[str, Any]) -> Any:
+        return self._sdk().converse_stream(**kwargs)["stream"]
+
+    def _invoke_titan(self, body: str) -> dict[str, Any]:
+        response = self._sdk().invoke_model(
+            modelId=self.model_id, body=body, contentType="application/json"
+        )
+        answer: dict[str, Any] = json.loads(response["body"].read())
+        return answer
+
+    # -- Model ----------------------------------------------------------------------------
+
+    async def _complete(self, request: Mapping[str, Any]) -> ModelResponse:
+        kwargs = converse_request(self.model_id, request)
+        with self._provider_errors():
+            response = await asyncio.to_thread(self._converse, kwargs)
+        return parse_converse(response)
+
+    async def _stream(self, request: Mapping[str, Any]) -> AsyncIterator[StreamPiece]:
+        # Each event is read in a worker thread, one ``to_thread`` per event; the rejected
+        # alternative, a reader thread feeding a queue, needs its own shutdown protocol.
+        kwargs = converse_request(self.model_id, request)
+        with self._provider_errors():
+            stream = await asyncio.to_thread(self._converse_stream, kwargs)
+        events: Iterator[Mapping[str, Any]] = iter(stream)
+        assembler = StreamAssembler(self.model_id)
+        try:
+            while True:
+                with self._provider_errors(streaming=True):
+                    event = await asyncio.to_thread(_next_event, events)
+                if event is None:
+                    break
+                text = assembler.add(event)
+                if text:
+                    yield text
+        finally:
+            stream.close()  # an abandoned stream releases its connection
+        yield assembler.response()
+
+    async def _embed(self, texts: list[str], params: Mapping[str, Any]) -> EmbeddingResponse:
+        limit = asyncio.Semaphore(_EMBED_CONCURRENCY)
+
+        async def embed_one(text: str) -> dict[str, Any]:
+            async with limit:
+                with self._provider_errors():
+                    return await asyncio.to_thread(self._invoke_titan, titan_body(text, params))
+
+        answers = await asyncio.gather(*(embed_one(text) for text in texts))
+        tokens = sum(int(answer.get("inputTextTokenCount", 0)) for answer in answers)
+        vectors = [[float(x) for x in answer["embedding"]] for answer in answers]
+        return EmbeddingResponse(vectors, Usage(input_tokens=tokens))
+
+    # -- errors ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _provider_errors(self, *, streaming: bool = False) -> Iterator[None]:
+        """Translate SDK exceptions into Spark's, once, here; anything else passes through."""
+        try:
+            yield
+        except Exception as exc:
+            error = _translate(exc, self.model_id, streaming=streaming)
+            if error is None:
+                raise
+            raise error from exc
+
+
+def _next_event(events: Iterator[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    # A sentinel instead of StopIteration, which cannot cross a Future.
+    return next(events, None)
+
+
+def _build_client(options: _ClientOptions) -> BedrockRuntimeClient:
+    """A ``bedrock-runtime`` client; only the options given override boto3's defaults."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session(
+        aws_access_key_id=options.aws_access_key_id,
+        aws_secret_access_key=options.aws_secret_access_key,
+        aws_session_token=options.aws_session_token,
+        region_name=options.region,
+        profile_name=options.profile_name,
+    )
+    settings: dict[str, Any] = {}
+    if options.timeout is not None:
+        settings.update(connect_timeout=options.timeout, read_timeout=options.timeout)
+    if options.max_retries is not None:
+        settings["retries"] = {"total_max_attempts": options.max_retries + 1}
+    # botocore reads AWS_DEFAULT_REGION and the config file, not AWS_REGION (which the other AWS
+    # SDKs and Lambda use); it is the last fallback, never a made-up default region.
+    region = session.region_name or os.environ.get("AWS_REGION") or None
+    return session.client(
+        "bedrock-runtime",
+        region_name=region,
+        endpoint_url=options.endpoint_url,
+        config=Config(**settings),
+    )
+
+
+def _translate(exc: Exception, model_id: str, *, streaming: bool) -> Exception | None:
+    """The Spark error for an SDK exception, or None when ``exc`` is not the SDK's.
+
+    botocore is looked up, not imported: if it is not loaded, the SDK cannot have raised.
+    """
+    botocore_errors = sys.modules.get("botocore.exceptions")
+    urllib3_errors = sys.modules.get("urllib3.exceptions")
+    where = f"bedrock model {model_id!r}"
+    if botocore_errors is None:
+        return None
+    if isinstance(exc, botocore_errors.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        cls, status = _classify_error(status, code, streaming=streaming)
+        message = f"{where}: {code} (HTTP {status}): {error.get('Message', exc)}"
+        return cls(message, provider=PROVIDER, status=status)
+    transport: tuple[type[Exception], ...] = (
+        botocore_errors.HTTPClientError,
+        botocore_errors.ConnectionError,
+    )
+    if urllib3_errors is not None:
+        transport += (urllib3_errors.HTTPError,)
+    if isinstance(exc, transport):
+        cls = ProviderServerError if streaming else ProviderConnectionError
+        what = "the stream broke" if streaming else "cannot reach Bedrock"
+        return cls(f"{where}: {what}: {exc}", provider=PROVIDER)
+    if isinstance(exc, botocore_errors.BotoCoreError):
+        return _local_error(exc, where, botocore_errors) or ProviderError(
+            f"{where}: {exc}", provider=PROVIDER
+        )
+    return None
+
+
+def _local_error(exc: Exception, where: str, botocore_errors: Any) -> Exception | None:
+    """Errors boto3 raises before sending anything: credentials, region, parameters."""
+    if isinstance(exc, botocore_errors.NoCredentialsError):
+        hint = "pass aws_access_key_id/aws_secret_access_key or set AWS_* variables"
+        return AuthenticationError(f"{where}: {exc} ({hint})", provider=PROVIDER)
+    if isinstance(exc, botocore_errors.NoRegionError):
+        hint = "pass region= or set AWS_REGION"
+        return ProviderError(f"{where}: {exc} ({hint})", provider=PROVIDER)
+    if isinstance(exc, botocore_errors.ParamValidationError):
+        return BadRequestError(f"{where}: {exc}", provider=PROVIDER)
+    return None
+
+
+def _classify_error(
+    status: int | None, code: str, *, streaming: bool = False
+) -> tuple[type[ProviderError], int | None]:
+    """The Spark error class and HTTP status for an AWS error ``code`` with HTTP ``status``.
+
+    In-stream exception frames have a code but no status; one with no known code is a broken
+    stream, hence a server error.
+    """
+    lowered = code.lower()
+    if status is None:
+        status = 429 if lowered in _THROTTLE_CODES else _STREAM_CODE_STATUS.get(lowered)
+    if lowered in _AUTH_CODES or status in (401, 403):
+        return AuthenticationError, status
+    if lowered in _THROTTLE_CODES or status == 429:
+        return RateLimitError, status
+    if status in (400, 404, 422):
+        return BadRequestError, status
+    if status == 408 or lowered == "modeltimeoutexception":
+        return ProviderConnectionError, status
+    if streaming or status == 424 or (status is not None and status >= 500):
+        return ProviderServerError, status  # 424: ModelErrorException, the model failed
+    return ProviderError, status
