@@ -19,8 +19,9 @@ import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["LEDGER_NAME", "Ledger", "LedgerRow", "read_ledger"]
+__all__ = ["LEDGER_NAME", "Ledger", "LedgerRow", "RequestRow", "read_ledger", "read_top_requests"]
 
 logger = logging.getLogger("spark.cache")
 LEDGER_NAME = ".spark-ledger.sqlite"
@@ -31,6 +32,10 @@ CREATE TABLE IF NOT EXISTS usage (
     hits INTEGER NOT NULL DEFAULT 0, misses INTEGER NOT NULL DEFAULT 0,
     saved_usd REAL NOT NULL DEFAULT 0, spent_usd REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (day, provider, model_id)
+);
+CREATE TABLE IF NOT EXISTS requests (
+    key TEXT PRIMARY KEY, provider TEXT NOT NULL, model_id TEXT NOT NULL,
+    hits INTEGER NOT NULL DEFAULT 0, saved_usd REAL NOT NULL DEFAULT 0, last_hit REAL
 )
 """
 _UPSERT = """
@@ -40,6 +45,24 @@ ON CONFLICT (day, provider, model_id) DO UPDATE SET
     hits = hits + excluded.hits, misses = misses + excluded.misses,
     saved_usd = saved_usd + excluded.saved_usd, spent_usd = spent_usd + excluded.spent_usd
 """
+_UPSERT_KEY = """
+INSERT INTO requests (key, provider, model_id, hits, saved_usd, last_hit) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET
+    hits = hits + excluded.hits, saved_usd = saved_usd + excluded.saved_usd,
+    last_hit = excluded.last_hit
+"""
+
+
+@dataclass(frozen=True)
+class RequestRow:
+    """How often one stored request was served from the cache (for "top repeated requests")."""
+
+    key: str
+    provider: str
+    model_id: str
+    hits: int
+    saved_usd: float
+    last_hit: float | None
 
 
 @dataclass(frozen=True)
@@ -68,12 +91,15 @@ class Ledger:
         self.path = cache_dir / LEDGER_NAME
         self.flush_every_s = flush_every_s
         self._pending: dict[tuple[str, str], list[float]] = {}
+        self._pending_keys: dict[str, list[Any]] = {}
         self._lock = threading.Lock()
         self._flusher: threading.Thread | None = None
         self._disabled = False
         _LIVE.add(self)
 
-    def record(self, provider: str, model_id: str, *, hit: bool, cost: float | None) -> None:
+    def record(
+        self, provider: str, model_id: str, *, hit: bool, cost: float | None, key: str = ""
+    ) -> None:
         """Count one lookup: a hit saves ``cost``, a miss spends it."""
         index = 0 if hit else 1
         with self._lock:
@@ -83,6 +109,13 @@ class Ledger:
             slot[index] += 1
             if cost:
                 slot[2 + index] += cost
+            if hit and key:
+                per_key = self._pending_keys.get(key)
+                if per_key is None:
+                    per_key = self._pending_keys[key] = [provider, model_id, 0, 0.0, 0.0]
+                per_key[2] += 1
+                per_key[3] += cost or 0.0
+                per_key[4] = time.time()
         if self._flusher is None and not self._disabled:
             self._start_flusher()
 
@@ -103,6 +136,7 @@ class Ledger:
         """Add the pending counts to the file now (never raises)."""
         with self._lock:
             pending, self._pending = self._pending, {}
+            pending_keys, self._pending_keys = self._pending_keys, {}
         rows = [
             (time.strftime("%Y-%m-%d"), p, m, int(s[0]), int(s[1]), s[2], s[3])
             for (p, m), s in pending.items()
@@ -110,9 +144,11 @@ class Ledger:
         ]
         if not rows or self._disabled:
             return
+        key_rows = [(key, *values) for key, values in pending_keys.items()]
         try:
             with _connect(self.path, create=True) as db:
                 db.executemany(_UPSERT, rows)
+                db.executemany(_UPSERT_KEY, key_rows)
         except (sqlite3.Error, OSError) as exc:
             self._disabled = True
             logger.warning("cache ledger %s is not writable (%s); not counting", self.path, exc)
@@ -136,6 +172,23 @@ def read_ledger(cache_dir: str | Path, by_day: bool = False) -> list[LedgerRow]:
         return []
 
 
+def read_top_requests(cache_dir: str | Path, limit: int = 20) -> list[RequestRow]:
+    """The stored requests served from the cache most often, most hits first."""
+    path = Path(cache_dir) / LEDGER_NAME
+    if not path.exists():
+        return []
+    query = (
+        "SELECT key, provider, model_id, hits, saved_usd, last_hit FROM requests"
+        " ORDER BY hits DESC, key LIMIT ?"
+    )
+    try:
+        with _connect(path, create=False) as db:
+            return [RequestRow(*row) for row in db.execute(query, (limit,))]
+    except sqlite3.Error as exc:
+        logger.warning("cannot read cache ledger %s: %s", path, exc)
+        return []
+
+
 @contextlib.contextmanager
 def _connect(path: Path, *, create: bool) -> Iterator[sqlite3.Connection]:
     if create and not path.exists():
@@ -148,7 +201,7 @@ def _connect(path: Path, *, create: bool) -> Iterator[sqlite3.Connection]:
     db = sqlite3.connect(path, timeout=10.0)
     try:
         if create:
-            db.execute(_SCHEMA)
+            db.executescript(_SCHEMA)
         with db:
             yield db
     finally:

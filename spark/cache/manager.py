@@ -56,7 +56,7 @@ class CacheStatsCounters:
             cost = None
         elif cost:
             self.saved_cost_usd += cost
-        self.ledger.record(request.provider, request.model_id, hit=True, cost=cost)
+        self.ledger.record(request.provider, request.model_id, hit=True, cost=cost, key=request.key)
 
     def record_miss(self, request: CacheRequest, response: Mapping[str, Any] | None) -> None:
         """Count a miss, and what the provider call it needed cost (when known)."""

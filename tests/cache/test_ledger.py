@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from spark.cache import CacheConfig, CacheManager
-from spark.cache.ledger import LEDGER_NAME, Ledger, read_ledger
+from spark.cache.ledger import LEDGER_NAME, Ledger, read_ledger, read_top_requests
 
 SCRIPT = textwrap.dedent(
     """
@@ -107,3 +107,14 @@ def test_by_day_rows_for_reports(tmp_path: Path) -> None:
     [row] = read_ledger(tmp_path, by_day=True)
     assert len(row.day) == 10
     assert json.loads(json.dumps(row.__dict__))["hits"] == 1
+
+
+def test_top_repeated_requests(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    run_process(cache_dir)
+    run_process(cache_dir)
+    top = read_top_requests(cache_dir)
+    assert [row.hits for row in top] == [5, 1]  # "a": 2 hits in the first run, 3 in the second
+    assert top[0].saved_usd == pytest.approx(1.25)
+    assert top[0].provider == "openai"
+    assert top[0].last_hit is not None

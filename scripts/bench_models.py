@@ -1,0 +1,210 @@
+"""Benchmark the model layer on its real SDKs against spark.testing's local server (issue 3).
+
+    python scripts/bench_models.py           # full run
+    python scripts/bench_models.py --quick   # fewer samples
+
+For each provider, with an encrypted cache and 1 KB / 32 KB answers, in one process:
+- ``await model.get_text(...)`` on a repeated hit vs the engine's own hit (build the request +
+  ``BoundCache.get_or_call``), sampled in turn: the model layer's overhead in µs;
+- the same call uncached through the raw SDK against the local server (no added latency): the
+  speed-up of a hit.
+Then 50 concurrent identical calls on a cold cache with 300 ms of provider latency (requests that
+reach the server), and ``import spark.models.openai`` + the first hit in a fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.config
+import openai
+from google import genai
+from google.genai import types as genai_types
+
+from spark.cache import CacheConfig, generate_key
+from spark.models.base import Model
+from spark.models.bedrock import BedrockModel
+from spark.models.gemini import GeminiModel
+from spark.models.openai import OpenAIModel
+from spark.testing import ProviderServer
+
+QUESTION = [{"role": "user", "content": "Describe the harbour at dawn."}]
+MODELS = {"openai": "gpt-4o", "bedrock": "anthropic.claude-3-haiku-20240307-v1:0",
+          "gemini": "gemini-2.0-flash"}  # fmt: skip
+
+
+def build(provider: str, server: ProviderServer, config: CacheConfig) -> Model:
+    """A model of ``provider`` pointed at the local server."""
+    model_id = MODELS[provider]
+    if provider == "openai":
+        return OpenAIModel(
+            model_id, base_url=server.openai_base_url, api_key="bench", max_retries=0,
+            cache_config=config,
+        )  # fmt: skip
+    if provider == "bedrock":
+        return BedrockModel(
+            model_id, endpoint_url=server.bedrock_endpoint_url, region="us-east-1",
+            aws_access_key_id="bench", aws_secret_access_key="bench", max_retries=0,
+            cache_config=config,
+        )  # fmt: skip
+    return GeminiModel(
+        model_id, base_url=server.gemini_base_url, api_key="bench", max_retries=0,
+        cache_config=config,
+    )  # fmt: skip
+
+
+def raw_sdk_call(provider: str, server: ProviderServer) -> Callable[[], Awaitable[Any]]:
+    """The same request made through the provider's SDK directly (no Spark)."""
+    if provider == "openai":
+        client = openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="b", max_retries=0)
+        return lambda: client.chat.completions.create(model=MODELS[provider], messages=QUESTION)  # type: ignore[arg-type]
+    if provider == "bedrock":
+        bedrock = boto3.client(
+            "bedrock-runtime", endpoint_url=server.bedrock_endpoint_url, region_name="us-east-1",
+            aws_access_key_id="b", aws_secret_access_key="b",
+            config=botocore.config.Config(retries={"total_max_attempts": 1}),
+        )  # fmt: skip
+        messages = [{"role": "user", "content": [{"text": QUESTION[0]["content"]}]}]
+
+        async def converse() -> Any:
+            return bedrock.converse(modelId=MODELS[provider], messages=messages)
+
+        return converse
+    gemini = genai.Client(
+        api_key="b", http_options=genai_types.HttpOptions(base_url=server.gemini_base_url)
+    )
+    return lambda: gemini.aio.models.generate_content(
+        model=MODELS[provider], contents=QUESTION[0]["content"]
+    )
+
+
+async def sample(fn: Callable[[], Awaitable[Any]]) -> int:
+    start = time.perf_counter_ns()
+    await fn()
+    return time.perf_counter_ns() - start
+
+
+async def bench_provider(provider: str, server: ProviderServer, repeat: int) -> None:
+    """Model hit vs engine hit vs raw SDK call, interleaved."""
+    for size in (1024, 32 * 1024):
+        server.answer_chars = size
+        with tempfile.TemporaryDirectory() as tmp:
+            config = CacheConfig(enabled=True, cache_dir=tmp, encrypt=True)
+            model = build(provider, server, config)
+            await model.get_text(QUESTION)  # the miss that fills the cache
+            bound = model.cache_manager.bind(config)
+
+            async def never() -> dict[str, Any]:
+                raise AssertionError("expected a hit")
+
+            async def engine_hit() -> Any:
+                request = bound.chat_request(provider, MODELS[provider], QUESTION)
+                return await bound.get_or_call(request, never)
+
+            raw = raw_sdk_call(provider, server)
+            await raw()
+            model_times, engine_times, raw_times = [], [], []
+            gc.disable()
+            try:
+                for index in range(repeat):
+                    model_times.append(await sample(lambda: model.get_text(QUESTION)))
+                    engine_times.append(await sample(engine_hit))
+                    if index % 10 == 0:
+                        raw_times.append(await sample(raw))
+            finally:
+                gc.enable()
+            m, e, r = (statistics.median(t) / 1000 for t in (model_times, engine_times, raw_times))
+            print(
+                f"{provider:<8}{size // 1024:>3} KB  model hit {m:7.1f}µs  engine hit {e:7.1f}µs"
+                f"  model layer +{m - e:5.1f}µs  raw SDK {r / 1000:6.2f}ms  hit is {r / m:6.0f}x"
+                " faster"
+            )
+
+
+async def bench_single_flight(server: ProviderServer) -> None:
+    """50 concurrent identical calls on a cold cache with 300 ms of provider latency."""
+    server.answer_chars = 200
+    server.latency = 0.3
+    try:
+        for provider in MODELS:
+            with tempfile.TemporaryDirectory() as tmp:
+                model = build(provider, server, CacheConfig(enabled=True, cache_dir=tmp))
+                before = server.count(provider)
+                start = time.perf_counter()
+                answers = await asyncio.gather(*(model.get_text(QUESTION) for _ in range(50)))
+                took = time.perf_counter() - start
+                print(
+                    f"{provider:<8}50 concurrent identical calls: "
+                    f"{server.count(provider) - before} request(s) reached the server, "
+                    f"{len(set(answers))} distinct answer(s), {took:.2f}s"
+                )
+    finally:
+        server.latency = 0.0
+
+
+FRESH = textwrap.dedent(
+    """
+    import time
+    start = time.perf_counter()
+    import asyncio, sys
+    import spark.models.openai as m
+    model = m.OpenAIModel("gpt-4o", base_url="http://127.0.0.1:9", api_key="x",
+                          enable_cache=True, cache_dir=sys.argv[1])
+    text = asyncio.run(model.get_text([{"role": "user", "content": "Describe the harbour at dawn."}]))
+    took = time.perf_counter() - start
+    assert "openai" not in sys.modules, "a hit must not import the SDK"
+    print(f"{took:.4f}")
+    """
+)
+
+
+def bench_fresh_process(server: ProviderServer, runs: int) -> None:
+    """``import spark.models.openai`` + the first hit, in fresh processes (plaintext cache)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        model = build("openai", server, CacheConfig(enabled=True, cache_dir=tmp))
+        asyncio.run(model.get_text(QUESTION))
+        inner, wall = [], []
+        for _ in range(runs):
+            start = time.perf_counter()
+            out = subprocess.run(
+                [sys.executable, "-c", FRESH, tmp], capture_output=True, text=True, check=True
+            )
+            wall.append(time.perf_counter() - start)
+            inner.append(float(out.stdout.strip()))
+        print(
+            f"fresh process: import spark.models.openai + first hit {statistics.median(inner):.3f}s"
+            f" (median of {runs}); whole process incl. interpreter start "
+            f"{statistics.median(wall):.3f}s"
+        )
+
+
+def main() -> None:
+    """Run the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    os.environ["SPARK_CACHE_KEY"] = generate_key()
+    repeat = 200 if args.quick else 1000
+    with ProviderServer() as server:
+        for provider in MODELS:
+            asyncio.run(bench_provider(provider, server, repeat))
+        asyncio.run(bench_single_flight(server))
+        bench_fresh_process(server, 3 if args.quick else 9)
+    print(f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}")
+
+
+if __name__ == "__main__":
+    main()
