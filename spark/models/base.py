@@ -210,7 +210,9 @@ class Model(ABC):
         )
 
     def _priced_embedding(self, response: EmbeddingResponse) -> EmbeddingResponse:
-        cost = self.prices.cost(self.model_id, response.usage)
+        # No token count (Gemini's API-key endpoint reports none): the cost is unknown, not 0.
+        counted = response.usage.total_tokens > 0
+        cost = self.prices.cost(self.model_id, response.usage) if counted else None
         return EmbeddingResponse(response.embeddings, response.usage, cost, cached=False)
 
     # -- what a provider implements -------------------------------------------------------
