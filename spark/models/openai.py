@@ -1,0 +1,253 @@
+"""``OpenAIModel``: Spark's cache in front of OpenAI Chat Completions and Embeddings.
+
+The ``openai`` SDK is imported lazily, when the first provider call builds the client: importing
+this module or answering from the cache never loads it. SDK exceptions become Spark errors in
+one place, ``_provider_errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import weakref
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from spark.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderServerError,
+    RateLimitError,
+)
+from spark.models import _openai_convert as convert
+from spark.models.base import Model, StreamPiece
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+    from spark.cache import CacheConfig
+    from spark.types import EmbeddingResponse, ModelResponse, Price
+
+__all__ = ["OpenAIModel"]
+
+PROVIDER = "openai"
+_INSTALL_HINT = "OpenAIModel needs the openai SDK: pip install 'spark-llm-cache[openai]'"
+_STATUS_ERRORS: dict[int, type[ProviderError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: AuthenticationError,
+    404: BadRequestError,
+    408: ProviderConnectionError,
+    413: BadRequestError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+
+class OpenAIModel(Model):
+    """An OpenAI chat or embedding model (or any OpenAI-compatible server) behind Spark's cache.
+
+    Provider options left as ``None`` keep the SDK's own defaults, including its environment
+    variables (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``OPENAI_ORG_ID``) and its retries.
+    ``client`` injects a ready ``openai.AsyncOpenAI``, used exactly as given.
+    """
+
+    provider: ClassVar[str] = PROVIDER
+
+    def __init__(
+        self,
+        model_id: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        organization: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        client: AsyncOpenAI | None = None,
+        enable_cache: bool | None = None,
+        cache_config: CacheConfig | None = None,
+        cache_ttl_seconds: float | None = None,
+        cache_dir: Any = None,
+        pricing: Price | Mapping[str, Price] | None = None,
+        default_params: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            model_id,
+            enable_cache=enable_cache,
+            cache_config=cache_config,
+            cache_ttl_seconds=cache_ttl_seconds,
+            cache_dir=cache_dir,
+            pricing=pricing,
+            default_params=default_params,
+        )
+        _check_async_client(client)
+        options: dict[str, Any] = {
+            "api_key": api_key,
+            "base_url": base_url,
+            "organization": organization,
+            "timeout": timeout,
+            "max_retries": max_retries,
+        }
+        # Only what was given: passing None would override the SDK's env lookup and defaults
+        # (``timeout=None`` even means "no timeout" to the SDK).
+        self._client_options = {name: value for name, value in options.items() if value is not None}
+        self._injected_client = client
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    # -- the SDK client -------------------------------------------------------------------
+
+    async def _sdk_client(self) -> AsyncOpenAI:
+        """The injected client, else the client of the running event loop (built on first use).
+
+        The SDK's connection pool belongs to the loop that opened it: one client shared across
+        loops fails with "Event loop is closed" under a second ``asyncio.run`` and breaks calls
+        from threads with their own loops. So each loop gets its own client, and clients of
+        closed loops are closed. Rejected: one client per model (breaks sync wrappers).
+        """
+        if self._injected_client is not None:
+            return self._injected_client
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = self._build_client()
+            await self._close_stale_clients()
+        return client
+
+    async def _close_stale_clients(self) -> None:
+        """Close the clients of closed loops, so the SDK never schedules their close (doomed to
+        fail and logged as "Task exception was never retrieved") when they are collected."""
+        for loop, client in list(self._clients.items()):
+            if loop.is_closed():
+                self._clients.pop(loop, None)
+                with contextlib.suppress(RuntimeError, OSError):  # its sockets died with it
+                    await client.close()
+
+    def _build_client(self) -> AsyncOpenAI:
+        try:
+            import openai
+        except ImportError as exc:
+            raise ConfigError(_INSTALL_HINT) from exc
+        try:
+            return openai.AsyncOpenAI(**self._client_options)
+        except openai.OpenAIError as exc:  # e.g. no api_key and no OPENAI_API_KEY
+            raise AuthenticationError(
+                f"cannot set up OpenAI model {self.model_id!r}: {exc}", provider=PROVIDER
+            ) from exc
+
+    async def aclose(self) -> None:
+        """Close the SDK client(s) this model built; an injected client is left to its owner.
+
+        Optional: an unclosed client is closed when garbage-collected, but only cleanly while
+        its event loop still runs, so long-lived programs and test fixtures should call this.
+        """
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.close()
+        await self._close_stale_clients()
+
+    # -- provider calls -------------------------------------------------------------------
+
+    async def _complete(self, request: Mapping[str, Any]) -> ModelResponse:
+        """One Chat Completions call for a normalized request."""
+        arguments = convert.chat_arguments(self.model_id, request)
+        client = await self._sdk_client()
+        with _provider_errors(self.model_id):
+            completion = await client.chat.completions.create(**arguments)
+        return convert.response_from_completion(completion)
+
+    async def _stream(self, request: Mapping[str, Any]) -> AsyncIterator[StreamPiece]:
+        """Stream a Chat Completions call: text deltas, then the assembled response.
+
+        A stream that errors or ends without a finish reason raises ``ProviderServerError``.
+        """
+        arguments = convert.chat_arguments(self.model_id, request)
+        client = await self._sdk_client()
+        with _provider_errors(self.model_id):
+            stream = await client.chat.completions.create(
+                **arguments, stream=True, stream_options={"include_usage": True}
+            )
+        assembler = convert.StreamAssembler()
+        async with stream:  # closes the HTTP response if the caller stops early
+            chunks = aiter(stream)
+            while True:
+                # Only the SDK's I/O is wrapped, never our ``yield``: an exception the caller
+                # throws into this generator must not be mistaken for a provider error.
+                with _provider_errors(self.model_id, streaming=True):
+                    chunk = await anext(chunks, None)
+                if chunk is None:
+                    break
+                text = assembler.feed(chunk)
+                if text:
+                    yield text
+        if not assembler.finished:
+            raise ProviderServerError(
+                f"OpenAI model {self.model_id!r}: the stream ended before the answer finished",
+                provider=PROVIDER,
+            )
+        yield assembler.result()
+
+    async def _embed(self, texts: list[str], params: Mapping[str, Any]) -> EmbeddingResponse:
+        """One Embeddings call for a batch of texts."""
+        arguments = convert.embedding_arguments(self.model_id, texts, params)
+        client = await self._sdk_client()
+        with _provider_errors(self.model_id):
+            response = await client.embeddings.create(**arguments)
+        return convert.embedding_response(response)
+
+
+def _check_async_client(client: Any) -> None:
+    """Refuse a synchronous ``openai.OpenAI`` early (its calls cannot be awaited)."""
+    sdk = sys.modules.get("openai")  # a client was built, so the SDK is loaded: no import here
+    if client is not None and sdk is not None and isinstance(client, sdk.OpenAI):
+        raise ConfigError(
+            f"OpenAIModel needs an openai.AsyncOpenAI client, got {type(client).__name__}"
+        )
+
+
+@contextmanager
+def _provider_errors(model_id: str, *, streaming: bool = False) -> Iterator[None]:
+    """Translate the SDK's exceptions into Spark's, once, keeping the SDK's as ``__cause__``.
+
+    While a stream is being read, a dropped connection is a broken stream (a server-side
+    failure), not a failure to connect.
+    """
+    import openai
+
+    try:
+        yield
+    except openai.APIStatusError as exc:
+        status = exc.status_code
+        cls = _STATUS_ERRORS.get(status) or (
+            ProviderServerError if status >= 500 else ProviderError
+        )
+        raise cls(_message(model_id, exc, status), provider=PROVIDER, status=status) from exc
+    except openai.APIConnectionError as exc:  # timeouts included
+        if streaming:
+            message = _message(model_id, exc, None, "the stream broke off")
+            raise ProviderServerError(message, provider=PROVIDER) from exc
+        raise ProviderConnectionError(_message(model_id, exc, None), provider=PROVIDER) from exc
+    except openai.APIError as exc:  # an error event inside a stream (no HTTP status)
+        cls = RateLimitError if exc.code == "rate_limit_exceeded" else ProviderServerError
+        message = _message(model_id, exc, None, "the stream broke off")
+        raise cls(message, provider=PROVIDER) from exc
+    except openai.OpenAIError as exc:
+        raise ProviderError(_message(model_id, exc, None), provider=PROVIDER) from exc
+
+
+def _message(model_id: str, exc: Exception, status: int | None, what: str = "call failed") -> str:
+    """Which model failed and how, with the provider's own message (never credentials)."""
+    body = getattr(exc, "body", None)
+    detail = body.get("message") if isinstance(body, Mapping) else None
+    detail = detail or getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    cause = exc.__cause__
+    if cause is not None and str(cause):
+        detail = f"{detail} ({cause})"
+    code = f" with HTTP {status}" if status is not None else ""
+    return f"OpenAI model {model_id!r}: {what}{code}: {detail}"
