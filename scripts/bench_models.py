@@ -66,11 +66,15 @@ def build(provider: str, server: ProviderServer, config: CacheConfig) -> Model:
     )  # fmt: skip
 
 
+OPEN_CLIENTS: list[Any] = []  # async clients to close before their event loop ends
+
+
 def raw_sdk_call(provider: str, server: ProviderServer) -> Callable[[], Awaitable[Any]]:
     """The same request made through the provider's SDK directly (no Spark)."""
     if provider == "openai":
         client = openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="b", max_retries=0)
-        return lambda: client.chat.completions.create(model=MODELS[provider], messages=QUESTION)  # type: ignore[arg-type]
+        OPEN_CLIENTS.append(client)
+        return lambda: client.chat.completions.create(model=MODELS[provider], messages=QUESTION)  # type: ignore[arg-type]  # noqa: E501
     if provider == "bedrock":
         bedrock = boto3.client(
             "bedrock-runtime", endpoint_url=server.bedrock_endpoint_url, region_name="us-east-1",
@@ -126,6 +130,11 @@ async def bench_provider(provider: str, server: ProviderServer, repeat: int) -> 
                         raw_times.append(await sample(raw))
             finally:
                 gc.enable()
+            while OPEN_CLIENTS:
+                await OPEN_CLIENTS.pop().close()
+            aclose = getattr(model, "aclose", None)
+            if aclose is not None:
+                await aclose()
             m, e, r = (statistics.median(t) / 1000 for t in (model_times, engine_times, raw_times))
             print(
                 f"{provider:<8}{size // 1024:>3} KB  model hit {m:7.1f}µs  engine hit {e:7.1f}µs"

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
-from spark.cache import BoundCache, CacheConfig, CacheManager, CacheRequest
+from spark.cache import BoundCache, CacheConfig, CacheManager, CacheRequest, CacheResult
 from spark.cache.keys import (
     EXCLUDED_PARAMS,
     create_key,
@@ -75,6 +75,15 @@ class Model(ABC):
         state = "on" if self._cache else "off"
         return f"{type(self).__name__}({self.model_id!r}, cache={state})"
 
+    async def aclose(self) -> None:
+        """Release provider clients the model built (an injected client is left open)."""
+
+    async def __aenter__(self) -> Model:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     # -- keys -----------------------------------------------------------------------------
 
     def cache_key(self, messages: Messages, **kwargs: Any) -> str:
@@ -115,7 +124,11 @@ class Model(ABC):
             temperature=temperature,
             max_tokens=max_tokens,
         )
-        return (await self.generate(messages, **params)).text
+        request = self._chat_request(messages, params)
+        if self._cache is None:
+            return self._priced(await self._complete(request.normalized)).text
+        result = await self._cached_call(self._cache, request)
+        return result.response.get("text") or ""  # the hit path: no response object needed
 
     async def generate(self, messages: Messages, **kwargs: Any) -> ModelResponse:
         """The whole answer: text, tool calls, finish reason, usage, cost, ``cached``.
@@ -123,17 +136,18 @@ class Model(ABC):
         Takes the same arguments as ``get_text``.
         """
         request = self._chat_request(messages, kwargs)
-        cache = self._cache
-        if cache is None:
+        if self._cache is None:
             return self._priced(await self._complete(request.normalized))
-
-        async def call() -> dict[str, Any]:
-            return self._priced(await self._complete(request.normalized)).to_dict()
-
-        result = await cache.get_or_call(request, call)
+        result = await self._cached_call(self._cache, request)
         return ModelResponse.from_dict(
             result.response, cached=result.cached, provider=self.provider, model_id=self.model_id
         )
+
+    async def _cached_call(self, cache: BoundCache, request: CacheRequest) -> CacheResult:
+        async def call() -> dict[str, Any]:
+            return self._priced(await self._complete(request.normalized)).to_dict()
+
+        return await cache.get_or_call(request, call)
 
     async def stream_text(self, messages: Messages, **kwargs: Any) -> AsyncIterator[str]:
         """Yield the answer in text chunks; a cached answer is replayed chunk by chunk.
