@@ -25,7 +25,6 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -74,7 +73,7 @@ def raw_sdk_call(provider: str, server: ProviderServer) -> Callable[[], Awaitabl
     if provider == "openai":
         client = openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="b", max_retries=0)
         OPEN_CLIENTS.append(client)
-        return lambda: client.chat.completions.create(model=MODELS[provider], messages=QUESTION)  # type: ignore[arg-type]  # noqa: E501
+        return lambda: client.chat.completions.create(model=MODELS[provider], messages=QUESTION)  # type: ignore[arg-type]
     if provider == "bedrock":
         bedrock = boto3.client(
             "bedrock-runtime", endpoint_url=server.bedrock_endpoint_url, region_name="us-east-1",
@@ -102,45 +101,57 @@ async def sample(fn: Callable[[], Awaitable[Any]]) -> int:
 
 
 async def bench_provider(provider: str, server: ProviderServer, repeat: int) -> None:
-    """Model hit vs engine hit vs raw SDK call, interleaved."""
+    """Model hit vs engine hit vs raw SDK call, interleaved, for 1 KB and 32 KB answers."""
     for size in (1024, 32 * 1024):
         server.answer_chars = size
         with tempfile.TemporaryDirectory() as tmp:
             config = CacheConfig(enabled=True, cache_dir=tmp, encrypt=True)
             model = build(provider, server, config)
             await model.get_text(QUESTION)  # the miss that fills the cache
-            bound = model.cache_manager.bind(config)
-
-            async def never() -> dict[str, Any]:
-                raise AssertionError("expected a hit")
-
-            async def engine_hit() -> Any:
-                request = bound.chat_request(provider, MODELS[provider], QUESTION)
-                return await bound.get_or_call(request, never)
-
-            raw = raw_sdk_call(provider, server)
-            await raw()
-            model_times, engine_times, raw_times = [], [], []
-            gc.disable()
-            try:
-                for index in range(repeat):
-                    model_times.append(await sample(lambda: model.get_text(QUESTION)))
-                    engine_times.append(await sample(engine_hit))
-                    if index % 10 == 0:
-                        raw_times.append(await sample(raw))
-            finally:
-                gc.enable()
+            m, e, r = await measure(provider, model, config, raw_sdk_call(provider, server), repeat)
             while OPEN_CLIENTS:
                 await OPEN_CLIENTS.pop().close()
-            aclose = getattr(model, "aclose", None)
-            if aclose is not None:
-                await aclose()
-            m, e, r = (statistics.median(t) / 1000 for t in (model_times, engine_times, raw_times))
+            await model.aclose()
             print(
                 f"{provider:<8}{size // 1024:>3} KB  model hit {m:7.1f}µs  engine hit {e:7.1f}µs"
                 f"  model layer +{m - e:5.1f}µs  raw SDK {r / 1000:6.2f}ms  hit is {r / m:6.0f}x"
                 " faster"
             )
+
+
+async def measure(
+    provider: str,
+    model: Model,
+    config: CacheConfig,
+    raw: Callable[[], Awaitable[Any]],
+    repeat: int,
+) -> tuple[float, float, float]:
+    """Medians (µs) of a model hit, an engine hit and a raw SDK call, sampled in turn."""
+    bound = model.cache_manager.bind(config)
+
+    async def never() -> dict[str, Any]:
+        raise AssertionError("expected a hit")
+
+    async def engine_hit() -> Any:
+        request = bound.chat_request(provider, MODELS[provider], QUESTION)
+        return await bound.get_or_call(request, never)
+
+    async def model_hit() -> Any:
+        return await model.get_text(QUESTION)
+
+    await raw()
+    model_times, engine_times, raw_times = [], [], []
+    gc.disable()
+    try:
+        for index in range(repeat):
+            model_times.append(await sample(model_hit))
+            engine_times.append(await sample(engine_hit))
+            if index % 10 == 0:
+                raw_times.append(await sample(raw))
+    finally:
+        gc.enable()
+    m, e, r = (statistics.median(t) / 1000 for t in (model_times, engine_times, raw_times))
+    return m, e, r
 
 
 async def bench_single_flight(server: ProviderServer) -> None:

@@ -77,6 +77,7 @@ class Model(ABC):
 
     async def aclose(self) -> None:
         """Release provider clients the model built (an injected client is left open)."""
+        return None  # nothing to release unless a provider overrides it
 
     async def __aenter__(self) -> Model:
         return self
