@@ -71,6 +71,7 @@ class BoundCache:
         self._memory = manager.memory
         self._stats = manager.counters
         self._write_keyring = keyring if config.encrypt else None
+        self._used = manager.used_keys
 
     # -- requests -------------------------------------------------------------------------
 
@@ -167,6 +168,7 @@ class BoundCache:
                 if now - remembered.touched_at > _TOUCH_EVERY_S:
                     remembered.touched_at = now
                     self._store.touch(path, remembered.signature, time.time_ns())
+                self._used.add(request.key)
                 return remembered.payload
             self._memory.discard(request.key)
         return self._read_disk(request, path, now)
@@ -203,6 +205,7 @@ class BoundCache:
             return self._undecryptable(path, exc)
         self._memory.put(request.key, MemoryEntry(path, signature, meta, payload, now))
         self._store.touch(path, signature, time.time_ns())
+        self._used.add(request.key)
         return payload
 
     def _undecryptable(self, path: str, exc: DecryptionError) -> dict[str, Any] | None:
@@ -226,6 +229,9 @@ class BoundCache:
         """Store an answer if the policy writes and it is cacheable; never raises on I/O."""
         if not self.policy.writes or not is_cacheable(response):
             return False
+        self._used.add(request.key)
+        if self.policy.mode == "refresh" and self._stored_answer_is(request, response):
+            return False  # re-recording the same answer leaves the file (and git) untouched
         now = time.time()
         meta = EntryMeta(
             key=request.key,
@@ -246,6 +252,24 @@ class BoundCache:
         self._memory.put(request.key, MemoryEntry(path, signature, sealed, payload, now))
         self.manager.note_write(len(data))
         return True
+
+    def _stored_answer_is(self, request: CacheRequest, response: Mapping[str, Any]) -> bool:
+        """Whether the entry on disk already holds exactly this answer, sealed as we would."""
+        path = self._store.entry_path(request.provider, request.model_id, request.key)
+        try:
+            found = self._store.read(path)
+            if found is None:
+                return False
+            meta, sealed = decode_envelope(found[0])
+            payload = open_payload(meta, sealed, self.keyring)
+        except (OSError, CorruptEntryError, DecryptionError):
+            return False
+        primary = self._write_keyring.primary if self._write_keyring else ""
+        return (
+            meta.key_fingerprint == primary
+            and payload["request"] == request.normalized
+            and payload["response"] == dict(response)
+        )
 
 
 def _cancelled_by_us() -> bool:

@@ -25,6 +25,7 @@ __all__ = ["LEDGER_NAME", "Ledger", "LedgerRow", "RequestRow", "read_ledger", "r
 
 logger = logging.getLogger("spark.cache")
 LEDGER_NAME = ".spark-ledger.sqlite"
+IGNORE_TEXT = "# Spark's ledger and run records are per machine: keep them out of git\n.spark-*\n"
 _FLUSH_EVERY_S = 2.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (
@@ -195,9 +196,7 @@ def _connect(path: Path, *, create: bool) -> Iterator[sqlite3.Connection]:
         path.parent.mkdir(parents=True, exist_ok=True)
         ignore = path.parent / ".gitignore"
         if not ignore.exists():
-            ignore.write_text(
-                f"# Spark's hit/miss ledger is per machine: keep it out of git\n{LEDGER_NAME}*\n"
-            )
+            ignore.write_text(IGNORE_TEXT)
     db = sqlite3.connect(path, timeout=10.0)
     try:
         if create:

@@ -30,6 +30,7 @@ from spark.cache.ledger import Ledger, read_ledger
 from spark.cache.maintenance import cleanup_expired, evict_lru, remove_stray_temps, scan_stats
 from spark.cache.memory import MemoryTier
 from spark.cache.store import DiskStore, check_provider, quote_model_id
+from spark.cache.usage import read_usage_record, write_usage_record
 
 __all__ = ["CacheManager", "CacheStatsCounters"]
 
@@ -83,6 +84,7 @@ class CacheManager:
         self.memory = MemoryTier(self.config.memory_max_entries, self.config.memory_max_bytes)
         self.counters = CacheStatsCounters(Ledger(self.cache_dir))
         self.inflight: dict[tuple[int, str], Any] = {}
+        self.used_keys: set[str] = set()  # keys this process read or wrote (for prune --unused)
         self.max_bytes = int(self.config.max_cache_size_mb * 1024 * 1024)
         self._bound: dict[tuple[CacheConfig, str | None], BoundCache] = {}
         self._warned: set[str] = set()
@@ -236,6 +238,24 @@ class CacheManager:
         self.store.prune_empty_dirs()
         with self._size_lock:
             self._scan_left = None
+        return removed
+
+    def write_usage_record(self) -> Path:
+        """Write the keys this process used to ``{cache_dir}/.spark-last-run.json``.
+
+        ``prune_unused()`` (``spark cache prune --unused``) then removes every other entry, so a
+        committed cache does not grow forever. The file is per machine and ignored by git.
+        """
+        return write_usage_record(self.cache_dir, self.used_keys)
+
+    def prune_unused(self) -> int:
+        """Delete entries the last recorded run did not use; returns how many were removed.
+
+        Raises ``CacheError`` when no run was recorded (pruning everything is never a default).
+        """
+        used = read_usage_record(self.cache_dir)
+        removed = sum(self.store.remove(e.path) for e in self.store.walk() if e.key not in used)
+        self.memory.clear()
         return removed
 
     def cleanup_expired(self) -> int:

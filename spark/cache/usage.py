@@ -1,0 +1,47 @@
+"""Which entries a run used: the record behind ``spark cache prune --unused``.
+
+A recording run (the pytest plugin does this at the end of a session) writes the keys it read
+or wrote; pruning then removes every other entry, so a committed cache keeps only what the
+test suite still asks for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from spark.errors import CacheError
+
+__all__ = ["USAGE_RECORD_NAME", "read_usage_record", "write_usage_record"]
+
+USAGE_RECORD_NAME = ".spark-last-run.json"
+
+
+def write_usage_record(cache_dir: Path, keys: Iterable[str]) -> Path:
+    """Atomically write the sorted ``keys`` (and the time) to the directory's usage record."""
+    path = cache_dir / USAGE_RECORD_NAME
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    body = {"finished_at": time.time(), "keys": sorted(set(keys))}
+    temp.write_text(json.dumps(body, indent=0) + "\n", encoding="utf-8")
+    os.replace(temp, path)
+    return path
+
+
+def read_usage_record(cache_dir: Path) -> set[str]:
+    """The keys of the last recorded run; ``CacheError`` when there is no usable record."""
+    path = cache_dir / USAGE_RECORD_NAME
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        keys = body["keys"]
+    except FileNotFoundError as exc:
+        raise CacheError(
+            f"no recorded run in {cache_dir} ({USAGE_RECORD_NAME} is missing): record the test "
+            "suite first (pytest --spark-cache=record), then prune"
+        ) from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CacheError(f"unreadable run record {path}: {exc}; record the suite again") from exc
+    return {str(key) for key in keys}
