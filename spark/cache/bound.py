@@ -251,6 +251,7 @@ class BoundCache:
         sealed = meta if self._write_keyring is None else _sealed_meta(meta, self._write_keyring)
         self._memory.put(request.key, MemoryEntry(path, signature, sealed, payload, now))
         self.manager.note_write(len(data))
+        self._stats.writes += 1
         return True
 
     def _stored_answer_is(self, request: CacheRequest, response: Mapping[str, Any]) -> bool:

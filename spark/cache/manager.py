@@ -46,6 +46,7 @@ class CacheStatsCounters:
     hits: int = 0
     misses: int = 0
     corrupt: int = 0
+    writes: int = 0
     saved_cost_usd: float = 0.0
     spent_cost_usd: float = 0.0
 
@@ -114,6 +115,12 @@ class CacheManager:
             elif config is not None:
                 manager.max_bytes = min(manager.max_bytes, int(config.max_cache_size_mb * 2**20))
             return manager
+
+    @classmethod
+    def instances(cls) -> list[CacheManager]:
+        """Every process-wide manager made so far (one per directory)."""
+        with cls._instances_lock:
+            return list(cls._instances.values())
 
     @classmethod
     def reset_instances(cls) -> None:
@@ -190,6 +197,7 @@ class CacheManager:
             hits=counters.hits,
             misses=counters.misses,
             corrupt_entries_seen=counters.corrupt,
+            writes=counters.writes,
             hit_rate=counters.hits / lookups if lookups else 0.0,
             saved_cost_usd=round(counters.saved_cost_usd, 10),
             spent_cost_usd=round(counters.spent_cost_usd, 10),

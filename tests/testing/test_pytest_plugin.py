@@ -1,0 +1,123 @@
+"""The pytest plugin, run as users run it: a real pytest subprocess over a small project."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spark.cache import generate_key
+from spark.testing import ProviderServer
+
+SPARK_TOML = """
+[spark]
+default_profile = "testing"
+
+[cache]
+enabled = true
+dir = "llm_cache"
+
+[models.chat]
+provider = "openai"
+model_id = "gpt-4o"
+
+[profiles.testing.cache]
+encrypt = true
+mode = "replay"
+"""
+
+TESTS = """
+import asyncio
+import pytest
+import spark.models
+
+QUESTION = "{question}"
+
+
+def ask(question):
+    return asyncio.run(spark.models.from_profile("chat").get_text(question))
+
+
+def test_asks():
+    assert "Answer" in ask(QUESTION)
+
+
+@pytest.mark.spark_cache(mode="off")
+def test_marker_turns_the_cache_off(spark_cache):
+    assert spark_cache.mode is None
+    assert ask("always live") != ""
+"""
+
+
+@pytest.fixture(scope="module")
+def live() -> ProviderServer:
+    with ProviderServer() as server:
+        yield server
+
+
+def make_project(root: Path, question: str = "What is Spark?") -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "spark.toml").write_text(SPARK_TOML)
+    (root / "test_app.py").write_text(TESTS.replace("{question}", question))
+    return root
+
+
+def run_pytest(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "OPENAI_"))}
+    clean.update(env)
+    clean.pop("ENVIRONMENT", None)
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+    return subprocess.run(
+        command, cwd=project, env=clean, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_record_then_replay_then_explain_a_miss(tmp_path: Path, live: ProviderServer) -> None:
+    key = generate_key()
+    project = make_project(tmp_path / "app")
+    env = {**live.env(), "SPARK_CACHE_KEY": key}
+    recorded = run_pytest(project, env, "--spark-cache=record")
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    assert "Spark LLM cache" in recorded.stdout
+    assert "1 entries recorded" in recorded.stdout
+    assert (project / "llm_cache" / ".spark-last-run.json").exists()
+    requests = live.count("openai")
+
+    dead = {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "unused"}
+    replayed = run_pytest(project, {**dead, "SPARK_CACHE_KEY": key}, "-k", "test_asks")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert live.count("openai") == requests, "replay made no provider request"
+
+    make_project(project, question="What is Spark, really?")
+    missed = run_pytest(project, {**dead, "SPARK_CACHE_KEY": key}, "-k", "test_asks")
+    assert missed.returncode == 1
+    assert "CacheMissError: replay mode: no cache entry for openai/gpt-4o" in missed.stdout
+    assert "messages[0].content changed" in missed.stdout
+    assert "Traceback" not in missed.stdout
+
+
+def test_missing_key_fails_in_one_line_or_skips_on_request(
+    tmp_path: Path, live: ProviderServer
+) -> None:
+    project = make_project(tmp_path / "app")
+    failed = run_pytest(project, live.env(), "-k", "test_asks")
+    assert failed.returncode == 1
+    assert "EncryptionKeyError: cache encryption is on but no key was found" in failed.stdout
+    assert "SPARK_CACHE_KEY" in failed.stdout
+    skipped = run_pytest(project, live.env(), "-k", "test_asks", "--spark-skip-without-key")
+    assert skipped.returncode == 0, skipped.stdout
+    assert "1 skipped" in skipped.stdout
+    by_env = run_pytest(project, {**live.env(), "SPARK_SKIP_WITHOUT_KEY": "1"}, "-k", "test_asks")
+    assert "1 skipped" in by_env.stdout
+
+
+def test_off_calls_the_provider_every_time(tmp_path: Path, live: ProviderServer) -> None:
+    project = make_project(tmp_path / "app")
+    before = live.count("openai")
+    result = run_pytest(project, live.env(), "--spark-cache=off")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert live.count("openai") == before + 2
+    assert not (project / "llm_cache").exists()
