@@ -1,0 +1,176 @@
+"""Output helpers of the command line: JSON for machines, rich tables for people, progress bars.
+
+Data goes to stdout; progress bars, warnings and errors go to stderr, so ``--json`` output can
+always be piped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import PurePath
+from typing import Any, Literal, TypeVar
+
+import click
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+__all__ = [
+    "echo_json",
+    "entries",
+    "format_expiry",
+    "format_latency",
+    "format_rate",
+    "format_size",
+    "format_time",
+    "format_usd",
+    "json_option",
+    "print_table",
+    "progress",
+    "stdout",
+    "warn",
+]
+
+T = TypeVar("T")
+_PIPE_WIDTH = 160  # rich's 80 columns would truncate tables that are piped or captured
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+
+
+def stdout() -> Console:
+    """A console on the current stdout (looked up now, so tests' captured streams work)."""
+    console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=_PIPE_WIDTH)
+    return console
+
+
+def echo_json(data: Any) -> None:
+    """Print ``data`` as indented JSON (paths as strings)."""
+    click.echo(json.dumps(data, indent=2, default=_plain, ensure_ascii=False))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
+def warn(message: str) -> None:
+    """A ``warning: ...`` line on stderr."""
+    click.secho(f"warning: {message}", err=True, fg="yellow")
+
+
+def print_table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any] | None],
+    *,
+    fold: Sequence[str] = ("Model", "Value", "Source"),
+) -> None:
+    """A rich table on stdout; a None row starts a new section (a rule between row groups).
+
+    Only the ``fold`` columns (long names: model ids, paths) wrap on a narrow terminal; every
+    other cell stays whole, so keys, sizes and dates are never cut.
+    """
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    for name in columns:
+        justify: Literal["left", "right"] = "right" if name.lower() in _NUMERIC else "left"
+        if name in fold:
+            table.add_column(name, justify=justify, overflow="fold")
+        else:
+            table.add_column(name, justify=justify, no_wrap=True, min_width=len(name))
+    for row in rows:
+        if row is None:
+            table.add_section()
+        else:
+            table.add_row(*(Text(str(cell)) for cell in row))  # no markup: `[cache]` is data
+    stdout().print(table)
+
+
+_NUMERIC = frozenset({"entries", "size", "hits", "misses", "hit rate", "saved", "spent"})
+
+
+def progress(items: Sequence[T], description: str) -> Iterator[T]:
+    """Yield ``items`` while showing a progress bar on stderr (only on a terminal)."""
+    console = Console(stderr=True)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    with bar:
+        task = bar.add_task(description, total=len(items))
+        for item in items:
+            yield item
+            bar.advance(task)
+
+
+def format_size(size: float) -> str:
+    """``1536`` -> ``1.5 KiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(size) < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_time(epoch: float | None, *, never: str = "never") -> str:
+    """Local time of an epoch, to the minute; ``never`` for None."""
+    if epoch is None:
+        return never
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
+
+
+def format_usd(amount: float | None) -> str:
+    """Dollars with enough digits for the fractions of a cent that single calls cost."""
+    if amount is None or (isinstance(amount, float) and math.isnan(amount)):
+        return "-"
+    if amount == 0 or abs(amount) >= 1:
+        return f"${amount:,.2f}"
+    return f"${amount:.6f}"
+
+
+def format_rate(hits: int, misses: int) -> str:
+    """``75.0%``, or ``-`` when there were no lookups."""
+    lookups = hits + misses
+    return f"{100 * hits / lookups:.1f}%" if lookups else "-"
+
+
+def format_latency(seconds: float) -> str:
+    """``0.00004`` -> ``40 µs``; ``0.0012`` -> ``1.2 ms``; ``0.41`` -> ``410 ms``; ``2.50 s``."""
+    if seconds < 0.001:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 0.01:
+        return f"{seconds * 1000:.1f} ms"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.2f} s"
+
+
+def format_expiry(expires_at: float | None, now: float | None = None) -> str:
+    """How long until an entry expires, compactly: ``in 23 h``, ``in 29 d``, ``expired``."""
+    if expires_at is None:
+        return "never"
+    left = expires_at - (time.time() if now is None else now)
+    if left <= 0:
+        return "expired"
+    for unit, seconds in (("d", 86400), ("h", 3600), ("min", 60)):
+        if left >= seconds:
+            return f"in {left // seconds:.0f} {unit}"
+    return f"in {left:.0f} s"
+
+
+def entries(count: int) -> str:
+    """``1 entry``, ``2 entries``."""
+    return f"{count} {'entry' if count == 1 else 'entries'}"

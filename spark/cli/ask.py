@@ -1,0 +1,89 @@
+"""``spark ask``: one question to a model of spark.toml, through the active profile's cache."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import click
+
+from spark.cli._context import CliState, pass_state, profile_option
+from spark.cli._output import echo_json, format_latency, format_usd, json_option
+from spark.profiles import from_profile
+from spark.types import ModelResponse
+
+__all__ = ["ask", "describe_response"]
+
+
+@click.command(short_help="Ask a configured model one question.")
+@click.argument("prompt")
+@click.option(
+    "--model", "alias", required=True, metavar="ALIAS", help="A model alias ([models.<ALIAS>])."
+)
+@profile_option
+@click.option("--system", metavar="TEXT", help="A system prompt.")
+@click.option("--no-cache", is_flag=True, help="Bypass the cache: no read, no write.")
+@json_option
+@pass_state
+def ask(
+    state: CliState,
+    prompt: str,
+    alias: str,
+    profile: str | None,
+    system: str | None,
+    no_cache: bool,
+    as_json: bool,
+) -> None:
+    """Ask a model of spark.toml one question, through the profile's cache.
+
+    Prints the answer, then one line: whether it came from the cache, the latency, the
+    tokens and the cost. PROMPT "-" reads the prompt from stdin. The provider's credentials
+    come from its usual environment variables (OPENAI_API_KEY, AWS_*, GOOGLE_API_KEY) or the
+    alias's api_key_env.
+    """
+    if prompt == "-":
+        prompt = sys.stdin.read().strip()
+    model = from_profile(
+        alias, profile, config_path=state.config_path, enabled=False if no_cache else None
+    )
+    started = time.perf_counter()
+    response = asyncio.run(model.generate(prompt, system_prompt=system))
+    latency = time.perf_counter() - started
+    if as_json:
+        echo_json(
+            {
+                "alias": alias,
+                "provider": model.provider,
+                "model_id": model.model_id,
+                "text": response.text,
+                "cached": response.cached,
+                "latency_s": round(latency, 6),
+                "usage": response.usage.to_dict(),
+                "cost_usd": 0.0 if response.cached else response.cost_usd,
+                "saved_usd": response.cost_usd if response.cached else 0.0,
+                "finish_reason": response.finish_reason,
+            }
+        )
+        return
+    click.echo(response.text)
+    click.secho(describe_response(response, latency), dim=True)
+
+
+def describe_response(response: ModelResponse, latency: float) -> str:
+    """``cached: yes · 1.2 ms · 12 in / 30 out tokens · cost $0 (saved $0.000120)``."""
+    usage = response.usage
+    if response.cost_usd is None:
+        cost = "cost unknown (no price for this model)"
+    elif response.cached:
+        cost = f"cost $0 (saved {format_usd(response.cost_usd)})"
+    else:
+        cost = f"cost {format_usd(response.cost_usd)}"
+    return " · ".join(
+        (
+            f"cached: {'yes' if response.cached else 'no'}",
+            format_latency(latency),
+            f"{usage.input_tokens} in / {usage.output_tokens} out tokens",
+            cost,
+        )
+    )

@@ -1,0 +1,279 @@
+"""``spark cache``: look into a cache directory, check it, clean it, manage its keys.
+
+Every command works on the active profile's cache directory unless ``--dir`` names another.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from spark.cache import admin
+from spark.cache.maintenance import remove_stray_temps
+from spark.cli._context import CliState, cache_target, dir_option, pass_state, profile_option
+from spark.cli._errors import CliError
+from spark.cli._output import (
+    echo_json,
+    format_expiry,
+    format_size,
+    format_time,
+    json_option,
+    print_table,
+    progress,
+)
+from spark.cli._output import (
+    entries as n_entries,
+)
+from spark.cli.keys import keygen, rotate_key
+from spark.cli.stats import stats
+
+__all__ = ["cache"]
+
+_KEY_RE = re.compile(rf"^[0-9a-fA-F]{{{admin.MIN_KEY_PREFIX},64}}$")
+provider_option = click.option("--provider", metavar="NAME", help="Only this provider's entries.")
+model_option = click.option(
+    "--model", "model_id", metavar="MODEL_ID", help="Only this model id's entries (e.g. gpt-4o)."
+)
+
+
+@click.group(short_help="Inspect, verify and clean the cache; manage its keys.")
+def cache() -> None:
+    """Inspect, verify and clean the response cache, and manage its encryption keys."""
+
+
+cache.add_command(stats)
+cache.add_command(keygen)
+cache.add_command(rotate_key)
+
+
+@cache.command("ls", short_help="List entries (metadata only).")
+@provider_option
+@model_option
+@profile_option
+@dir_option
+@json_option
+@pass_state
+def list_entries(
+    state: CliState,
+    provider: str | None,
+    model_id: str | None,
+    profile: str | None,
+    cache_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """List the entries, one per line: provider, model, key, size, created, expires, encrypted.
+
+    Reads only the metadata of each entry: no payload is decrypted and no key is needed.
+    """
+    target = cache_target(state, profile, cache_dir)
+    entries = list(admin.list_entries(target.store, provider, model_id))
+    if as_json:
+        echo_json([entry.to_dict() for entry in entries])
+        return
+    rows = [
+        (
+            e.provider,
+            e.model_id,
+            e.key[:12],
+            format_size(e.size),
+            format_time(e.created_at, never="?") if not e.error else "unreadable",
+            format_expiry(e.expires_at) if not e.error else "?",
+            ("yes" if e.encrypted else "no") if not e.error else "?",
+        )
+        for e in entries
+    ]
+    if rows:
+        columns = ("Provider", "Model", "Key", "Size", "Created", "Expires", "Encrypted")
+        print_table(columns, rows)
+    total = sum(e.size for e in entries)
+    click.echo(f"{n_entries(len(entries))}, {format_size(total)} in {target.cache_dir}")
+    unreadable = sum(1 for e in entries if e.error)
+    if unreadable:
+        click.echo(f"{unreadable} unreadable: see `spark cache verify`")
+
+
+@cache.command("show", short_help="Show one entry, decrypted when the keys allow.")
+@click.argument("key")
+@profile_option
+@dir_option
+@json_option
+@pass_state
+def show_entry(
+    state: CliState, key: str, profile: str | None, cache_dir: Path | None, as_json: bool
+) -> None:
+    """Show one entry: its metadata and, when the keys allow, its request and response.
+
+    KEY is the entry's key, or a prefix of it of at least 8 hex digits that only one entry
+    has (`spark cache ls` shows the first 12). An encrypted payload is decrypted with the
+    profile's keys (SPARK_CACHE_KEY or the key file).
+    """
+    if not _KEY_RE.match(key):
+        raise click.BadParameter("expected 8 to 64 hex digits of an entry's key", param_hint="KEY")
+    target = cache_target(state, profile, cache_dir)
+    path = admin.find_entry(target.store, key)
+    content = admin.read_entry(path, target.keyring())
+    meta = content.meta
+    if as_json:
+        echo_json(
+            {
+                "path": path,
+                "size": os.path.getsize(path),
+                "meta": asdict(content.meta),
+                "payload": content.payload,
+                "payload_error": content.payload_error or None,
+            }
+        )
+        return
+    sealed = f"fernet (key {meta.key_fingerprint})" if meta.encryption != "none" else "none"
+    for label, value in (
+        ("key", meta.key),
+        ("path", path),
+        ("provider", meta.provider),
+        ("model", meta.model_id),
+        ("created", format_time(meta.created_at)),
+        ("expires", format_time(meta.expires_at)),
+        ("encryption", sealed),
+    ):
+        click.echo(f"{label:<11} {value}")
+    if content.payload is None:
+        click.echo(f"payload     not shown: {content.payload_error}")
+        if meta.encryption != "none":
+            click.echo(f"            (set {target.config.key_env} or key_file to its key)")
+        return
+    for part in ("request", "response"):
+        click.echo(f"\n{part}:")
+        click.echo(json.dumps(content.payload.get(part), indent=2, ensure_ascii=False))
+
+
+@cache.command(short_help="Delete entries: all, a provider's or a model's.")
+@provider_option
+@model_option
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@profile_option
+@dir_option
+@json_option
+@pass_state
+def clear(
+    state: CliState,
+    provider: str | None,
+    model_id: str | None,
+    yes: bool,
+    profile: str | None,
+    cache_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Delete entries: every entry, or one provider's, or one model's.
+
+    Asks for confirmation unless --yes. The directory itself (and its ledger) stays.
+    """
+    target = cache_target(state, profile, cache_dir)
+    store = target.store
+    entries = admin.entry_files(store, provider, model_id)
+    what = "/".join(part for part in (provider, model_id) if part) or "all providers"
+    if entries and not yes:
+        click.confirm(
+            f"Delete {n_entries(len(entries))} ({what}) from {target.cache_dir}?",
+            abort=True,
+            err=True,
+        )
+    removed = sum(store.remove(e.path) for e in progress(entries, "Deleting"))
+    store.prune_empty_dirs()
+    if as_json:
+        echo_json({"removed": removed, "cache_dir": target.cache_dir})
+    else:
+        click.echo(f"Removed {n_entries(removed)} ({what}) from {target.cache_dir}.")
+
+
+@cache.command(short_help="Delete expired entries and stray temp files.")
+@profile_option
+@dir_option
+@json_option
+@pass_state
+def cleanup(state: CliState, profile: str | None, cache_dir: Path | None, as_json: bool) -> None:
+    """Delete expired entries and the temp files that crashed writers left behind.
+
+    An entry is expired once its expires_at has passed. Temp files are removed when the
+    process that wrote them is gone or they are over an hour old. Unreadable entries are left
+    alone: `spark cache verify` reports them.
+    """
+    target = cache_target(state, profile, cache_dir)
+    store = target.store
+    now = time.time()
+    entries = admin.entry_files(store)
+    expired = sum(admin.remove_if_expired(store, e, now) for e in progress(entries, "Checking"))
+    temps = remove_stray_temps(store, now)
+    store.prune_empty_dirs()
+    if as_json:
+        echo_json(
+            {"expired_removed": expired, "temp_files_removed": temps, "checked": len(entries)}
+        )
+    else:
+        click.echo(
+            f"Removed {expired} expired entries and {temps} stray temp files "
+            f"(checked {n_entries(len(entries))} in {target.cache_dir})."
+        )
+
+
+@cache.command(short_help="Check that every entry parses and decrypts.")
+@click.option("--require-encrypted", is_flag=True, help="Fail on any plaintext entry.")
+@profile_option
+@dir_option
+@json_option
+@pass_state
+def verify(
+    state: CliState,
+    require_encrypted: bool,
+    profile: str | None,
+    cache_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Check that every entry parses and decrypts with the configured keys.
+
+    Lists each bad entry with its path and the reason: truncated, corrupt, key mismatch (the
+    entry is not what its file name says, or was edited), unknown key fingerprint (sealed with
+    a key you do not hold), no key, tampered, stale (an old key schema: it can never be hit),
+    or plaintext (with --require-encrypted). Exits 1 if any entry is bad, so it works as a
+    pre-commit hook or a CI step for a committed cache:
+
+    \b
+        spark cache verify --profile testing --require-encrypted
+    """
+    target = cache_target(state, profile, cache_dir)
+    keyring = target.keyring()
+    entries = admin.entry_files(target.store)
+    problems = [
+        problem
+        for entry in progress(entries, "Verifying")
+        if (problem := admin.check_entry(entry, keyring, require_encrypted=require_encrypted))
+    ]
+    if as_json:
+        echo_json(
+            {
+                "cache_dir": target.cache_dir,
+                "checked": len(entries),
+                "ok": len(entries) - len(problems),
+                "problems": [asdict(p) for p in problems],
+            }
+        )
+    else:
+        for problem in problems:
+            click.echo(f"{_shown(problem.path)}: {problem.kind}: {problem.reason}")
+    if problems:
+        raise CliError(
+            f"{len(problems)} of {len(entries)} cache entries failed verification",
+            "Delete or re-record them; `spark cache show KEY` shows one entry.",
+        )
+    if not as_json:
+        click.echo(f"OK: {n_entries(len(entries))} in {target.cache_dir}")
+
+
+def _shown(path: str) -> str:
+    """``path`` relative to the current directory when it is below it (as git shows paths)."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative

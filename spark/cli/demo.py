@@ -1,0 +1,207 @@
+"""``spark demo``: the cache at work, offline, against the bundled local provider server.
+
+The same questions go twice to an OpenAI, a Bedrock and a Gemini model sharing one temporary
+cache: the first round pays the (simulated) provider latency, the second is answered from disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from spark.cli._output import echo_json, format_latency, format_usd, json_option
+from spark.models.base import Model
+from spark.testing import ProviderServer
+
+__all__ = ["QUESTIONS", "demo"]
+
+QUESTIONS = (
+    "What is the capital of France?",
+    "Name the three primary colors.",
+    "What is twelve times twelve?",
+    "Who wrote Hamlet?",
+    "What does HTTP stand for?",
+    "How many days are in a leap year?",
+    "What is the boiling point of water at sea level?",
+    "Which planet is closest to the sun?",
+    "What is the chemical symbol for gold?",
+)
+# One model of each provider, all with a built-in price so the dollars saved are real figures.
+_MODELS = (
+    ("openai", "gpt-4o-mini"),
+    ("bedrock", "anthropic.claude-3-haiku-20240307-v1:0"),
+    ("gemini", "gemini-2.0-flash"),
+)
+_SDKS = ("openai", "boto3", "google.genai")
+_WORDS = 8
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One question asked of one model in one round."""
+
+    round: int
+    provider: str
+    model_id: str
+    question: str
+    text: str
+    latency_s: float
+    cached: bool
+    cost_usd: float | None
+
+
+@click.command(short_help="See the cache at work, offline.")
+@click.option(
+    "--questions",
+    "-n",
+    "count",
+    default=6,
+    show_default=True,
+    type=click.IntRange(1, len(QUESTIONS)),
+    help="How many questions to ask (spread over the three providers).",
+)
+@click.option(
+    "--latency",
+    default=0.4,
+    show_default=True,
+    type=click.FloatRange(0, 5),
+    help="Seconds each simulated provider call takes.",
+)
+@json_option
+def demo(count: int, latency: float, as_json: bool) -> None:
+    """See the cache at work, offline: questions asked twice of OpenAI, Bedrock and Gemini.
+
+    Starts Spark's local stand-in for the three providers (spark.testing.ProviderServer), builds
+    one model of each over a fresh temporary cache, asks each question once (every call reaches
+    the provider) and then again (answered from the cache), and prints the second round's
+    median latency, the hit rate and the dollars saved. No network, no API keys.
+    """
+    questions = list(QUESTIONS[:count])
+    show = None if as_json else _print_answer
+    if show is not None:
+        click.echo(
+            f"Asking {count} questions twice, spread over OpenAI, Bedrock and Gemini (a local "
+            f"stand-in; each provider call takes {latency:g} s)."
+        )
+    cache_dir = Path(tempfile.mkdtemp(prefix="spark-demo-"))
+    try:
+        with ProviderServer(latency=latency) as server:
+            answers, stats = asyncio.run(_run(server, cache_dir, questions, show))
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    summary = _summary(answers, stats)
+    if as_json:
+        echo_json({**summary, "answers": [asdict(a) for a in answers]})
+        return
+    click.echo("")
+    click.echo(
+        f"Second round median latency: {format_latency(summary['second_round_median_s'])} "
+        f"(first round: {format_latency(summary['first_round_median_s'])})"
+    )
+    click.echo(
+        f"Hit rate: {100 * summary['hit_rate']:.1f}% "
+        f"({summary['hits']} hits, {summary['misses']} misses)"
+    )
+    click.echo(f"Dollars saved: {format_usd(summary['saved_usd'])}")
+
+
+def build_models(server: ProviderServer, cache_dir: Path) -> list[Model]:
+    """An OpenAI, a Bedrock and a Gemini model pointed at ``server``, caching in ``cache_dir``."""
+    from spark.models.bedrock import BedrockModel  # the provider modules load their SDKs lazily
+    from spark.models.gemini import GeminiModel
+    from spark.models.openai import OpenAIModel
+
+    for sdk in _SDKS:  # imported now, so that the first round times the calls, not the imports
+        with contextlib.suppress(ImportError):  # a missing SDK fails on its first call, clearly
+            importlib.import_module(sdk)
+    cache: dict[str, Any] = {"enable_cache": True, "cache_dir": cache_dir, "max_retries": 0}
+    (_, openai_id), (_, bedrock_id), (_, gemini_id) = _MODELS
+    return [
+        OpenAIModel(openai_id, base_url=server.openai_base_url, api_key="demo", **cache),
+        BedrockModel(
+            bedrock_id,
+            endpoint_url=server.bedrock_endpoint_url,
+            region="us-east-1",
+            aws_access_key_id="demo",
+            aws_secret_access_key="demo",
+            **cache,
+        ),
+        GeminiModel(gemini_id, base_url=server.gemini_base_url, api_key="demo", **cache),
+    ]
+
+
+async def _run(
+    server: ProviderServer,
+    cache_dir: Path,
+    questions: list[str],
+    show: Callable[[Answer, bool], None] | None,
+) -> tuple[list[Answer], dict[str, Any]]:
+    models = build_models(server, cache_dir)
+    answers = []
+    for round_number in (1, 2):
+        for index, question in enumerate(questions):
+            model = models[index % len(models)]
+            answer = await _ask(model, round_number, question)
+            answers.append(answer)
+            if show is not None:
+                show(answer, index == 0)
+    manager = models[0].cache_manager
+    stats = manager.get_stats()
+    # The ledger would otherwise be flushed at exit, into a directory that is gone by then.
+    manager.counters.ledger.flush()
+    return answers, stats
+
+
+async def _ask(model: Model, round_number: int, question: str) -> Answer:
+    started = time.perf_counter()
+    response = await model.generate(question, max_tokens=64)
+    latency = time.perf_counter() - started
+    return Answer(
+        round_number,
+        model.provider,
+        model.model_id,
+        question,
+        response.text,
+        latency,
+        response.cached,
+        response.cost_usd,
+    )
+
+
+def _print_answer(answer: Answer, first_of_round: bool) -> None:
+    if first_of_round:
+        click.echo(_ROUND_TITLES[answer.round])
+    words = " ".join(answer.text.split()[:_WORDS])
+    state = "hit " if answer.cached else "miss"
+    click.echo(
+        f"  {answer.provider:<8} {format_latency(answer.latency_s):>9}  {state}  "
+        f"{answer.question}  -> {words} ..."
+    )
+
+
+_ROUND_TITLES = {1: "Round 1, cold cache:", 2: "Round 2, the same questions again:"}
+
+
+def _summary(answers: list[Answer], stats: dict[str, Any]) -> dict[str, Any]:
+    first = [a.latency_s for a in answers if a.round == 1]
+    second = [a.latency_s for a in answers if a.round == 2]
+    return {
+        "questions": len(first),
+        "first_round_median_s": statistics.median(first),
+        "second_round_median_s": statistics.median(second),
+        "hits": stats["hits"],
+        "misses": stats["misses"],
+        "hit_rate": stats["hit_rate"],
+        "saved_usd": stats["saved_cost_usd"],
+    }

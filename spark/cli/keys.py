@@ -1,0 +1,225 @@
+"""``spark cache keygen`` and ``spark cache rotate-key``: make encryption keys and move to a new one.
+
+Keys are secrets: a key file is created with mode 0600 and never overwritten by ``keygen``;
+``rotate-key`` replaces it atomically. Rotation saves the new key list *before* it re-encrypts
+the first entry, so an interruption never leaves entries sealed with a key that is stored
+nowhere; re-running it skips what is done.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from spark.cache import KeyRing, admin, generate_key
+from spark.cache.codec import CorruptEntryError
+from spark.cache.crypto import fingerprint
+from spark.cache.store import EntryFile
+from spark.cli._context import (
+    CacheTarget,
+    CliState,
+    cache_target,
+    dir_option,
+    pass_state,
+    profile_option,
+)
+from spark.cli._errors import CliError
+from spark.cli._output import echo_json, json_option, progress, warn
+from spark.cli._output import entries as n_entries
+from spark.errors import CacheError, DecryptionError
+
+__all__ = ["keygen", "rotate_key"]
+
+
+@click.command(short_help="Make a new encryption key.")
+@click.option(
+    "--write",
+    "write_path",
+    metavar="PATH",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Create a key file (mode 0600) holding the key, instead of printing it.",
+)
+@json_option
+def keygen(write_path: Path | None, as_json: bool) -> None:
+    """Make a new Fernet key for cache encryption.
+
+    Prints the key, to store as the secret SPARK_CACHE_KEY (e.g. a CI secret). With --write
+    it creates a key file readable only by you (an existing file is never overwritten); name it
+    in spark.toml as key_file and keep it out of git.
+    """
+    key = generate_key()
+    fp = fingerprint(key)
+    if write_path is not None:
+        try:
+            admin.write_key_file(write_path, [key], overwrite=False)
+        except FileExistsError:
+            raise CliError(
+                f"{write_path} already exists; a key file is never overwritten",
+                "Choose another path (to move to a new key, use `spark cache rotate-key`).",
+            ) from None
+    if as_json:
+        echo_json({"fingerprint": fp, "path": write_path, "key": None if write_path else key})
+    elif write_path is not None:
+        click.echo(f"Wrote key {fp} to {write_path} (mode 0600).")
+        click.echo(f'Use it in spark.toml: [cache] encrypt = true, key_file = "{write_path}"')
+    else:
+        click.echo(key)
+        click.echo(f"key {fp}: store it as SPARK_CACHE_KEY; it is not saved anywhere", err=True)
+
+
+@dataclass
+class _Plan:
+    """Where a rotation goes: the new key, the full key list, and where that list is kept."""
+
+    new_key: str
+    keys: list[str]
+    old_fingerprints: list[str]
+    key_file: Path | None  # None: the keys live in the environment variable
+    key_env: str
+    outcomes: Counter[str] = field(default_factory=Counter)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def secret_line(self) -> str:
+        """``SPARK_CACHE_KEY=new,old``: the value to store when the keys live in a variable."""
+        return f"{self.key_env}={','.join(self.keys)}"
+
+
+@click.command("rotate-key", short_help="Re-encrypt every entry under a new key.")
+@click.option("--new-key", metavar="KEY", help="The new key (default: a freshly generated one).")
+@click.option(
+    "--resume", is_flag=True, help="Finish an interrupted rotation: use the current first key."
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@profile_option
+@dir_option
+@json_option
+@pass_state
+def rotate_key(
+    state: CliState,
+    new_key: str | None,
+    resume: bool,
+    yes: bool,
+    profile: str | None,
+    cache_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Re-encrypt every entry under a new key, keeping its timestamps.
+
+    The new key list (the new key first, then the old ones) is saved before any entry is
+    touched: written to the profile's key_file (mode 0600) when one is configured, otherwise
+    printed as the value of SPARK_CACHE_KEY to store as the secret. Each entry is rewritten
+    atomically; plaintext entries are encrypted too when the profile encrypts. If it stops
+    half-way, run it again with --resume (or the same --new-key): entries already under the
+    new key are skipped. Once every entry is re-encrypted, retire the old key by dropping it
+    from the list.
+    """
+    if resume and new_key:
+        raise click.UsageError("give either --resume or --new-key, not both")
+    target = cache_target(state, profile, cache_dir)
+    plan = _plan(target, new_key, resume)
+    entries = admin.entry_files(target.store)
+    if entries and not yes:
+        click.confirm(
+            f"Re-encrypt {n_entries(len(entries))} in {target.cache_dir} under key "
+            f"{fingerprint(plan.new_key)}?",
+            abort=True,
+            err=True,
+        )
+    _save_keys(plan, as_json)
+    _rotate(target, plan, entries)
+    _report(target, plan, as_json)
+
+
+def _plan(target: CacheTarget, new_key: str | None, resume: bool) -> _Plan:
+    config = target.config
+    old_keys, source = admin.configured_keys(config.key_env, config.key_file, os.environ)
+    if resume:
+        if not old_keys:
+            raise CliError(f"--resume: no key is configured ({config.key_env} or key_file)")
+        new_key = old_keys[0]
+    new_key = (new_key or generate_key()).strip()
+    KeyRing.from_keys([new_key])  # a malformed --new-key fails here, before anything changes
+    keys = list(dict.fromkeys([new_key, *old_keys]))
+    olds = [fingerprint(k) for k in keys[1:]]
+    in_file = source == "file" or (source == "" and config.key_file is not None)
+    key_file = Path(config.key_file).expanduser() if in_file and config.key_file else None
+    if source == "env" and config.key_file:
+        warn(f"{config.key_env} is set, so it is used instead of the key file {config.key_file}")
+    if not config.encrypt:
+        warn("encryption is off for this profile: new entries are written in plaintext")
+    return _Plan(new_key, keys, olds, key_file, config.key_env)
+
+
+def _save_keys(plan: _Plan, as_json: bool) -> None:
+    if plan.key_file is not None:
+        admin.write_key_file(plan.key_file, plan.keys, overwrite=True)
+        if not as_json:
+            click.echo(f"Saved {len(plan.keys)} keys to {plan.key_file} (new key first).")
+        return
+    # Printed now, not at the end: if the run is interrupted the value is already in hand.
+    click.echo("Store this as the secret (new key first, then the old ones):", err=as_json)
+    click.echo(plan.secret_line, err=as_json)
+
+
+def _rotate(target: CacheTarget, plan: _Plan, entries: list[EntryFile]) -> None:
+    goal = KeyRing.from_keys([plan.new_key])
+    readers = KeyRing.from_keys(plan.keys)
+    store = target.store
+    for done, entry in enumerate(progress(entries, "Re-encrypting")):
+        try:
+            outcome = admin.reencrypt_entry(
+                store, entry, goal, readers, encrypt_plaintext=target.config.encrypt
+            )
+        except (CorruptEntryError, DecryptionError) as exc:
+            plan.failures.append((entry.path, str(exc)))
+            continue
+        except OSError as exc:
+            where = plan.key_file or f"the {plan.key_env} value printed above"
+            raise CacheError(
+                f"rotation stopped at {entry.path} after {done} of {len(entries)} entries: "
+                f"{exc}. The new key list is in {where}; fix the cause and run "
+                "`spark cache rotate-key --resume` to finish"
+            ) from exc
+        plan.outcomes[outcome.name.lower()] += 1
+
+
+def _report(target: CacheTarget, plan: _Plan, as_json: bool) -> None:
+    new_fp = fingerprint(plan.new_key)
+    if as_json:
+        echo_json(
+            {
+                "cache_dir": target.cache_dir,
+                "new_key_fingerprint": new_fp,
+                "old_key_fingerprints": plan.old_fingerprints,
+                "key_file": plan.key_file,
+                **{o.name.lower(): plan.outcomes[o.name.lower()] for o in admin.RotationOutcome},
+                "failed": [{"path": p, "reason": r} for p, r in plan.failures],
+            }
+        )
+    else:
+        counts = [
+            f"{plan.outcomes[o.name.lower()]} {o.value}"
+            for o in admin.RotationOutcome
+            if plan.outcomes[o.name.lower()]
+        ]
+        click.echo(f"Key {new_fp}: {', '.join(counts) or 'no entries'}.")
+        for path, reason in plan.failures:
+            click.echo(f"{path}: {reason}")
+    if plan.failures:
+        raise CliError(
+            f"{n_entries(len(plan.failures))} could not be re-encrypted (listed above)",
+            "They still need a key you do not hold, or are corrupt: delete them (or supply their "
+            "key), then run `spark cache rotate-key --resume` before retiring any key.",
+        )
+    if plan.old_fingerprints and not as_json:
+        where = plan.key_file or plan.key_env
+        click.echo(
+            f"To retire the old key(s) {', '.join(plan.old_fingerprints)}: once every machine "
+            f"and CI secret uses the new list, drop them from {where}, keeping only the first "
+            "key; `spark cache verify` then reports any entry still under an old key."
+        )

@@ -1,0 +1,175 @@
+"""``spark cache stats``: what a cache directory holds and what it has saved, by provider and model.
+
+Entries and bytes come from walking the directory; hits, misses and dollars from its ledger,
+which every process that used the directory adds to (``spark.cache.ledger``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from spark.cache.ledger import LEDGER_NAME, LedgerRow, read_ledger
+from spark.cache.maintenance import scan_stats
+from spark.cli._context import CliState, cache_target, dir_option, pass_state, profile_option
+from spark.cli._output import (
+    echo_json,
+    format_rate,
+    format_size,
+    format_usd,
+    json_option,
+    print_table,
+)
+from spark.cli._output import (
+    entries as n_entries,
+)
+
+__all__ = ["StatsRow", "stats"]
+
+
+@dataclass
+class StatsRow:
+    """One provider's model (or a total): what is on disk and what the ledger counted."""
+
+    provider: str
+    model_id: str
+    entries: int = 0
+    size_bytes: int = 0
+    hits: int = 0
+    misses: int = 0
+    saved_usd: float = 0.0
+    spent_usd: float = 0.0
+
+    @property
+    def hit_rate(self) -> float | None:
+        """Hits over lookups; None before any lookup."""
+        lookups = self.hits + self.misses
+        return self.hits / lookups if lookups else None
+
+    def add(self, other: StatsRow) -> None:
+        """Add ``other``'s counts to this row."""
+        self.entries += other.entries
+        self.size_bytes += other.size_bytes
+        self.hits += other.hits
+        self.misses += other.misses
+        self.saved_usd += other.saved_usd
+        self.spent_usd += other.spent_usd
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with the hit rate (0-1, null before any lookup)."""
+        data = asdict(self)
+        data["hit_rate"] = self.hit_rate
+        data["saved_usd"], data["spent_usd"] = round(self.saved_usd, 10), round(self.spent_usd, 10)
+        return data
+
+
+def combine(
+    disk: dict[str, Any], ledger: Iterable[LedgerRow], only: tuple[str, str] | None = None
+) -> list[StatsRow]:
+    """One row per (provider, model id) found on disk or in the ledger, sorted."""
+    rows: dict[tuple[str, str], StatsRow] = {}
+
+    def row(provider: str, model_id: str) -> StatsRow:
+        return rows.setdefault((provider, model_id), StatsRow(provider, model_id))
+
+    for provider, models in disk["entries_by_model"].items():
+        for model_id, count in models.items():
+            found = row(provider, model_id)
+            found.entries = count
+            found.size_bytes = disk["bytes_by_model"][provider][model_id]
+    for item in ledger:
+        row(item.provider, item.model_id).add(
+            StatsRow("", "", 0, 0, item.hits, item.misses, item.saved_usd, item.spent_usd)
+        )
+    return [rows[k] for k in sorted(rows) if only is None or k == only]
+
+
+def totals(rows: Iterable[StatsRow], provider: str = "", model_id: str = "") -> StatsRow:
+    """The sum of ``rows``."""
+    total = StatsRow(provider, model_id)
+    for item in rows:
+        total.add(item)
+    return total
+
+
+@click.command(short_help="Entries, size, hit rate and dollars saved.")
+@profile_option
+@click.option(
+    "--model", "alias", metavar="ALIAS", help="Only this alias's model (in its cache dir)."
+)
+@dir_option
+@json_option
+@pass_state
+def stats(
+    state: CliState, profile: str | None, alias: str | None, cache_dir: Path | None, as_json: bool
+) -> None:
+    """Show entries and size, hit rate and dollars saved, by provider and model.
+
+    Entries and size are what the directory holds now. Hits, misses, dollars saved (the
+    recorded cost of the calls that hits replaced) and spent add up every process that used
+    the directory, from its ledger file.
+    """
+    target = cache_target(state, profile, cache_dir, alias)
+    only = None
+    if alias is not None:
+        model = target.settings.model(alias)
+        only = (model.provider, model.model_id)
+    has_ledger = (target.cache_dir / LEDGER_NAME).exists()
+    rows = combine(scan_stats(target.store).as_dict(), read_ledger(target.cache_dir), only)
+    total = totals(rows)
+    if as_json:
+        echo_json(_json(target.cache_dir, rows, total, has_ledger))
+        return
+    _print(target.cache_dir, rows, total, has_ledger)
+
+
+def _json(cache_dir: Path, rows: list[StatsRow], total: StatsRow, has_ledger: bool) -> Any:
+    by_provider = {
+        provider: totals(r for r in rows if r.provider == provider).to_dict()
+        for provider in dict.fromkeys(r.provider for r in rows)
+    }
+    summary = total.to_dict()
+    return {
+        "cache_dir": cache_dir,
+        "ledger": has_ledger,
+        "total_entries": total.entries,
+        "total_size_bytes": total.size_bytes,
+        **{k: summary[k] for k in ("hits", "misses", "hit_rate", "saved_usd", "spent_usd")},
+        "by_provider": {
+            p: {k: v for k, v in d.items() if k != "model_id"} for p, d in by_provider.items()
+        },
+        "by_model": [r.to_dict() for r in rows],
+    }
+
+
+def _print(cache_dir: Path, rows: list[StatsRow], total: StatsRow, has_ledger: bool) -> None:
+    click.echo(f"{cache_dir}: {n_entries(total.entries)}, {format_size(total.size_bytes)}")
+    if not rows:
+        return
+    lines: list[StatsRow | None] = []
+    for provider in dict.fromkeys(r.provider for r in rows):
+        group = [r for r in rows if r.provider == provider]
+        lines += group
+        if len(group) > 1:
+            lines.append(totals(group, provider, "(all models)"))
+        lines.append(None)
+    lines.append(totals(rows, "total", ""))
+    print_table(_COLUMNS, [None if r is None else _cells(r, has_ledger) for r in lines])
+    if not has_ledger:
+        click.echo("no ledger yet: hit rate and dollars appear once a model has used this cache")
+
+
+_COLUMNS = ("Provider", "Model", "Entries", "Size", "Hits", "Misses", "Hit rate", "Saved", "Spent")
+
+
+def _cells(row: StatsRow, has_ledger: bool) -> tuple[Any, ...]:
+    if not has_ledger:
+        counted: tuple[Any, ...] = ("-",) * 5
+    else:
+        rate = format_rate(row.hits, row.misses)
+        counted = (row.hits, row.misses, rate, format_usd(row.saved_usd), format_usd(row.spent_usd))
+    return (row.provider, row.model_id, row.entries, format_size(row.size_bytes), *counted)

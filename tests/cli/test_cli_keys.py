@@ -1,0 +1,192 @@
+"""``spark cache keygen`` and ``spark cache rotate-key``, including an interrupted rotation."""
+
+from __future__ import annotations
+
+import errno
+import json
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from spark.cache import KeyRing, generate_key
+from spark.cache.codec import decode_envelope, open_payload
+from spark.cache.crypto import fingerprint, read_key_file
+from spark.cache.store import DiskStore
+
+Invoke = Callable[..., Result]
+Fill = Callable[..., list[str]]
+
+
+def test_keygen_prints_a_key(spark: Invoke) -> None:
+    result = spark("cache", "keygen")
+    assert result.exit_code == 0
+    key = result.stdout.strip()
+    KeyRing.from_keys([key])  # a valid Fernet key
+    assert fingerprint(key) in result.stderr
+    assert spark("cache", "keygen").stdout.strip() != key
+    shown = json.loads(spark("cache", "keygen", "--json").stdout)
+    assert fingerprint(shown["key"]) == shown["fingerprint"]
+
+
+def test_keygen_write_creates_a_0600_file_and_never_overwrites(
+    spark: Invoke, tmp_path: Path
+) -> None:
+    path = tmp_path / "keys" / "cache.key"
+    result = spark("cache", "keygen", "--write", str(path))
+    assert result.exit_code == 0
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    (key,) = read_key_file(path)
+    assert fingerprint(key) in result.stdout
+    assert key not in result.output  # the secret stays in the file
+    again = spark("cache", "keygen", "--write", str(path))
+    assert again.exit_code == 1
+    assert "already exists" in again.stderr
+    assert read_key_file(path) == [key]
+
+
+def test_keygen_write_into_a_file_is_an_os_error_line(spark: Invoke, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    result = spark("cache", "keygen", "--write", str(blocker / "cache.key"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ")
+    assert "Traceback" not in result.output
+
+
+def _entries(cache_dir: Path) -> dict[str, tuple[float, float | None, str]]:
+    """key -> (created_at, expires_at, key fingerprint) of every entry."""
+    found = {}
+    for path in cache_dir.rglob("*.json"):
+        meta, _ = decode_envelope(path.read_bytes())
+        found[meta.key] = (meta.created_at, meta.expires_at, meta.key_fingerprint)
+    return found
+
+
+def _decrypt_all(cache_dir: Path, key: str) -> list[str]:
+    ring = KeyRing.from_keys([key])
+    texts = []
+    for path in sorted(cache_dir.rglob("*.json")):
+        meta, sealed = decode_envelope(path.read_bytes())
+        texts.append(open_payload(meta, sealed, ring)["response"]["text"])
+    return texts
+
+
+def test_rotate_key_interrupted_half_way_then_resumed(
+    spark: Invoke,
+    project: Path,
+    cache_dir: Path,
+    fill: Fill,
+    key_file: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    old = key_file()
+    fill(6, encrypt=True, key_file=project / "secrets" / "cache.key")
+    fill(2, encrypt=False, start=100)  # plaintext in an encrypting profile: encrypted too
+    before = _entries(cache_dir)
+    new = generate_key()
+
+    # The only mock: the 4th entry write fails as a full disk would.
+    real_write = DiskStore.write
+    writes = {"count": 0}
+
+    def failing_write(self: DiskStore, path: str, data: bytes) -> tuple[int, int, int]:
+        writes["count"] += 1
+        if writes["count"] == 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, path, data)
+
+    monkeypatch.setattr(DiskStore, "write", failing_write)
+    stopped = spark("cache", "rotate-key", "--profile", "ci", "--new-key", new, "--yes")
+    assert stopped.exit_code == 1
+    assert "rotation stopped at" in stopped.stderr
+    assert "after 3 of 8 entries" in stopped.stderr
+    assert "spark cache rotate-key --resume" in stopped.stderr
+    assert "Traceback" not in stopped.output
+    # The key list was saved before the first entry was touched: new first, then the old key.
+    assert read_key_file(project / "secrets" / "cache.key") == [new, old]
+    half = _entries(cache_dir)
+    assert sum(fp == fingerprint(new) for _, _, fp in half.values()) == 3
+    assert not list(cache_dir.rglob("*.tmp"))  # the failed write left no temp file
+
+    monkeypatch.setattr(DiskStore, "write", real_write)
+    resumed = spark("cache", "rotate-key", "--profile", "ci", "--resume", "--yes")
+    assert resumed.exit_code == 0, resumed.output
+    assert "3 already under the new key" in resumed.stdout
+    assert "To retire the old key(s) " + fingerprint(old) in resumed.stdout
+
+    after = _entries(cache_dir)
+    assert set(after) == set(before)
+    for key, (created, expires, fp) in after.items():
+        assert (created, expires) == before[key][:2]  # timestamps unchanged
+        assert fp == fingerprint(new)
+    assert sorted(_decrypt_all(cache_dir, new)) == sorted(
+        [f"answer {i}" for i in range(6)] + ["answer 100", "answer 101"]
+    )
+    verified = spark("cache", "verify", "--profile", "ci", "--require-encrypted")
+    assert verified.exit_code == 0, verified.output
+    assert stat.S_IMODE((project / "secrets" / "cache.key").stat().st_mode) == 0o600
+
+
+def test_rotate_key_from_the_environment_prints_the_new_secret(
+    spark: Invoke,
+    cache_dir: Path,
+    fill: Fill,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    old = generate_key()
+    monkeypatch.setenv("SPARK_CACHE_KEY", old)
+    fill(3, encrypt=True)
+    result = spark("cache", "rotate-key", "--profile", "vault", "--yes")
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stdout.splitlines() if x.startswith("SPARK_CACHE_KEY="))
+    new, kept = line.removeprefix("SPARK_CACHE_KEY=").split(",")
+    assert kept == old
+    assert "3 re-encrypted" in result.stdout
+    assert sorted(_decrypt_all(cache_dir, new)) == ["answer 0", "answer 1", "answer 2"]
+    # Re-running with the new list in place and the same key has nothing left to do.
+    monkeypatch.setenv("SPARK_CACHE_KEY", f"{new},{old}")
+    again = spark("cache", "rotate-key", "--profile", "vault", "--new-key", new, "--yes", "--json")
+    report = json.loads(again.stdout)
+    assert (report["skipped"], report["reencrypted"]) == (3, 0)
+    assert report["old_key_fingerprints"] == [fingerprint(old)]
+
+
+def test_rotate_key_reports_entries_it_cannot_open(
+    spark: Invoke,
+    cache_dir: Path,
+    fill: Fill,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SPARK_CACHE_KEY", generate_key())
+    fill(1, encrypt=True)  # sealed with a key that is then lost
+    monkeypatch.setenv("SPARK_CACHE_KEY", generate_key())
+    fill(2, encrypt=True, start=10)
+    result = spark("cache", "rotate-key", "--profile", "vault", "--yes")
+    assert result.exit_code == 1
+    assert "2 re-encrypted" in result.stdout
+    assert "uses a key we do not hold" in result.stdout
+    assert "error: 1 entry could not be re-encrypted" in result.stderr
+
+
+def test_rotate_key_confirms_and_validates(
+    spark: Invoke, fill: Fill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPARK_CACHE_KEY", generate_key())
+    fill(2, encrypt=True)
+    declined = spark("cache", "rotate-key", "--profile", "vault", input="n\n")
+    assert declined.exit_code == 1
+    assert "Re-encrypt 2 entries" in declined.stderr
+    bad = spark("cache", "rotate-key", "--profile", "vault", "--new-key", "nope", "--yes")
+    assert bad.exit_code == 1
+    assert "not a valid Fernet key" in bad.stderr
+    both = spark("cache", "rotate-key", "--resume", "--new-key", generate_key())
+    assert both.exit_code == 2
+
+
+def test_missing_key_is_one_clear_error(spark: Invoke, project: Path, fill: Fill) -> None:
+    result = spark("cache", "rotate-key", "--profile", "ci", "--resume", "--yes")
+    assert result.exit_code == 1
+    assert "no key is configured" in result.stderr

@@ -1,0 +1,113 @@
+"""``spark cache verify``: every kind of bad entry is reported with its path and reason."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from spark.cache import generate_key
+
+Invoke = Callable[..., Result]
+Fill = Callable[..., list[str]]
+
+
+@pytest.fixture
+def encrypted(
+    project: Path, fill: Fill, key_file: Callable[..., str], cache_dir: Path
+) -> list[Path]:
+    """Six entries sealed with the ``ci`` profile's key; their paths."""
+    key_file()
+    keys = fill(6, encrypt=True, key_file=project / "secrets" / "cache.key")
+    return [cache_dir / "openai" / "gpt-4o-mini" / f"{key}.json" for key in keys]
+
+
+def _verify(spark: Invoke, *args: str) -> tuple[Result, dict[str, str]]:
+    result = spark("cache", "verify", "--profile", "ci", *args)
+    reasons = {}
+    for line in result.stdout.splitlines():
+        if ": " in line and not line.startswith("OK"):
+            path, _, reason = line.partition(": ")
+            reasons[Path(path).name] = reason
+    return result, reasons
+
+
+def test_clean_cache_passes(spark: Invoke, encrypted: list[Path]) -> None:
+    result, reasons = _verify(spark, "--require-encrypted")
+    assert result.exit_code == 0, result.output
+    assert reasons == {}
+    assert result.stdout.startswith("OK: 6 entries in ")
+
+
+def test_each_bad_entry_is_reported(
+    spark: Invoke, encrypted: list[Path], fill: Fill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corrupt, truncated, tampered, moved, _, _ = encrypted
+    corrupt.write_text('{"format": 1, "nonsense": true}')
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    data = tampered.read_bytes()
+    index = data.index(b'"payload":"') + 40
+    flipped = b"B" if data[index : index + 1] == b"A" else b"A"
+    tampered.write_bytes(data[:index] + flipped + data[index + 1 :])
+    misplaced = moved.with_name("f" * 64 + ".json")
+    moved.rename(misplaced)
+    monkeypatch.setenv("SPARK_CACHE_KEY", generate_key())  # a key the ci profile does not hold
+    (foreign,) = fill(1, encrypt=True, start=50)
+    monkeypatch.delenv("SPARK_CACHE_KEY")
+    result, reasons = _verify(spark)
+    assert result.exit_code == 1
+    assert reasons[corrupt.name].startswith("corrupt: not a Spark entry")
+    assert reasons[truncated.name].startswith("truncated: file ends after 100 bytes")
+    assert reasons[tampered.name].startswith("tampered:")
+    assert reasons[misplaced.name].startswith("key mismatch: entry key")
+    assert reasons[f"{foreign}.json"].startswith("unknown key: unknown key fingerprint ")
+    assert len(reasons) == 5
+    assert "error: 5 of 7 cache entries failed verification" in result.stderr
+    assert "Traceback" not in result.output
+    # paths are shown relative to the current directory, as git shows them
+    assert any(line.startswith("cache/openai/gpt-4o-mini/") for line in result.stdout.splitlines())
+
+
+def test_plaintext_fails_only_with_require_encrypted(
+    spark: Invoke, encrypted: list[Path], fill: Fill
+) -> None:
+    (plain,) = fill(1, start=90)
+    result, reasons = _verify(spark)
+    assert result.exit_code == 0
+    result, reasons = _verify(spark, "--require-encrypted")
+    assert result.exit_code == 1
+    assert reasons == {f"{plain}.json": "plaintext: payload is not encrypted"}
+
+
+def test_no_key_configured(spark: Invoke, encrypted: list[Path]) -> None:
+    result = spark("cache", "verify", "--profile", "vault", "--json")  # encrypts, but no key here
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["checked"] == 6
+    assert {p["kind"] for p in report["problems"]} == {"no key"}
+
+
+def test_edited_plaintext_request_is_a_key_mismatch(
+    spark: Invoke, fill: Fill, cache_dir: Path
+) -> None:
+    (key,) = fill(1)
+    path = cache_dir / "openai" / "gpt-4o-mini" / f"{key}.json"
+    path.write_text(path.read_text().replace("question 0", "question 9"))
+    result = spark("cache", "verify", "--json")
+    assert result.exit_code == 1
+    (problem,) = json.loads(result.stdout)["problems"]
+    assert problem["kind"] == "key mismatch"
+    assert "stored request hashes to" in problem["reason"]
+
+
+def test_key_file_readable_by_others_is_an_error(
+    spark: Invoke, encrypted: list[Path], project: Path
+) -> None:
+    (project / "secrets" / "cache.key").chmod(0o644)
+    result = spark("cache", "verify", "--profile", "ci")
+    assert result.exit_code == 1
+    assert "is readable by others" in result.stderr
+    assert "chmod 600" in result.stderr
