@@ -31,6 +31,7 @@ from spark.cli._output import (
     entries as n_entries,
 )
 from spark.cli.keys import keygen, rotate_key
+from spark.cli.replay import explain, prune
 from spark.cli.stats import stats
 
 __all__ = ["cache"]
@@ -50,6 +51,8 @@ def cache() -> None:
 cache.add_command(stats)
 cache.add_command(keygen)
 cache.add_command(rotate_key)
+cache.add_command(explain)
+cache.add_command(prune)
 
 
 @cache.command("ls", short_help="List entries (metadata only).")

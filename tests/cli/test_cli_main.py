@@ -98,6 +98,8 @@ def test_every_command_has_help(spark: Invoke) -> None:
                 "cleanup",
                 "verify",
                 "keygen",
+                "explain",
+                "prune",
                 "rotate-key",
             )
         ),

@@ -1,0 +1,67 @@
+"""``spark cache explain`` and ``spark cache prune --unused``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from click.testing import Result
+
+from spark.cache import CacheConfig, CacheManager
+
+
+def test_explain_a_hit_and_a_miss(
+    spark: Callable[..., Result], fill: Callable[..., list[str]], cache_dir: Path
+) -> None:
+    [key] = fill(1)
+    hit = spark("cache", "explain", "--model", "gpt", '{"messages": "question 0"}')
+    assert hit.exit_code == 0, hit.output
+    assert hit.output.startswith("HIT: ")
+    assert key in hit.output
+    miss = spark(
+        "cache", "explain", "--model", "gpt", '{"messages": "question 1", "temperature": 0.5}'
+    )
+    assert miss.exit_code == 1
+    assert "no cache entry for openai/gpt-4o-mini" in miss.output
+    assert key in miss.output, "names the nearest entry"
+    assert "messages[0].content changed" in miss.output
+    assert "params.temperature added: 0.5" in miss.output
+
+
+def test_explain_json_and_bad_requests(
+    spark: Callable[..., Result], fill: Callable[..., list[str]], tmp_path: Path
+) -> None:
+    fill(1)
+    request = tmp_path / "req.json"
+    request.write_text(
+        json.dumps({"provider": "openai", "model_id": "gpt-4o-mini", "prompt": "question 0"})
+    )
+    result = spark("cache", "explain", f"@{request}", "--json")
+    body: dict[str, Any] = json.loads(result.stdout)
+    assert (result.exit_code, body["hit"], body["explanation"]) == (0, True, None)
+    no_model = spark("cache", "explain", '{"messages": "x"}')
+    assert no_model.exit_code == 1
+    assert "names no provider and model" in no_model.output
+    assert "Traceback" not in no_model.output
+    not_json = spark("cache", "explain", "{nope")
+    assert not_json.exit_code == 1
+    assert "REQUEST is not JSON" in not_json.output
+
+
+async def test_prune_unused_after_a_recorded_run(
+    spark: Callable[..., Result], fill: Callable[..., list[str]], cache_dir: Path
+) -> None:
+    refused = spark("cache", "prune", "--unused", "--yes")
+    assert refused.exit_code == 1
+    assert "record the test suite first" in refused.output
+    fill(3)
+    config = CacheConfig(enabled=True, cache_dir=cache_dir)
+    bound = CacheManager(cache_dir, config).bind(config)
+    assert bound.lookup(bound.chat_request("openai", "gpt-4o-mini", "question 1")) is not None
+    bound.manager.write_usage_record()
+    result = spark("cache", "prune", "--unused", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "Removed 2 unused entries" in result.output
+    assert CacheManager(cache_dir).get_stats()["total_entries"] == 1
