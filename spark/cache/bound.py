@@ -25,7 +25,7 @@ from spark.cache.crypto import KeyRing
 from spark.cache.keys import create_key, normalize_embedding_request, normalize_request
 from spark.cache.memory import MemoryEntry
 from spark.cache.policy import CachePolicy, is_cacheable
-from spark.errors import CacheMissError, DecryptionError
+from spark.errors import CacheError, CacheMissError, DecryptionError
 
 if TYPE_CHECKING:
     from spark.cache.manager import CacheManager
@@ -72,6 +72,7 @@ class BoundCache:
         self._stats = manager.counters
         self._write_keyring = keyring if config.encrypt else None
         self._used = manager.used_keys
+        self._use_memory = manager.store.validates_cheaply
 
     # -- requests -------------------------------------------------------------------------
 
@@ -160,7 +161,7 @@ class BoundCache:
         replay mode for an entry we cannot decrypt."""
         path = self._store.entry_path(request.provider, request.model_id, request.key)
         now = time.time()
-        remembered = self._memory.get(request.key)
+        remembered = self._memory.get(request.key) if self._use_memory else None
         if remembered is not None and remembered.path == path and self._may_open(remembered.meta):
             if self._store.signature(path) == remembered.signature:
                 if not self.policy.is_fresh(remembered.meta, now):
@@ -183,6 +184,9 @@ class BoundCache:
         try:
             found = self._store.read(path)
         except OSError as exc:
+            if self.policy.replay:
+                where = self._store.describe()
+                raise CacheError(f"replay: cannot read the cache at {where}: {exc}") from exc
             self.manager.warn_once(f"read:{exc.errno}", "cannot read cache entry %s: %s", path, exc)
             return None
         if found is None:
@@ -203,7 +207,8 @@ class BoundCache:
             return None
         except DecryptionError as exc:
             return self._undecryptable(path, exc)
-        self._memory.put(request.key, MemoryEntry(path, signature, meta, payload, now))
+        if self._use_memory:
+            self._memory.put(request.key, MemoryEntry(path, signature, meta, payload, now))
         self._store.touch(path, signature, time.time_ns())
         self._used.add(request.key)
         return payload
@@ -244,12 +249,13 @@ class BoundCache:
         path = self._store.entry_path(request.provider, request.model_id, request.key)
         try:
             data = encode_entry(meta, payload, self._write_keyring)
-            signature = self._store.write(path, data)
+            signature = self._store.write(path, data, meta.expires_at)
         except (OSError, ValueError, TypeError) as exc:
             self.manager.warn_once(f"write:{type(exc).__name__}", "cache write failed: %s", exc)
             return False
         sealed = meta if self._write_keyring is None else _sealed_meta(meta, self._write_keyring)
-        self._memory.put(request.key, MemoryEntry(path, signature, sealed, payload, now))
+        if self._use_memory:
+            self._memory.put(request.key, MemoryEntry(path, signature, sealed, payload, now))
         self.manager.note_write(len(data))
         self._stats.writes += 1
         return True

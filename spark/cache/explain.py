@@ -98,8 +98,10 @@ def nearest_entry(bound: BoundCache, request: CacheRequest) -> Nearest | None:
         if scanned > _MAX_SCAN:
             break
         try:
-            with open(entry.path, "rb") as handle:
-                meta, sealed = decode_envelope(handle.read())
+            found = bound.manager.store.read(entry.path)
+            if found is None:
+                continue
+            meta, sealed = decode_envelope(found[0])
             stored = open_payload(meta, sealed, bound.keyring)["request"]
         except DecryptionError as exc:
             undecryptable = exc

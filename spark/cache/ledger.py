@@ -19,9 +19,19 @@ import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["LEDGER_NAME", "Ledger", "LedgerRow", "RequestRow", "read_ledger", "read_top_requests"]
+__all__ = [
+    "LEDGER_NAME",
+    "Ledger",
+    "LedgerRow",
+    "LedgerSink",
+    "RequestRow",
+    "SQLiteLedger",
+    "UsageRow",
+    "read_ledger",
+    "read_top_requests",
+]
 
 logger = logging.getLogger("spark.cache")
 LEDGER_NAME = ".spark-ledger.sqlite"
@@ -85,11 +95,31 @@ class LedgerRow:
         return self.hits / lookups if lookups else 0.0
 
 
-class Ledger:
-    """Batched counters of one cache directory, flushed to its SQLite ledger."""
+class LedgerSink(Protocol):
+    """Where a ledger's batches go: SQLite beside a disk cache, or the Redis of a Redis cache."""
 
-    def __init__(self, cache_dir: Path, flush_every_s: float = _FLUSH_EVERY_S) -> None:
-        self.path = cache_dir / LEDGER_NAME
+    def describe(self) -> str:
+        """Where the figures live, for messages."""
+
+    def add(self, rows: list[UsageRow], request_rows: list[RequestRow]) -> None:
+        """Add one batch (raises on failure)."""
+
+    def rows(self, by_day: bool = False) -> list[LedgerRow]:
+        """Figures per provider and model (and per day with ``by_day``)."""
+
+    def top_requests(self, limit: int = 20) -> list[RequestRow]:
+        """The requests served from the cache most often."""
+
+
+# (day, provider, model_id, hits, misses, saved_usd, spent_usd)
+UsageRow = tuple[str, str, str, int, int, float, float]
+
+
+class Ledger:
+    """Batched counters of one cache, flushed to a sink by a background thread (and at exit)."""
+
+    def __init__(self, target: Path | LedgerSink, flush_every_s: float = _FLUSH_EVERY_S) -> None:
+        self.sink: LedgerSink = SQLiteLedger(target) if isinstance(target, Path) else target
         self.flush_every_s = flush_every_s
         self._pending: dict[tuple[str, str], list[float]] = {}
         self._pending_keys: dict[str, list[Any]] = {}
@@ -134,60 +164,96 @@ class Ledger:
             self.flush()
 
     def flush(self) -> None:
-        """Add the pending counts to the file now (never raises)."""
+        """Add the pending counts to the sink now (never raises)."""
         with self._lock:
             pending, self._pending = self._pending, {}
             pending_keys, self._pending_keys = self._pending_keys, {}
-        rows = [
-            (time.strftime("%Y-%m-%d"), p, m, int(s[0]), int(s[1]), s[2], s[3])
+        day = time.strftime("%Y-%m-%d")
+        rows: list[UsageRow] = [
+            (day, p, m, int(s[0]), int(s[1]), s[2], s[3])
             for (p, m), s in pending.items()
             if s[0] or s[1]
         ]
         if not rows or self._disabled:
             return
-        key_rows = [(key, *values) for key, values in pending_keys.items()]
+        request_rows = [RequestRow(key, *values) for key, values in pending_keys.items()]
         try:
-            with _connect(self.path, create=True) as db:
-                db.executemany(_UPSERT, rows)
-                db.executemany(_UPSERT_KEY, key_rows)
-        except (sqlite3.Error, OSError) as exc:
+            self.sink.add(rows, request_rows)
+        except Exception as exc:  # any sink failure: stop counting, never fail the caller
             self._disabled = True
-            logger.warning("cache ledger %s is not writable (%s); not counting", self.path, exc)
+            where = self.sink.describe()
+            logger.warning("cache ledger %s is not writable (%s); not counting", where, exc)
+
+    def rows(self, by_day: bool = False) -> list[LedgerRow]:
+        """All figures so far, this process's pending ones included."""
+        self.flush()
+        return self.sink.rows(by_day)
+
+    def top_requests(self, limit: int = 20) -> list[RequestRow]:
+        """The requests served from the cache most often, this process's included."""
+        self.flush()
+        return self.sink.top_requests(limit)
+
+
+class SQLiteLedger:
+    """The ledger of a disk cache: ``{cache_dir}/.spark-ledger.sqlite``."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.path = cache_dir / LEDGER_NAME
+
+    def describe(self) -> str:
+        """The file."""
+        return str(self.path)
+
+    def add(self, rows: list[UsageRow], request_rows: list[RequestRow]) -> None:
+        """Upsert one batch in one transaction."""
+        with _connect(self.path, create=True) as db:
+            db.executemany(_UPSERT, rows)
+            db.executemany(
+                _UPSERT_KEY,
+                [
+                    (r.key, r.provider, r.model_id, r.hits, r.saved_usd, r.last_hit)
+                    for r in request_rows
+                ],
+            )
+
+    def rows(self, by_day: bool = False) -> list[LedgerRow]:
+        """Figures per provider and model (and per day)."""
+        day = "day" if by_day else "''"
+        query = (
+            "SELECT provider, model_id, SUM(hits), SUM(misses), SUM(saved_usd), SUM(spent_usd),"
+            f" {day} FROM usage GROUP BY provider, model_id, {day}"
+            f" ORDER BY {day}, provider, model_id"
+        )
+        return [LedgerRow(*row) for row in self._query(query, ())]
+
+    def top_requests(self, limit: int = 20) -> list[RequestRow]:
+        """Most served requests first."""
+        query = (
+            "SELECT key, provider, model_id, hits, saved_usd, last_hit FROM requests"
+            " ORDER BY hits DESC, key LIMIT ?"
+        )
+        return [RequestRow(*row) for row in self._query(query, (limit,))]
+
+    def _query(self, query: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        if not self.path.exists():
+            return []
+        try:
+            with _connect(self.path, create=False) as db:
+                return list(db.execute(query, args))
+        except sqlite3.Error as exc:
+            logger.warning("cannot read cache ledger %s: %s", self.path, exc)
+            return []
 
 
 def read_ledger(cache_dir: str | Path, by_day: bool = False) -> list[LedgerRow]:
-    """The ledger's figures per provider and model (and per day with ``by_day``)."""
-    path = Path(cache_dir) / LEDGER_NAME
-    if not path.exists():
-        return []
-    day = "day" if by_day else "''"
-    query = (
-        f"SELECT provider, model_id, SUM(hits), SUM(misses), SUM(saved_usd), SUM(spent_usd), {day}"
-        f" FROM usage GROUP BY provider, model_id, {day} ORDER BY {day}, provider, model_id"
-    )
-    try:
-        with _connect(path, create=False) as db:
-            return [LedgerRow(*row) for row in db.execute(query)]
-    except sqlite3.Error as exc:
-        logger.warning("cannot read cache ledger %s: %s", path, exc)
-        return []
+    """The figures of a disk cache's ledger per provider and model (and per day)."""
+    return SQLiteLedger(Path(cache_dir)).rows(by_day)
 
 
 def read_top_requests(cache_dir: str | Path, limit: int = 20) -> list[RequestRow]:
-    """The stored requests served from the cache most often, most hits first."""
-    path = Path(cache_dir) / LEDGER_NAME
-    if not path.exists():
-        return []
-    query = (
-        "SELECT key, provider, model_id, hits, saved_usd, last_hit FROM requests"
-        " ORDER BY hits DESC, key LIMIT ?"
-    )
-    try:
-        with _connect(path, create=False) as db:
-            return [RequestRow(*row) for row in db.execute(query, (limit,))]
-    except sqlite3.Error as exc:
-        logger.warning("cannot read cache ledger %s: %s", path, exc)
-        return []
+    """The stored requests of a disk cache served most often, most hits first."""
+    return SQLiteLedger(Path(cache_dir)).top_requests(limit)
 
 
 @contextlib.contextmanager

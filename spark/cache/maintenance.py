@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from spark.cache.backend import EntryStore
 from spark.cache.codec import CorruptEntryError, decode_envelope, peek_expires_at
 from spark.cache.store import DiskStore, EntryFile, unquote_model_id
 
@@ -53,29 +54,30 @@ class DirectoryStats:
         }
 
 
-def scan_stats(store: DiskStore) -> DirectoryStats:
+def scan_stats(store: EntryStore) -> DirectoryStats:
     """Count every entry file by provider and model id."""
     stats = DirectoryStats()
     names: dict[str, str] = {}
     for entry in store.walk():
         model_id = names.get(entry.path.rsplit("/", 1)[0])
         if model_id is None:
-            model_id = _model_id_of(entry)
+            model_id = _model_id_of(store, entry)
             names[entry.path.rsplit("/", 1)[0]] = model_id
         stats.add(entry, model_id)
     return stats
 
 
-def _model_id_of(entry: EntryFile) -> str:
+def _model_id_of(store: EntryStore, entry: EntryFile) -> str:
     model_id = _safe_unquote(entry.model_dir)
     if model_id is not None:
         return model_id
     try:  # a long id is hashed in its folder name; its metadata has it in full
-        with open(entry.path, "rb") as handle:
-            meta, _ = decode_envelope(handle.read())
-        return meta.model_id
+        found = store.read(entry.path)
+        if found is not None:
+            return decode_envelope(found[0])[0].model_id
     except (OSError, CorruptEntryError):
-        return entry.model_dir
+        pass
+    return entry.model_dir
 
 
 def _safe_unquote(name: str) -> str | None:

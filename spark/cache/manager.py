@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from spark.cache.backend import EntryStore
 from spark.cache.bound import (
     BoundCache,
     CacheRequest,
@@ -26,8 +27,8 @@ from spark.cache.bound import (
 from spark.cache.codec import CorruptEntryError, decode_envelope
 from spark.cache.config import CacheConfig, default_cache_dir
 from spark.cache.crypto import load_keyring
-from spark.cache.ledger import Ledger, read_ledger
-from spark.cache.maintenance import cleanup_expired, evict_lru, remove_stray_temps, scan_stats
+from spark.cache.ledger import Ledger
+from spark.cache.maintenance import scan_stats
 from spark.cache.memory import MemoryTier
 from spark.cache.store import DiskStore, check_provider, quote_model_id
 from spark.cache.usage import read_usage_record, write_usage_record
@@ -77,13 +78,18 @@ class CacheManager:
     _instances: ClassVar[dict[Path, CacheManager]] = {}
     _instances_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, cache_dir: str | Path | None = None, config: CacheConfig | None = None):
+    def __init__(
+        self,
+        cache_dir: str | Path | None = None,
+        config: CacheConfig | None = None,
+        store: EntryStore | None = None,
+    ):
         base = config or CacheConfig(enabled=True)
         self.cache_dir: Path = Path(cache_dir or base.resolved_dir).expanduser().absolute()
         self.config: CacheConfig = replace(base, enabled=True, cache_dir=self.cache_dir)
-        self.store = DiskStore(self.cache_dir)
+        self.store: EntryStore = store or DiskStore(self.cache_dir)
         self.memory = MemoryTier(self.config.memory_max_entries, self.config.memory_max_bytes)
-        self.counters = CacheStatsCounters(Ledger(self.cache_dir))
+        self.counters = CacheStatsCounters(Ledger(self.store.ledger_sink()))
         self.inflight: dict[tuple[int, str], Any] = {}
         self.used_keys: set[str] = set()  # keys this process read or wrote (for prune --unused)
         self.max_bytes = int(self.config.max_cache_size_mb * 1024 * 1024)
@@ -208,8 +214,7 @@ class CacheManager:
 
     def _ledger_totals(self) -> dict[str, Any]:
         """Hits, misses and dollars of every process that used this directory (the ledger)."""
-        self.counters.ledger.flush()
-        rows = read_ledger(self.cache_dir)
+        rows = self.counters.ledger.rows()
         hits, misses = sum(r.hits for r in rows), sum(r.misses for r in rows)
         return {
             "hits": hits,
@@ -243,7 +248,7 @@ class CacheManager:
     def _clear(self, provider: str | None, model_dir: str | None) -> int:
         removed = sum(self.store.remove(e.path) for e in self.store.walk(provider, model_dir))
         self.memory.clear()
-        self.store.prune_empty_dirs()
+        self.store.after_clear()
         with self._size_lock:
             self._scan_left = None
         return removed
@@ -268,14 +273,13 @@ class CacheManager:
 
     def cleanup_expired(self) -> int:
         """Delete expired entries and crashed writers' temp files; returns entries removed."""
-        remove_stray_temps(self.store)
-        return cleanup_expired(self.store)
+        return self.store.cleanup_expired()
 
     def enforce_size_limit(self) -> int:
         """Evict least recently used entries while the directory exceeds ``max_cache_size_mb``."""
         with self._size_lock:
             written_before = self._written
-        evicted, left = evict_lru(self.store, self.max_bytes)
+        evicted, left = self.store.evict(self.max_bytes)
         with self._size_lock:  # writes made during the scan stay in the estimate
             self._scan_left, self._scan_written = left, written_before
             self._last_scan = time.monotonic()

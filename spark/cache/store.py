@@ -15,9 +15,13 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spark.cache.memory import Signature
 from spark.errors import ConfigError
+
+if TYPE_CHECKING:
+    from spark.cache.ledger import LedgerSink
 
 __all__ = ["DiskStore", "EntryFile", "quote_model_id", "unquote_model_id"]
 
@@ -89,9 +93,15 @@ class EntryFile:
 class DiskStore:
     """Byte storage under ``root``: atomic writes (temp file + rename), reads that never write."""
 
+    validates_cheaply = True  # a signature is one stat()
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self._dirs: dict[tuple[str, str], str] = {}
+
+    def describe(self) -> str:
+        """The directory."""
+        return str(self.root)
 
     def entry_path(self, provider: str, model_id: str, key: str) -> str:
         """The file of an entry (the directory part is memoized: this is on the hit path)."""
@@ -119,8 +129,10 @@ class DiskStore:
             os.close(fd)
         return data, (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def write(self, path: str, data: bytes) -> Signature:
+    def write(self, path: str, data: bytes, expires_at: float | None = None) -> Signature:
         """Write atomically: a private temp file in the same directory, then ``os.replace``.
+
+        ``expires_at`` is in the entry's own metadata; files do not expire by themselves.
 
         A crash leaves at most a ``.{key}.{pid}.*.tmp`` file, removed by ``remove_stray_temps``.
         Raises ``OSError`` (unwritable, disk full); the temp file is removed first.
@@ -193,6 +205,31 @@ class DiskStore:
                     for item in found:
                         if item.name.startswith(".") and item.name.endswith(TEMP_SUFFIX):
                             yield item.path
+
+    # Whole-directory work lives in maintenance.py (imported here lazily: it imports this module).
+
+    def cleanup_expired(self, now: float | None = None) -> int:
+        """Delete expired entries and the temp files of crashed writers."""
+        from spark.cache import maintenance
+
+        maintenance.remove_stray_temps(self, now)
+        return maintenance.cleanup_expired(self, now)
+
+    def evict(self, max_bytes: int) -> tuple[int, int]:
+        """Delete least recently used entries (oldest atime) while over ``max_bytes``."""
+        from spark.cache import maintenance
+
+        return maintenance.evict_lru(self, max_bytes)
+
+    def after_clear(self) -> None:
+        """Remove the folders a bulk delete emptied."""
+        self.prune_empty_dirs()
+
+    def ledger_sink(self) -> LedgerSink:
+        """The SQLite ledger beside the entries."""
+        from spark.cache.ledger import SQLiteLedger
+
+        return SQLiteLedger(self.root)
 
     def prune_empty_dirs(self) -> None:
         """Remove empty provider/model folders (a concurrent writer re-creates them)."""
