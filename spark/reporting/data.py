@@ -1,0 +1,152 @@
+"""The figures of a cache report, gathered once as plain JSON-ready data.
+
+The HTML page draws from this dict and embeds it unchanged, so what a reader sees and what a
+script reads back (``<script id="spark-data">``) can never disagree; ``spark cache report
+--json`` can print it as is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from spark.cache.ledger import LedgerRow, read_ledger, read_top_requests
+from spark.cache.manager import CacheManager
+from spark.errors import ConfigError
+
+__all__ = ["REPORT_SCHEMA", "collect_report_data"]
+
+REPORT_SCHEMA = 1
+_DIGITS = 10  # dollars: enough for a fraction of a cent per call, without float noise
+
+
+def collect_report_data(cache_dir: str | Path, *, top: int = 20) -> dict[str, Any]:
+    """Everything the report shows about ``cache_dir``, as JSON-ready data.
+
+    Keys: ``schema``, ``generated_at``, ``cache_dir``, ``totals``, ``days`` (per day, all
+    models), ``ledger`` (per day and model, as the ledger holds it), ``providers`` and ``models``
+    (entries and bytes on disk, with the ledger's all-time figures), ``top_requests``.
+    A directory that does not exist is a ``ConfigError`` (an empty one gives empty figures).
+    """
+    path = Path(cache_dir).expanduser().absolute()
+    if not path.is_dir():
+        raise ConfigError(f"no cache directory at {path}")
+    # The process-wide manager, not a new one: get_stats() flushes its pending ledger counts, so
+    # calls this process made a moment ago are in the report.
+    stats = CacheManager.get_instance(path).get_stats()
+    rows = read_ledger(path, by_day=True)
+    models = _models(stats, rows)
+    return {
+        "schema": REPORT_SCHEMA,
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cache_dir": str(path),
+        "totals": _totals(stats, rows),
+        "days": _days(rows),
+        "ledger": [_ledger_row(row) for row in rows],
+        "providers": _providers(stats),
+        "models": models,
+        "top_requests": [
+            {
+                "key": row.key,
+                "provider": row.provider,
+                "model_id": row.model_id,
+                "hits": row.hits,
+                "saved_usd": _usd(row.saved_usd),
+                "last_hit": row.last_hit,
+            }
+            for row in read_top_requests(path, limit=top)
+        ],
+    }
+
+
+def _figures(hits: int, misses: int, saved: float, spent: float) -> dict[str, Any]:
+    lookups = hits + misses
+    return {
+        "hits": hits,
+        "misses": misses,
+        "hit_rate": hits / lookups if lookups else 0.0,
+        "saved_usd": _usd(saved),
+        "spent_usd": _usd(spent),
+    }
+
+
+def _sum_figures(rows: Iterable[LedgerRow]) -> dict[str, Any]:
+    hits = misses = 0
+    saved = spent = 0.0
+    for row in rows:
+        hits, misses = hits + row.hits, misses + row.misses
+        saved, spent = saved + row.saved_usd, spent + row.spent_usd
+    return _figures(hits, misses, saved, spent)
+
+
+def _totals(stats: Mapping[str, Any], rows: list[LedgerRow]) -> dict[str, Any]:
+    return {
+        "entries": int(stats.get("total_entries", 0)),
+        "size_bytes": int(stats.get("total_size_bytes", 0)),
+        **_sum_figures(rows),
+    }
+
+
+def _days(rows: list[LedgerRow]) -> list[dict[str, Any]]:
+    by_day: dict[str, list[LedgerRow]] = defaultdict(list)
+    for row in rows:
+        by_day[row.day].append(row)
+    return [{"day": day, **_sum_figures(by_day[day])} for day in sorted(by_day)]
+
+
+def _ledger_row(row: LedgerRow) -> dict[str, Any]:
+    return {
+        "day": row.day,
+        "provider": row.provider,
+        "model_id": row.model_id,
+        **_figures(row.hits, row.misses, row.saved_usd, row.spent_usd),
+    }
+
+
+def _providers(stats: Mapping[str, Any]) -> list[dict[str, Any]]:
+    entries: Mapping[str, int] = stats.get("entries_by_provider") or {}
+    sizes: Mapping[str, int] = stats.get("bytes_by_provider") or {}
+    return [
+        {
+            "provider": name,
+            "entries": int(entries.get(name, 0)),
+            "size_bytes": int(sizes.get(name, 0)),
+        }
+        for name in sorted(set(entries) | set(sizes))
+    ]
+
+
+def _models(stats: Mapping[str, Any], rows: list[LedgerRow]) -> list[dict[str, Any]]:
+    """One row per provider and model that has entries on disk or figures in the ledger."""
+    entries = _per_model(stats.get("entries_by_model"))
+    sizes = _per_model(stats.get("bytes_by_model"))
+    ledger: dict[tuple[str, str], list[LedgerRow]] = defaultdict(list)
+    for row in rows:
+        ledger[(row.provider, row.model_id)].append(row)
+    names = sorted(set(entries) | set(sizes) | set(ledger))
+    return [
+        {
+            "provider": provider,
+            "model_id": model_id,
+            "entries": entries.get((provider, model_id), 0),
+            "size_bytes": sizes.get((provider, model_id), 0),
+            **_sum_figures(ledger.get((provider, model_id), [])),
+        }
+        for provider, model_id in names
+    ]
+
+
+def _per_model(nested: Any) -> dict[tuple[str, str], int]:
+    """``{provider: {model_id: n}}`` flattened to ``{(provider, model_id): n}``."""
+    flat: dict[tuple[str, str], int] = {}
+    for provider, by_model in (nested or {}).items():
+        for model_id, count in by_model.items():
+            flat[(str(provider), str(model_id))] = int(count)
+    return flat
+
+
+def _usd(value: float) -> float:
+    return round(float(value), _DIGITS)
