@@ -32,6 +32,7 @@ from spark.cli._output import (
 )
 from spark.cli.keys import keygen, rotate_key
 from spark.cli.replay import explain, prune
+from spark.cli.report import report
 from spark.cli.stats import stats
 
 __all__ = ["cache"]
@@ -53,6 +54,7 @@ cache.add_command(keygen)
 cache.add_command(rotate_key)
 cache.add_command(explain)
 cache.add_command(prune)
+cache.add_command(report)
 
 
 @cache.command("ls", short_help="List entries (metadata only).")

@@ -100,6 +100,7 @@ def test_every_command_has_help(spark: Invoke) -> None:
                 "keygen",
                 "explain",
                 "prune",
+                "report",
                 "rotate-key",
             )
         ),
