@@ -18,10 +18,15 @@ from spark.cache.keys import (
     normalize_embedding_request,
     normalize_request,
 )
+from spark.errors import ConfigError
 from spark.models.pricing import PriceTable, default_price_table
 from spark.types import EmbeddingResponse, ModelResponse, Price, ToolSpec
 
 __all__ = ["Messages", "Model", "StreamPiece", "resolve_cache_config"]
+
+_NO_OPTIONS: dict[str, Any] = {}
+# Decided by which method is called (or meaningless per call), never forwarded.
+_CHOSEN_BY_THE_CALL = frozenset({"stream", "stream_options", "encoding_format"})
 
 Messages = str | Sequence[Mapping[str, Any]]
 StreamPiece = str | ModelResponse  # text chunks, then one final assembled response
@@ -89,20 +94,41 @@ class Model(ABC):
 
     def cache_key(self, messages: Messages, **kwargs: Any) -> str:
         """The key ``get_text(messages, **kwargs)`` reads and writes (namespace and defaults in)."""
-        return self._chat_request(messages, kwargs).key
+        return self._chat_request(messages, kwargs)[0].key
 
-    def _chat_request(self, messages: Messages, kwargs: dict[str, Any]) -> CacheRequest:
+    def _chat_request(
+        self, messages: Messages, kwargs: dict[str, Any]
+    ) -> tuple[CacheRequest, dict[str, Any]]:
+        """The cache request, and the per-call options that go to the provider unkeyed."""
         if self.default_params:
             kwargs = {**self.default_params, **kwargs}
+        options = self._call_options(kwargs) if kwargs.keys() & EXCLUDED_PARAMS else _NO_OPTIONS
         tools = kwargs.get("tools")
         if tools:
             kwargs["tools"] = [t.to_dict() if isinstance(t, ToolSpec) else t for t in tools]
         cache = self._cache
         if cache is not None:
-            return cache.chat_request(self.provider, self.model_id, messages, **kwargs)
+            return cache.chat_request(self.provider, self.model_id, messages, **kwargs), options
         kwargs.setdefault("namespace", self.cache_config.namespace)
         normalized = normalize_request(self.provider, self.model_id, messages, **kwargs)
-        return CacheRequest(self.provider, self.model_id, "", normalized)
+        return CacheRequest(self.provider, self.model_id, "", normalized), options
+
+    def _call_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Pop the options that never change the answer (``user``, ``metadata``, ``timeout``,
+        headers, ...) so they reach the provider without entering the key."""
+        options: dict[str, Any] = {}
+        for name in list(kwargs.keys() & EXCLUDED_PARAMS):
+            value = kwargs.pop(name)
+            if value is None or name in _CHOSEN_BY_THE_CALL:
+                continue
+            if name not in self.call_options:
+                supported = ", ".join(sorted(self.call_options)) or "none"
+                raise ConfigError(
+                    f"{name} is not a per-call option of {self.provider} models (per-call options:"
+                    f" {supported}); credentials, endpoints and retries go to the constructor"
+                )
+            options[name] = value
+        return options
 
     # -- text -----------------------------------------------------------------------------
 
@@ -125,10 +151,10 @@ class Model(ABC):
             temperature=temperature,
             max_tokens=max_tokens,
         )
-        request = self._chat_request(messages, params)
+        request, options = self._chat_request(messages, params)
         if self._cache is None:
-            return self._priced(await self._complete(request.normalized)).text
-        result = await self._cached_call(self._cache, request)
+            return self._priced(await self._complete(request.normalized, options)).text
+        result = await self._cached_call(self._cache, request, options)
         return result.response.get("text") or ""  # the hit path: no response object needed
 
     async def generate(self, messages: Messages, **kwargs: Any) -> ModelResponse:
@@ -136,17 +162,19 @@ class Model(ABC):
 
         Takes the same arguments as ``get_text``.
         """
-        request = self._chat_request(messages, kwargs)
+        request, options = self._chat_request(messages, kwargs)
         if self._cache is None:
-            return self._priced(await self._complete(request.normalized))
-        result = await self._cached_call(self._cache, request)
+            return self._priced(await self._complete(request.normalized, options))
+        result = await self._cached_call(self._cache, request, options)
         return ModelResponse.from_dict(
             result.response, cached=result.cached, provider=self.provider, model_id=self.model_id
         )
 
-    async def _cached_call(self, cache: BoundCache, request: CacheRequest) -> CacheResult:
+    async def _cached_call(
+        self, cache: BoundCache, request: CacheRequest, options: Mapping[str, Any]
+    ) -> CacheResult:
         async def call() -> dict[str, Any]:
-            return self._priced(await self._complete(request.normalized)).to_dict()
+            return self._priced(await self._complete(request.normalized, options)).to_dict()
 
         return await cache.get_or_call(request, call)
 
@@ -156,7 +184,7 @@ class Model(ABC):
         The entry is stored only when the stream completes: a stream that fails or is abandoned
         half-way stores nothing. A plain call and a streamed call of one request share an entry.
         """
-        request = self._chat_request(messages, kwargs)
+        request, options = self._chat_request(messages, kwargs)
         cache = self._cache
         if cache is not None and cache.policy.reads:
             payload = cache.lookup(request)
@@ -171,7 +199,7 @@ class Model(ABC):
                 raise cache.replay_miss(request)
         chunks: list[str] = []
         final: ModelResponse | None = None
-        async for piece in self._stream(request.normalized):
+        async for piece in self._stream(request.normalized, options):
             if isinstance(piece, str):
                 chunks.append(piece)
                 yield piece
@@ -232,12 +260,19 @@ class Model(ABC):
 
     # -- what a provider implements -------------------------------------------------------
 
+    #: Per-call options this provider accepts (excluded from keys, passed to the SDK call).
+    call_options: ClassVar[frozenset[str]] = frozenset()
+
     @abstractmethod
-    async def _complete(self, request: Mapping[str, Any]) -> ModelResponse:
+    async def _complete(
+        self, request: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> ModelResponse:
         """Call the provider for a normalized chat request (no cache involved)."""
 
     @abstractmethod
-    def _stream(self, request: Mapping[str, Any]) -> AsyncIterator[StreamPiece]:
+    def _stream(
+        self, request: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> AsyncIterator[StreamPiece]:
         """Stream a normalized chat request: text chunks, then the assembled response."""
 
     @abstractmethod

@@ -61,6 +61,26 @@ _STREAM_CODE_STATUS = {
 }
 
 
+# Spark's per-call option -> the Converse field (kept out of the cache key).
+_CALL_OPTIONS = {
+    "request_metadata": "requestMetadata",
+    "requestMetadata": "requestMetadata",
+    "metadata": "requestMetadata",
+    "service_tier": "serviceTier",
+    "serviceTier": "serviceTier",
+}
+
+
+def _sdk_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in options.items():
+        field_name = _CALL_OPTIONS[name]
+        if field_name == "serviceTier" and isinstance(value, str):
+            value = {"type": value}
+        out[field_name] = value
+    return out
+
+
 @dataclass(frozen=True)
 class _ClientOptions:
     """How to build the boto3 client; ``None`` leaves a setting to boto3 (and its env vars)."""
@@ -151,16 +171,22 @@ class BedrockModel(Model):
 
     # -- Model ----------------------------------------------------------------------------
 
-    async def _complete(self, request: Mapping[str, Any]) -> ModelResponse:
-        kwargs = converse_request(self.model_id, request)
+    call_options: ClassVar[frozenset[str]] = frozenset(_CALL_OPTIONS)
+
+    async def _complete(
+        self, request: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> ModelResponse:
+        kwargs = {**converse_request(self.model_id, request), **_sdk_options(options)}
         with self._provider_errors():
             response = await asyncio.to_thread(self._converse, kwargs)
         return parse_converse(response)
 
-    async def _stream(self, request: Mapping[str, Any]) -> AsyncIterator[StreamPiece]:
+    async def _stream(
+        self, request: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> AsyncIterator[StreamPiece]:
         # Each event is read in a worker thread, one ``to_thread`` per event; the rejected
         # alternative, a reader thread feeding a queue, needs its own shutdown protocol.
-        kwargs = converse_request(self.model_id, request)
+        kwargs = {**converse_request(self.model_id, request), **_sdk_options(options)}
         with self._provider_errors():
             stream = await asyncio.to_thread(self._converse_stream, kwargs)
         events: Iterator[Mapping[str, Any]] = iter(stream)

@@ -133,26 +133,44 @@ class GeminiModel(Model):
                 provider=PROVIDER,
             ) from exc
 
-    def _config(self, request: Mapping[str, Any]) -> Any:
+    def _config(self, request: Mapping[str, Any], options: Mapping[str, Any]) -> Any:
         from google.genai import types
 
-        return types.GenerateContentConfig.model_validate(convert.generate_config(request))
+        config = convert.generate_config(request)
+        http: dict[str, Any] = {}
+        timeout = options.get("timeout", options.get("request_timeout"))
+        if timeout is not None:
+            http["timeout"] = int(float(timeout) * 1000)  # the SDK counts milliseconds
+        headers = options.get("headers") or options.get("extra_headers")
+        if headers:
+            http["headers"] = dict(headers)
+        if http:  # per-call HTTP settings never change the answer, so never the key
+            config["http_options"] = http
+        return types.GenerateContentConfig.model_validate(config)
 
     # -- provider calls -------------------------------------------------------------------
 
-    async def _complete(self, request: Mapping[str, Any]) -> ModelResponse:
+    call_options: ClassVar[frozenset[str]] = frozenset(
+        {"timeout", "request_timeout", "headers", "extra_headers"}
+    )
+
+    async def _complete(
+        self, request: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> ModelResponse:
         """One ``generate_content`` call for a normalized request."""
         contents = convert.to_gemini_contents(request["messages"])
         client = self._sdk_client()
         with _provider_errors(self.model_id):
             response = await client.aio.models.generate_content(
-                model=self.model_id, contents=contents, config=self._config(request)
+                model=self.model_id, contents=contents, config=self._config(request, options)
             )
         assembler = convert.ResponseAssembler()
         assembler.feed(response)
         return assembler.result()
 
-    async def _stream(self, request: Mapping[str, Any]) -> AsyncIterator[StreamPiece]:
+    async def _stream(
+        self, request: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> AsyncIterator[StreamPiece]:
         """Stream a ``generate_content_stream`` call: text pieces, then the whole answer.
 
         A stream that errors, drops or ends without a finish reason raises
@@ -162,7 +180,7 @@ class GeminiModel(Model):
         client = self._sdk_client()
         with _provider_errors(self.model_id):
             stream = await client.aio.models.generate_content_stream(
-                model=self.model_id, contents=contents, config=self._config(request)
+                model=self.model_id, contents=contents, config=self._config(request, options)
             )
         assembler = convert.ResponseAssembler()
         chunks = aiter(stream)

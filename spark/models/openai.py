@@ -49,6 +49,24 @@ _STATUS_ERRORS: dict[int, type[ProviderError]] = {
 }
 
 
+# Spark's per-call option -> the SDK's argument (kept out of the cache key).
+_CALL_OPTIONS = {
+    "user": "user",
+    "metadata": "metadata",
+    "store": "store",
+    "service_tier": "service_tier",
+    "timeout": "timeout",
+    "request_timeout": "timeout",
+    "headers": "extra_headers",
+    "extra_headers": "extra_headers",
+    "extra_query": "extra_query",
+}
+
+
+def _sdk_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {_CALL_OPTIONS[name]: value for name, value in options.items()}
+
+
 class OpenAIModel(Model):
     """An OpenAI chat or embedding model (or any OpenAI-compatible server) behind Spark's cache.
 
@@ -154,20 +172,26 @@ class OpenAIModel(Model):
 
     # -- provider calls -------------------------------------------------------------------
 
-    async def _complete(self, request: Mapping[str, Any]) -> ModelResponse:
+    call_options: ClassVar[frozenset[str]] = frozenset(_CALL_OPTIONS)
+
+    async def _complete(
+        self, request: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> ModelResponse:
         """One Chat Completions call for a normalized request."""
-        arguments = convert.chat_arguments(self.model_id, request)
+        arguments = {**convert.chat_arguments(self.model_id, request), **_sdk_options(options)}
         client = await self._sdk_client()
         with _provider_errors(self.model_id):
             completion = await client.chat.completions.create(**arguments)
         return convert.response_from_completion(completion)
 
-    async def _stream(self, request: Mapping[str, Any]) -> AsyncIterator[StreamPiece]:
+    async def _stream(
+        self, request: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> AsyncIterator[StreamPiece]:
         """Stream a Chat Completions call: text deltas, then the assembled response.
 
         A stream that errors or ends without a finish reason raises ``ProviderServerError``.
         """
-        arguments = convert.chat_arguments(self.model_id, request)
+        arguments = {**convert.chat_arguments(self.model_id, request), **_sdk_options(options)}
         client = await self._sdk_client()
         with _provider_errors(self.model_id):
             stream = await client.chat.completions.create(
