@@ -33,6 +33,7 @@ __all__ = [
     "ProviderServerError",
     "RateLimitError",
     "SparkError",
+    "error_class_for_status",
 ]
 
 
@@ -104,3 +105,25 @@ class ProviderServerError(ProviderError):
 
 class ProviderConnectionError(ProviderError):
     """The provider could not be reached or did not answer in time."""
+
+
+_STATUS_ERRORS: dict[int, type[ProviderError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: AuthenticationError,
+    404: BadRequestError,
+    408: ProviderConnectionError,
+    413: BadRequestError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+
+def error_class_for_status(status: int | None) -> type[ProviderError]:
+    """The error class of a provider's HTTP ``status`` (one table for every adapter)."""
+    if status is None:
+        return ProviderError
+    found = _STATUS_ERRORS.get(status)
+    if found is not None:
+        return found
+    return ProviderServerError if status >= 500 else ProviderError

@@ -23,6 +23,7 @@ from spark.errors import (
     ProviderError,
     ProviderServerError,
     RateLimitError,
+    error_class_for_status,
 )
 from spark.models._bedrock_convert import (
     PROVIDER,
@@ -322,14 +323,13 @@ def _classify_error(
     lowered = code.lower()
     if status is None:
         status = 429 if lowered in _THROTTLE_CODES else _STREAM_CODE_STATUS.get(lowered)
-    if lowered in _AUTH_CODES or status in (401, 403):
+    if lowered in _AUTH_CODES:
         return AuthenticationError, status
-    if lowered in _THROTTLE_CODES or status == 429:
+    if lowered in _THROTTLE_CODES:
         return RateLimitError, status
-    if status in (400, 404, 422):
-        return BadRequestError, status
-    if status == 408 or lowered == "modeltimeoutexception":
+    if lowered == "modeltimeoutexception":
         return ProviderConnectionError, status
-    if streaming or status == 424 or (status is not None and status >= 500):
+    cls = error_class_for_status(status)
+    if cls is ProviderError and (streaming or status == 424):
         return ProviderServerError, status  # 424: ModelErrorException, the model failed
-    return ProviderError, status
+    return cls, status

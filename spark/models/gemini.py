@@ -21,6 +21,7 @@ from spark.errors import (
     ProviderServerError,
     RateLimitError,
     SparkError,
+    error_class_for_status,
 )
 from spark.models import _gemini_convert as convert
 from spark.models.base import Model, StreamPiece
@@ -35,16 +36,6 @@ __all__ = ["GeminiModel"]
 
 PROVIDER = "gemini"
 _INSTALL_HINT = "GeminiModel needs the google-genai SDK: pip install 'spark-llm-cache[gemini]'"
-_STATUS_ERRORS: dict[int, type[ProviderError]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    403: AuthenticationError,
-    404: BadRequestError,
-    408: ProviderConnectionError,
-    413: BadRequestError,
-    422: BadRequestError,
-    429: RateLimitError,
-}
 # Transport failures are recognised by class name, so one table serves whichever HTTP stack
 # the SDK runs on (httpx, httpx2 or aiohttp) without importing any of them here.
 _CONNECT_FAILURES = frozenset(
@@ -275,7 +266,7 @@ def _status_error(status: int | None, word: str | None) -> type[ProviderError]:
         return RateLimitError
     if status is None:
         return ProviderError
-    return _STATUS_ERRORS.get(status) or (ProviderServerError if status >= 500 else ProviderError)
+    return error_class_for_status(status)
 
 
 def _message(model_id: str, detail: str, what: str, status: int | None, word: str | None) -> str:

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from spark.errors import (
     AuthenticationError,
-    BadRequestError,
     ConfigError,
     ProviderConnectionError,
     ProviderError,
     ProviderServerError,
     RateLimitError,
+    error_class_for_status,
 )
 from spark.models import _openai_convert as convert
 from spark.models.base import Model, StreamPiece
@@ -37,16 +37,6 @@ __all__ = ["OpenAIModel"]
 
 PROVIDER = "openai"
 _INSTALL_HINT = "OpenAIModel needs the openai SDK: pip install 'spark-llm-cache[openai]'"
-_STATUS_ERRORS: dict[int, type[ProviderError]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    403: AuthenticationError,
-    404: BadRequestError,
-    408: ProviderConnectionError,
-    413: BadRequestError,
-    422: BadRequestError,
-    429: RateLimitError,
-}
 
 
 # Spark's per-call option -> the SDK's argument (kept out of the cache key).
@@ -248,9 +238,7 @@ def _provider_errors(model_id: str, *, streaming: bool = False) -> Iterator[None
         yield
     except openai.APIStatusError as exc:
         status = exc.status_code
-        cls = _STATUS_ERRORS.get(status) or (
-            ProviderServerError if status >= 500 else ProviderError
-        )
+        cls = error_class_for_status(status)
         raise cls(_message(model_id, exc, status), provider=PROVIDER, status=status) from exc
     except openai.APIConnectionError as exc:  # timeouts included
         if streaming:
