@@ -1,4 +1,5 @@
-"""The cache engine: keys, policy, envelope and crypto, the disk store and ``CacheManager``.
+"""The cache engine: keys, policy, envelope and crypto, the stores (disk, Redis, two tiers) and
+``CacheManager``.
 
 Nothing here imports a provider SDK; models hand the provider call in as a callable.
 """

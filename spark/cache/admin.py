@@ -1,7 +1,8 @@
-"""Entry-level administration of a cache directory: list, find, verify, expire and re-encrypt.
+"""Entry-level administration of a cache: list, find, verify, expire and re-encrypt.
 
 The operations behind ``spark cache ls|show|verify|cleanup|rotate-key``, one entry at a time so
-the caller can drive a progress bar. Pure cache layer: no click, no rich, no provider SDK.
+the caller can drive a progress bar. They work on any ``EntryStore`` (a directory, Redis).
+Pure cache layer: no click, no rich, no provider SDK.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from spark.cache.backend import EntryStore
 from spark.cache.codec import (
     CorruptEntryError,
     EntryMeta,
@@ -79,6 +81,7 @@ class EntryContent:
     meta: EntryMeta
     payload: dict[str, Any] | None
     payload_error: str = ""
+    size: int = 0
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ class RotationOutcome(Enum):
 
 
 def entry_files(
-    store: DiskStore, provider: str | None = None, model_id: str | None = None
+    store: EntryStore, provider: str | None = None, model_id: str | None = None
 ) -> list[EntryFile]:
     """Every entry file, optionally of one provider and/or one model id, in a stable order."""
     model_dir = quote_model_id(model_id) if model_id else None
@@ -109,17 +112,25 @@ def entry_files(
 
 
 def list_entries(
-    store: DiskStore, provider: str | None = None, model_id: str | None = None
+    store: EntryStore, provider: str | None = None, model_id: str | None = None
 ) -> Iterator[EntryInfo]:
     """The metadata of every entry (the payload is never opened)."""
     for entry in entry_files(store, provider, model_id):
-        yield _info(entry)
+        yield _info(store, entry)
 
 
-def _info(entry: EntryFile) -> EntryInfo:
+def read_bytes(store: EntryStore, path: str) -> bytes:
+    """The bytes of the entry at ``path``; ``FileNotFoundError`` when it is gone."""
+    found = store.read(path)
+    if found is None:
+        raise FileNotFoundError(f"no cache entry at {path} (deleted or expired)")
+    return found[0]
+
+
+def _info(store: EntryStore, entry: EntryFile) -> EntryInfo:
     base = EntryInfo(entry.path, entry.provider, entry.model_dir, entry.key, entry.size)
     try:
-        meta, _ = decode_envelope(Path(entry.path).read_bytes())
+        meta, _ = decode_envelope(read_bytes(store, entry.path))
     except (OSError, CorruptEntryError) as exc:
         return replace(base, error=str(exc))
     return EntryInfo(
@@ -135,7 +146,7 @@ def _info(entry: EntryFile) -> EntryInfo:
     )
 
 
-def find_entry(store: DiskStore, key: str) -> str:
+def find_entry(store: EntryStore, key: str) -> str:
     """The path of the entry whose key is ``key`` or starts with it (at least 8 hex digits).
 
     Raises ``CacheError`` when no entry, or more than one, matches.
@@ -147,33 +158,41 @@ def find_entry(store: DiskStore, key: str) -> str:
     else:
         matches = [e.path for e in store.walk() if e.key.startswith(key)]
     if not matches:
-        raise CacheError(f"no cache entry with key {key} in {store.root}")
+        raise CacheError(f"no cache entry with key {key} in {store.describe()}")
     if len(matches) > 1:
         raise CacheError(
-            f"key prefix {key} matches {len(matches)} entries in {store.root}; give more digits"
+            f"key prefix {key} matches {len(matches)} entries in {store.describe()}; "
+            "give more digits"
         )
     return matches[0]
 
 
-def read_entry(path: str, keyring: KeyRing | None) -> EntryContent:
+def read_entry(store: EntryStore, path: str, keyring: KeyRing | None) -> EntryContent:
     """Metadata and (when the keys allow) the decrypted payload of one entry.
 
     Raises ``CorruptEntryError`` when the envelope itself cannot be read.
     """
-    meta, sealed = decode_envelope(Path(path).read_bytes())
+    data = read_bytes(store, path)
+    meta, sealed = decode_envelope(data)
     try:
-        return EntryContent(meta, open_payload(meta, sealed, keyring))
+        return EntryContent(meta, open_payload(meta, sealed, keyring), size=len(data))
     except (CorruptEntryError, DecryptionError) as exc:
-        return EntryContent(meta, None, str(exc))
+        return EntryContent(meta, None, str(exc), len(data))
 
 
 def check_entry(
-    entry: EntryFile, keyring: KeyRing | None, *, require_encrypted: bool = False
+    store: EntryStore,
+    entry: EntryFile,
+    keyring: KeyRing | None,
+    *,
+    require_encrypted: bool = False,
 ) -> EntryProblem | None:
     """Why ``entry`` is unusable, or None when it parses, sits where its key says, decrypts
     with ``keyring`` and holds a request that hashes to its key."""
     try:
-        data = Path(entry.path).read_bytes()
+        data = read_bytes(store, entry.path)
+    except FileNotFoundError:
+        return None  # deleted or expired since the listing: nothing left to be wrong
     except OSError as exc:
         return _problem(entry, "unreadable", str(exc))
     try:
@@ -248,7 +267,8 @@ def _check_payload(
 
 
 def remove_if_expired(store: DiskStore, entry: EntryFile, now: float) -> bool:
-    """Delete ``entry`` if its ``expires_at`` has passed (reads only the first bytes)."""
+    """Delete ``entry`` if its ``expires_at`` has passed (reads only the first bytes of the file;
+    a Redis entry expires by itself: see ``RedisStore.cleanup_expired``)."""
     try:
         with open(entry.path, "rb") as handle:
             expires_at = peek_expires_at(handle.read(_HEAD_BYTES))
@@ -258,7 +278,7 @@ def remove_if_expired(store: DiskStore, entry: EntryFile, now: float) -> bool:
 
 
 def reencrypt_entry(
-    store: DiskStore,
+    store: EntryStore,
     entry: EntryFile,
     target: KeyRing,
     readers: KeyRing | None,
@@ -272,15 +292,17 @@ def reencrypt_entry(
     time, so least-recently-used eviction order survives. Raises ``CorruptEntryError`` or
     ``DecryptionError`` for an entry it cannot open, ``OSError`` when it cannot write.
     """
-    before = os.stat(entry.path)
-    meta, sealed = decode_envelope(Path(entry.path).read_bytes())
+    found = store.read(entry.path)
+    if found is None:  # deleted or expired since the listing
+        return RotationOutcome.SKIPPED
+    meta, sealed = decode_envelope(found[0])
     if meta.encryption != "none" and meta.key_fingerprint == target.primary:
         return RotationOutcome.SKIPPED
     if meta.encryption == "none" and not encrypt_plaintext:
         return RotationOutcome.KEPT_PLAINTEXT
     payload = open_payload(meta, sealed, readers)
     signature = store.write(entry.path, encode_entry(meta, payload, target))
-    store.touch(entry.path, signature, before.st_atime_ns)
+    store.touch(entry.path, signature, entry.atime_ns)
     if meta.encryption == "none":
         return RotationOutcome.ENCRYPTED
     return RotationOutcome.REENCRYPTED

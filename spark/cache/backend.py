@@ -2,7 +2,8 @@
 
 Two levels (STYLE.md): this thin byte store keyed by strings, under the cache semantics of
 ``BoundCache``/``CacheManager``. ``DiskStore`` (one file per entry) is the embedded default;
-the Redis store and the two-tier store implement the same protocol.
+``RedisStore`` and the two-tier ``TieredStore`` implement the same protocol. A store reports
+failure as ``OSError`` (a network store as ``StoreError``), which the cache treats as a miss.
 """
 
 from __future__ import annotations
@@ -15,7 +16,18 @@ if TYPE_CHECKING:
     from spark.cache.memory import Signature
     from spark.cache.store import EntryFile
 
-__all__ = ["EntryStore"]
+__all__ = ["EntryStore", "StoreError", "StoreUnavailableError"]
+
+
+class StoreError(OSError):
+    """A store operation failed (e.g. Redis refused a command); the cache treats it as a miss."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be reached (down, timed out, or skipped while its circuit is open).
+
+    The store has already logged it, once per outage, so callers do not warn again.
+    """
 
 
 class EntryStore(Protocol):
@@ -24,6 +36,8 @@ class EntryStore(Protocol):
     #: Whether ``signature`` is cheap (a ``stat``, no network round trip). Only then may the
     #: in-process memory tier serve hits, validated by it.
     validates_cheaply: bool
+    #: Whether ``evict`` enforces ``max_cache_size_mb`` (False: the server evicts on its own).
+    evicts: bool
 
     def describe(self) -> str:
         """Where the entries live (a directory, a Redis URL), for messages."""
@@ -58,10 +72,20 @@ class EntryStore(Protocol):
         """Delete expired entries (and the store's own debris); returns entries removed."""
 
     def evict(self, max_bytes: int) -> tuple[int, int]:
-        """Enforce a size limit, least recently used first; returns (evicted, bytes left)."""
+        """Enforce a size limit, least recently used first; returns (evicted, bytes used)."""
 
-    def after_clear(self) -> None:
-        """Tidy up after entries were deleted in bulk."""
+    def after_clear(self, provider: str | None = None, model_dir: str | None = None) -> None:
+        """Tidy up after the entries of a provider / model folder (None: all) were deleted."""
 
     def ledger_sink(self) -> LedgerSink:
         """Where this store's hit/miss ledger lives."""
+
+    def try_lock(self, key: str) -> str | None:
+        """Claim the provider call of ``key`` across processes and machines.
+
+        A token to pass to ``unlock`` when this process may call (``""``: the store needs no
+        lock), None while another process holds the claim.
+        """
+
+    def unlock(self, key: str, token: str) -> None:
+        """Give up a claim of ``try_lock`` (only if it is still ours)."""

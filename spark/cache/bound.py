@@ -1,18 +1,22 @@
-"""``BoundCache``: one cache directory used with one model's rules (policy, TTL, keys, namespace).
+"""``BoundCache``: one cache used with one model's rules (policy, TTL, keys, namespace).
 
 This is the hit/miss path, so it is kept lean: a hit is one key hash, one ``stat`` and a dict
-lookup when the entry is in the memory tier, or one read, one decrypt and one JSON parse when not.
+lookup when the entry is in the memory tier, or one read (a file, or a Redis GET), one decrypt
+and one JSON parse when not. A miss is one provider call per key: in this process (an event-loop
+future) and, on a store that can lock (Redis), across processes and machines.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from spark.cache.backend import StoreUnavailableError
 from spark.cache.codec import (
     CorruptEntryError,
     EntryMeta,
@@ -34,6 +38,7 @@ __all__ = ["BoundCache", "CacheRequest", "CacheResult", "ProviderCall"]
 
 logger = logging.getLogger("spark.cache")
 _TOUCH_EVERY_S = 60.0
+_POLL_S = 0.025  # how often a process waiting on another's provider call looks for its entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +78,8 @@ class BoundCache:
         self._write_keyring = keyring if config.encrypt else None
         self._used = manager.used_keys
         self._use_memory = manager.store.validates_cheaply
+        # Waiting for another process's answer only pays when both of us read and write.
+        self._shared_flight = self.policy.reads and self.policy.writes
 
     # -- requests -------------------------------------------------------------------------
 
@@ -139,9 +146,7 @@ class BoundCache:
         future: asyncio.Future[Mapping[str, Any]] = loop.create_future()
         inflight[slot] = future
         try:
-            response = await call()
-            self._stats.record_miss(request, response)
-            self.save(request, response)
+            response, cached = await self._call_once_across_processes(request, call)
         except asyncio.CancelledError:
             future.cancel()
             raise
@@ -154,7 +159,51 @@ class BoundCache:
             future.set_result(response)
         finally:
             inflight.pop(slot, None)
-        return CacheResult(response, False, request.key)
+        return CacheResult(response, cached, request.key)
+
+    async def _call_once_across_processes(
+        self, request: CacheRequest, call: ProviderCall
+    ) -> tuple[Mapping[str, Any], bool]:
+        """The provider's answer (stored), or another process's for the same key: (response,
+        from the cache). While another process holds the store's claim on the key, poll for its
+        entry; when the claim goes (released or expired) with no entry, take it over."""
+        token = self._claim(request.key) if self._shared_flight else ""
+        payload = None
+        while token is None and payload is None:
+            await asyncio.sleep(_POLL_S)
+            payload = self._recheck(request)
+            if payload is None:
+                token = self._claim(request.key)
+        if token:  # a real claim: its previous holder may have stored the answer just before
+            payload = self._recheck(request)
+        if payload is not None:
+            if token:
+                self._release(request.key, token)
+            self._stats.record_hit(request, payload["response"])
+            return payload["response"], True
+        try:
+            response = await call()
+            self._stats.record_miss(request, response)
+            self.save(request, response)
+        finally:
+            if token:
+                self._release(request.key, token)
+        return response, False
+
+    def _recheck(self, request: CacheRequest) -> dict[str, Any] | None:
+        """Read the store again within one call: a bad entry is counted once per call."""
+        path = self._store.entry_path(request.provider, request.model_id, request.key)
+        return self._read_disk(request, path, time.time(), count=False)
+
+    def _claim(self, key: str) -> str | None:
+        try:
+            return self._store.try_lock(key)
+        except OSError:  # no shared claim without the store: call the provider ourselves
+            return ""
+
+    def _release(self, key: str, token: str) -> None:
+        with contextlib.suppress(OSError):  # if we cannot release it, the claim expires by itself
+            self._store.unlock(key, token)
 
     def lookup(self, request: CacheRequest) -> dict[str, Any] | None:
         """The fresh stored payload of ``request``, or None (a miss). Never raises, except in
@@ -163,15 +212,15 @@ class BoundCache:
         now = time.time()
         remembered = self._memory.get(request.key) if self._use_memory else None
         if remembered is not None and remembered.path == path and self._may_open(remembered.meta):
-            if self._store.signature(path) == remembered.signature:
-                if not self.policy.is_fresh(remembered.meta, now):
-                    return None
+            if self._store.signature(path) == remembered.signature and self.policy.is_fresh(
+                remembered.meta, now
+            ):
                 if now - remembered.touched_at > _TOUCH_EVERY_S:
                     remembered.touched_at = now
                     self._store.touch(path, remembered.signature, time.time_ns())
                 self._used.add(request.key)
                 return remembered.payload
-            self._memory.discard(request.key)
+            self._memory.discard(request.key)  # changed or stale: another tier may have more
         return self._read_disk(request, path, now)
 
     def _may_open(self, meta: EntryMeta) -> bool:
@@ -180,14 +229,19 @@ class BoundCache:
         fingerprint = meta.key_fingerprint
         return not fingerprint or (self.keyring is not None and fingerprint in self.keyring.fernets)
 
-    def _read_disk(self, request: CacheRequest, path: str, now: float) -> dict[str, Any] | None:
+    def _read_disk(
+        self, request: CacheRequest, path: str, now: float, count: bool = True
+    ) -> dict[str, Any] | None:
         try:
             found = self._store.read(path)
         except OSError as exc:
             if self.policy.replay:
                 where = self._store.describe()
                 raise CacheError(f"replay: cannot read the cache at {where}: {exc}") from exc
-            self.manager.warn_once(f"read:{exc.errno}", "cannot read cache entry %s: %s", path, exc)
+            if not isinstance(exc, StoreUnavailableError):  # that one the store has reported
+                self.manager.warn_once(
+                    f"read:{exc.errno}", "cannot read cache entry %s: %s", path, exc
+                )
             return None
         if found is None:
             return None
@@ -202,18 +256,20 @@ class BoundCache:
             if payload["request"] != request.normalized:  # e.g. an entry copied under this name
                 raise CorruptEntryError("entry holds the answer to a different request")
         except CorruptEntryError as exc:
-            self._stats.corrupt += 1
+            self._stats.corrupt += count
             self.manager.warn_once(f"corrupt:{path}", "ignoring unreadable entry %s: %s", path, exc)
             return None
         except DecryptionError as exc:
-            return self._undecryptable(path, exc)
+            return self._undecryptable(path, exc, count)
         if self._use_memory:
             self._memory.put(request.key, MemoryEntry(path, signature, meta, payload, now))
         self._store.touch(path, signature, time.time_ns())
         self._used.add(request.key)
         return payload
 
-    def _undecryptable(self, path: str, exc: DecryptionError) -> dict[str, Any] | None:
+    def _undecryptable(
+        self, path: str, exc: DecryptionError, count: bool = True
+    ) -> dict[str, Any] | None:
         if self.policy.replay:
             raise DecryptionError(
                 f"replay: cannot decrypt cache entry {path}: {exc}. Set {self.config.key_env} "
@@ -221,7 +277,7 @@ class BoundCache:
                 path=path,
                 fingerprint=exc.fingerprint,
             ) from exc
-        self._stats.corrupt += 1
+        self._stats.corrupt += count
         self.manager.warn_once(
             f"key:{exc.fingerprint}",
             "cache entries sealed with key %s cannot be read (%s); treating them as misses",
@@ -251,7 +307,8 @@ class BoundCache:
             data = encode_entry(meta, payload, self._write_keyring)
             signature = self._store.write(path, data, meta.expires_at)
         except (OSError, ValueError, TypeError) as exc:
-            self.manager.warn_once(f"write:{type(exc).__name__}", "cache write failed: %s", exc)
+            if not isinstance(exc, StoreUnavailableError):  # that one the store has reported
+                self.manager.warn_once(f"write:{type(exc).__name__}", "cache write failed: %s", exc)
             return False
         sealed = meta if self._write_keyring is None else _sealed_meta(meta, self._write_keyring)
         if self._use_memory:

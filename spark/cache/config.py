@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from spark.errors import ConfigError
 
-__all__ = ["CacheConfig", "CacheMode", "default_cache_dir"]
+__all__ = ["CacheBackend", "CacheConfig", "CacheMode", "default_cache_dir", "redact_url"]
 
 CacheMode = Literal["read_write", "read_only", "replay", "refresh"]
 CACHE_MODES: tuple[str, ...] = get_args(CacheMode)
+CacheBackend = Literal["disk", "redis"]
+CACHE_BACKENDS: tuple[str, ...] = get_args(CacheBackend)
+REDIS_SCHEMES: tuple[str, ...] = ("redis", "rediss", "unix")
 
 
 def default_cache_dir() -> Path:
@@ -33,6 +37,14 @@ class CacheConfig:
     ``read_write`` (default), ``read_only`` (never writes), ``replay`` (never calls the provider;
     a miss is an error) and ``refresh`` (never reads; always calls and overwrites).
     ``memory_max_entries`` / ``memory_max_bytes`` bound the in-process tier in front of the disk.
+
+    ``backend`` is ``disk`` (default: entries under ``cache_dir``) or ``redis`` (entries in the
+    Redis at ``url``, ``redis://``, ``rediss://`` for TLS or ``unix://``, under the key
+    ``prefix``; the password comes from the URL or from the variable named by ``password_env``).
+    With ``local_tier`` a Redis cache keeps a disk copy of what it reads under ``cache_dir``.
+    ``timeout_ms`` bounds each Redis connect and reply; after a failure Redis is skipped for
+    ``cooldown_seconds``. ``lock_seconds`` is how long one process may hold the cross-process
+    claim on a miss before another takes over.
     """
 
     enabled: bool = False
@@ -46,6 +58,14 @@ class CacheConfig:
     key_file: Path | str | None = None
     memory_max_entries: int = 2048
     memory_max_bytes: int = 64 * 1024 * 1024
+    backend: CacheBackend = "disk"
+    url: str | None = None
+    password_env: str | None = None
+    prefix: str = "spark:"
+    local_tier: bool = False
+    timeout_ms: float = 100
+    cooldown_seconds: float = 5
+    lock_seconds: float = 30
 
     def __post_init__(self) -> None:
         problems = list(_problems(self))
@@ -82,4 +102,35 @@ def _problems(config: CacheConfig) -> list[str]:
         problems.append("memory_max_entries and memory_max_bytes must be >= 0")
     if not isinstance(config.namespace, str):
         problems.append(f"namespace must be a string, got {type(config.namespace).__name__}")
+    return problems + _backend_problems(config)
+
+
+def _backend_problems(config: CacheConfig) -> list[str]:
+    if config.backend not in CACHE_BACKENDS:
+        allowed = ", ".join(CACHE_BACKENDS)
+        return [f"backend must be one of {allowed}, got {config.backend!r}"]
+    problems: list[str] = []
+    if config.backend == "redis" and not config.url:
+        problems.append('backend "redis" needs a url, e.g. "redis://localhost:6379/0"')
+    if config.url and url_scheme(config.url) not in REDIS_SCHEMES:
+        allowed = ", ".join(f"{scheme}://" for scheme in REDIS_SCHEMES)
+        problems.append(f"url must start with {allowed}, got {url_scheme(config.url)!r}")
+    if config.timeout_ms <= 0 or config.lock_seconds <= 0 or config.cooldown_seconds < 0:
+        problems.append("timeout_ms and lock_seconds must be > 0, cooldown_seconds >= 0")
     return problems
+
+
+def url_scheme(url: str) -> str:
+    """The scheme of ``url`` (``redis`` of ``redis://host``), "" when it has none."""
+    scheme, found, _ = url.partition("://")
+    return scheme.lower() if found else ""
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (in the user part or a ``password=`` query) shown as ``***``."""
+    url = _URL_PASSWORD.sub(r"\1:***@", url)
+    return _QUERY_PASSWORD.sub(r"\1***", url)
+
+
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@?#]*):[^@/?#]*@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*")

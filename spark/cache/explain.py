@@ -120,7 +120,7 @@ def explain_miss(bound: BoundCache, request: CacheRequest) -> CacheMissError:
     """The replay-mode error for ``request``: what is missing, the nearest entry, the diff."""
     lines = [
         f"replay mode: no cache entry for {request.provider}/{request.model_id} "
-        f"(key {request.key[:12]}) in {bound.manager.cache_dir}."
+        f"(key {request.key[:12]}) in {bound.manager.store.describe()}."
     ]
     try:
         nearest = nearest_entry(bound, request)

@@ -1,6 +1,7 @@
 """The ledger: hits, misses, dollars spent and saved per provider and model, across processes.
 
-Counts go to a small SQLite file beside the entries (``{cache_dir}/.spark-ledger.sqlite``). A hit
+Counts go to a small SQLite file beside the entries (``{cache_dir}/.spark-ledger.sqlite``), or
+to the Redis of a Redis cache (``spark.cache.redis_ledger``). A hit
 only bumps an in-memory counter; a background thread adds the batch to the file every few
 seconds (and at exit), so counting costs a hit well under a microsecond. The file is bookkeeping,
 not cache content: it is ignored by git (a ``.gitignore`` is written beside it), and a missing or
@@ -20,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from spark.cache.backend import StoreUnavailableError
 
 __all__ = [
     "LEDGER_NAME",
@@ -101,6 +104,9 @@ class LedgerSink(Protocol):
     def describe(self) -> str:
         """Where the figures live, for messages."""
 
+    def exists(self) -> bool:
+        """Whether any figures were ever recorded there."""
+
     def add(self, rows: list[UsageRow], request_rows: list[RequestRow]) -> None:
         """Add one batch (raises on failure)."""
 
@@ -179,10 +185,27 @@ class Ledger:
         request_rows = [RequestRow(key, *values) for key, values in pending_keys.items()]
         try:
             self.sink.add(rows, request_rows)
+        except StoreUnavailableError:  # down for now (the store has warned): count it later
+            self._restore(pending, pending_keys)
         except Exception as exc:  # any sink failure: stop counting, never fail the caller
             self._disabled = True
             where = self.sink.describe()
             logger.warning("cache ledger %s is not writable (%s); not counting", where, exc)
+
+    def _restore(
+        self, pending: dict[tuple[str, str], list[float]], pending_keys: dict[str, list[Any]]
+    ) -> None:
+        """Put a batch that could not be added back in front of what was counted since."""
+        with self._lock:
+            for slot_key, counts in pending.items():
+                slot = self._pending.setdefault(slot_key, [0, 0, 0.0, 0.0])
+                for index, value in enumerate(counts):
+                    slot[index] += value
+            for key, values in pending_keys.items():
+                per_key = self._pending_keys.setdefault(key, [values[0], values[1], 0, 0.0, 0.0])
+                per_key[2] += values[2]
+                per_key[3] += values[3]
+                per_key[4] = max(per_key[4], values[4])
 
     def rows(self, by_day: bool = False) -> list[LedgerRow]:
         """All figures so far, this process's pending ones included."""
@@ -204,6 +227,10 @@ class SQLiteLedger:
     def describe(self) -> str:
         """The file."""
         return str(self.path)
+
+    def exists(self) -> bool:
+        """Whether the file exists."""
+        return self.path.exists()
 
     def add(self, rows: list[UsageRow], request_rows: list[RequestRow]) -> None:
         """Upsert one batch in one transaction."""

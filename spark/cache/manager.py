@@ -1,9 +1,9 @@
-"""``CacheManager``: the process-wide cache of one directory (DESIGN §1).
+"""``CacheManager``: the process-wide cache of one directory or one Redis prefix (DESIGN §1).
 
-One manager per directory (``get_instance``); each model binds it to its own rules
-(``bind(config)`` -> ``BoundCache``), so models with different TTLs or modes share one directory.
-The manager owns what is per directory: the store, the memory tier, counters, single-flight slots
-and the size limit.
+One manager per directory, or per Redis URL and key prefix (``get_instance``); each model binds
+it to its own rules (``bind(config)`` -> ``BoundCache``), so models with different TTLs or modes
+share one cache. The manager owns what is per cache: the store, the memory tier, counters,
+single-flight slots and the size limit.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from spark.cache.crypto import load_keyring
 from spark.cache.ledger import Ledger
 from spark.cache.maintenance import scan_stats
 from spark.cache.memory import MemoryTier
-from spark.cache.store import DiskStore, check_provider, quote_model_id
+from spark.cache.store import check_provider, quote_model_id
+from spark.cache.stores import open_store, store_identity
 from spark.cache.usage import read_usage_record, write_usage_record
 
 __all__ = ["CacheManager", "CacheStatsCounters"]
@@ -73,9 +74,10 @@ class CacheStatsCounters:
 
 
 class CacheManager:
-    """The cache of one directory, shared by every model of this process that uses it."""
+    """The cache of one directory (or Redis prefix), shared by every model of this process that
+    uses it. ``cache_dir`` is the directory (of a Redis cache: its local tier and run record)."""
 
-    _instances: ClassVar[dict[Path, CacheManager]] = {}
+    _instances: ClassVar[dict[Path | tuple[str, ...], CacheManager]] = {}
     _instances_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
@@ -87,7 +89,7 @@ class CacheManager:
         base = config or CacheConfig(enabled=True)
         self.cache_dir: Path = Path(cache_dir or base.resolved_dir).expanduser().absolute()
         self.config: CacheConfig = replace(base, enabled=True, cache_dir=self.cache_dir)
-        self.store: EntryStore = store or DiskStore(self.cache_dir)
+        self.store: EntryStore = store or open_store(self.config, self.cache_dir)
         self.memory = MemoryTier(self.config.memory_max_entries, self.config.memory_max_bytes)
         self.counters = CacheStatsCounters(Ledger(self.store.ledger_sink()))
         self.inflight: dict[tuple[int, str], Any] = {}
@@ -109,22 +111,24 @@ class CacheManager:
     def get_instance(
         cls, cache_dir: str | Path | None = None, config: CacheConfig | None = None
     ) -> CacheManager:
-        """The process-wide manager of ``cache_dir`` (the default directory when None)."""
+        """The process-wide manager of ``cache_dir`` (the default directory when None), or of a
+        Redis ``config``'s URL and key prefix."""
         if cache_dir is None and config is not None:
             cache_dir = config.resolved_dir
         path = Path(cache_dir or default_cache_dir()).expanduser().absolute()
+        identity = path if config is None else store_identity(config, path)
         with cls._instances_lock:
-            manager = cls._instances.get(path)
+            manager = cls._instances.get(identity)
             if manager is None:
                 manager = cls(path, config)
-                cls._instances[path] = manager
+                cls._instances[identity] = manager
             elif config is not None:
                 manager.max_bytes = min(manager.max_bytes, int(config.max_cache_size_mb * 2**20))
             return manager
 
     @classmethod
     def instances(cls) -> list[CacheManager]:
-        """Every process-wide manager made so far (one per directory)."""
+        """Every process-wide manager made so far (one per directory or Redis prefix)."""
         with cls._instances_lock:
             return list(cls._instances.values())
 
@@ -187,7 +191,7 @@ class CacheManager:
 
     def _path_of(self, key: str) -> str | None:
         remembered = self.memory.get(key)
-        if remembered is not None and os.path.exists(remembered.path):
+        if remembered is not None and self.store.signature(remembered.path) is not None:
             return remembered.path
         return self.store.find(key)
 
@@ -200,6 +204,7 @@ class CacheManager:
         lookups = counters.hits + counters.misses
         stats.update(
             cache_dir=str(self.cache_dir),
+            store=self.store.describe(),
             hits=counters.hits,
             misses=counters.misses,
             corrupt_entries_seen=counters.corrupt,
@@ -248,7 +253,7 @@ class CacheManager:
     def _clear(self, provider: str | None, model_dir: str | None) -> int:
         removed = sum(self.store.remove(e.path) for e in self.store.walk(provider, model_dir))
         self.memory.clear()
-        self.store.after_clear()
+        self.store.after_clear(provider, model_dir)
         with self._size_lock:
             self._scan_left = None
         return removed
@@ -294,6 +299,8 @@ class CacheManager:
 
     def note_write(self, size: int) -> None:
         """Account a write; starts a background size check when the limit may be exceeded."""
+        if not self.store.evicts:
+            return  # the server enforces its own memory limit
         with self._size_lock:
             self._written += size
             estimate = self._size_estimate()

@@ -94,6 +94,7 @@ class DiskStore:
     """Byte storage under ``root``: atomic writes (temp file + rename), reads that never write."""
 
     validates_cheaply = True  # a signature is one stat()
+    evicts = True  # max_cache_size_mb is ours to enforce
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -110,6 +111,10 @@ class DiskStore:
             folder = os.path.join(self.root, check_provider(provider), quote_model_id(model_id))
             self._dirs[(provider, model_id)] = folder
         return f"{folder}/{key}.json"
+
+    def path_in(self, provider: str, model_dir: str, key: str) -> str:
+        """The file of an entry given its (already path-safe) model folder name."""
+        return f"{self.root}/{provider}/{model_dir}/{key}.json"
 
     def read(self, path: str) -> tuple[bytes, Signature] | None:
         """The bytes of a file and their signature, or None when it does not exist."""
@@ -221,7 +226,7 @@ class DiskStore:
 
         return maintenance.evict_lru(self, max_bytes)
 
-    def after_clear(self) -> None:
+    def after_clear(self, provider: str | None = None, model_dir: str | None = None) -> None:
         """Remove the folders a bulk delete emptied."""
         self.prune_empty_dirs()
 
@@ -230,6 +235,13 @@ class DiskStore:
         from spark.cache.ledger import SQLiteLedger
 
         return SQLiteLedger(self.root)
+
+    def try_lock(self, key: str) -> str | None:
+        """No cross-process claim: concurrent writers of one key each write a whole file."""
+        return ""
+
+    def unlock(self, key: str, token: str) -> None:
+        """Nothing to release."""
 
     def prune_empty_dirs(self) -> None:
         """Remove empty provider/model folders (a concurrent writer re-creates them)."""

@@ -1,6 +1,7 @@
-"""``spark cache``: look into a cache directory, check it, clean it, manage its keys.
+"""``spark cache``: look into a cache, check it, clean it, manage its keys.
 
-Every command works on the active profile's cache directory unless ``--dir`` names another.
+Every command works on the active profile's cache (a directory, or a Redis with
+``backend = "redis"``) unless ``--dir`` names a directory.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import click
 
 from spark.cache import admin
 from spark.cache.maintenance import remove_stray_temps
+from spark.cache.store import DiskStore, quote_model_id
 from spark.cli._context import CliState, cache_target, dir_option, pass_state, profile_option
 from spark.cli._errors import CliError
 from spark.cli._output import (
@@ -97,7 +99,7 @@ def list_entries(
         columns = ("Provider", "Model", "Key", "Size", "Created", "Expires", "Encrypted")
         print_table(columns, rows)
     total = sum(e.size for e in entries)
-    click.echo(f"{n_entries(len(entries))}, {format_size(total)} in {target.cache_dir}")
+    click.echo(f"{n_entries(len(entries))}, {format_size(total)} in {target.where}")
     unreadable = sum(1 for e in entries if e.error)
     if unreadable:
         click.echo(f"{unreadable} unreadable: see `spark cache verify`")
@@ -122,13 +124,13 @@ def show_entry(
         raise click.BadParameter("expected 8 to 64 hex digits of an entry's key", param_hint="KEY")
     target = cache_target(state, profile, cache_dir)
     path = admin.find_entry(target.store, key)
-    content = admin.read_entry(path, target.keyring())
+    content = admin.read_entry(target.store, path, target.keyring())
     meta = content.meta
     if as_json:
         echo_json(
             {
                 "path": path,
-                "size": os.path.getsize(path),
+                "size": content.size,
                 "meta": asdict(content.meta),
                 "payload": content.payload,
                 "payload_error": content.payload_error or None,
@@ -175,7 +177,8 @@ def clear(
 ) -> None:
     """Delete entries: every entry, or one provider's, or one model's.
 
-    Asks for confirmation unless --yes. The directory itself (and its ledger) stays.
+    Asks for confirmation unless --yes. The directory itself (and its ledger) stays; on Redis,
+    only this cache's key prefix is touched.
     """
     target = cache_target(state, profile, cache_dir)
     store = target.store
@@ -183,16 +186,16 @@ def clear(
     what = "/".join(part for part in (provider, model_id) if part) or "all providers"
     if entries and not yes:
         click.confirm(
-            f"Delete {n_entries(len(entries))} ({what}) from {target.cache_dir}?",
+            f"Delete {n_entries(len(entries))} ({what}) from {target.where}?",
             abort=True,
             err=True,
         )
     removed = sum(store.remove(e.path) for e in progress(entries, "Deleting"))
-    store.prune_empty_dirs()
+    store.after_clear(provider, quote_model_id(model_id) if model_id else None)
     if as_json:
-        echo_json({"removed": removed, "cache_dir": target.cache_dir})
+        echo_json({"removed": removed, "cache_dir": target.cache_dir, "store": target.where})
     else:
-        click.echo(f"Removed {n_entries(removed)} ({what}) from {target.cache_dir}.")
+        click.echo(f"Removed {n_entries(removed)} ({what}) from {target.where}.")
 
 
 @cache.command(short_help="Delete expired entries and stray temp files.")
@@ -205,15 +208,21 @@ def cleanup(state: CliState, profile: str | None, cache_dir: Path | None, as_jso
 
     An entry is expired once its expires_at has passed. Temp files are removed when the
     process that wrote them is gone or they are over an hour old. Unreadable entries are left
-    alone: `spark cache verify` reports them.
+    alone: `spark cache verify` reports them. On Redis, entries expire by themselves; this
+    removes them from the index sets that listing and statistics use.
     """
     target = cache_target(state, profile, cache_dir)
     store = target.store
     now = time.time()
-    entries = admin.entry_files(store)
-    expired = sum(admin.remove_if_expired(store, e, now) for e in progress(entries, "Checking"))
-    temps = remove_stray_temps(store, now)
-    store.prune_empty_dirs()
+    if isinstance(store, DiskStore):
+        entries = admin.entry_files(store)
+        checking = progress(entries, "Checking")
+        expired = sum(admin.remove_if_expired(store, e, now) for e in checking)
+        temps = remove_stray_temps(store, now)
+        store.prune_empty_dirs()
+    else:
+        expired, temps = store.cleanup_expired(now), 0
+        entries = admin.entry_files(store)
     if as_json:
         echo_json(
             {"expired_removed": expired, "temp_files_removed": temps, "checked": len(entries)}
@@ -221,7 +230,7 @@ def cleanup(state: CliState, profile: str | None, cache_dir: Path | None, as_jso
     else:
         click.echo(
             f"Removed {expired} expired entries and {temps} stray temp files "
-            f"(checked {n_entries(len(entries))} in {target.cache_dir})."
+            f"(checked {n_entries(len(entries))} in {target.where})."
         )
 
 
@@ -255,7 +264,11 @@ def verify(
     problems = [
         problem
         for entry in progress(entries, "Verifying")
-        if (problem := admin.check_entry(entry, keyring, require_encrypted=require_encrypted))
+        if (
+            problem := admin.check_entry(
+                target.store, entry, keyring, require_encrypted=require_encrypted
+            )
+        )
     ]
     if as_json:
         echo_json(
@@ -275,7 +288,7 @@ def verify(
             "Delete or re-record them; `spark cache show KEY` shows one entry.",
         )
     if not as_json:
-        click.echo(f"OK: {n_entries(len(entries))} in {target.cache_dir}")
+        click.echo(f"OK: {n_entries(len(entries))} in {target.where}")
 
 
 def _shown(path: str) -> str:

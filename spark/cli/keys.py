@@ -125,7 +125,7 @@ def rotate_key(
     entries = admin.entry_files(target.store)
     if entries and not yes:
         click.confirm(
-            f"Re-encrypt {n_entries(len(entries))} in {target.cache_dir} under key "
+            f"Re-encrypt {n_entries(len(entries))} in {target.where} under key "
             f"{fingerprint(plan.new_key)}?",
             abort=True,
             err=True,

@@ -9,7 +9,6 @@ from typing import Any
 
 import click
 
-from spark.cache import CacheManager
 from spark.cache.explain import explain_miss
 from spark.cli._context import CliState, cache_target, dir_option, pass_state, profile_option
 from spark.cli._errors import CliError
@@ -56,7 +55,7 @@ def explain(
     messages = arguments.pop("messages", arguments.pop("prompt", None))
     if messages is None:
         raise CliError("the request has no messages", 'Give "messages" (or "prompt") in REQUEST.')
-    bound = CacheManager(target.cache_dir).bind(target.config.with_overrides(enabled=True))
+    bound = target.manager.bind(target.config.with_overrides(enabled=True))
     request = bound.chat_request(provider, model_id, messages, **arguments)
     path = bound.manager.store.entry_path(provider, model_id, request.key)
     found = bound.lookup(request) is not None
@@ -118,11 +117,9 @@ def prune(
     """
     target = cache_target(state, profile, cache_dir)
     if not yes and not as_json:
-        click.confirm(
-            f"Delete the entries of {target.cache_dir} the last run did not use?", abort=True
-        )
-    removed = CacheManager(target.cache_dir).prune_unused()
+        click.confirm(f"Delete the entries of {target.where} the last run did not use?", abort=True)
+    removed = target.manager.prune_unused()
     if as_json:
         echo_json({"cache_dir": target.cache_dir, "removed": removed})
     else:
-        click.echo(f"Removed {removed} unused entries from {target.cache_dir}.")
+        click.echo(f"Removed {removed} unused entries from {target.where}.")

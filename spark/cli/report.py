@@ -49,11 +49,13 @@ def report(
     With --json, prints the same data instead.
     """
     target = cache_target(state, profile, cache_dir)
+    # A directory is checked to exist (a typo is an error, not an empty report).
+    source = target.manager if target.config.backend == "redis" else target.cache_dir
     if as_json:
-        echo_json(collect_report_data(target.cache_dir, top=top))
+        echo_json(collect_report_data(source, top=top))
         return
     try:
-        path = write_report(target.cache_dir, out_path, top=top)
+        path = write_report(source, out_path, top=top)
     except OSError as exc:
         raise CliError(f"cannot write {out_path}: {exc}", "Choose another --html path.") from exc
     click.echo(f"wrote {path}")

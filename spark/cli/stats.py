@@ -1,7 +1,7 @@
-"""``spark cache stats``: what a cache directory holds and what it has saved, by provider and model.
+"""``spark cache stats``: what a cache holds and what it has saved, by provider and model.
 
-Entries and bytes come from walking the directory; hits, misses and dollars from its ledger,
-which every process that used the directory adds to (``spark.cache.ledger``).
+Entries and bytes come from walking the directory (or a Redis's index sets); hits, misses and
+dollars from its ledger, which every process that used the cache adds to (``spark.cache.ledger``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from spark.cache.ledger import LEDGER_NAME, LedgerRow, read_ledger
+from spark.cache.ledger import LedgerRow
 from spark.cache.maintenance import scan_stats
 from spark.cli._context import CliState, cache_target, dir_option, pass_state, profile_option
 from spark.cli._output import (
@@ -109,22 +109,23 @@ def stats(
 ) -> None:
     """Show entries and size, hit rate and dollars saved, by provider and model.
 
-    Entries and size are what the directory holds now. Hits, misses, dollars saved (the
+    Entries and size are what the cache holds now. Hits, misses, dollars saved (the
     recorded cost of the calls that hits replaced) and spent add up every process that used
-    the directory, from its ledger file.
+    the cache, from its ledger (a file beside the entries, or hashes in the Redis).
     """
     target = cache_target(state, profile, cache_dir, alias)
     only = None
     if alias is not None:
         model = target.settings.model(alias)
         only = (model.provider, model.model_id)
-    has_ledger = (target.cache_dir / LEDGER_NAME).exists()
-    rows = combine(scan_stats(target.store).as_dict(), read_ledger(target.cache_dir), only)
+    sink = target.store.ledger_sink()
+    has_ledger = sink.exists()
+    rows = combine(scan_stats(target.store).as_dict(), sink.rows(), only)
     total = totals(rows)
     if as_json:
-        echo_json(_json(target.cache_dir, rows, total, has_ledger))
+        echo_json({"store": target.where, **_json(target.cache_dir, rows, total, has_ledger)})
         return
-    _print(target.cache_dir, rows, total, has_ledger)
+    _print(target.where, rows, total, has_ledger)
 
 
 def _json(cache_dir: Path, rows: list[StatsRow], total: StatsRow, has_ledger: bool) -> Any:
@@ -146,8 +147,8 @@ def _json(cache_dir: Path, rows: list[StatsRow], total: StatsRow, has_ledger: bo
     }
 
 
-def _print(cache_dir: Path, rows: list[StatsRow], total: StatsRow, has_ledger: bool) -> None:
-    click.echo(f"{cache_dir}: {n_entries(total.entries)}, {format_size(total.size_bytes)}")
+def _print(where: str, rows: list[StatsRow], total: StatsRow, has_ledger: bool) -> None:
+    click.echo(f"{where}: {n_entries(total.entries)}, {format_size(total.size_bytes)}")
     if not rows:
         return
     lines: list[StatsRow | None] = []

@@ -100,6 +100,7 @@ def check_profile(resolution: Resolution, invalid: set[tuple[str, ...]]) -> list
     ``provider`` is not reported a second time as missing.
     """
     problems = _incomplete_models(resolution, invalid) + _no_key_source(resolution)
+    problems += _redis_without_url(resolution)
     return list(dict.fromkeys(problems))
 
 
@@ -133,6 +134,15 @@ def _no_key_source(resolution: Resolution) -> list[str]:
                 " (key_env is empty and no key_file is set)"
             )
     return problems
+
+
+def _redis_without_url(resolution: Resolution) -> list[str]:
+    return [
+        f'{_where(values["backend"].source)} backend: "redis" needs a url'
+        ' (e.g. url = "redis://localhost:6379/0")'
+        for values in resolution.cache_values.values()
+        if values["backend"].value == "redis" and not values["url"].value
+    ]
 
 
 def _where(source: str) -> str:

@@ -29,7 +29,7 @@ _MESSAGES: dict[str, str] = {
     "model_attributes_type": "expected a table",
     "dict_type": "expected a table",
 }
-_NO_GOT = frozenset({"missing", "extra_forbidden"})
+_NO_GOT = frozenset({"missing", "extra_forbidden", "redis_url"})  # redis_url: says it redacted
 # Names from elsewhere in Spark (CacheConfig fields, constructor arguments) -> the file's key.
 _SYNONYMS: dict[str, str] = {
     "cache_dir": "dir",

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
 from pydantic_core import PydanticCustomError
 
-from spark.cache.config import CACHE_MODES
+from spark.cache.config import CACHE_BACKENDS, CACHE_MODES, REDIS_SCHEMES, redact_url, url_scheme
 
 __all__ = [
     "CACHE_KEYS",
@@ -71,6 +71,23 @@ def _known_mode(value: str) -> str:
     return _check_one_of(value, "mode", CACHE_MODES)
 
 
+def _known_backend(value: str) -> str:
+    return _check_one_of(value, "backend", CACHE_BACKENDS)
+
+
+def _redis_url(value: str) -> str:
+    """A ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL. The error shows the URL with
+    its password hidden (the "got" pydantic would add could show it)."""
+    if url_scheme(value) not in REDIS_SCHEMES:
+        allowed = ", ".join(f"{scheme}://" for scheme in REDIS_SCHEMES)
+        raise PydanticCustomError(
+            "redis_url",
+            "must start with {allowed} (got {shown})",
+            {"allowed": allowed, "shown": f'"{redact_url(value)}"'},
+        )
+    return value
+
+
 def _known_provider(value: str) -> str:
     # Read at validation time, so a provider the registry adds later is accepted.
     return _check_one_of(value, "provider", sorted(KNOWN_PROVIDERS))
@@ -90,6 +107,8 @@ NonNegative = Annotated[Number, AfterValidator(_at_least_zero)]
 Positive = Annotated[Number, AfterValidator(_above_zero)]
 NonNegativeInt = Annotated[int, PlainValidator(_integer), AfterValidator(_at_least_zero)]
 Mode = Annotated[str, AfterValidator(_known_mode)]
+Backend = Annotated[str, AfterValidator(_known_backend)]
+RedisUrl = Annotated[str, AfterValidator(_redis_url)]
 Provider = Annotated[str, AfterValidator(_known_provider)]
 DateText = Annotated[str, PlainValidator(_date_text)]
 
@@ -112,6 +131,14 @@ class CacheTable(_Table):
     encrypt: bool | None = None
     key_env: str | None = None
     key_file: str | None = None
+    backend: Backend | None = None
+    url: RedisUrl | None = None
+    password_env: str | None = None
+    prefix: str | None = None
+    local_tier: bool | None = None
+    timeout_ms: Positive | None = None
+    cooldown_seconds: NonNegative | None = None
+    lock_seconds: Positive | None = None
 
 
 class ModelTable(_Table):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spark.cache.config import CacheConfig
+from spark.cache.config import CacheConfig, redact_url
 from spark.config.problems import problem_message
 from spark.config.schema import CACHE_KEYS, ModelTable
 from spark.config.sources import FILE_TO_CACHE_CONFIG, ResolvedValue
@@ -82,7 +82,7 @@ class Settings:
         """
         cache = self.cache_values[self._known(alias)]
         explained = [ResolvedValue("profile", self.profile, self.profile_source)]
-        explained += [cache[key] for key in CACHE_KEYS]
+        explained += [_redacted(cache[key]) for key in CACHE_KEYS]
         if alias is not None:
             explained += list(self.model_values[alias].values())
         return explained
@@ -107,3 +107,10 @@ class Settings:
             known = ", ".join(self.model_aliases) or "(none defined)"
             raise ConfigError(f"unknown model alias {alias!r}; known aliases: {known}")
         return alias
+
+
+def _redacted(value: ResolvedValue) -> ResolvedValue:
+    """A Redis URL's password is shown as ``***`` (``spark config show`` prints values)."""
+    if value.name == "cache.url" and isinstance(value.value, str):
+        return ResolvedValue(value.name, redact_url(value.value), value.source)
+    return value

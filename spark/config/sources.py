@@ -16,7 +16,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from spark.cache.config import CACHE_MODES, CacheConfig
+from spark.cache.config import (
+    CACHE_BACKENDS,
+    CACHE_MODES,
+    REDIS_SCHEMES,
+    CacheConfig,
+    redact_url,
+    url_scheme,
+)
 from spark.config.schema import CACHE_KEYS, PATH_KEYS
 
 __all__ = [
@@ -46,6 +53,8 @@ ENV_VARS: dict[str, str] = {
     "SPARK_CACHE_DIR": "dir",
     "SPARK_CACHE_MODE": "mode",
     "SPARK_CACHE_MAX_SIZE_MB": "max_size_mb",
+    "SPARK_CACHE_BACKEND": "backend",
+    "SPARK_CACHE_URL": "url",
 }
 
 _TRUE = ("true", "1", "yes", "on")
@@ -187,7 +196,8 @@ class EnvSource(Source):
         try:
             self._values[key] = _PARSERS[key](raw, cwd)
         except ValueError as exc:
-            self.problems.append(f"env {var}: {exc} (got {json.dumps(raw)})")
+            shown = redact_url(raw) if key == "url" else raw  # a URL may hold a password
+            self.problems.append(f"env {var}: {exc} (got {json.dumps(shown)})")
 
     def __call__(self) -> dict[str, Any]:
         return dict(self._values)
@@ -222,12 +232,26 @@ def _parse_mode(raw: str, cwd: Path) -> str:
     return raw
 
 
+def _parse_backend(raw: str, cwd: Path) -> str:
+    if raw not in CACHE_BACKENDS:
+        raise ValueError("must be one of " + ", ".join(CACHE_BACKENDS))
+    return raw
+
+
+def _parse_url(raw: str, cwd: Path) -> str:
+    if url_scheme(raw) not in REDIS_SCHEMES:
+        raise ValueError("must start with " + ", ".join(f"{s}://" for s in REDIS_SCHEMES))
+    return raw
+
+
 _PARSERS: dict[str, Callable[[str, Path], Any]] = {
     "enabled": _parse_bool,
     "ttl_seconds": lambda raw, cwd: _parse_number(raw, strictly_positive=False),
     "max_size_mb": lambda raw, cwd: _parse_number(raw, strictly_positive=True),
     "mode": _parse_mode,
     "dir": lambda raw, cwd: resolve_path(raw, cwd),
+    "backend": _parse_backend,
+    "url": _parse_url,
 }
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from spark.cache.ledger import LedgerRow, read_ledger, read_top_requests
+from spark.cache.ledger import LedgerRow
 from spark.cache.manager import CacheManager
 from spark.errors import ConfigError
 
@@ -23,26 +23,25 @@ REPORT_SCHEMA = 1
 _DIGITS = 10  # dollars: enough for a fraction of a cent per call, without float noise
 
 
-def collect_report_data(cache_dir: str | Path, *, top: int = 20) -> dict[str, Any]:
-    """Everything the report shows about ``cache_dir``, as JSON-ready data.
+def collect_report_data(cache: str | Path | CacheManager, *, top: int = 20) -> dict[str, Any]:
+    """Everything the report shows about a cache directory (or a manager's cache, e.g. a Redis
+    one), as JSON-ready data.
 
-    Keys: ``schema``, ``generated_at``, ``cache_dir``, ``totals``, ``days`` (per day, all
-    models), ``ledger`` (per day and model, as the ledger holds it), ``providers`` and ``models``
-    (entries and bytes on disk, with the ledger's all-time figures), ``top_requests``.
+    Keys: ``schema``, ``generated_at``, ``cache_dir`` (the directory, or the Redis URL and
+    prefix), ``totals``, ``days`` (per day, all models), ``ledger`` (per day and model, as the
+    ledger holds it), ``providers`` and ``models`` (entries and bytes stored, with the ledger's
+    all-time figures), ``top_requests``.
     A directory that does not exist is a ``ConfigError`` (an empty one gives empty figures).
     """
-    path = Path(cache_dir).expanduser().absolute()
-    if not path.is_dir():
-        raise ConfigError(f"no cache directory at {path}")
-    # The process-wide manager, not a new one: get_stats() flushes its pending ledger counts, so
-    # calls this process made a moment ago are in the report.
-    stats = CacheManager.get_instance(path).get_stats()
-    rows = read_ledger(path, by_day=True)
+    manager = cache if isinstance(cache, CacheManager) else _manager_of(cache)
+    stats = manager.get_stats()
+    ledger = manager.counters.ledger
+    rows = ledger.rows(by_day=True)
     models = _models(stats, rows)
     return {
         "schema": REPORT_SCHEMA,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "cache_dir": str(path),
+        "cache_dir": manager.store.describe(),
         "totals": _totals(stats, rows),
         "days": _days(rows),
         "ledger": [_ledger_row(row) for row in rows],
@@ -57,9 +56,18 @@ def collect_report_data(cache_dir: str | Path, *, top: int = 20) -> dict[str, An
                 "saved_usd": _usd(row.saved_usd),
                 "last_hit": row.last_hit,
             }
-            for row in read_top_requests(path, limit=top)
+            for row in ledger.top_requests(limit=top)
         ],
     }
+
+
+def _manager_of(cache_dir: str | Path) -> CacheManager:
+    path = Path(cache_dir).expanduser().absolute()
+    if not path.is_dir():
+        raise ConfigError(f"no cache directory at {path}")
+    # The process-wide manager, not a new one: get_stats() flushes its pending ledger counts, so
+    # calls this process made a moment ago are in the report.
+    return CacheManager.get_instance(path)
 
 
 def _figures(hits: int, misses: int, saved: float, spent: float) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from spark.cache.manager import CacheManager
 from spark.reporting.charts import Series, bar_chart, column_chart, line_chart
 from spark.reporting.data import collect_report_data
 
@@ -42,13 +43,17 @@ font-variant-numeric:tabular-nums}code{font-size:12px;word-break:break-all}
 """
 
 
-def render_report(cache_dir: str | Path, *, top: int = 20) -> str:
-    """The HTML report of ``cache_dir`` (``ConfigError`` when there is no such directory)."""
+def render_report(cache_dir: str | Path | CacheManager, *, top: int = 20) -> str:
+    """The HTML report of ``cache_dir`` or a manager's cache (``ConfigError`` when there is no
+    such directory)."""
     return render_html(collect_report_data(cache_dir, top=top))
 
 
-def write_report(cache_dir: str | Path, out_path: str | Path, *, top: int = 20) -> Path:
-    """Write the HTML report of ``cache_dir`` to ``out_path`` (atomically); returns its path."""
+def write_report(
+    cache_dir: str | Path | CacheManager, out_path: str | Path, *, top: int = 20
+) -> Path:
+    """Write the HTML report of ``cache_dir`` (or a manager's cache) to ``out_path``
+    (atomically); returns its path."""
     page = render_report(cache_dir, top=top)
     target = Path(out_path).expanduser().absolute()
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -179,6 +179,14 @@ def test_explain_lists_every_setting_in_order(write: WriteFile) -> None:
         "cache.encrypt",
         "cache.key_env",
         "cache.key_file",
+        "cache.backend",
+        "cache.url",
+        "cache.password_env",
+        "cache.prefix",
+        "cache.local_tier",
+        "cache.timeout_ms",
+        "cache.cooldown_seconds",
+        "cache.lock_seconds",
     ]
     explained = settings.explain("embed")
     assert [r.name for r in explained][-2:] == ["provider", "model_id"]

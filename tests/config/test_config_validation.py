@@ -13,7 +13,10 @@ from spark.errors import ConfigError
 WriteFile = Callable[..., Path]
 
 MODES = "read_write, read_only, replay, refresh"
-CACHE_KEYS = "enabled, dir, ttl_seconds, max_size_mb, mode, namespace, encrypt, key_env, key_file"
+CACHE_KEYS = (
+    "enabled, dir, ttl_seconds, max_size_mb, mode, namespace, encrypt, key_env, key_file, "
+    "backend, url, password_env, prefix, local_tier, timeout_ms, cooldown_seconds, lock_seconds"
+)
 
 
 def problems_of(path: Path | None = None, **kwargs: object) -> list[str]:

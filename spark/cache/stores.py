@@ -1,0 +1,74 @@
+"""Which store a ``CacheConfig`` names, built on demand: disk, Redis, or Redis behind a disk tier.
+
+The ``redis`` package is imported here, lazily, only when a Redis backend is configured, so
+``import spark`` and every disk cache work without it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from spark.cache.backend import EntryStore
+from spark.cache.config import CacheConfig, redact_url
+from spark.cache.store import DiskStore
+from spark.errors import ConfigError
+
+if TYPE_CHECKING:
+    from spark.cache.redis_store import RedisStore
+
+__all__ = ["INSTALL_HINT", "open_redis_store", "open_store", "store_identity"]
+
+INSTALL_HINT = "pip install 'spark-llm-cache[redis]'"
+
+
+def store_identity(config: CacheConfig, cache_dir: Path) -> Path | tuple[str, ...]:
+    """What makes two configs share one process-wide manager: the directory of a disk cache;
+    the URL (password hidden), key prefix and local tier of a Redis cache."""
+    if config.backend != "redis":
+        return cache_dir
+    local = str(cache_dir) if config.local_tier else ""
+    return ("redis", redact_url(str(config.url)), config.prefix, local)
+
+
+def open_store(config: CacheConfig, cache_dir: Path) -> EntryStore:
+    """The store of ``config``: a ``DiskStore`` of ``cache_dir``, a ``RedisStore``, or with
+    ``local_tier`` a ``TieredStore`` of both."""
+    if config.backend != "redis":
+        return DiskStore(cache_dir)
+    remote = open_redis_store(config)
+    if not config.local_tier:
+        return remote
+    from spark.cache.tiered import TieredStore
+
+    return TieredStore(DiskStore(cache_dir), remote)
+
+
+def open_redis_store(config: CacheConfig) -> RedisStore:
+    """A ``RedisStore`` for ``config`` (no connection is made yet).
+
+    ``ConfigError`` when the ``redis`` package is missing (with the install command) or when
+    ``password_env`` names a variable that is not set.
+    """
+    try:
+        from spark.cache.redis_store import RedisStore, connect
+    except ModuleNotFoundError as exc:
+        if exc.name != "redis":
+            raise
+        raise ConfigError(f'backend "redis" needs the redis package: {INSTALL_HINT}') from exc
+    password = None
+    if config.password_env:
+        password = os.environ.get(config.password_env)
+        if not password:
+            raise ConfigError(
+                f"the Redis password variable {config.password_env} (password_env) is not set"
+            )
+    url = str(config.url)
+    return RedisStore(
+        connect(config, password),
+        url=url,
+        prefix=config.prefix,
+        cooldown_s=config.cooldown_seconds,
+        lock_s=config.lock_seconds,
+    )

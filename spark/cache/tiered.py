@@ -1,0 +1,163 @@
+"""Two tiers: a local disk store in front of a shared (Redis) store, filled on remote hits.
+
+Reads try the local tier first; a local miss reads the remote and keeps a copy locally. Writes
+and removals go to both. ``walk``, statistics, the ledger and the cross-process lock are the
+remote's (the shared cache); the size limit bounds the local copy.
+
+Locations come in two forms. ``entry_path`` gives the local file (the hit path): ``signature``
+is then a ``stat``, so the in-process memory tier keeps working, and a read fills the local
+tier. ``walk`` gives the remote's ``{provider}/{model_dir}/{key}`` (listings, verification, key
+rotation): reading one reads the shared entry without making a local copy, and rewriting one
+updates a local copy only where there is one.
+
+The trade-off: another machine that clears or rewrites an entry in Redis does not reach this
+machine's local copy, which is served until it expires (its ``expires_at``) or is cleared here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from spark.cache.backend import EntryStore, StoreUnavailableError
+from spark.cache.codec import CorruptEntryError, peek_expires_at
+from spark.cache.memory import Signature
+from spark.cache.store import DiskStore, EntryFile
+
+if TYPE_CHECKING:
+    from spark.cache.ledger import LedgerSink
+
+__all__ = ["TieredStore"]
+
+logger = logging.getLogger("spark.cache")
+
+
+class TieredStore:
+    """A ``DiskStore`` (``local``) in front of a remote ``EntryStore`` (``remote``) whose
+    locations are ``{provider}/{model_dir}/{key}`` (as ``RedisStore``'s)."""
+
+    validates_cheaply = True  # signatures are the local files'
+    evicts = True  # max_cache_size_mb bounds the local copy; the remote evicts by itself
+
+    def __init__(self, local: DiskStore, remote: EntryStore) -> None:
+        self.local = local
+        self.remote = remote
+        self._root = f"{local.root}/"
+
+    def describe(self) -> str:
+        """The remote, and the local tier's directory."""
+        return f"{self.remote.describe()} (local tier {self.local.describe()})"
+
+    def _where(self, path: str) -> tuple[str, str, bool]:
+        """(local file, remote location, whether ``path`` was the local file)."""
+        if path.startswith(self._root):
+            return path, path[len(self._root) : -5], True
+        provider, model_dir, key = path.split("/")
+        return self.local.path_in(provider, model_dir, key), path, False
+
+    # -- one entry ------------------------------------------------------------------------
+
+    def entry_path(self, provider: str, model_id: str, key: str) -> str:
+        """The local tier's file of the entry."""
+        return self.local.entry_path(provider, model_id, key)
+
+    def read(self, path: str) -> tuple[bytes, Signature] | None:
+        """The local copy; else (or when it has expired) the remote's, copied to the local tier.
+
+        An expired copy is not the last word: another machine may have stored a fresh answer.
+        A remote location reads the remote only.
+        """
+        local, remote_path, is_local = self._where(path)
+        if not is_local:
+            return self.remote.read(remote_path)
+        found = self.local.read(local)
+        if found is not None and not _expired(found[0]):
+            return found
+        remote = self.remote.read(remote_path)
+        if remote is None:
+            return found
+        data = remote[0]
+        try:
+            return data, self.local.write(local, data)
+        except OSError as exc:  # the remote answer is good without a local copy
+            logger.debug("cannot keep a local copy of %s: %s", local, exc)
+            return data, (0, 0, len(data))
+
+    def signature(self, path: str) -> Signature | None:
+        """The local file's signature."""
+        return self.local.signature(self._where(path)[0])
+
+    def write(self, path: str, data: bytes, expires_at: float | None = None) -> Signature:
+        """Write both tiers (a remote location: the local copy only where there is one); an
+        unreachable remote (already reported) leaves the local copy."""
+        local, remote_path, is_local = self._where(path)
+        signature = (0, 0, len(data))
+        if is_local or os.path.exists(local):
+            signature = self.local.write(local, data, expires_at)
+        with contextlib.suppress(StoreUnavailableError):
+            self.remote.write(remote_path, data, expires_at)
+        return signature
+
+    def touch(self, path: str, signature: Signature, now_ns: int) -> None:
+        """Record a use of the local copy (for its LRU eviction)."""
+        self.local.touch(self._where(path)[0], signature, now_ns)
+
+    def remove(self, path: str) -> bool:
+        """Delete from both tiers; True when either held it."""
+        local, remote_path, _ = self._where(path)
+        removed = self.local.remove(local)
+        return self.remote.remove(remote_path) or removed
+
+    def find(self, key: str) -> str | None:
+        """The local file of ``key``'s entry when the remote or the local tier has it."""
+        found = self.remote.find(key)
+        return self._where(found)[0] if found is not None else self.local.find(key)
+
+    # -- every entry ----------------------------------------------------------------------
+
+    def walk(
+        self, provider: str | None = None, model_dir: str | None = None
+    ) -> Iterator[EntryFile]:
+        """The remote's entries (the shared cache), at their remote locations."""
+        return self.remote.walk(provider, model_dir)
+
+    def cleanup_expired(self, now: float | None = None) -> int:
+        """Clean both tiers; returns the remote's count (the local copies are copies)."""
+        self.local.cleanup_expired(now)
+        return self.remote.cleanup_expired(now)
+
+    def evict(self, max_bytes: int) -> tuple[int, int]:
+        """Bound the local copy, least recently used first."""
+        return self.local.evict(max_bytes)
+
+    def after_clear(self, provider: str | None = None, model_dir: str | None = None) -> None:
+        """Also delete local copies the remote no longer lists (e.g. written while it was down)."""
+        for entry in self.local.walk(provider, model_dir):
+            self.local.remove(entry.path)
+        self.local.after_clear()
+        self.remote.after_clear(provider, model_dir)
+
+    def ledger_sink(self) -> LedgerSink:
+        """The remote's ledger."""
+        return self.remote.ledger_sink()
+
+    def try_lock(self, key: str) -> str | None:
+        """The remote's claim."""
+        return self.remote.try_lock(key)
+
+    def unlock(self, key: str, token: str) -> None:
+        """Release the remote's claim."""
+        self.remote.unlock(key, token)
+
+
+def _expired(data: bytes) -> bool:
+    """Whether an entry's ``expires_at`` (read from its head) has passed; unreadable: False."""
+    try:
+        expires_at = peek_expires_at(data[:512])
+    except (CorruptEntryError, ValueError):
+        return False  # the cache layer reports a damaged entry
+    return expires_at is not None and time.time() >= expires_at
