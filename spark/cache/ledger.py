@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from spark.cache.backend import StoreUnavailableError
+from spark.cache.usage import ensure_bookkeeping_ignored
 
 __all__ = [
     "LEDGER_NAME",
@@ -38,7 +39,6 @@ __all__ = [
 
 logger = logging.getLogger("spark.cache")
 LEDGER_NAME = ".spark-ledger.sqlite"
-IGNORE_TEXT = "# Spark's ledger and run records are per machine: keep them out of git\n.spark-*\n"
 _FLUSH_EVERY_S = 2.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (
@@ -130,6 +130,9 @@ class Ledger:
         self._pending: dict[tuple[str, str], list[float]] = {}
         self._pending_keys: dict[str, list[Any]] = {}
         self._lock = threading.Lock()
+        # Held for a whole flush: the at-exit flush waits for one the thread has under way
+        # instead of letting the interpreter exit in the middle of it.
+        self._flush_lock = threading.Lock()
         self._flusher: threading.Thread | None = None
         self._disabled = False
         _LIVE.add(self)
@@ -171,6 +174,10 @@ class Ledger:
 
     def flush(self) -> None:
         """Add the pending counts to the sink now (never raises)."""
+        with self._flush_lock:
+            self._flush()
+
+    def _flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
             pending_keys, self._pending_keys = self._pending_keys, {}
@@ -286,10 +293,7 @@ def read_top_requests(cache_dir: str | Path, limit: int = 20) -> list[RequestRow
 @contextlib.contextmanager
 def _connect(path: Path, *, create: bool) -> Iterator[sqlite3.Connection]:
     if create and not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ignore = path.parent / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text(IGNORE_TEXT)
+        ensure_bookkeeping_ignored(path.parent)
     db = sqlite3.connect(path, timeout=10.0)
     try:
         if create:

@@ -9,22 +9,45 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from spark.errors import CacheError
 
-__all__ = ["USAGE_RECORD_NAME", "read_usage_record", "write_usage_record"]
+__all__ = [
+    "IGNORE_TEXT",
+    "USAGE_RECORD_NAME",
+    "ensure_bookkeeping_ignored",
+    "read_usage_record",
+    "write_usage_record",
+]
 
 USAGE_RECORD_NAME = ".spark-last-run.json"
+IGNORE_TEXT = "# Spark's ledger and run records are per machine: keep them out of git\n.spark-*\n"
+
+
+def ensure_bookkeeping_ignored(cache_dir: Path) -> None:
+    """Write ``{cache_dir}/.gitignore`` (ignoring ``.spark-*``) unless there is one.
+
+    Written atomically (temp file + rename), so a process that dies half-way leaves no empty
+    file behind; called before any ``.spark-*`` file and with a cache's first entry.
+    """
+    ignore = cache_dir / ".gitignore"
+    if ignore.exists():
+        return
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    temp = cache_dir / f".gitignore.{os.getpid()}.{secrets.token_hex(4)}.tmp"  # threads race here
+    temp.write_text(IGNORE_TEXT, encoding="utf-8")
+    os.replace(temp, ignore)
 
 
 def write_usage_record(cache_dir: Path, keys: Iterable[str]) -> Path:
     """Atomically write the sorted ``keys`` (and the time) to the directory's usage record."""
     path = cache_dir / USAGE_RECORD_NAME
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    ensure_bookkeeping_ignored(cache_dir)
+    temp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     body = {"finished_at": time.time(), "keys": sorted(set(keys))}
     temp.write_text(json.dumps(body, indent=0) + "\n", encoding="utf-8")
     os.replace(temp, path)
