@@ -257,6 +257,15 @@ class BoundCache:
                 raise CorruptEntryError("entry holds the answer to a different request")
         except CorruptEntryError as exc:
             self._stats.corrupt += count
+            if self.policy.replay:  # the test that needed it fails with the reason, not a guess
+                raise CacheMissError(
+                    f"replay: the cache entry for {request.provider}/{request.model_id} at {path} "
+                    f"is unusable ({exc}); re-record it (pytest --spark-cache=record) and commit "
+                    "it. `spark cache verify` lists every such entry.",
+                    provider=request.provider,
+                    model_id=request.model_id,
+                    key=request.key,
+                ) from exc
             self.manager.warn_once(f"corrupt:{path}", "ignoring unreadable entry %s: %s", path, exc)
             return None
         except DecryptionError as exc:

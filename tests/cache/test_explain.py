@@ -78,3 +78,20 @@ async def test_encrypted_entries_without_the_key_say_which_variable(
     _, replay = caches(tmp_path, encrypt=True)
     with pytest.raises(CacheMissError, match=r"encrypted .* set SPARK_CACHE_KEY"):
         await replay.get_or_call(replay.chat_request("openai", "gpt-4o", "hello"), answer)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "edited"])
+async def test_replay_names_a_damaged_entry_and_its_reason(tmp_path: Path, damage: str) -> None:
+    record, replay = caches(tmp_path)
+    request = record.chat_request("openai", "gpt-4o", "hi")
+    await record.get_or_call(request, answer)
+    path = Path(record.manager.store.entry_path("openai", "gpt-4o", request.key))
+    data = path.read_bytes()
+    path.write_bytes(
+        data[: len(data) // 2] if damage == "truncated" else data.replace(b"hi", b"yo")
+    )
+    record.manager.memory.clear()
+    with pytest.raises(CacheMissError, match="is unusable") as info:
+        await replay.get_or_call(request, answer)
+    assert str(path) in str(info.value)
+    assert "re-record it" in str(info.value)
