@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 from spark.cache import BoundCache, CacheConfig, CacheManager, CacheRequest, CacheResult
 from spark.cache.keys import (
@@ -22,7 +22,7 @@ from spark.errors import ConfigError
 from spark.models.pricing import PriceTable, default_price_table
 from spark.types import EmbeddingResponse, ModelResponse, Price, ToolSpec
 
-__all__ = ["Messages", "Model", "StreamPiece", "resolve_cache_config"]
+__all__ = ["Messages", "Model", "ModelOptions", "StreamPiece", "resolve_cache_config"]
 
 _NO_OPTIONS: dict[str, Any] = {}
 # Decided by which method is called (or meaningless per call), never forwarded.
@@ -30,6 +30,17 @@ _CHOSEN_BY_THE_CALL = frozenset({"stream", "stream_options", "encoding_format"})
 
 Messages = str | Sequence[Mapping[str, Any]]
 StreamPiece = str | ModelResponse  # text chunks, then one final assembled response
+
+
+class ModelOptions(TypedDict, total=False):
+    """The constructor arguments every model takes besides its provider's options."""
+
+    enable_cache: bool | None
+    cache_config: CacheConfig | None
+    cache_ttl_seconds: float | None
+    cache_dir: Any
+    pricing: Price | Mapping[str, Price] | None
+    default_params: Mapping[str, Any] | None
 
 
 def resolve_cache_config(

@@ -14,7 +14,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Unpack
 
 from spark.errors import (
     AuthenticationError,
@@ -32,13 +32,12 @@ from spark.models._bedrock_convert import (
     parse_converse,
     titan_body,
 )
-from spark.models.base import Model, StreamPiece
-from spark.types import EmbeddingResponse, ModelResponse, Price, Usage
+from spark.models.base import Model, ModelOptions, StreamPiece
+from spark.types import EmbeddingResponse, ModelResponse, Usage
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
 
-    from spark.cache import CacheConfig
 
 __all__ = ["BedrockModel"]
 
@@ -119,22 +118,9 @@ class BedrockModel(Model):
         timeout: float | None = None,
         max_retries: int | None = None,
         client: Any = None,
-        enable_cache: bool | None = None,
-        cache_config: CacheConfig | None = None,
-        cache_ttl_seconds: float | None = None,
-        cache_dir: Any = None,
-        pricing: Price | Mapping[str, Price] | None = None,
-        default_params: Mapping[str, Any] | None = None,
+        **model_options: Unpack[ModelOptions],
     ) -> None:
-        super().__init__(
-            model_id,
-            enable_cache=enable_cache,
-            cache_config=cache_config,
-            cache_ttl_seconds=cache_ttl_seconds,
-            cache_dir=cache_dir,
-            pricing=pricing,
-            default_params=default_params,
-        )
+        super().__init__(model_id, **model_options)
         self._options = _ClientOptions(
             region,
             endpoint_url,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Unpack
 
 from spark.errors import (
     AuthenticationError,
@@ -24,13 +24,12 @@ from spark.errors import (
     error_class_for_status,
 )
 from spark.models import _gemini_convert as convert
-from spark.models.base import Model, StreamPiece
+from spark.models.base import Model, ModelOptions, StreamPiece
 
 if TYPE_CHECKING:
     from google.genai import Client
 
-    from spark.cache import CacheConfig
-    from spark.types import EmbeddingResponse, ModelResponse, Price
+    from spark.types import EmbeddingResponse, ModelResponse
 
 __all__ = ["GeminiModel"]
 
@@ -69,22 +68,9 @@ class GeminiModel(Model):
         timeout: float | None = None,
         max_retries: int | None = None,
         client: Client | None = None,
-        enable_cache: bool | None = None,
-        cache_config: CacheConfig | None = None,
-        cache_ttl_seconds: float | None = None,
-        cache_dir: Any = None,
-        pricing: Price | Mapping[str, Price] | None = None,
-        default_params: Mapping[str, Any] | None = None,
+        **model_options: Unpack[ModelOptions],
     ) -> None:
-        super().__init__(
-            model_id,
-            enable_cache=enable_cache,
-            cache_config=cache_config,
-            cache_ttl_seconds=cache_ttl_seconds,
-            cache_dir=cache_dir,
-            pricing=pricing,
-            default_params=default_params,
-        )
+        super().__init__(model_id, **model_options)
         if max_retries is not None and max_retries < 0:
             raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
         self._api_key = api_key

@@ -13,7 +13,7 @@ import sys
 import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Unpack
 
 from spark.errors import (
     AuthenticationError,
@@ -25,13 +25,12 @@ from spark.errors import (
     error_class_for_status,
 )
 from spark.models import _openai_convert as convert
-from spark.models.base import Model, StreamPiece
+from spark.models.base import Model, ModelOptions, StreamPiece
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
-    from spark.cache import CacheConfig
-    from spark.types import EmbeddingResponse, ModelResponse, Price
+    from spark.types import EmbeddingResponse, ModelResponse
 
 __all__ = ["OpenAIModel"]
 
@@ -77,22 +76,9 @@ class OpenAIModel(Model):
         timeout: float | None = None,
         max_retries: int | None = None,
         client: AsyncOpenAI | None = None,
-        enable_cache: bool | None = None,
-        cache_config: CacheConfig | None = None,
-        cache_ttl_seconds: float | None = None,
-        cache_dir: Any = None,
-        pricing: Price | Mapping[str, Price] | None = None,
-        default_params: Mapping[str, Any] | None = None,
+        **model_options: Unpack[ModelOptions],
     ) -> None:
-        super().__init__(
-            model_id,
-            enable_cache=enable_cache,
-            cache_config=cache_config,
-            cache_ttl_seconds=cache_ttl_seconds,
-            cache_dir=cache_dir,
-            pricing=pricing,
-            default_params=default_params,
-        )
+        super().__init__(model_id, **model_options)
         _check_async_client(client)
         options: dict[str, Any] = {
             "api_key": api_key,
