@@ -46,7 +46,8 @@ class EntryStore(Protocol):
         """The location of one entry."""
 
     def read(self, path: str) -> tuple[bytes, Signature] | None:
-        """The bytes at ``path`` and their signature; None when there is no entry."""
+        """The bytes at ``path`` and their signature; None when there is no entry. A read counts
+        as a use for least-recently-used eviction."""
 
     def signature(self, path: str) -> Signature | None:
         """The current signature at ``path`` (None: gone)."""

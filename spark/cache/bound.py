@@ -272,8 +272,7 @@ class BoundCache:
             return self._undecryptable(path, exc, count)
         if self._use_memory:
             self._memory.put(request.key, MemoryEntry(path, signature, meta, payload, now))
-        self._store.touch(path, signature, time.time_ns())
-        self._used.add(request.key)
+        self._used.add(request.key)  # (reading it marked it as used for LRU eviction)
         return payload
 
     def _undecryptable(

@@ -32,7 +32,14 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+# An encrypted envelope as encode_entry writes it. Ids with JSON escapes (quotes, backslashes,
+# non-ASCII written as \u) do not match and take the full parse.
 _TOKEN_MARK = b',"payload":"'
+_SEALED_HEAD_RE = re.compile(
+    rb'\{"format":1,"key":"([0-9a-f]{64})","provider":"([a-z0-9_-]+)","model_id":"([^"\\]+)",'
+    rb'"created_at":(-?[0-9][0-9.eE+-]*),"expires_at":(null|-?[0-9][0-9.eE+-]*),'
+    rb'"encryption":"fernet","key_fingerprint":"([0-9a-f]+)"\Z'
+)
 _EXPIRES_RE = re.compile(rb'"expires_at":\s*(null|-?[0-9][0-9.eE+-]*)')
 
 
@@ -84,8 +91,11 @@ def decode_envelope(data: bytes) -> tuple[EntryMeta, Any]:
     Files as we write them (compact, token last) take a fast path that does not run the JSON
     parser over the long token; anything else (e.g. a hand-formatted file) is parsed in full.
     """
+    sealed = _sealed_fast(data)
+    if sealed is not None:
+        return sealed
     try:
-        envelope = _split_sealed(data) or json.loads(data)
+        envelope = json.loads(data)
         if envelope["format"] != FORMAT_VERSION:
             raise CorruptEntryError(f"unknown entry format {envelope['format']!r}")
         expires = envelope["expires_at"]
@@ -105,14 +115,27 @@ def decode_envelope(data: bytes) -> tuple[EntryMeta, Any]:
         raise CorruptEntryError(f"not a Spark entry: {exc}") from exc
 
 
-def _split_sealed(data: bytes) -> dict[str, Any] | None:
+def _sealed_fast(data: bytes) -> tuple[EntryMeta, str] | None:
+    """An encrypted entry exactly as ``encode_entry`` writes it, read without the JSON parser
+    (the hit path of a fresh process); None sends anything else to the full parse."""
     head, found, token = data.partition(_TOKEN_MARK)
     end = len(token) - 2
     if not found or token.find(b'"', 0, end) != -1 or token[end:] != b'"}':
         return None
-    envelope: dict[str, Any] = json.loads((head + b"}").decode("utf-8"))
-    envelope["payload"] = token[:-2].decode("ascii")
-    return envelope
+    match = _SEALED_HEAD_RE.match(head)
+    if match is None:
+        return None
+    key, provider, model_id, created, expires, fingerprint = match.groups()
+    meta = EntryMeta(
+        key.decode("ascii"),
+        provider.decode("utf-8"),
+        model_id.decode("utf-8"),
+        float(created),
+        None if expires == b"null" else float(expires),
+        SCHEME,
+        fingerprint.decode("ascii"),
+    )
+    return meta, token[:end].decode("ascii")
 
 
 def open_payload(meta: EntryMeta, sealed: Any, keyring: KeyRing | None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,7 +118,11 @@ class DiskStore:
         return f"{self.root}/{provider}/{model_dir}/{key}.json"
 
     def read(self, path: str) -> tuple[bytes, Signature] | None:
-        """The bytes of a file and their signature, or None when it does not exist."""
+        """The bytes of a file and their signature, or None when it does not exist.
+
+        A read is a use for LRU eviction: it sets the file's access time (through the open
+        descriptor, keeping the modification time); the bytes are never rewritten.
+        """
         try:
             fd = os.open(path, os.O_RDONLY)
         except (FileNotFoundError, NotADirectoryError):
@@ -130,6 +135,8 @@ class DiskStore:
                 if not more:
                     break
                 data += more
+            with contextlib.suppress(OSError):  # a read-only checkout (CI replay) keeps its atime
+                os.utime(fd, ns=(time.time_ns(), st.st_mtime_ns))
         finally:
             os.close(fd)
         return data, (st.st_ino, st.st_mtime_ns, st.st_size)
