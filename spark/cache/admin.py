@@ -21,10 +21,10 @@ from spark.cache.codec import (
     decode_envelope,
     encode_entry,
     open_payload,
-    peek_expires_at,
 )
 from spark.cache.crypto import KeyRing, read_key_file
 from spark.cache.keys import KEY_SCHEMA_VERSION, create_key
+from spark.cache.maintenance import entry_expires_at
 from spark.cache.store import DiskStore, EntryFile, quote_model_id
 from spark.errors import CacheError, ConfigError, DecryptionError
 
@@ -270,8 +270,7 @@ def remove_if_expired(store: DiskStore, entry: EntryFile, now: float) -> bool:
     """Delete ``entry`` if its ``expires_at`` has passed (reads only the first bytes of the file;
     a Redis entry expires by itself: see ``RedisStore.cleanup_expired``)."""
     try:
-        with open(entry.path, "rb") as handle:
-            expires_at = peek_expires_at(handle.read(_HEAD_BYTES))
+        expires_at = entry_expires_at(entry.path)
     except (OSError, CorruptEntryError, ValueError):
         return False  # unreadable entries are for `spark cache verify` to report
     return expires_at is not None and now >= expires_at and store.remove(entry.path)

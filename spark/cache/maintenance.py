@@ -16,7 +16,14 @@ from spark.cache.backend import EntryStore
 from spark.cache.codec import CorruptEntryError, decode_envelope, peek_expires_at
 from spark.cache.store import DiskStore, EntryFile, unquote_model_id
 
-__all__ = ["DirectoryStats", "cleanup_expired", "evict_lru", "remove_stray_temps", "scan_stats"]
+__all__ = [
+    "DirectoryStats",
+    "cleanup_expired",
+    "entry_expires_at",
+    "evict_lru",
+    "remove_stray_temps",
+    "scan_stats",
+]
 
 _HEAD_BYTES = 4096
 _TEMP_MAX_AGE_S = 3600.0
@@ -97,7 +104,7 @@ def cleanup_expired(store: DiskStore, now: float | None = None) -> int:
     removed = 0
     for entry in store.walk():
         try:
-            expires_at = _expires_at(entry.path)
+            expires_at = entry_expires_at(entry.path)
         except (OSError, CorruptEntryError, ValueError):
             continue
         if expires_at is not None and moment >= expires_at and store.remove(entry.path):
@@ -105,8 +112,9 @@ def cleanup_expired(store: DiskStore, now: float | None = None) -> int:
     return removed
 
 
-def _expires_at(path: str) -> float | None:
-    """``expires_at`` from the head of the file; the whole envelope if the head is too short."""
+def entry_expires_at(path: str) -> float | None:
+    """An entry file's ``expires_at``, from its first bytes (the whole envelope when a long
+    model id pushes it further)."""
     with open(path, "rb") as handle:
         head = handle.read(_HEAD_BYTES)
         try:
