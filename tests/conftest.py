@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from spark.cache import CacheConfig
 from spark.cache.manager import CacheManager
+from spark.testing import ProviderServer
+from spark.testing._state import DEFAULT_ANSWER_CHARS
 
 _PREFIXES = ("SPARK_", "OPENAI_", "AWS_", "GOOGLE_", "GEMINI_")
 _NAMES = ("ENVIRONMENT", "XDG_CACHE_HOME")
@@ -27,3 +30,25 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[No
     CacheManager.reset_instances()
     yield
     CacheManager.reset_instances()
+
+
+@pytest.fixture(scope="module")
+def module_server() -> Iterator[ProviderServer]:
+    """One local provider server per test module (SDK clients are the slow part, not it)."""
+    with ProviderServer() as server:
+        yield server
+
+
+@pytest.fixture
+def server(module_server: ProviderServer) -> ProviderServer:
+    """The module's server with an empty log, no injections and default settings."""
+    module_server.reset()
+    module_server.latency = 0.0
+    module_server.answer_chars = DEFAULT_ANSWER_CHARS
+    return module_server
+
+
+@pytest.fixture
+def cache_config(tmp_path: Path) -> CacheConfig:
+    """Caching on, in a fresh directory under tmp_path."""
+    return CacheConfig(enabled=True, cache_dir=tmp_path / "llm-cache")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,28 +26,6 @@ MODEL_IDS = {
 PRICE = Price(input_per_million=2.0, output_per_million=8.0)
 
 MakeModel = Callable[..., Model]
-
-
-@pytest.fixture(scope="module")
-def module_server() -> Iterator[ProviderServer]:
-    """One server per test module (SDK clients are the slow part, not the server)."""
-    with ProviderServer() as server:
-        yield server
-
-
-@pytest.fixture
-def server(module_server: ProviderServer) -> ProviderServer:
-    """The module's server with a clean log, no injections and 200-character answers."""
-    module_server.reset()
-    module_server.latency = 0.0
-    module_server.answer_chars = 200
-    return module_server
-
-
-@pytest.fixture
-def cache_config(tmp_path: Path) -> CacheConfig:
-    """Caching on, in a fresh directory under tmp_path."""
-    return CacheConfig(enabled=True, cache_dir=tmp_path / "llm-cache")
 
 
 @pytest.fixture(autouse=True)

@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from spark.cache import CacheConfig
-from spark.testing import ProviderServer
 
 # Credentials of the test environment: tests assert they never reach a cache file.
 SECRET_OPENAI_KEY = "sk-test-SECRET-openai-0123456789"
 SECRET_GOOGLE_KEY = "AIza-test-SECRET-google-0123456789"
 SECRET_AWS_KEY_ID = "AKIATESTSECRETKEYID01"
 SECRET_AWS_SECRET = "aws-test-SECRET-access-key-0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def module_server() -> Iterator[ProviderServer]:
-    """A server shared by one test module (starting one per test costs little, SDK clients more)."""
-    with ProviderServer() as server:
-        yield server
-
-
-@pytest.fixture
-def server(module_server: ProviderServer) -> ProviderServer:
-    """The module's server with a clean log and no injections."""
-    module_server.reset()
-    module_server.latency = 0.0
-    module_server.answer_chars = 200
-    return module_server
-
-
-@pytest.fixture
-def cache_config(tmp_path: Path) -> CacheConfig:
-    """Caching on, in a fresh directory under tmp_path."""
-    return CacheConfig(enabled=True, cache_dir=tmp_path / "llm-cache")
 
 
 @pytest.fixture

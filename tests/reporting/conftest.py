@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from spark.testing import ProviderServer
-
-
-@pytest.fixture(scope="module")
-def module_server() -> Iterator[ProviderServer]:
-    """One server per test module."""
-    with ProviderServer() as server:
-        yield server
-
-
-@pytest.fixture
-def server(module_server: ProviderServer) -> ProviderServer:
-    """The module's server with a clean log and no injections."""
-    module_server.reset()
-    module_server.latency = 0.0
-    module_server.answer_chars = 200
-    return module_server
 
 
 @pytest.fixture

@@ -18,22 +18,6 @@ from google import genai
 from google.genai import types
 
 from spark.testing import ProviderServer
-from spark.testing._state import DEFAULT_ANSWER_CHARS
-
-
-@pytest.fixture(scope="module")
-def module_server() -> Iterator[ProviderServer]:
-    with ProviderServer() as server:
-        yield server
-
-
-@pytest.fixture
-def server(module_server: ProviderServer) -> ProviderServer:
-    """The module's server with an empty log, no injections and default settings."""
-    module_server.reset()
-    module_server.latency = 0.0
-    module_server.answer_chars = DEFAULT_ANSWER_CHARS
-    return module_server
 
 
 @pytest.fixture(scope="module")
