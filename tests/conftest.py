@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from spark.cache import CacheConfig
+from spark.cache.ledger import close_all_ledgers
 from spark.cache.manager import CacheManager
 from spark.testing import ProviderServer
 from spark.testing._state import DEFAULT_ANSWER_CHARS
@@ -30,6 +31,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[No
     CacheManager.reset_instances()
     yield
     CacheManager.reset_instances()
+    close_all_ledgers()  # no test's background flush may land in the next test
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,7 @@ __all__ = [
     "RequestRow",
     "SQLiteLedger",
     "UsageRow",
+    "close_all_ledgers",
     "read_ledger",
     "read_top_requests",
 ]
@@ -135,6 +136,7 @@ class Ledger:
         self._flush_lock = threading.Lock()
         self._flusher: threading.Thread | None = None
         self._disabled = False
+        self._stopped = threading.Event()
         _LIVE.add(self)
 
     def record(
@@ -168,9 +170,16 @@ class Ledger:
                 self._flusher.start()
 
     def _flush_loop(self) -> None:
-        while not self._disabled:
-            time.sleep(self.flush_every_s)
+        while not self._disabled and not self._stopped.wait(self.flush_every_s):
             self.flush()
+
+    def close(self) -> None:
+        """Flush what is pending and stop the background thread (later counts flush at exit)."""
+        self._stopped.set()
+        flusher = self._flusher
+        if flusher is not None:
+            flusher.join()
+        self.flush()
 
     def flush(self) -> None:
         """Add the pending counts to the sink now (never raises)."""
@@ -309,5 +318,10 @@ _LIVE: weakref.WeakSet[Ledger] = weakref.WeakSet()
 
 @atexit.register
 def _flush_all() -> None:
+    close_all_ledgers()
+
+
+def close_all_ledgers() -> None:
+    """Flush and stop every ledger of this process (at exit; between tests)."""
     for ledger in list(_LIVE):
-        ledger.flush()
+        ledger.close()
