@@ -14,7 +14,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from spark.cache.backend import EntryStore
 from spark.cache.codec import (
     CorruptEntryError,
     EntryMeta,
@@ -24,8 +23,9 @@ from spark.cache.codec import (
 )
 from spark.cache.crypto import KeyRing, read_key_file
 from spark.cache.keys import KEY_SCHEMA_VERSION, create_key
-from spark.cache.maintenance import entry_expires_at
-from spark.cache.store import DiskStore, EntryFile, quote_model_id
+from spark.cache.stores.base import EntryStore
+from spark.cache.stores.disk import DiskStore, EntryFile, quote_model_id
+from spark.cache.stores.maintenance import entry_expires_at
 from spark.errors import CacheError, ConfigError, DecryptionError
 
 __all__ = [

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from spark.cache.backend import StoreUnavailableError
 from spark.cache.codec import (
     CorruptEntryError,
     EntryMeta,
@@ -29,6 +28,7 @@ from spark.cache.crypto import KeyRing
 from spark.cache.keys import create_key, normalize_embedding_request, normalize_request
 from spark.cache.memory import MemoryEntry
 from spark.cache.policy import CachePolicy, is_cacheable
+from spark.cache.stores.base import StoreUnavailableError
 from spark.errors import CacheError, CacheMissError, DecryptionError
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from spark.cache.codec import CorruptEntryError, decode_envelope, open_payload
-from spark.cache.store import quote_model_id
+from spark.cache.stores.disk import quote_model_id
 from spark.errors import CacheMissError, DecryptionError
 
 if TYPE_CHECKING:

@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from spark.cache.backend import EntryStore
 from spark.cache.bound import (
     BoundCache,
     CacheRequest,
@@ -28,11 +27,12 @@ from spark.cache.codec import CorruptEntryError, decode_envelope
 from spark.cache.config import CacheConfig, default_cache_dir
 from spark.cache.crypto import load_keyring
 from spark.cache.ledger import Ledger
-from spark.cache.maintenance import scan_stats
+from spark.cache.ledger.usage import read_usage_record, write_usage_record
 from spark.cache.memory import MemoryTier
-from spark.cache.store import check_provider, quote_model_id
 from spark.cache.stores import open_store, store_identity
-from spark.cache.usage import read_usage_record, write_usage_record
+from spark.cache.stores.base import EntryStore
+from spark.cache.stores.disk import check_provider, quote_model_id
+from spark.cache.stores.maintenance import scan_stats
 
 __all__ = ["CacheManager", "CacheStatsCounters"]
 

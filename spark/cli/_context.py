@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from spark.cache import CacheConfig, CacheManager, KeyRing, load_keyring
-from spark.cache.backend import EntryStore
+from spark.cache.stores.base import EntryStore
 from spark.config import Settings, load_settings
 
 __all__ = [

@@ -16,8 +16,8 @@ from pathlib import Path
 import click
 
 from spark.cache import admin
-from spark.cache.maintenance import remove_stray_temps
-from spark.cache.store import DiskStore, quote_model_id
+from spark.cache.stores.disk import DiskStore, quote_model_id
+from spark.cache.stores.maintenance import remove_stray_temps
 from spark.cli._context import CliState, cache_target, dir_option, pass_state, profile_option
 from spark.cli._errors import CliError
 from spark.cli._output import (

@@ -18,7 +18,7 @@ import click
 from spark.cache import KeyRing, admin, generate_key
 from spark.cache.codec import CorruptEntryError
 from spark.cache.crypto import fingerprint
-from spark.cache.store import EntryFile
+from spark.cache.stores.disk import EntryFile
 from spark.cli._context import (
     CacheTarget,
     CliState,

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from spark.cache.ledger import LedgerRow
-from spark.cache.maintenance import scan_stats
+from spark.cache.stores.maintenance import scan_stats
 from spark.cli._context import CliState, cache_target, dir_option, pass_state, profile_option
 from spark.cli._output import (
     echo_json,

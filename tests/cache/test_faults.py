@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 import spark.cache.bound
-import spark.cache.maintenance
 import spark.cache.manager
+import spark.cache.stores.maintenance
 from spark.cache import CacheConfig, CacheManager, generate_key
 from spark.cache.bound import BoundCache, CacheRequest
 from spark.cache.codec import decode_envelope, open_payload
@@ -68,7 +68,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock(T0)
-    for module in (spark.cache.bound, spark.cache.manager, spark.cache.maintenance):
+    for module in (spark.cache.bound, spark.cache.manager, spark.cache.stores.maintenance):
         monkeypatch.setattr(module, "time", fake)
     return fake
 

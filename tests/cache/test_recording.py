@@ -11,7 +11,7 @@ import pytest
 
 from spark.cache import CacheConfig, CacheManager, generate_key
 from spark.cache.bound import BoundCache
-from spark.cache.usage import USAGE_RECORD_NAME
+from spark.cache.ledger.usage import USAGE_RECORD_NAME
 from spark.errors import CacheError
 
 

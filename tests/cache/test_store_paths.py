@@ -15,7 +15,7 @@ import pytest
 from spark.cache import CacheConfig, CacheManager, generate_key
 from spark.cache.bound import BoundCache, CacheRequest
 from spark.cache.codec import decode_envelope
-from spark.cache.store import quote_model_id, unquote_model_id
+from spark.cache.stores.disk import quote_model_id, unquote_model_id
 from spark.errors import ConfigError
 
 PROVIDER = "openai"

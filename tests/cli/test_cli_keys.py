@@ -14,7 +14,7 @@ from click.testing import Result
 from spark.cache import KeyRing, generate_key
 from spark.cache.codec import decode_envelope, open_payload
 from spark.cache.crypto import fingerprint, read_key_file
-from spark.cache.store import DiskStore
+from spark.cache.stores.disk import DiskStore
 
 Invoke = Callable[..., Result]
 Fill = Callable[..., list[str]]

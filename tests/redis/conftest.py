@@ -25,7 +25,7 @@ except ImportError:  # the package is in the `redis` and `all` extras that CI in
 else:
     from _redis_support import Backend, RedisServer, redis_server_binary
 
-    from spark.cache.ledger import _flush_all
+    from spark.cache.ledger import close_all_ledgers as _flush_all
 
 MISSING = (
     "redis-server is not on PATH: install it (apt-get install redis-server) to run the Redis "

@@ -15,8 +15,8 @@ from _redis_support import RedisServer, scan_keys
 
 import spark.cache.stores
 from spark.cache import CacheConfig, CacheManager
-from spark.cache.redis_store import RedisStore
-from spark.cache.tiered import TieredStore
+from spark.cache.stores.redis import RedisStore
+from spark.cache.stores.tiered import TieredStore
 from spark.errors import ConfigError
 
 KEY = "ab" * 32
@@ -150,7 +150,7 @@ def test_missing_redis_package_is_a_config_error_with_the_install_hint(
     monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, prefix: str
 ) -> None:
     monkeypatch.setitem(sys.modules, "redis", None)  # `import redis` now fails
-    monkeypatch.delitem(sys.modules, "spark.cache.redis_store")
+    monkeypatch.delitem(sys.modules, "spark.cache.stores.redis")
     with pytest.raises(ConfigError, match=r"pip install 'spark-llm-cache\[redis\]'"):
         spark.cache.stores.open_store(config_for(redis_server.url, prefix), Path("unused"))
 

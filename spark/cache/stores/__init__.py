@@ -10,13 +10,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spark.cache.backend import EntryStore
 from spark.cache.config import CacheConfig, redact_url
-from spark.cache.store import DiskStore
+from spark.cache.stores.base import EntryStore
+from spark.cache.stores.disk import DiskStore
 from spark.errors import ConfigError
 
 if TYPE_CHECKING:
-    from spark.cache.redis_store import RedisStore
+    from spark.cache.stores.redis import RedisStore
 
 __all__ = ["INSTALL_HINT", "open_redis_store", "open_store", "store_identity"]
 
@@ -40,7 +40,7 @@ def open_store(config: CacheConfig, cache_dir: Path) -> EntryStore:
     remote = open_redis_store(config)
     if not config.local_tier:
         return remote
-    from spark.cache.tiered import TieredStore
+    from spark.cache.stores.tiered import TieredStore
 
     return TieredStore(DiskStore(cache_dir), remote)
 
@@ -52,7 +52,7 @@ def open_redis_store(config: CacheConfig) -> RedisStore:
     ``password_env`` names a variable that is not set.
     """
     try:
-        from spark.cache.redis_store import RedisStore, connect
+        from spark.cache.stores.redis import RedisStore, connect
     except ModuleNotFoundError as exc:
         if exc.name != "redis":
             raise

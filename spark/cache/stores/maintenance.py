@@ -12,9 +12,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from spark.cache.backend import EntryStore
 from spark.cache.codec import CorruptEntryError, decode_envelope, peek_expires_at
-from spark.cache.store import DiskStore, EntryFile, unquote_model_id
+from spark.cache.stores.base import EntryStore
+from spark.cache.stores.disk import DiskStore, EntryFile, unquote_model_id
 
 __all__ = [
     "DirectoryStats",

@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any, cast
 
-from spark.cache.ledger import LedgerRow, RequestRow, UsageRow
-from spark.cache.redis_store import text
+from spark.cache.ledger.base import LedgerRow, RequestRow, UsageRow
+from spark.cache.stores.redis import text
 
 if TYPE_CHECKING:
-    from spark.cache.redis_store import RedisStore
+    from spark.cache.stores.redis import RedisStore
 
 __all__ = ["RedisLedger"]
 

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 
-from spark.cache.backend import StoreUnavailableError
+from spark.cache.stores.base import StoreUnavailableError
 
 __all__ = ["CircuitBreaker"]
 

@@ -7,7 +7,7 @@ Layout under the cache's key prefix ``P`` (``spark:`` by default, so teams can s
     P models                           set of "{provider}/{model_dir}" that have entries
     P idx:{provider}/{model_dir}       set of the keys of one model's entries
     P lock:{key}                       the cross-process claim of a miss (SET NX PX)
-    P ledger:...                       hit/miss figures (``spark.cache.redis_ledger``)
+    P ledger:...                       hit/miss figures (``spark.cache.ledger.redis``)
 
 A location (``entry_path``) is ``{provider}/{model_dir}/{key}``, the disk layout without the
 root; ``model_dir`` is ``quote_model_id``'s, so it never holds a ``/``. The index sets let
@@ -30,12 +30,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from spark.cache.backend import StoreError
-from spark.cache.breaker import CircuitBreaker
 from spark.cache.codec import CorruptEntryError, peek_expires_at
 from spark.cache.config import CacheConfig, redact_url
 from spark.cache.memory import Signature
-from spark.cache.store import EntryFile, check_provider, quote_model_id
+from spark.cache.stores.base import StoreError
+from spark.cache.stores.breaker import CircuitBreaker
+from spark.cache.stores.disk import EntryFile, check_provider, quote_model_id
 
 if TYPE_CHECKING:
     from spark.cache.ledger import LedgerSink
@@ -258,8 +258,8 @@ class RedisStore:
             self.run(partial(self._drop_empty, keys=keys, args=[f"{prov}/{model}"]))
 
     def ledger_sink(self) -> LedgerSink:
-        """Hashes and sorted sets beside the entries (``spark.cache.redis_ledger``)."""
-        from spark.cache.redis_ledger import RedisLedger
+        """Hashes and sorted sets beside the entries (``spark.cache.ledger.redis``)."""
+        from spark.cache.ledger.redis import RedisLedger
 
         return RedisLedger(self)
 

@@ -222,14 +222,14 @@ class DiskStore:
 
     def cleanup_expired(self, now: float | None = None) -> int:
         """Delete expired entries and the temp files of crashed writers."""
-        from spark.cache import maintenance
+        from spark.cache.stores import maintenance
 
         maintenance.remove_stray_temps(self, now)
         return maintenance.cleanup_expired(self, now)
 
     def evict(self, max_bytes: int) -> tuple[int, int]:
         """Delete least recently used entries (oldest atime) while over ``max_bytes``."""
-        from spark.cache import maintenance
+        from spark.cache.stores import maintenance
 
         return maintenance.evict_lru(self, max_bytes)
 

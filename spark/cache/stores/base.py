@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from spark.cache.ledger import LedgerSink
     from spark.cache.memory import Signature
-    from spark.cache.store import EntryFile
+    from spark.cache.stores.disk import EntryFile
 
 __all__ = ["EntryStore", "StoreError", "StoreUnavailableError"]
 

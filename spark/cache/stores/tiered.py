@@ -23,10 +23,10 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from spark.cache.backend import EntryStore, StoreUnavailableError
 from spark.cache.codec import CorruptEntryError, peek_expires_at
 from spark.cache.memory import Signature
-from spark.cache.store import DiskStore, EntryFile
+from spark.cache.stores.base import EntryStore, StoreUnavailableError
+from spark.cache.stores.disk import DiskStore, EntryFile
 
 if TYPE_CHECKING:
     from spark.cache.ledger import LedgerSink

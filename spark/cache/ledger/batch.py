@@ -1,0 +1,189 @@
+"""``Ledger``: a cache's hit/miss/dollar counters, batched in memory and flushed to a sink.
+
+A hit only bumps an in-memory counter; a background thread adds the batch to the sink every few
+seconds (and at exit), so counting costs a hit well under a microsecond. A batch the sink refuses
+(disk full, a locked file, Redis down) is kept and retried later with a bounded backoff: one
+failed write never stops the counting for good. Amounts that are not finite non-negative
+numbers are refused where they enter (``record``), so one bad price cannot poison the sums.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+from spark.cache.ledger.base import LedgerRow, LedgerSink, RequestRow, UsageRow
+from spark.cache.ledger.sqlite import SQLiteLedger
+from spark.cache.stores.base import StoreUnavailableError
+
+__all__ = ["Ledger", "close_all_ledgers", "valid_amount"]
+
+logger = logging.getLogger("spark.cache")
+_FLUSH_EVERY_S = 2.0
+_MAX_BACKOFF_S = 60.0
+
+
+def valid_amount(value: object) -> float | None:
+    """``value`` as a dollar amount when it is a finite non-negative number, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    amount = float(value)
+    return amount if math.isfinite(amount) and amount >= 0 else None
+
+
+class Ledger:
+    """Batched counters of one cache, flushed to a sink by a background thread (and at exit)."""
+
+    def __init__(self, target: Path | LedgerSink, flush_every_s: float = _FLUSH_EVERY_S) -> None:
+        self.sink: LedgerSink = SQLiteLedger(target) if isinstance(target, Path) else target
+        self.flush_every_s = flush_every_s
+        self._pending: dict[tuple[str, str], list[float]] = {}
+        self._pending_keys: dict[str, list[Any]] = {}
+        self._lock = threading.Lock()
+        # Held for a whole flush: the at-exit flush waits for one the thread has under way
+        # instead of letting the interpreter exit in the middle of it.
+        self._flush_lock = threading.Lock()
+        self._flusher: threading.Thread | None = None
+        self._stopped = threading.Event()
+        self._failures = 0  # consecutive failed flushes: the backoff doubles with each
+        self._retry_at = 0.0
+        self._warned_amount = False
+        _LIVE.add(self)
+
+    def record(
+        self, provider: str, model_id: str, *, hit: bool, cost: float | None, key: str = ""
+    ) -> None:
+        """Count one lookup: a hit saves ``cost``, a miss spends it (None: price unknown)."""
+        amount = valid_amount(cost) if cost is not None else None
+        if cost is not None and amount is None:
+            self._refuse_amount(cost)
+        index = 0 if hit else 1
+        with self._lock:
+            slot = self._pending.get((provider, model_id))
+            if slot is None:
+                slot = self._pending[(provider, model_id)] = [0, 0, 0.0, 0.0]
+            slot[index] += 1
+            if amount:
+                slot[2 + index] += amount
+            if hit and key:
+                per_key = self._pending_keys.get(key)
+                if per_key is None:
+                    per_key = self._pending_keys[key] = [provider, model_id, 0, 0.0, 0.0]
+                per_key[2] += 1
+                per_key[3] += amount or 0.0
+                per_key[4] = time.time()
+        if self._flusher is None:
+            self._start_flusher()
+
+    def _refuse_amount(self, cost: object) -> None:
+        if not self._warned_amount:
+            self._warned_amount = True
+            logger.warning("cache ledger: ignoring a cost of %r (not a finite amount >= 0)", cost)
+
+    def _start_flusher(self) -> None:
+        with self._lock:
+            if self._flusher is None:
+                self._flusher = threading.Thread(
+                    target=self._flush_loop, name="spark-ledger", daemon=True
+                )
+                self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while not self._stopped.wait(self.flush_every_s):
+            if time.monotonic() >= self._retry_at:
+                self.flush()
+
+    def close(self) -> None:
+        """Flush what is pending and stop the background thread (later counts flush at exit)."""
+        self._stopped.set()
+        flusher = self._flusher
+        if flusher is not None:
+            flusher.join()
+        self.flush()
+
+    def flush(self) -> bool:
+        """Add the pending counts to the sink now; False when the sink refused them (they stay
+        pending and are retried). Never raises."""
+        with self._flush_lock:
+            return self._flush()
+
+    def _flush(self) -> bool:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            pending_keys, self._pending_keys = self._pending_keys, {}
+        day = time.strftime("%Y-%m-%d")
+        rows: list[UsageRow] = [
+            (day, p, m, int(s[0]), int(s[1]), s[2], s[3])
+            for (p, m), s in pending.items()
+            if s[0] or s[1]
+        ]
+        if not rows:
+            return True
+        request_rows = [RequestRow(key, *values) for key, values in pending_keys.items()]
+        try:
+            self.sink.add(rows, request_rows)
+        except Exception as exc:  # any sink failure: keep the batch, retry later, never raise
+            self._restore(pending, pending_keys)
+            self._note_failure(exc)
+            return False
+        if self._failures:
+            logger.info("cache ledger %s is writable again", self.sink.describe())
+        self._failures, self._retry_at = 0, 0.0
+        return True
+
+    def _note_failure(self, exc: Exception) -> None:
+        self._failures += 1
+        delay = min(self.flush_every_s * 2**self._failures, _MAX_BACKOFF_S)
+        self._retry_at = time.monotonic() + delay
+        if self._failures == 1 and not isinstance(exc, StoreUnavailableError):
+            # (an unavailable store has already said so, once per outage)
+            logger.warning(
+                "cache ledger %s is not writable (%s); counts are kept and retried",
+                self.sink.describe(),
+                exc,
+            )
+
+    def _restore(
+        self, pending: dict[tuple[str, str], list[float]], pending_keys: dict[str, list[Any]]
+    ) -> None:
+        """Put a batch that could not be added back in front of what was counted since."""
+        with self._lock:
+            for slot_key, counts in pending.items():
+                slot = self._pending.setdefault(slot_key, [0, 0, 0.0, 0.0])
+                for index, value in enumerate(counts):
+                    slot[index] += value
+            for key, values in pending_keys.items():
+                per_key = self._pending_keys.setdefault(key, [values[0], values[1], 0, 0.0, 0.0])
+                per_key[2] += values[2]
+                per_key[3] += values[3]
+                per_key[4] = max(per_key[4], values[4])
+
+    def rows(self, by_day: bool = False) -> list[LedgerRow]:
+        """All figures so far, this process's pending ones included."""
+        self.flush()
+        return self.sink.rows(by_day)
+
+    def top_requests(self, limit: int = 20) -> list[RequestRow]:
+        """The requests served from the cache most often, this process's included."""
+        self.flush()
+        return self.sink.top_requests(limit)
+
+
+_LIVE: weakref.WeakSet[Ledger] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all() -> None:
+    close_all_ledgers()
+
+
+def close_all_ledgers() -> None:
+    """Flush and stop every ledger of this process (at exit; between tests)."""
+    for ledger in list(_LIVE):
+        ledger.close()
