@@ -8,24 +8,20 @@ Pure cache layer: no click, no rich, no provider SDK.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from spark.cache.codec import (
-    CorruptEntryError,
-    EntryMeta,
-    decode_envelope,
-    encode_entry,
-    open_payload,
-)
+from spark.cache import reader
+from spark.cache.codec import CorruptEntryError, EntryMeta, encode_entry
 from spark.cache.crypto import KeyRing, read_key_file
 from spark.cache.keys import KEY_SCHEMA_VERSION, create_key
+from spark.cache.reader import BadEntry, StoredEntry, Where
 from spark.cache.stores.base import EntryStore
-from spark.cache.stores.disk import DiskStore, EntryFile, quote_model_id
-from spark.cache.stores.maintenance import entry_expires_at
+from spark.cache.stores.disk import EntryFile, quote_model_id
 from spark.errors import CacheError, ConfigError, DecryptionError
 
 __all__ = [
@@ -41,7 +37,6 @@ __all__ = [
     "list_entries",
     "read_entry",
     "reencrypt_entry",
-    "remove_if_expired",
     "write_key_file",
 ]
 
@@ -119,20 +114,14 @@ def list_entries(
         yield _info(store, entry)
 
 
-def read_bytes(store: EntryStore, path: str) -> bytes:
-    """The bytes of the entry at ``path``; ``FileNotFoundError`` when it is gone."""
-    found = store.read(path)
-    if found is None:
-        raise FileNotFoundError(f"no cache entry at {path} (deleted or expired)")
-    return found[0]
-
-
 def _info(store: EntryStore, entry: EntryFile) -> EntryInfo:
     base = EntryInfo(entry.path, entry.provider, entry.model_dir, entry.key, entry.size)
-    try:
-        meta, _ = decode_envelope(read_bytes(store, entry.path))
-    except (OSError, CorruptEntryError) as exc:
-        return replace(base, error=str(exc))
+    found = reader.read_entry(
+        store, entry.path, where=Where.of(entry), with_payload=False, touch=False
+    )
+    if not isinstance(found, StoredEntry):
+        return replace(base, error=found.reason if found else "deleted meanwhile")
+    meta = found.meta
     return EntryInfo(
         entry.path,
         meta.provider,
@@ -168,16 +157,20 @@ def find_entry(store: EntryStore, key: str) -> str:
 
 
 def read_entry(store: EntryStore, path: str, keyring: KeyRing | None) -> EntryContent:
-    """Metadata and (when the keys allow) the decrypted payload of one entry.
+    """Metadata and (when the keys allow) the checked payload of one entry.
 
-    Raises ``CorruptEntryError`` when the envelope itself cannot be read.
+    Raises ``CorruptEntryError`` (with the path and the reason) when not even the envelope can
+    be used, ``FileNotFoundError`` when the entry is gone.
     """
-    data = read_bytes(store, path)
-    meta, sealed = decode_envelope(data)
-    try:
-        return EntryContent(meta, open_payload(meta, sealed, keyring), size=len(data))
-    except (CorruptEntryError, DecryptionError) as exc:
-        return EntryContent(meta, None, str(exc), len(data))
+    head = reader.read_entry(store, path, with_payload=False, touch=False)
+    if head is None:
+        raise FileNotFoundError(f"no cache entry at {path} (deleted or expired)")
+    if isinstance(head, BadEntry):
+        raise CorruptEntryError(f"unusable cache entry {head}")
+    full = reader.read_entry(store, path, keyring, touch=False)
+    if isinstance(full, StoredEntry):
+        return EntryContent(full.meta, full.payload, size=full.size)
+    return EntryContent(head.meta, None, full.reason if full else "deleted meanwhile", head.size)
 
 
 def check_entry(
@@ -187,66 +180,28 @@ def check_entry(
     *,
     require_encrypted: bool = False,
 ) -> EntryProblem | None:
-    """Why ``entry`` is unusable, or None when it parses, sits where its key says, decrypts
-    with ``keyring`` and holds a request that hashes to its key."""
-    try:
-        data = read_bytes(store, entry.path)
-    except FileNotFoundError:
+    """Why ``entry`` is unusable, or None when it reads as the hit path would read it (sits
+    where its key says, decrypts with ``keyring``, has the shape of an answer) and holds a
+    request that hashes to its key under the current key schema."""
+    found = reader.read_entry(
+        store,
+        entry.path,
+        keyring,
+        where=Where.of(entry),
+        sealed_only=require_encrypted,
+        touch=False,
+    )
+    if found is None:
         return None  # deleted or expired since the listing: nothing left to be wrong
-    except OSError as exc:
-        return _problem(entry, "unreadable", str(exc))
-    try:
-        meta, sealed = decode_envelope(data)
-    except CorruptEntryError as exc:
-        if not data.rstrip().endswith(b"}"):
-            return _problem(entry, "truncated", f"file ends after {len(data)} bytes")
-        return _problem(entry, "corrupt", str(exc))
-    misplaced = _misplaced(entry, meta)
-    if misplaced:
-        return _problem(entry, "key mismatch", misplaced)
-    if meta.encryption == "none" and require_encrypted:
-        return _problem(entry, "plaintext", "payload is not encrypted")
-    if meta.encryption != "none":
-        unknown = _unknown_key(meta, keyring)
-        if unknown:
-            return _problem(entry, *unknown)
-    try:
-        payload = open_payload(meta, sealed, keyring)
-    except DecryptionError as exc:
-        return _problem(entry, "tampered", f"{exc} (the token does not verify)")
-    except CorruptEntryError as exc:
-        return _problem(entry, "corrupt", str(exc))
-    return _check_payload(entry, meta, payload)
+    if isinstance(found, BadEntry):
+        return EntryProblem(entry.path, entry.key, found.kind, found.reason)
+    assert found.payload is not None  # (read with its payload)
+    return _check_request(entry, found.meta, found.payload["request"])
 
 
-def _problem(entry: EntryFile, kind: str, reason: str) -> EntryProblem:
-    return EntryProblem(entry.path, entry.key, kind, reason)
-
-
-def _misplaced(entry: EntryFile, meta: EntryMeta) -> str:
-    if meta.key != entry.key:
-        return f"entry key {meta.key[:12]} does not match its file name"
-    if meta.provider != entry.provider or quote_model_id(meta.model_id) != entry.model_dir:
-        return f"entry of {meta.provider}/{meta.model_id} is in the wrong folder"
-    return ""
-
-
-def _unknown_key(meta: EntryMeta, keyring: KeyRing | None) -> tuple[str, str] | None:
-    fp = meta.key_fingerprint
-    if keyring is None:
-        return "no key", f"encrypted with key {fp} but no key is configured"
-    if fp not in keyring.fernets:
-        held = ", ".join(keyring.fingerprints)
-        return "unknown key", f"unknown key fingerprint {fp} (configured keys: {held})"
-    return None
-
-
-def _check_payload(
-    entry: EntryFile, meta: EntryMeta, payload: dict[str, Any]
+def _check_request(
+    entry: EntryFile, meta: EntryMeta, request: dict[str, Any]
 ) -> EntryProblem | None:
-    request, response = payload.get("request"), payload.get("response")
-    if not isinstance(request, dict) or not isinstance(response, dict):
-        return _problem(entry, "corrupt", "payload lacks its request or response")
     version = request.get("v")
     if version != KEY_SCHEMA_VERSION:
         return _problem(
@@ -257,7 +212,7 @@ def _check_payload(
         )
     try:
         actual = create_key(request)
-    except ConfigError as exc:  # not JSON-serializable as stored: edited by hand
+    except (ConfigError, ValueError, TypeError) as exc:  # not hashable as stored: edited by hand
         return _problem(entry, "corrupt", f"stored request cannot be hashed: {exc}")
     if actual != meta.key:
         return _problem(
@@ -266,14 +221,8 @@ def _check_payload(
     return None
 
 
-def remove_if_expired(store: DiskStore, entry: EntryFile, now: float) -> bool:
-    """Delete ``entry`` if its ``expires_at`` has passed (reads only the first bytes of the file;
-    a Redis entry expires by itself: see ``RedisStore.cleanup_expired``)."""
-    try:
-        expires_at = entry_expires_at(entry.path)
-    except (OSError, CorruptEntryError, ValueError):
-        return False  # unreadable entries are for `spark cache verify` to report
-    return expires_at is not None and now >= expires_at and store.remove(entry.path)
+def _problem(entry: EntryFile, kind: str, reason: str) -> EntryProblem:
+    return EntryProblem(entry.path, entry.key, kind, reason)
 
 
 def reencrypt_entry(
@@ -291,18 +240,26 @@ def reencrypt_entry(
     time, so least-recently-used eviction order survives. Raises ``CorruptEntryError`` or
     ``DecryptionError`` for an entry it cannot open, ``OSError`` when it cannot write.
     """
-    found = store.read(entry.path)
-    if found is None:  # deleted or expired since the listing
+    head = reader.read_entry(
+        store, entry.path, where=Where.of(entry), with_payload=False, touch=False
+    )
+    if head is None:  # deleted or expired since the listing
         return RotationOutcome.SKIPPED
-    meta, sealed = decode_envelope(found[0])
-    if meta.encryption != "none" and meta.key_fingerprint == target.primary:
+    if isinstance(head, BadEntry):
+        raise CorruptEntryError(str(head))
+    meta = head.meta
+    if meta.sealed and meta.key_fingerprint == target.primary:
         return RotationOutcome.SKIPPED
-    if meta.encryption == "none" and not encrypt_plaintext:
+    if not meta.sealed and not encrypt_plaintext:
         return RotationOutcome.KEPT_PLAINTEXT
-    payload = open_payload(meta, sealed, readers)
-    signature = store.write(entry.path, encode_entry(meta, payload, target))
+    found = reader.read_entry(store, entry.path, readers, where=Where.of(entry), touch=False)
+    if isinstance(found, BadEntry) and found.kind in ("no key", "unknown key", "tampered"):
+        raise DecryptionError(str(found), path=entry.path, fingerprint=found.fingerprint)
+    if not isinstance(found, StoredEntry) or found.payload is None:
+        raise CorruptEntryError(str(found) if found else f"{entry.path}: deleted meanwhile")
+    signature = store.write(entry.path, encode_entry(meta, found.payload, target))
     store.touch(entry.path, signature, entry.atime_ns)
-    if meta.encryption == "none":
+    if not meta.sealed:
         return RotationOutcome.ENCRYPTED
     return RotationOutcome.REENCRYPTED
 
@@ -334,7 +291,7 @@ def write_key_file(path: Path, keys: list[str], *, overwrite: bool) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(text)
         return
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -16,20 +16,17 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from spark.cache.codec import (
-    CorruptEntryError,
-    EntryMeta,
-    decode_envelope,
-    encode_entry,
-    open_payload,
-)
+from spark.cache.codec import EntryMeta, encode_entry
 from spark.cache.config import CacheConfig
 from spark.cache.crypto import KeyRing
 from spark.cache.keys import create_key, normalize_embedding_request, normalize_request
 from spark.cache.memory import MemoryEntry
 from spark.cache.policy import CachePolicy, is_cacheable
+from spark.cache.reader import BadEntry, StoredEntry, Where, read_entry
+from spark.cache.replay import replay_error
+from spark.cache.shape import own_copy
 from spark.cache.stores.base import StoreUnavailableError
-from spark.errors import CacheError, CacheMissError, DecryptionError
+from spark.errors import CacheMissError
 
 if TYPE_CHECKING:
     from spark.cache.manager import CacheManager
@@ -119,12 +116,13 @@ class BoundCache:
         """The cached answer, or the provider's (stored per the policy), one call per key.
 
         Identical concurrent misses in one event loop share the first caller's provider call.
+        The response handed out is the caller's own: changing it changes no later hit.
         """
         if self.policy.reads:
-            payload = self.lookup(request)
-            if payload is not None:
-                self._stats.record_hit(request, payload["response"])
-                return CacheResult(payload["response"], True, request.key)
+            response = self.lookup(request)
+            if response is not None:
+                self._stats.record_hit(request, response)
+                return CacheResult(response, True, request.key)
             if self.policy.replay:
                 self._stats.record_miss(request, None)
                 raise self.replay_miss(request)
@@ -142,7 +140,7 @@ class BoundCache:
                     raise
                 continue  # the leader's caller gave up; the next waiter leads
             self._stats.record_hit(request, response)
-            return CacheResult(response, True, request.key)
+            return CacheResult(own_copy(dict(response)), True, request.key)
         future: asyncio.Future[Mapping[str, Any]] = loop.create_future()
         inflight[slot] = future
         try:
@@ -168,19 +166,19 @@ class BoundCache:
         from the cache). While another process holds the store's claim on the key, poll for its
         entry; when the claim goes (released or expired) with no entry, take it over."""
         token = self._claim(request.key) if self._shared_flight else ""
-        payload = None
-        while token is None and payload is None:
+        stored = None
+        while token is None and stored is None:
             await asyncio.sleep(_POLL_S)
-            payload = self._recheck(request)
-            if payload is None:
+            stored = self._recheck(request)
+            if stored is None:
                 token = self._claim(request.key)
         if token:  # a real claim: its previous holder may have stored the answer just before
-            payload = self._recheck(request)
-        if payload is not None:
+            stored = self._recheck(request)
+        if stored is not None:
             if token:
                 self._release(request.key, token)
-            self._stats.record_hit(request, payload["response"])
-            return payload["response"], True
+            self._stats.record_hit(request, stored)
+            return stored, True
         try:
             response = await call()
             self._stats.record_miss(request, response)
@@ -193,7 +191,7 @@ class BoundCache:
     def _recheck(self, request: CacheRequest) -> dict[str, Any] | None:
         """Read the store again within one call: a bad entry is counted once per call."""
         path = self._store.entry_path(request.provider, request.model_id, request.key)
-        return self._read_disk(request, path, time.time(), count=False)
+        return self._read_store(request, path, time.time(), count=False)
 
     def _claim(self, key: str) -> str | None:
         try:
@@ -206,8 +204,8 @@ class BoundCache:
             self._store.unlock(key, token)
 
     def lookup(self, request: CacheRequest) -> dict[str, Any] | None:
-        """The fresh stored payload of ``request``, or None (a miss). Never raises, except in
-        replay mode for an entry we cannot decrypt."""
+        """The fresh stored response of ``request`` (a copy of the caller's own), or None (a
+        miss). Never raises, except in replay mode for an entry that cannot be used."""
         path = self._store.entry_path(request.provider, request.model_id, request.key)
         now = time.time()
         remembered = self._memory.get(request.key) if self._use_memory else None
@@ -219,80 +217,72 @@ class BoundCache:
                     remembered.touched_at = now
                     self._store.touch(path, remembered.signature, time.time_ns())
                 self._used.add(request.key)
-                return remembered.payload
+                return own_copy(remembered.payload["response"])
             self._memory.discard(request.key)  # changed or stale: another tier may have more
-        return self._read_disk(request, path, now)
+        return self._read_store(request, path, now)
 
     def _may_open(self, meta: EntryMeta) -> bool:
-        """Whether this binding holds the key of an entry (a memory hit must not serve a binding
-        what its own disk read would refuse)."""
-        fingerprint = meta.key_fingerprint
-        return not fingerprint or (self.keyring is not None and fingerprint in self.keyring.fernets)
+        """Whether this binding may serve an entry: it holds its key, and an encrypting cache
+        takes sealed entries only (a memory hit obeys what a read of the store would)."""
+        if not meta.sealed:
+            return not self.config.encrypt
+        return self.keyring is not None and meta.key_fingerprint in self.keyring.fernets
 
-    def _read_disk(
+    def _read_store(
         self, request: CacheRequest, path: str, now: float, count: bool = True
     ) -> dict[str, Any] | None:
-        try:
-            found = self._store.read(path)
-        except OSError as exc:
-            if self.policy.replay:
-                where = self._store.describe()
-                raise CacheError(f"replay: cannot read the cache at {where}: {exc}") from exc
-            if not isinstance(exc, StoreUnavailableError):  # that one the store has reported
-                self.manager.warn_once(
-                    f"read:{exc.errno}", "cannot read cache entry %s: %s", path, exc
-                )
-            return None
+        found = read_entry(
+            self._store,
+            path,
+            self.keyring,
+            where=Where(request.key, request.provider, request.model_id),
+            sealed_only=self.config.encrypt,
+            fresh=lambda meta: self.policy.is_fresh(meta, now),
+            request=request.normalized,
+        )
         if found is None:
             return None
-        data, signature = found
-        try:
-            meta, sealed = decode_envelope(data)
-            if meta.key != request.key:
-                raise CorruptEntryError("entry key does not match its file name")
-            if not self.policy.is_fresh(meta, now):
-                return None
-            payload = open_payload(meta, sealed, self.keyring)
-            if payload["request"] != request.normalized:  # e.g. an entry copied under this name
-                raise CorruptEntryError("entry holds the answer to a different request")
-        except CorruptEntryError as exc:
-            self._stats.corrupt += count
-            if self.policy.replay:  # the test that needed it fails with the reason, not a guess
-                raise CacheMissError(
-                    f"replay: the cache entry for {request.provider}/{request.model_id} at {path} "
-                    f"is unusable ({exc}); re-record it (pytest --spark-cache=record) and commit "
-                    "it. `spark cache verify` lists every such entry.",
-                    provider=request.provider,
-                    model_id=request.model_id,
-                    key=request.key,
-                ) from exc
-            self.manager.warn_once(f"corrupt:{path}", "ignoring unreadable entry %s: %s", path, exc)
+        if isinstance(found, BadEntry):
+            self._refuse(request, found, count)
             return None
-        except DecryptionError as exc:
-            return self._undecryptable(path, exc, count)
+        payload = found.payload
+        assert payload is not None  # (read with its payload)
         if self._use_memory:
-            self._memory.put(request.key, MemoryEntry(path, signature, meta, payload, now))
+            self._memory.put(
+                request.key, MemoryEntry(path, found.signature, found.meta, payload, now)
+            )
         self._used.add(request.key)  # (reading it marked it as used for LRU eviction)
-        return payload
+        return own_copy(payload["response"])
 
-    def _undecryptable(
-        self, path: str, exc: DecryptionError, count: bool = True
-    ) -> dict[str, Any] | None:
+    def _refuse(self, request: CacheRequest, bad: BadEntry, count: bool) -> None:
+        """A miss for an unusable entry: counted and warned once per file; in replay an error
+        that names the file (the test that needed it fails with the reason, not a guess)."""
         if self.policy.replay:
-            raise DecryptionError(
-                f"replay: cannot decrypt cache entry {path}: {exc}. Set {self.config.key_env} "
-                "to the key the cache was recorded with",
-                path=path,
-                fingerprint=exc.fingerprint,
-            ) from exc
+            raise replay_error(request, bad, self.config.key_env, self._store.describe())
+        if bad.kind == "unavailable":
+            return  # the store has reported it (once per outage); no entry was looked at
         self._stats.corrupt += count
-        self.manager.warn_once(
-            f"key:{exc.fingerprint}",
-            "cache entries sealed with key %s cannot be read (%s); treating them as misses",
-            exc.fingerprint,
-            exc,
-        )
-        return None
+        if bad.kind in ("no key", "unknown key"):
+            self.manager.warn_once(
+                f"key:{bad.fingerprint}",
+                "cache entries sealed with key %s cannot be read (%s); treating them as misses",
+                bad.fingerprint,
+                bad.reason,
+            )
+        elif bad.kind == "plaintext":
+            self.manager.warn_once(
+                f"bad:{bad.location}",
+                "refusing plaintext cache entry %s: this cache encrypts, so it takes sealed entries"
+                " only (`spark cache rotate-key` encrypts plaintext entries)",
+                bad.location,
+            )
+        else:
+            self.manager.warn_once(
+                f"bad:{bad.location}",
+                "ignoring unusable cache entry %s: %s",
+                bad.location,
+                bad.reason,
+            )
 
     def save(self, request: CacheRequest, response: Mapping[str, Any]) -> bool:
         """Store an answer if the policy writes and it is cacheable; never raises on I/O."""
@@ -309,7 +299,7 @@ class BoundCache:
             created_at=now,
             expires_at=self.policy.expires_at(now),
         )
-        payload = {"request": dict(request.normalized), "response": dict(response)}
+        payload = {"request": dict(request.normalized), "response": own_copy(dict(response))}
         path = self._store.entry_path(request.provider, request.model_id, request.key)
         try:
             data = encode_entry(meta, payload, self._write_keyring)
@@ -326,22 +316,20 @@ class BoundCache:
         return True
 
     def _stored_answer_is(self, request: CacheRequest, response: Mapping[str, Any]) -> bool:
-        """Whether the entry on disk already holds exactly this answer, sealed as we would."""
+        """Whether the entry in the store already holds exactly this answer, sealed as we would."""
         path = self._store.entry_path(request.provider, request.model_id, request.key)
-        try:
-            found = self._store.read(path)
-            if found is None:
-                return False
-            meta, sealed = decode_envelope(found[0])
-            payload = open_payload(meta, sealed, self.keyring)
-        except (OSError, CorruptEntryError, DecryptionError):
+        found = read_entry(
+            self._store,
+            path,
+            self.keyring,
+            where=Where(request.key, request.provider, request.model_id),
+            sealed_only=self.config.encrypt,
+            request=request.normalized,
+        )
+        if not isinstance(found, StoredEntry) or found.payload is None:
             return False
         primary = self._write_keyring.primary if self._write_keyring else ""
-        return (
-            meta.key_fingerprint == primary
-            and payload["request"] == request.normalized
-            and payload["response"] == dict(response)
-        )
+        return found.meta.key_fingerprint == primary and found.payload["response"] == dict(response)
 
 
 def _cancelled_by_us() -> bool:

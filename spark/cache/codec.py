@@ -2,18 +2,27 @@
 
 ::
 
-    {"format": 1, "key": "<sha256>", "provider": "openai", "model_id": "gpt-4o",
+    {"format": 2, "key": "<sha256>", "provider": "openai", "model_id": "gpt-4o",
      "created_at": 1764000000.0, "expires_at": 1764086400.0 | null,
      "encryption": "none" | "fernet", "key_fingerprint": "" | "1a2b3c4d",
+     "digest": "sha256:<hex>" | "",
      "payload": {...} | "<Fernet token>"}
 
-Metadata comes first and holds no prompt or answer text, so tools (and ``cleanup_expired``) can
-read the first bytes of a file without touching the payload. The payload is JSON — never pickle.
+Metadata comes first and holds no prompt or answer text; the payload is last, so the metadata is
+read without parsing the payload. A plaintext payload carries the SHA-256 of its compact JSON in
+``digest`` (format 2), which catches accidental damage; only Fernet authenticates against someone
+who edits a file on purpose (docs/caching.md). Format 1 (no digest) stays readable. The payload is
+JSON — never pickle.
+
+These functions raise ``CorruptEntryError``/``DecryptionError``; callers go through
+``spark.cache.reader``, which turns any outcome into a checked entry or a reason.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -25,26 +34,23 @@ __all__ = [
     "FORMAT_VERSION",
     "CorruptEntryError",
     "EntryMeta",
+    "Envelope",
     "decode_envelope",
     "encode_entry",
     "open_payload",
-    "peek_expires_at",
+    "parse_json",
 ]
 
-FORMAT_VERSION = 1
-# An encrypted envelope as encode_entry writes it. Ids with JSON escapes (quotes, backslashes,
-# non-ASCII written as \u) do not match and take the full parse.
-_TOKEN_MARK = b',"payload":"'
-_SEALED_HEAD_RE = re.compile(
-    rb'\{"format":1,"key":"([0-9a-f]{64})","provider":"([a-z0-9_-]+)","model_id":"([^"\\]+)",'
-    rb'"created_at":(-?[0-9][0-9.eE+-]*),"expires_at":(null|-?[0-9][0-9.eE+-]*),'
-    rb'"encryption":"fernet","key_fingerprint":"([0-9a-f]+)"\Z'
-)
-_EXPIRES_RE = re.compile(rb'"expires_at":\s*(null|-?[0-9][0-9.eE+-]*)')
+FORMAT_VERSION = 2
+_FORMATS = (1, 2)
+_PAYLOAD_MARK = b',"payload":'
+_KEY_RE = re.compile(r"[0-9a-f]{64}\Z")
+_TOKEN_RE = re.compile(rb'"[A-Za-z0-9_=-]+"\Z')
+_DIGEST_PREFIX = "sha256:"
 
 
 class CorruptEntryError(Exception):
-    """An entry file cannot be used: truncated, not JSON, wrong format, or tampered."""
+    """An entry file cannot be used: truncated, not JSON, wrong format or shape, or damaged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,19 +65,59 @@ class EntryMeta:
     encryption: str = "none"
     key_fingerprint: str = ""
 
+    @property
+    def sealed(self) -> bool:
+        """Whether the payload is encrypted."""
+        return self.encryption != "none"
+
     def is_expired(self, now: float) -> bool:
-        """True once ``now`` reaches the writer's ``expires_at``."""
+        """True once ``now`` reaches the writer's ``expires_at`` (the one expiry rule)."""
         return self.expires_at is not None and now >= self.expires_at
 
 
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """An entry file split into its checked metadata and its still-sealed payload bytes."""
+
+    meta: EntryMeta
+    format: int
+    body: bytes  # the payload's JSON text: an object (plaintext) or a quoted Fernet token
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+# NaN and Infinity are not JSON: refused while parsing, so no stored number is non-finite.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def parse_json(data: bytes) -> Any:
+    """Strict JSON from bytes: UTF-8 only, no NaN/Infinity (``ValueError`` otherwise)."""
+    return _DECODER.decode(data.decode("utf-8"))
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def payload_digest(body: bytes) -> str:
+    """The digest a plaintext payload's compact JSON carries in its envelope."""
+    return _DIGEST_PREFIX + hashlib.sha256(body).hexdigest()
+
+
 def encode_entry(meta: EntryMeta, payload: dict[str, Any], keyring: KeyRing | None) -> bytes:
-    """Serialize an entry; with a ``keyring`` the payload becomes one Fernet token."""
-    body: Any = payload
-    encryption, fingerprint = "none", ""
+    """Serialize an entry; with a ``keyring`` the payload becomes one Fernet token.
+
+    ``ValueError``/``TypeError`` when the payload is not JSON (e.g. NaN).
+    """
+    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    body = raw.encode("utf-8")
+    encryption, fingerprint, digest = "none", "", payload_digest(body)
     if keyring is not None:
-        raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        body, encryption, fingerprint = keyring.encrypt(raw), SCHEME, keyring.primary
-    envelope = {
+        encryption, fingerprint, digest = SCHEME, keyring.primary, ""
+        body = b'"' + keyring.encrypt(body).encode("ascii") + b'"'
+    head = {
         "format": FORMAT_VERSION,
         "key": meta.key,
         "provider": meta.provider,
@@ -80,106 +126,107 @@ def encode_entry(meta: EntryMeta, payload: dict[str, Any], keyring: KeyRing | No
         "expires_at": meta.expires_at,
         "encryption": encryption,
         "key_fingerprint": fingerprint,
-        "payload": body,
+        "digest": digest,
     }
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _dumps(head)[:-1] + _PAYLOAD_MARK + body + b"}"
 
 
-def decode_envelope(data: bytes) -> tuple[EntryMeta, Any]:
-    """Parse an entry file into its metadata and its still-sealed payload.
+def decode_envelope(data: bytes) -> Envelope:
+    """Split an entry file into checked metadata and the payload bytes (not yet opened).
 
-    Files as we write them (compact, token last) take a fast path that does not run the JSON
-    parser over the long token; anything else (e.g. a hand-formatted file) is parsed in full.
+    Files as we write them (compact, payload last) are split at the payload without parsing it;
+    anything else (e.g. a hand-formatted file) is parsed in full. A plaintext payload of format 2
+    must match its digest.
     """
-    sealed = _sealed_fast(data)
-    if sealed is not None:
-        return sealed
-    try:
-        envelope = json.loads(data)
-        if envelope["format"] != FORMAT_VERSION:
-            raise CorruptEntryError(f"unknown entry format {envelope['format']!r}")
-        expires = envelope["expires_at"]
-        meta = EntryMeta(
-            key=envelope["key"],
-            provider=envelope["provider"],
-            model_id=envelope["model_id"],
-            created_at=float(envelope["created_at"]),
-            expires_at=None if expires is None else float(expires),
-            encryption=envelope["encryption"],
-            key_fingerprint=envelope["key_fingerprint"],
-        )
-        return meta, envelope["payload"]
-    except CorruptEntryError:
-        raise
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CorruptEntryError(f"not a Spark entry: {exc}") from exc
-
-
-def _sealed_fast(data: bytes) -> tuple[EntryMeta, str] | None:
-    """An encrypted entry exactly as ``encode_entry`` writes it, read without the JSON parser
-    (the hit path of a fresh process); None sends anything else to the full parse."""
-    head, found, token = data.partition(_TOKEN_MARK)
-    end = len(token) - 2
-    if not found or token.find(b'"', 0, end) != -1 or token[end:] != b'"}':
-        return None
-    match = _SEALED_HEAD_RE.match(head)
-    if match is None:
-        return None
-    key, provider, model_id, created, expires, fingerprint = match.groups()
-    meta = EntryMeta(
-        key.decode("ascii"),
-        provider.decode("utf-8"),
-        model_id.decode("utf-8"),
-        float(created),
-        None if expires == b"null" else float(expires),
-        SCHEME,
-        fingerprint.decode("ascii"),
-    )
-    return meta, token[:end].decode("ascii")
-
-
-def open_payload(meta: EntryMeta, sealed: Any, keyring: KeyRing | None) -> dict[str, Any]:
-    """The payload ``{"request": {...}, "response": {...}}``.
-
-    ``DecryptionError`` when it is sealed with a key we lack; ``CorruptEntryError`` when it is
-    not a payload.
-    """
-    payload = _unseal(meta, sealed, keyring)
-    if not isinstance(payload.get("request"), dict) or not isinstance(
-        payload.get("response"), dict
-    ):
-        raise CorruptEntryError("payload lacks its request or response object")
-    return payload
-
-
-def _unseal(meta: EntryMeta, sealed: Any, keyring: KeyRing | None) -> dict[str, Any]:
+    head, body = _split(data)
+    meta, version, digest = _meta_of(head)
     if meta.encryption == "none":
-        if not isinstance(sealed, dict):
+        if not body.startswith(b"{"):
             raise CorruptEntryError("plaintext payload is not an object")
-        return sealed
-    if meta.encryption != SCHEME or not isinstance(sealed, str):
-        raise CorruptEntryError(f"unknown encryption {meta.encryption!r}")
-    if keyring is None:
-        raise DecryptionError(
-            f"entry is encrypted (key {meta.key_fingerprint}) and no key is configured",
-            fingerprint=meta.key_fingerprint,
-        )
+        if version >= 2 and payload_digest(body) != digest:
+            raise CorruptEntryError("damaged: the payload does not match its digest")
+    elif _TOKEN_RE.match(body) is None:
+        raise CorruptEntryError("encrypted payload is not a Fernet token")
+    return Envelope(meta, version, body)
+
+
+def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
+    at = data.find(_PAYLOAD_MARK)
+    if at > 0 and data.endswith(b"}"):
+        try:
+            head = parse_json(data[:at] + b"}")
+        except ValueError:
+            head = None
+        if isinstance(head, dict):
+            return head, data[at + len(_PAYLOAD_MARK) : -1]
     try:
-        payload = json.loads(keyring.decrypt(sealed, meta.key_fingerprint))
+        envelope = parse_json(data)
+    except ValueError as exc:  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+        if data.startswith(b'{"format":') and not data.rstrip().endswith(b"}"):
+            raise CorruptEntryError(f"truncated: file ends after {len(data)} bytes") from exc
+        raise CorruptEntryError(f"not JSON: {exc}") from exc
+    if not isinstance(envelope, dict) or "payload" not in envelope:
+        raise CorruptEntryError("not a Spark entry (no payload)")
+    payload = envelope.pop("payload")
+    return envelope, _dumps(payload)
+
+
+def _meta_of(head: dict[str, Any]) -> tuple[EntryMeta, int, str]:
+    version = head.get("format")
+    if type(version) is not int or version not in _FORMATS:
+        raise CorruptEntryError(f"unknown entry format {version!r}")
+    key, provider, model_id = head.get("key"), head.get("provider"), head.get("model_id")
+    if not isinstance(key, str) or not _KEY_RE.match(key):
+        raise CorruptEntryError("key is not a SHA-256 hex digest")
+    if not isinstance(provider, str) or not isinstance(model_id, str) or not model_id:
+        raise CorruptEntryError("provider or model_id is not a name")
+    encryption, fingerprint = head.get("encryption"), head.get("key_fingerprint")
+    if encryption not in ("none", SCHEME) or not isinstance(fingerprint, str):
+        raise CorruptEntryError(f"unknown encryption {encryption!r}")
+    if (encryption == SCHEME) != bool(fingerprint):
+        raise CorruptEntryError("key fingerprint does not fit the encryption")
+    digest = head.get("digest", "")
+    if version >= 2 and (not isinstance(digest, str) or (encryption == "none") != bool(digest)):
+        raise CorruptEntryError("digest does not fit the encryption")
+    meta = EntryMeta(
+        key,
+        provider,
+        model_id,
+        _time(head.get("created_at"), "created_at"),
+        None if head.get("expires_at") is None else _time(head["expires_at"], "expires_at"),
+        encryption,
+        fingerprint,
+    )
+    return meta, version, digest
+
+
+def _time(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CorruptEntryError(f"{name} is not a number")
+    moment = float(value)  # (a huge int raises OverflowError: caught by the reader)
+    if not math.isfinite(moment) or moment < 0:
+        raise CorruptEntryError(f"{name} is not a time")
+    return moment
+
+
+def open_payload(envelope: Envelope, keyring: KeyRing | None) -> dict[str, Any]:
+    """The payload object ``{"request": {...}, "response": {...}}`` (not yet shape-checked).
+
+    ``DecryptionError`` when it is sealed with a key we lack or does not verify;
+    ``CorruptEntryError`` when it is not a JSON object.
+    """
+    meta, body = envelope.meta, envelope.body
+    if meta.sealed:
+        if keyring is None:
+            raise DecryptionError(
+                f"entry is encrypted (key {meta.key_fingerprint}) and no key is configured",
+                fingerprint=meta.key_fingerprint,
+            )
+        body = keyring.decrypt(body[1:-1].decode("ascii"), meta.key_fingerprint)
+    try:
+        payload = parse_json(body)
     except ValueError as exc:
         raise CorruptEntryError(f"payload is not JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise CorruptEntryError("payload is not an object")
     return payload
-
-
-def peek_expires_at(head: bytes) -> float | None:
-    """``expires_at`` read from the first bytes of an entry file (no full parse).
-
-    Raises ``CorruptEntryError`` when the head holds no ``expires_at``.
-    """
-    match = _EXPIRES_RE.search(head)
-    if match is None:
-        raise CorruptEntryError("no expires_at in entry header")
-    value = match.group(1)
-    return None if value == b"null" else float(value)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from spark.cache.codec import CorruptEntryError, decode_envelope, open_payload
+from spark.cache.reader import BadEntry, StoredEntry, Where, read_entry
 from spark.cache.stores.disk import quote_model_id
 from spark.errors import CacheMissError, DecryptionError
 
@@ -97,17 +97,19 @@ def nearest_entry(bound: BoundCache, request: CacheRequest) -> Nearest | None:
         scanned += 1
         if scanned > _MAX_SCAN:
             break
-        try:
-            found = bound.manager.store.read(entry.path)
-            if found is None:
-                continue
-            meta, sealed = decode_envelope(found[0])
-            stored = open_payload(meta, sealed, bound.keyring)["request"]
-        except DecryptionError as exc:
-            undecryptable = exc
+        found = read_entry(
+            bound.manager.store,
+            entry.path,
+            bound.keyring,
+            where=Where.of(entry),
+            sealed_only=bound.config.encrypt,
+            touch=False,
+        )
+        if isinstance(found, BadEntry) and found.kind in ("no key", "unknown key"):
+            undecryptable = DecryptionError(found.reason, fingerprint=found.fingerprint)
+        if not isinstance(found, StoredEntry) or found.payload is None:
             continue
-        except (OSError, CorruptEntryError, KeyError, TypeError):
-            continue
+        meta, stored = found.meta, found.payload["request"]
         differences = diff_requests(stored, dict(request.normalized))
         if best is None or len(differences) < len(best.differences):
             best = Nearest(entry.path, meta.created_at, differences)

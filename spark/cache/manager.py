@@ -23,12 +23,12 @@ from spark.cache.bound import (
     CacheResult,
     ProviderCall,
 )
-from spark.cache.codec import CorruptEntryError, decode_envelope
 from spark.cache.config import CacheConfig, default_cache_dir
 from spark.cache.crypto import load_keyring
 from spark.cache.ledger import Ledger
 from spark.cache.ledger.usage import read_usage_record, write_usage_record
 from spark.cache.memory import MemoryTier
+from spark.cache.reader import StoredEntry, read_entry
 from spark.cache.stores import open_store, store_identity
 from spark.cache.stores.base import EntryStore
 from spark.cache.stores.disk import check_provider, quote_model_id
@@ -174,14 +174,15 @@ class CacheManager:
     def has_entry(self, key: str) -> bool:
         """True when ``key`` has a readable entry whose ``expires_at`` has not passed."""
         path = self._path_of(key)
-        found = self.store.read(path) if path else None
-        if found is None:
+        if path is None:
             return False
-        try:
-            meta, _ = decode_envelope(found[0])
-        except CorruptEntryError:
-            return False
-        return not meta.is_expired(time.time())
+        now = time.time()
+        found = read_entry(self.store, path, with_payload=False)
+        return (
+            isinstance(found, StoredEntry)
+            and found.meta.key == key
+            and not found.meta.is_expired(now)
+        )
 
     def remove_entry(self, key: str) -> bool:
         """Delete the entry of ``key``; False when there was none."""

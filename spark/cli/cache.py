@@ -17,7 +17,11 @@ import click
 
 from spark.cache import admin
 from spark.cache.stores.disk import DiskStore, quote_model_id
-from spark.cache.stores.maintenance import remove_stray_temps
+from spark.cache.stores.maintenance import (
+    remove_if_expired,
+    remove_stray_temps,
+    temp_files_beside,
+)
 from spark.cli._context import CliState, cache_target, dir_option, pass_state, profile_option
 from spark.cli._errors import CliError
 from spark.cli._output import (
@@ -207,7 +211,8 @@ def cleanup(state: CliState, profile: str | None, cache_dir: Path | None, as_jso
     """Delete expired entries and the temp files that crashed writers left behind.
 
     An entry is expired once its expires_at has passed. Temp files are removed when the
-    process that wrote them is gone or they are over an hour old. Unreadable entries are left
+    process that wrote them is gone or they are over an hour old (entries', the .gitignore's,
+    the run record's and the key file's). Unreadable entries are left
     alone: `spark cache verify` reports them. On Redis, entries expire by themselves; this
     removes them from the index sets that listing and statistics use.
     """
@@ -217,8 +222,10 @@ def cleanup(state: CliState, profile: str | None, cache_dir: Path | None, as_jso
     if isinstance(store, DiskStore):
         entries = admin.entry_files(store)
         checking = progress(entries, "Checking")
-        expired = sum(admin.remove_if_expired(store, e, now) for e in checking)
-        temps = remove_stray_temps(store, now)
+        expired = sum(remove_if_expired(store, e, now) for e in checking)
+        key_file = target.config.key_file
+        beside = temp_files_beside(Path(key_file).expanduser()) if key_file else []
+        temps = remove_stray_temps(store, now, also=beside)
         store.prune_empty_dirs()
     else:
         expired, temps = store.cleanup_expired(now), 0

@@ -198,9 +198,8 @@ class Model(ABC):
         request, options = self._chat_request(messages, kwargs)
         cache = self._cache
         if cache is not None and cache.policy.reads:
-            payload = cache.lookup(request)
-            if payload is not None:
-                response = payload["response"]
+            response = cache.lookup(request)
+            if response is not None:
                 cache.count_hit(request, response)
                 for chunk in response.get("chunks") or [response.get("text") or ""]:
                     yield chunk

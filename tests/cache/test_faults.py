@@ -115,12 +115,13 @@ def answer_on_disk(path: str | Path, config: CacheConfig) -> str:
     """The answer a cold manager reads from ``path``'s entry."""
     manager = CacheManager(config.resolved_dir, config)
     bound = manager.bind(config)
-    meta, sealed = decode_envelope(Path(path).read_bytes())
-    stored_request = open_payload(meta, sealed, bound.keyring)["request"]
+    envelope = decode_envelope(Path(path).read_bytes())
+    meta = envelope.meta
+    stored_request = open_payload(envelope, bound.keyring)["request"]
     request = CacheRequest(meta.provider, meta.model_id, meta.key, stored_request)
     payload = bound.lookup(request)
     assert payload is not None
-    return str(payload["response"]["text"])
+    return str(payload["text"])
 
 
 def file_state(path: str | Path) -> tuple[bytes, int]:
@@ -198,7 +199,7 @@ async def test_damaged_entry_is_a_counted_miss_then_replaced(
     assert stats["corrupt_entries_seen"] >= 1
     assert len(cache_warnings(caplog)) == 1
     # the bad file was replaced by a good entry that a cold reader (and this one) hits
-    assert decode_envelope(path.read_bytes())[0].key == request.key
+    assert decode_envelope(path.read_bytes()).meta.key == request.key
     assert answer_on_disk(path, config) == "fresh answer"
     manager.memory.clear()
     again = await bound.get_or_call(request, Provider("must not be called"))
@@ -231,7 +232,7 @@ async def test_encrypted_entry_moved_to_another_key_is_never_served(
     source = Path(seed(config, "may I deploy on friday?", "WRONG: yes"))
     manager, bound = reader(config)
     target = ask(bound, "what is 2+2?")
-    source_key = decode_envelope(source.read_bytes())[0].key
+    source_key = decode_envelope(source.read_bytes()).meta.key
     forged = source.read_bytes().replace(source_key.encode(), target.key.encode())
     Path(manager.store.entry_path(PROVIDER, MODEL, target.key)).write_bytes(forged)
 
@@ -308,8 +309,8 @@ async def test_key_rotation_reads_old_entries_and_writes_with_the_new_primary(
     assert (hit.response["text"], hit.cached) == ("old answer", True)
     assert (new.response["text"], new.cached) == ("new answer", False)
     new_path = manager.store.entry_path(PROVIDER, MODEL, new.key)
-    new_meta, _ = decode_envelope(Path(new_path).read_bytes())
-    old_meta, _ = decode_envelope(Path(old_path).read_bytes())
+    new_meta = decode_envelope(Path(new_path).read_bytes()).meta
+    old_meta = decode_envelope(Path(old_path).read_bytes()).meta
     assert (new_meta.encryption, new_meta.key_fingerprint) == ("fernet", fingerprint(key_b))
     assert old_meta.key_fingerprint == fingerprint(key_a)  # a read never re-encrypts
     # the new entry really is sealed with B: a reader holding only A cannot open it
@@ -361,11 +362,11 @@ async def test_private_key_file_works(tmp_path: Path, monkeypatch: pytest.Monkey
     new = await bound.get_or_call(ask(bound, "new question"), Provider("new answer"))
 
     assert (old.response["text"], old.cached) == ("older answer", True)
-    meta, sealed = decode_envelope(
+    envelope = decode_envelope(
         Path(manager.store.entry_path(PROVIDER, MODEL, new.key)).read_bytes()
     )
-    assert meta.key_fingerprint == fingerprint(primary)
-    assert "new answer" not in sealed
+    assert envelope.meta.key_fingerprint == fingerprint(primary)
+    assert b"new answer" not in envelope.body
 
 
 # -- broken disks -----------------------------------------------------------------------------
@@ -617,7 +618,7 @@ async def test_writer_ttl_stamps_expires_at_and_the_entry_expires(
     request = ask(bound, "q")
     await bound.get_or_call(request, Provider("first"))
     path = manager.store.entry_path(PROVIDER, MODEL, request.key)
-    meta, _ = decode_envelope(Path(path).read_bytes())
+    meta = decode_envelope(Path(path).read_bytes()).meta
     assert (meta.created_at, meta.expires_at) == (T0, T0 + 60)
 
     clock.now = T0 + 59.9
@@ -630,7 +631,7 @@ async def test_writer_ttl_stamps_expires_at_and_the_entry_expires(
     provider = Provider("second")
     result = await bound.get_or_call(request, provider)
     assert (result.response["text"], provider.calls) == ("second", 1)
-    assert decode_envelope(Path(path).read_bytes())[0].expires_at == T0 + 120
+    assert decode_envelope(Path(path).read_bytes()).meta.expires_at == T0 + 120
 
 
 async def test_each_reader_applies_its_own_ttl(tmp_path: Path, clock: Clock) -> None:
@@ -662,7 +663,7 @@ async def test_ttl_zero_never_expires(tmp_path: Path, clock: Clock) -> None:
     request = ask(bound, "q")
     await bound.get_or_call(request, Provider("kept forever"))
     path = manager.store.entry_path(PROVIDER, MODEL, request.key)
-    assert decode_envelope(Path(path).read_bytes())[0].expires_at is None
+    assert decode_envelope(Path(path).read_bytes()).meta.expires_at is None
 
     clock.now = T0 + 10 * 365 * 86400
     manager.memory.clear()
@@ -726,7 +727,7 @@ async def test_memory_tier_sees_changes_made_by_another_process(
     await bound.get_or_call(request, Provider("answer-one"))
     remembered = bound.lookup(request)
     assert remembered is not None
-    assert remembered["response"]["text"] == "answer-one"
+    assert remembered["text"] == "answer-one"
     assert len(manager.memory) == 1
 
     cache_dir = str(config.resolved_dir)
@@ -738,7 +739,7 @@ async def test_memory_tier_sees_changes_made_by_another_process(
     seen = bound.lookup(request)
     if action == "rewrite":
         assert seen is not None
-        assert seen["response"]["text"] == "answer-two"
+        assert seen["text"] == "answer-two"
         return
     assert seen is None
     provider = Provider("answer-three")

@@ -87,7 +87,7 @@ def test_concurrent_writers_and_readers_never_see_a_torn_entry(
         )
         payload = bound.lookup(request)
         assert payload is not None
-        assert payload["response"]["text"].startswith(f"{index}:")
+        assert payload["text"].startswith(f"{index}:")
     assert manager.get_stats()["total_entries"] == keys
     assert list(manager.store.temp_files()) == []
 
@@ -119,7 +119,7 @@ def test_writer_killed_mid_write_leaves_the_entry_intact(tmp_path: Path, previou
         doomed_temp = _wait_for_temp(path.parent, request.key, doomed.pid)
         alive_temp = _wait_for_temp(path.parent, request.key, alive.pid)
         # the temp file holds a whole entry that only lacked its rename
-        assert decode_envelope(doomed_temp.read_bytes())[0].key == request.key
+        assert decode_envelope(doomed_temp.read_bytes()).meta.key == request.key
         os.kill(doomed.pid, signal.SIGKILL)
         doomed.wait(timeout=10)
 
@@ -127,9 +127,7 @@ def test_writer_killed_mid_write_leaves_the_entry_intact(tmp_path: Path, previou
         assert doomed_temp.exists()
         manager.memory.clear()
         payload = bound.lookup(request)
-        assert (payload["response"]["text"] if payload else None) == (
-            "previous answer" if previous else None
-        )
+        assert (payload["text"] if payload else None) == ("previous answer" if previous else None)
         assert manager.cleanup_expired() == 0  # no entry expired; temps are not entries
         assert not doomed_temp.exists()  # its writer is dead
         assert alive_temp.exists()  # a live writer's temp file is left alone

@@ -50,6 +50,7 @@ MODEL_IDS = [
 ENVELOPE_FIELDS = {
     "format",
     "key",
+    "digest",
     "provider",
     "model_id",
     "created_at",
@@ -98,7 +99,7 @@ def test_every_model_id_gets_its_own_folder_inside_the_cache(tmp_path: Path) -> 
     for model_id in MODEL_IDS:
         payload = fresh.lookup(ask(fresh, "hello", model_id))
         assert payload is not None
-        assert payload["response"]["text"] == f"answer of {model_id}"
+        assert payload["text"] == f"answer of {model_id}"
 
 
 @pytest.mark.parametrize("model_id", MODEL_IDS, ids=range(len(MODEL_IDS)))
@@ -269,6 +270,6 @@ def test_plaintext_entry_holds_prompt_and_answer_only_in_the_payload(tmp_path: P
     assert SECRET.encode() not in data  # credentials never reach the file
     assert envelope["payload"]["request"] == request.normalized
     assert envelope["payload"]["response"]["text"] == ANSWER
-    meta, _ = decode_envelope(data)
+    meta = decode_envelope(data).meta
     assert (meta.provider, meta.model_id, meta.key) == (PROVIDER, "gpt-4o", request.key)
     assert data.index(b'"expires_at"') < data.index(b'"payload"')

@@ -60,7 +60,7 @@ def _entries(cache_dir: Path) -> dict[str, tuple[float, float | None, str]]:
     """key -> (created_at, expires_at, key fingerprint) of every entry."""
     found = {}
     for path in cache_dir.rglob("*.json"):
-        meta, _ = decode_envelope(path.read_bytes())
+        meta = decode_envelope(path.read_bytes()).meta
         found[meta.key] = (meta.created_at, meta.expires_at, meta.key_fingerprint)
     return found
 
@@ -69,8 +69,8 @@ def _decrypt_all(cache_dir: Path, key: str) -> list[str]:
     ring = KeyRing.from_keys([key])
     texts = []
     for path in sorted(cache_dir.rglob("*.json")):
-        meta, sealed = decode_envelope(path.read_bytes())
-        texts.append(open_payload(meta, sealed, ring)["response"]["text"])
+        envelope = decode_envelope(path.read_bytes())
+        texts.append(open_payload(envelope, ring)["response"]["text"])
     return texts
 
 

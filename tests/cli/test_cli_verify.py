@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -95,12 +96,37 @@ def test_edited_plaintext_request_is_a_key_mismatch(
 ) -> None:
     (key,) = fill(1)
     path = cache_dir / "openai" / "gpt-4o-mini" / f"{key}.json"
-    path.write_text(path.read_text().replace("question 0", "question 9"))
+    # Edited with the digest recomputed (it authenticates nothing): the stored request no
+    # longer hashes to its key.
+    path.write_bytes(_with_digest(path.read_bytes().replace(b"question 0", b"question 9")))
     result = spark("cache", "verify", "--json")
     assert result.exit_code == 1
     (problem,) = json.loads(result.stdout)["problems"]
     assert problem["kind"] == "key mismatch"
     assert "stored request hashes to" in problem["reason"]
+
+
+def test_edited_plaintext_without_its_digest_is_damaged(
+    spark: Invoke, fill: Fill, cache_dir: Path
+) -> None:
+    (key,) = fill(1)
+    path = cache_dir / "openai" / "gpt-4o-mini" / f"{key}.json"
+    path.write_text(path.read_text().replace("question 0", "question 9"))
+    result = spark("cache", "verify", "--json")
+    assert result.exit_code == 1
+    (problem,) = json.loads(result.stdout)["problems"]
+    assert (problem["kind"], problem["reason"]) == (
+        "damaged",
+        "the payload does not match its digest",
+    )
+
+
+def _with_digest(data: bytes) -> bytes:
+    """An entry whose digest is recomputed over its (edited) payload."""
+    head, body = data.split(b',"payload":', 1)
+    envelope = json.loads(head + b"}")
+    envelope["digest"] = "sha256:" + hashlib.sha256(body[:-1]).hexdigest()
+    return json.dumps(envelope, separators=(",", ":")).encode()[:-1] + b',"payload":' + body
 
 
 def test_key_file_readable_by_others_is_an_error(

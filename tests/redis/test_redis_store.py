@@ -15,11 +15,18 @@ from _redis_support import RedisServer, scan_keys
 
 import spark.cache.stores
 from spark.cache import CacheConfig, CacheManager
+from spark.cache.codec import EntryMeta, encode_entry
 from spark.cache.stores.redis import RedisStore
 from spark.cache.stores.tiered import TieredStore
 from spark.errors import ConfigError
 
 KEY = "ab" * 32
+
+
+def _entry(expires_at: float) -> bytes:
+    """A real entry file of ``KEY`` that expires at ``expires_at``."""
+    meta = EntryMeta(KEY, "openai", "gpt-4o", expires_at - 60, expires_at)
+    return encode_entry(meta, {"request": {}, "response": {"text": "x"}}, None)
 
 
 def config_for(url: str, prefix: str, **changes: object) -> CacheConfig:
@@ -62,9 +69,9 @@ def test_a_rewrite_keeps_the_envelope_expiry(
     store = store_of(redis_server.url, prefix)
     path = store.entry_path("openai", "gpt-4o", KEY)
     expires = time.time() + 30
-    store.write(path, b'{"format":1,"expires_at":%.3f,"payload":{}}' % expires)
+    store.write(path, _entry(expires))
     assert 29_000 < raw.pttl(f"{prefix}e:{path}") <= 30_000
-    store.write(path, b'{"format":1,"expires_at":%.3f}' % (time.time() - 1))
+    store.write(path, _entry(time.time() - 1))
     assert store.read(path) is None  # already expired: not kept
 
 

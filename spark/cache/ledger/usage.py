@@ -39,8 +39,7 @@ def ensure_bookkeeping_ignored(cache_dir: Path) -> None:
         return
     cache_dir.mkdir(parents=True, exist_ok=True)
     temp = cache_dir / f".gitignore.{os.getpid()}.{secrets.token_hex(4)}.tmp"  # threads race here
-    temp.write_text(IGNORE_TEXT, encoding="utf-8")
-    os.replace(temp, ignore)
+    _replace(temp, IGNORE_TEXT, ignore)
 
 
 def write_usage_record(cache_dir: Path, keys: Iterable[str]) -> Path:
@@ -49,9 +48,18 @@ def write_usage_record(cache_dir: Path, keys: Iterable[str]) -> Path:
     ensure_bookkeeping_ignored(cache_dir)
     temp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     body = {"finished_at": time.time(), "keys": sorted(set(keys))}
-    temp.write_text(json.dumps(body, indent=0) + "\n", encoding="utf-8")
-    os.replace(temp, path)
+    _replace(temp, json.dumps(body, indent=0) + "\n", path)
     return path
+
+
+def _replace(temp: Path, text: str, path: Path) -> None:
+    """Write ``text`` to ``temp``, then rename it over ``path``; no temp outlives a failure."""
+    try:
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def read_usage_record(cache_dir: Path) -> set[str]:

@@ -16,11 +16,25 @@ if TYPE_CHECKING:
     from spark.cache.memory import Signature
     from spark.cache.stores.disk import EntryFile
 
-__all__ = ["EntryStore", "StoreError", "StoreUnavailableError"]
+__all__ = [
+    "MAX_ENTRY_BYTES",
+    "EntryRefusedError",
+    "EntryStore",
+    "StoreError",
+    "StoreUnavailableError",
+]
+
+#: The largest entry a store reads or writes: bigger files are refused unread (bounded memory).
+MAX_ENTRY_BYTES = 64 * 2**20
 
 
 class StoreError(OSError):
     """A store operation failed (e.g. Redis refused a command); the cache treats it as a miss."""
+
+
+class EntryRefusedError(OSError):
+    """What is at an entry's location is not an entry a store will read or write: a symlink
+    (never followed), a FIFO, a device or a folder, or a file over ``MAX_ENTRY_BYTES``."""
 
 
 class StoreUnavailableError(StoreError):
@@ -45,9 +59,10 @@ class EntryStore(Protocol):
     def entry_path(self, provider: str, model_id: str, key: str) -> str:
         """The location of one entry."""
 
-    def read(self, path: str) -> tuple[bytes, Signature] | None:
-        """The bytes at ``path`` and their signature; None when there is no entry. A read counts
-        as a use for least-recently-used eviction."""
+    def read(self, path: str, *, touch: bool = True) -> tuple[bytes, Signature] | None:
+        """The bytes at ``path`` and their signature; None when there is no entry. With
+        ``touch`` a read counts as a use for least-recently-used eviction (scans pass False).
+        Raises ``EntryRefusedError`` for what is not an entry, ``OSError`` when it fails."""
 
     def signature(self, path: str) -> Signature | None:
         """The current signature at ``path`` (None: gone)."""

@@ -8,10 +8,12 @@ no id can escape the root and two ids never share a folder.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
 import secrets
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from spark.cache.memory import Signature
+from spark.cache.stores.base import MAX_ENTRY_BYTES, EntryRefusedError
 from spark.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -31,6 +34,7 @@ _PROVIDER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 _MAX_DIR_NAME = 160
 TEMP_SUFFIX = ".tmp"
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def quote_model_id(model_id: str) -> str:
@@ -117,29 +121,48 @@ class DiskStore:
         """The file of an entry given its (already path-safe) model folder name."""
         return f"{self.root}/{provider}/{model_dir}/{key}.json"
 
-    def read(self, path: str) -> tuple[bytes, Signature] | None:
+    def read(self, path: str, *, touch: bool = True) -> tuple[bytes, Signature] | None:
         """The bytes of a file and their signature, or None when it does not exist.
 
-        A read is a use for LRU eviction: it sets the file's access time (through the open
-        descriptor, keeping the modification time); the bytes are never rewritten.
+        Bounded: only a regular file of at most ``MAX_ENTRY_BYTES`` is read, opened without
+        following a symlink and without blocking (a FIFO is refused, not waited on), in a folder
+        chain that is no symlink either; anything else raises ``EntryRefusedError``. A read is a
+        use for LRU eviction (unless ``touch`` is False): it sets the file's access time (through the open descriptor, keeping
+        the modification time); the bytes are never rewritten.
         """
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, _READ_FLAGS)
         except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise EntryRefusedError(f"{path} is a symlink (not followed)") from None
+            raise
         try:  # os-level calls: a third of the cost of open() + BufferedReader on the hit path
             st = os.fstat(fd)
+            _check_readable(path, st)
+            self._check_folders(path.rsplit("/", 1)[0])
             data = os.read(fd, st.st_size)
             while len(data) < st.st_size:  # a short read; entries are never written in place
                 more = os.read(fd, st.st_size - len(data))
                 if not more:
                     break
                 data += more
-            with contextlib.suppress(OSError):  # a read-only checkout (CI replay) keeps its atime
-                os.utime(fd, ns=(time.time_ns(), st.st_mtime_ns))
+            if touch:
+                with contextlib.suppress(OSError):  # a read-only checkout (CI replay): no atime
+                    os.utime(fd, ns=(time.time_ns(), st.st_mtime_ns))
         finally:
             os.close(fd)
         return data, (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _check_folders(self, folder: str) -> None:
+        """Refuse a model folder, or its provider folder, that is a symlink or not a folder."""
+        for path in (folder, folder.rsplit("/", 1)[0]):
+            mode = os.lstat(path).st_mode
+            if not stat.S_ISDIR(mode):
+                raise EntryRefusedError(
+                    f"{path} is a symlink or not a folder; Spark follows no symlink in the cache"
+                )
 
     def write(self, path: str, data: bytes, expires_at: float | None = None) -> Signature:
         """Write atomically: a private temp file in the same directory, then ``os.replace``.
@@ -149,13 +172,15 @@ class DiskStore:
         A crash leaves at most a ``.{key}.{pid}.*.tmp`` file, removed by ``remove_stray_temps``.
         Raises ``OSError`` (unwritable, disk full); the temp file is removed first.
         """
+        if len(data) > MAX_ENTRY_BYTES:
+            raise EntryRefusedError(f"entry of {len(data)} bytes is over the limit of one entry")
         folder, name = path.rsplit("/", 1)
         temp = f"{folder}/.{name[:-5]}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            self._check_folders(folder)
         except FileNotFoundError:
-            os.makedirs(folder, exist_ok=True)
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            self._make_folders(folder)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -167,10 +192,21 @@ class DiskStore:
             raise
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
+    def _make_folders(self, folder: str) -> None:
+        """Create the provider and model folders, refusing a provider folder that is a symlink
+        (``mkdir`` through it would create the model folder outside the cache)."""
+        provider = folder.rsplit("/", 1)[0]
+        os.makedirs(provider, exist_ok=True)
+        if not stat.S_ISDIR(os.lstat(provider).st_mode):
+            raise EntryRefusedError(f"{provider} is a symlink or not a folder")
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(folder)
+        self._check_folders(folder)
+
     def signature(self, path: str) -> Signature | None:
-        """The current signature of a file, or None when it is gone."""
+        """The current signature of a file (not followed through a symlink), or None."""
         try:
-            st = os.stat(path)
+            st = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
@@ -191,7 +227,7 @@ class DiskStore:
         for provider_dir in _subdirs(str(self.root)):
             for model_dir in _subdirs(provider_dir):
                 candidate = f"{model_dir}/{key}.json"
-                if os.path.exists(candidate):
+                if os.path.lexists(candidate):
                     return candidate
         return None
 
@@ -210,13 +246,13 @@ class DiskStore:
                 yield from _entries_in(model_path, provider_name, model_name)
 
     def temp_files(self) -> Iterator[str]:
-        """Paths of temp files left in model folders (by running or crashed writers)."""
+        """Paths of temp files left by running or crashed writers: in model folders (entries)
+        and in the root (``.gitignore``, the run record). Folders that vanish meanwhile are
+        skipped."""
+        yield from _temps_in(str(self.root))
         for provider_path in _subdirs(str(self.root)):
             for model_path in _subdirs(provider_path):
-                with os.scandir(model_path) as found:
-                    for item in found:
-                        if item.name.startswith(".") and item.name.endswith(TEMP_SUFFIX):
-                            yield item.path
+                yield from _temps_in(model_path)
 
     # Whole-directory work lives in maintenance.py (imported here lazily: it imports this module).
 
@@ -270,10 +306,31 @@ def _entries_in(folder: str, provider: str, model_dir: str) -> Iterator[EntryFil
             if name.startswith(".") or not name.endswith(".json"):
                 continue
             try:
-                st = item.stat()
+                st = item.stat(follow_symlinks=False)  # a symlink is listed (and refused)
             except FileNotFoundError:
                 continue
             yield EntryFile(item.path, provider, model_dir, name[:-5], st.st_size, st.st_atime_ns)
+
+
+def _temps_in(folder: str) -> list[str]:
+    try:
+        with os.scandir(folder) as found:
+            return [
+                item.path
+                for item in found
+                if item.name.startswith(".") and item.name.endswith(TEMP_SUFFIX)
+            ]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _check_readable(path: str, st: os.stat_result) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise EntryRefusedError(f"{path} is not a regular file")
+    if st.st_size > MAX_ENTRY_BYTES:
+        raise EntryRefusedError(
+            f"{path} holds {st.st_size} bytes, over the limit of one entry ({MAX_ENTRY_BYTES})"
+        )
 
 
 def _subdirs(path: str) -> list[str]:

@@ -6,26 +6,29 @@ it stays fast at 100,000 entries.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from spark.cache.codec import CorruptEntryError, decode_envelope, peek_expires_at
+from spark.cache.reader import StoredEntry, Where, read_entry
 from spark.cache.stores.base import EntryStore
 from spark.cache.stores.disk import DiskStore, EntryFile, unquote_model_id
 
 __all__ = [
     "DirectoryStats",
     "cleanup_expired",
-    "entry_expires_at",
     "evict_lru",
+    "remove_if_expired",
     "remove_stray_temps",
     "scan_stats",
+    "temp_files_beside",
 ]
 
-_HEAD_BYTES = 4096
 _TEMP_MAX_AGE_S = 3600.0
 
 
@@ -78,13 +81,9 @@ def _model_id_of(store: EntryStore, entry: EntryFile) -> str:
     model_id = _safe_unquote(entry.model_dir)
     if model_id is not None:
         return model_id
-    try:  # a long id is hashed in its folder name; its metadata has it in full
-        found = store.read(entry.path)
-        if found is not None:
-            return decode_envelope(found[0])[0].model_id
-    except (OSError, CorruptEntryError):
-        pass
-    return entry.model_dir
+    # A long id is hashed in its folder name; its metadata has it in full.
+    found = read_entry(store, entry.path, where=Where.of(entry), with_payload=False, touch=False)
+    return found.meta.model_id if isinstance(found, StoredEntry) else entry.model_dir
 
 
 def _safe_unquote(name: str) -> str | None:
@@ -94,55 +93,65 @@ def _safe_unquote(name: str) -> str | None:
         return name
 
 
-def cleanup_expired(store: DiskStore, now: float | None = None) -> int:
+def cleanup_expired(store: EntryStore, now: float | None = None) -> int:
     """Delete entries whose ``expires_at`` has passed; returns how many were removed.
 
-    Only the first bytes of each file are read. Unreadable entries are left for
-    ``spark cache verify`` to report.
+    The envelope of each entry is read (never its payload), without counting as a use.
+    Unusable entries are left for ``spark cache verify`` to report; entries and folders that
+    other processes remove meanwhile are skipped.
     """
     moment = time.time() if now is None else now
-    removed = 0
-    for entry in store.walk():
-        try:
-            expires_at = entry_expires_at(entry.path)
-        except (OSError, CorruptEntryError, ValueError):
-            continue
-        if expires_at is not None and moment >= expires_at and store.remove(entry.path):
-            removed += 1
-    return removed
+    return sum(remove_if_expired(store, entry, moment) for entry in store.walk())
 
 
-def entry_expires_at(path: str) -> float | None:
-    """An entry file's ``expires_at``, from its first bytes (the whole envelope when a long
-    model id pushes it further)."""
-    with open(path, "rb") as handle:
-        head = handle.read(_HEAD_BYTES)
-        try:
-            return peek_expires_at(head)
-        except CorruptEntryError:
-            if len(head) < _HEAD_BYTES:
-                raise
-            meta, _ = decode_envelope(head + handle.read())
-            return meta.expires_at
+def remove_if_expired(store: EntryStore, entry: EntryFile, now: float) -> bool:
+    """Delete ``entry`` if its ``expires_at`` has passed (``EntryMeta.is_expired``, the one
+    expiry rule); an unusable entry is kept for ``spark cache verify`` to report."""
+    found = read_entry(store, entry.path, where=Where.of(entry), with_payload=False, touch=False)
+    return (
+        isinstance(found, StoredEntry) and found.meta.is_expired(now) and store.remove(entry.path)
+    )
 
 
-def remove_stray_temps(store: DiskStore, now: float | None = None) -> int:
-    """Delete temp files of writers that died (their pid is gone) or that are over an hour old."""
+def remove_stray_temps(store: DiskStore, now: float | None = None, also: Iterable[str] = ()) -> int:
+    """Delete temp files of writers that died (their pid is gone) or that are over an hour old:
+    the store's (entries, ``.gitignore``, the run record) and the paths in ``also`` (e.g. a key
+    file's, from ``temp_files_beside``)."""
     moment = time.time() if now is None else now
     removed = 0
-    for path in store.temp_files():
+    for path in itertools.chain(store.temp_files(), also):
         try:
-            age = moment - os.stat(path).st_mtime
+            age = moment - os.lstat(path).st_mtime
         except FileNotFoundError:
             continue
-        if (age > _TEMP_MAX_AGE_S or not _writer_alive(path)) and store.remove(path):
+        if (age > _TEMP_MAX_AGE_S or not _writer_alive(path)) and _unlink(path):
             removed += 1
     return removed
+
+
+def temp_files_beside(path: Path) -> list[str]:
+    """The temp files an atomic rewrite of ``path`` leaves when its writer dies
+    (``.{name}.{pid}.{hex}.tmp`` in the same folder)."""
+    prefix = f".{path.name}."
+    try:
+        with os.scandir(path.parent) as found:
+            return [i.path for i in found if i.name.startswith(prefix) and i.name.endswith(".tmp")]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _unlink(path: str) -> bool:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _writer_alive(path: str) -> bool:
+    """Whether the process named in a temp file's name (``….{pid}.{hex}.tmp``) still runs."""
     try:
-        pid = int(os.path.basename(path).split(".")[2])
+        pid = int(os.path.basename(path).split(".")[-3])
     except (IndexError, ValueError):
         return False
     if pid == os.getpid():

@@ -30,10 +30,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from spark.cache.codec import CorruptEntryError, peek_expires_at
+from spark.cache.codec import decode_envelope
 from spark.cache.config import CacheConfig, redact_url
 from spark.cache.memory import Signature
-from spark.cache.stores.base import StoreError
+from spark.cache.stores.base import MAX_ENTRY_BYTES, EntryRefusedError, StoreError
 from spark.cache.stores.breaker import CircuitBreaker
 from spark.cache.stores.disk import EntryFile, check_provider, quote_model_id
 
@@ -45,7 +45,6 @@ __all__ = ["RedisStore", "connect", "text"]
 T = TypeVar("T")
 _KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 _BATCH = 500
-_HEAD_BYTES = 512
 # Compare-and-delete: a process only ever releases its own claim, never one that expired and
 # was taken over by another process (rejected: GET then DEL, which races exactly there).
 _UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end"
@@ -75,8 +74,8 @@ def connect(config: CacheConfig, password: str | None) -> redis.Redis:
 
 def _envelope_expiry(data: bytes) -> float | None:
     try:
-        return peek_expires_at(data[:_HEAD_BYTES])
-    except (CorruptEntryError, ValueError):
+        return decode_envelope(data).meta.expires_at
+    except Exception:  # (what the reader refuses has no expiry to keep)
         return None
 
 
@@ -135,10 +134,13 @@ class RedisStore:
         self.breaker.succeeded()
         return result
 
-    def read(self, path: str) -> tuple[bytes, Signature] | None:
-        """The entry's bytes (None when Redis has none: never written, expired or evicted)."""
+    def read(self, path: str, *, touch: bool = True) -> tuple[bytes, Signature] | None:
+        """The entry's bytes (None when Redis has none: never written, expired or evicted);
+        an entry over ``MAX_ENTRY_BYTES`` is refused. Redis tracks uses itself."""
         name = self.prefix + "e:" + path
         data = cast("bytes | None", self.run(lambda: self.client.get(name)))
+        if data is not None and len(data) > MAX_ENTRY_BYTES:
+            raise EntryRefusedError(f"{path} holds {len(data)} bytes, over the limit of one entry")
         return None if data is None else (data, (0, 0, len(data)))
 
     def signature(self, path: str) -> Signature | None:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from spark.cache.codec import CorruptEntryError, peek_expires_at
+from spark.cache.codec import decode_envelope
 from spark.cache.memory import Signature
 from spark.cache.stores.base import EntryStore, StoreUnavailableError
 from spark.cache.stores.disk import DiskStore, EntryFile
@@ -65,7 +65,7 @@ class TieredStore:
         """The local tier's file of the entry."""
         return self.local.entry_path(provider, model_id, key)
 
-    def read(self, path: str) -> tuple[bytes, Signature] | None:
+    def read(self, path: str, *, touch: bool = True) -> tuple[bytes, Signature] | None:
         """The local copy; else (or when it has expired) the remote's, copied to the local tier.
 
         An expired copy is not the last word: another machine may have stored a fresh answer.
@@ -73,8 +73,8 @@ class TieredStore:
         """
         local, remote_path, is_local = self._where(path)
         if not is_local:
-            return self.remote.read(remote_path)
-        found = self.local.read(local)
+            return self.remote.read(remote_path, touch=touch)
+        found = self.local.read(local, touch=touch)
         if found is not None and not _expired(found[0]):
             return found
         remote = self.remote.read(remote_path)
@@ -96,7 +96,7 @@ class TieredStore:
         unreachable remote (already reported) leaves the local copy."""
         local, remote_path, is_local = self._where(path)
         signature = (0, 0, len(data))
-        if is_local or os.path.exists(local):
+        if is_local or os.path.lexists(local):
             signature = self.local.write(local, data, expires_at)
         with contextlib.suppress(StoreUnavailableError):
             self.remote.write(remote_path, data, expires_at)
@@ -155,9 +155,8 @@ class TieredStore:
 
 
 def _expired(data: bytes) -> bool:
-    """Whether an entry's ``expires_at`` (read from its head) has passed; unreadable: False."""
+    """Whether an entry's ``expires_at`` has passed; unreadable: False."""
     try:
-        expires_at = peek_expires_at(data[:512])
-    except (CorruptEntryError, ValueError):
-        return False  # the cache layer reports a damaged entry
-    return expires_at is not None and time.time() >= expires_at
+        return decode_envelope(data).meta.is_expired(time.time())
+    except Exception:  # the reader reports a damaged entry, with its reason
+        return False

@@ -103,7 +103,12 @@ def hammer(args: argparse.Namespace) -> dict[str, Any]:
         else:
             report["failed_writes"] += 1
         index = rng.randrange(args.keys)
-        payload = bound.lookup(requests[index])
+        response = bound.lookup(requests[index])  # (the reader checked the stored request)
+        payload = (
+            None
+            if response is None
+            else {"response": response, "request": requests[index].normalized}
+        )
         if payload is None:
             report["misses"] += 1
             if index in written:
@@ -120,10 +125,8 @@ def hammer(args: argparse.Namespace) -> dict[str, Any]:
             continue
         report["raw_reads"] += 1
         try:
-            meta, sealed = decode_envelope(raw)
-            problem = _check_payload(
-                open_payload(meta, sealed, bound.keyring), requests[index], index
-            )
+            envelope = decode_envelope(raw)
+            problem = _check_payload(open_payload(envelope, bound.keyring), requests[index], index)
         except Exception as exc:  # any failure to parse a complete file is what we look for
             problem = f"raw read of key {index}: {type(exc).__name__}: {exc}"
         if problem:

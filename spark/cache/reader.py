@@ -1,0 +1,183 @@
+"""The one reader of entries: the bytes at a location become a checked entry or a typed reason.
+
+Every caller goes through ``read_entry``: the hit path, the memory tier's fill, single flight's
+recheck, refresh's comparison, explanations, and every admin call and command. It never raises,
+whatever the bytes (docs/caching.md, "Integrity"): the store reads only bounded regular files,
+the envelope and the payload are parsed strictly, the metadata must fit the location, an
+encrypted cache takes sealed entries only, and the payload must have the shape of an answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from spark.cache.codec import CorruptEntryError, EntryMeta, decode_envelope, open_payload
+from spark.cache.crypto import KeyRing
+from spark.cache.memory import Signature
+from spark.cache.shape import check_payload
+from spark.cache.stores.base import EntryRefusedError, EntryStore, StoreUnavailableError
+from spark.cache.stores.disk import EntryFile, quote_model_id
+from spark.errors import DecryptionError
+
+__all__ = ["BadEntry", "StoredEntry", "Where", "read_entry"]
+
+#: ``BadEntry.kind`` values, for messages and ``spark cache verify``.
+KINDS = (
+    "unavailable",  # the store cannot be reached (down, timed out)
+    "unreadable",  # an I/O error
+    "refused",  # a symlink, FIFO, device or folder, or a file over the size limit
+    "truncated",
+    "damaged",  # a plaintext payload that does not match its digest
+    "corrupt",  # not an entry: bad JSON, a wrong type or shape
+    "key mismatch",  # the metadata names another key than the location
+    "misplaced",  # the metadata names another provider or model than the folder
+    "plaintext",  # an unsealed entry in a cache that encrypts
+    "no key",
+    "unknown key",
+    "tampered",  # sealed with a key we hold, but the token does not verify
+    "different request",  # the stored request is not the one asked for
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """An entry that passed every check; ``payload`` is None when only metadata was read."""
+
+    location: str
+    meta: EntryMeta
+    format: int
+    payload: dict[str, Any] | None
+    signature: Signature
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class BadEntry:
+    """Why the entry at ``location`` cannot be used: ``kind`` (one of ``KINDS``) and a reason."""
+
+    location: str
+    kind: str
+    reason: str
+    fingerprint: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """What an entry's metadata must say, given where it was found: its key, provider and model
+    (the model id itself on the hit path, or the path-safe folder name from a walk)."""
+
+    key: str
+    provider: str
+    model_id: str | None = None
+    model_dir: str | None = None
+
+    @classmethod
+    def of(cls, entry: EntryFile) -> Where:
+        """The expectations of an entry found by a walk."""
+        return cls(entry.key, entry.provider, model_dir=entry.model_dir)
+
+    def misfit(self, meta: EntryMeta) -> tuple[str, str] | None:
+        """(kind, reason) when ``meta`` does not belong here."""
+        if meta.key != self.key:
+            return "key mismatch", f"entry key {meta.key[:12]} does not match its file name"
+        wrong_model = (self.model_id is not None and meta.model_id != self.model_id) or (
+            self.model_dir is not None and quote_model_id(meta.model_id) != self.model_dir
+        )
+        if meta.provider != self.provider or wrong_model:
+            return "misplaced", f"entry of {meta.provider}/{meta.model_id} is in the wrong folder"
+        return None
+
+
+def read_entry(
+    store: EntryStore,
+    location: str,
+    keyring: KeyRing | None = None,
+    *,
+    where: Where | None = None,
+    sealed_only: bool = False,
+    with_payload: bool = True,
+    fresh: Callable[[EntryMeta], bool] | None = None,
+    request: Mapping[str, Any] | None = None,
+    touch: bool = True,
+) -> StoredEntry | BadEntry | None:
+    """The checked entry at ``location``, a ``BadEntry`` saying why it is unusable, or None when
+    there is none (or, with ``fresh``, none that counts for this reader). Never raises.
+
+    ``where``: what the metadata must say; ``sealed_only``: refuse plaintext (a cache that
+    encrypts); ``with_payload=False``: check the envelope only (listings, expiry); ``request``:
+    the normalized request the stored one must equal; ``touch=False``: a scan, not a use.
+    """
+    try:
+        found = store.read(location, touch=touch)
+    except StoreUnavailableError as exc:
+        return BadEntry(location, "unavailable", str(exc))
+    except EntryRefusedError as exc:
+        return BadEntry(location, "refused", str(exc))
+    except OSError as exc:
+        return BadEntry(location, "unreadable", f"cannot read it: {exc}")
+    if found is None:
+        return None
+    data, signature = found
+    try:
+        return _check(
+            location, data, signature, keyring, where, sealed_only, with_payload, fresh, request
+        )
+    except CorruptEntryError as exc:
+        kind, _, reason = str(exc).partition(": ")
+        if kind not in ("truncated", "damaged"):
+            kind, reason = "corrupt", str(exc)
+        return BadEntry(location, kind, reason)
+    except DecryptionError as exc:
+        return _undecryptable(location, exc, keyring)
+    except Exception as exc:  # the reader is total: whatever else the bytes provoke is "corrupt"
+        return BadEntry(location, "corrupt", f"not a Spark entry ({type(exc).__name__}: {exc})")
+
+
+def _check(
+    location: str,
+    data: bytes,
+    signature: Signature,
+    keyring: KeyRing | None,
+    where: Where | None,
+    sealed_only: bool,
+    with_payload: bool,
+    fresh: Callable[[EntryMeta], bool] | None,
+    request: Mapping[str, Any] | None,
+) -> StoredEntry | BadEntry | None:
+    envelope = decode_envelope(data)
+    meta = envelope.meta
+    misfit = where.misfit(meta) if where is not None else None
+    if misfit is not None:
+        return BadEntry(location, *misfit)
+    if sealed_only and not meta.sealed:
+        return BadEntry(location, "plaintext", "payload is not encrypted")
+    if fresh is not None and not fresh(meta):
+        return None
+    payload = None
+    if with_payload:
+        payload = open_payload(envelope, keyring)
+        problem = check_payload(payload)
+        if problem is not None:
+            return BadEntry(location, "corrupt", problem)
+        if request is not None and payload["request"] != request:
+            return BadEntry(
+                location, "different request", "entry holds the answer to a different request"
+            )
+    return StoredEntry(location, meta, envelope.format, payload, signature, len(data))
+
+
+def _undecryptable(location: str, exc: DecryptionError, keyring: KeyRing | None) -> BadEntry:
+    fingerprint = exc.fingerprint or ""
+    if keyring is None:
+        return BadEntry(location, "no key", str(exc), fingerprint)
+    if fingerprint not in keyring.fernets:
+        held = ", ".join(keyring.fingerprints)
+        reason = f"unknown key fingerprint {fingerprint}: the entry uses a key we do not hold"
+        return BadEntry(location, "unknown key", f"{reason} (configured keys: {held})", fingerprint)
+    reason = f"{exc}: the token does not verify under that key (edited or damaged)"
+    return BadEntry(location, "tampered", reason, fingerprint)

@@ -1,0 +1,118 @@
+"""The shape a stored payload must have before it is served, and copies a hit can hand out.
+
+A payload read back is ``{"request": {...}, "response": {...}}``. The response's known fields must
+have the types a response has (text a string, usage a map of non-negative counts, well-formed tool
+calls, a finite non-negative cost or null, vectors of numbers, text chunks); unknown fields are
+allowed so newer writers stay readable. Nesting is bounded, so nothing later recurses without end.
+A type-confused entry is corrupt here, not a crash further up (docs/caching.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["MAX_DEPTH", "check_payload", "own_copy"]
+
+MAX_DEPTH = 64
+_COUNT_LIMIT = 2**63
+
+
+def check_payload(payload: dict[str, Any]) -> str | None:
+    """Why ``payload`` cannot be served, or None when it has the shape of a stored answer."""
+    request, response = payload.get("request"), payload.get("response")
+    if type(request) is not dict or type(response) is not dict:
+        return "payload lacks its request or response object"
+    if _too_deep(request) or _too_deep({k: v for k, v in response.items() if k != "embeddings"}):
+        return f"nested deeper than {MAX_DEPTH} levels"
+    for name, check in _FIELDS.items():
+        value = response.get(name)
+        if value is not None and not check(value):
+            return f"response field {name!r} has the wrong shape"
+    return None
+
+
+def _too_deep(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        for child in item.values() if type(item) is dict else item:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1))
+    return False
+
+
+def _is_count(value: Any) -> bool:
+    return type(value) is int and 0 <= value < _COUNT_LIMIT
+
+
+def _is_amount(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value) and value >= 0
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) is float or type(value) is int
+
+
+def _usage(value: Any) -> bool:
+    return type(value) is dict and all(_is_count(v) for v in value.values())
+
+
+def _tool_calls(value: Any) -> bool:
+    return type(value) is list and all(
+        type(call) is dict
+        and type(call.get("id", "")) is str
+        and type(call.get("name")) is str
+        and type(call.get("arguments", {})) is dict
+        for call in value
+    )
+
+
+def _embeddings(value: Any) -> bool:
+    # (json never yields NaN or Infinity here: the parser refuses them; a huge exponent such as
+    # 1e999 parses to inf, which isfinite catches)
+    return type(value) is list and all(
+        type(vector) is list and all(map(_is_number, vector)) and all(map(math.isfinite, vector))
+        for vector in value
+    )
+
+
+def _strings(value: Any) -> bool:
+    return type(value) is list and all(type(item) is str for item in value)
+
+
+_FIELDS: dict[str, Callable[[Any], bool]] = {
+    "text": lambda value: type(value) is str,
+    "finish_reason": lambda value: type(value) is str,
+    "usage": _usage,
+    "cost_usd": _is_amount,
+    "tool_calls": _tool_calls,
+    "embeddings": _embeddings,
+    "chunks": _strings,
+}
+
+
+def own_copy(response: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a stored response that shares no mutable object with it.
+
+    Strings and numbers are immutable and shared; dicts and lists are copied. Vectors (a list of
+    lists of numbers, already checked) are copied a row at a time, at C speed.
+    """
+    out = dict(response)
+    for name, value in out.items():
+        if name == "embeddings" and type(value) is list:
+            out[name] = [list(vector) for vector in value]
+        elif type(value) is dict or type(value) is list:
+            out[name] = _deep_copy(value)
+    return out
+
+
+def _deep_copy(value: Any) -> Any:
+    if type(value) is dict:
+        return {k: _deep_copy(v) if type(v) in (dict, list) else v for k, v in value.items()}
+    if type(value) is list:
+        return [_deep_copy(v) if type(v) in (dict, list) else v for v in value]
+    return value
