@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from spark.cache import reader
-from spark.cache.codec import CorruptEntryError, EntryMeta, encode_entry
+from spark.cache.codec import FORMAT_VERSION, CorruptEntryError, EntryMeta, encode_entry
 from spark.cache.crypto import KeyRing, read_key_file
 from spark.cache.keys import KEY_SCHEMA_VERSION, create_key
 from spark.cache.reader import BadEntry, StoredEntry, Where
 from spark.cache.stores.base import EntryStore
-from spark.cache.stores.disk import EntryFile, quote_model_id
+from spark.cache.stores.disk import DiskStore, EntryFile, quote_model_id
 from spark.errors import CacheError, ConfigError, DecryptionError
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "EntryInfo",
     "EntryProblem",
     "RotationOutcome",
+    "VerifyReport",
     "check_entry",
     "configured_keys",
     "entry_files",
@@ -37,6 +38,7 @@ __all__ = [
     "list_entries",
     "read_entry",
     "reencrypt_entry",
+    "verify_entries",
     "write_key_file",
 ]
 
@@ -183,6 +185,45 @@ def check_entry(
     """Why ``entry`` is unusable, or None when it reads as the hit path would read it (sits
     where its key says, decrypts with ``keyring``, has the shape of an answer) and holds a
     request that hashes to its key under the current key schema."""
+    outcome = _verified(store, entry, keyring, require_encrypted)
+    return outcome if isinstance(outcome, EntryProblem) else None
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify_entries`` found: the unusable entries, and the usable ones still written
+    in an older entry format (readable, but a plaintext one carries no digest)."""
+
+    checked: int = 0
+    problems: list[EntryProblem] = field(default_factory=list)
+    old_format: list[str] = field(default_factory=list)
+
+
+def verify_entries(
+    store: EntryStore,
+    entries: Iterable[EntryFile],
+    keyring: KeyRing | None,
+    *,
+    require_encrypted: bool = False,
+) -> VerifyReport:
+    """Check every entry (``check_entry``) and every folder a walk does not follow."""
+    report = VerifyReport()
+    for entry in entries:
+        report.checked += 1
+        outcome = _verified(store, entry, keyring, require_encrypted)
+        if isinstance(outcome, EntryProblem):
+            report.problems.append(outcome)
+        elif outcome is not None and outcome.format < FORMAT_VERSION:
+            report.old_format.append(entry.path)
+    if isinstance(store, DiskStore):
+        for path, reason in store.unfollowed():
+            report.problems.append(EntryProblem(path, "", "refused", reason))
+    return report
+
+
+def _verified(
+    store: EntryStore, entry: EntryFile, keyring: KeyRing | None, require_encrypted: bool
+) -> EntryProblem | StoredEntry | None:
     found = reader.read_entry(
         store,
         entry.path,
@@ -196,7 +237,7 @@ def check_entry(
     if isinstance(found, BadEntry):
         return EntryProblem(entry.path, entry.key, found.kind, found.reason)
     assert found.payload is not None  # (read with its payload)
-    return _check_request(entry, found.meta, found.payload["request"])
+    return _check_request(entry, found.meta, found.payload["request"]) or found
 
 
 def _check_request(

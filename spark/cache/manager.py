@@ -25,7 +25,7 @@ from spark.cache.bound import (
 )
 from spark.cache.config import CacheConfig, default_cache_dir
 from spark.cache.crypto import load_keyring
-from spark.cache.ledger import Ledger
+from spark.cache.ledger import Ledger, valid_amount
 from spark.cache.ledger.usage import read_usage_record, write_usage_record
 from spark.cache.memory import MemoryTier
 from spark.cache.reader import StoredEntry, read_entry
@@ -55,20 +55,16 @@ class CacheStatsCounters:
     def record_hit(self, request: CacheRequest, response: Mapping[str, Any]) -> None:
         """Count a hit, which saved the recorded cost of the call it replaced."""
         self.hits += 1
-        cost = response.get("cost_usd")
-        if not isinstance(cost, int | float):
-            cost = None
-        elif cost:
+        cost = valid_amount(response.get("cost_usd"))
+        if cost:
             self.saved_cost_usd += cost
         self.ledger.record(request.provider, request.model_id, hit=True, cost=cost, key=request.key)
 
     def record_miss(self, request: CacheRequest, response: Mapping[str, Any] | None) -> None:
         """Count a miss, and what the provider call it needed cost (when known)."""
         self.misses += 1
-        cost = response.get("cost_usd") if response is not None else None
-        if not isinstance(cost, int | float):
-            cost = None
-        elif cost:
+        cost = valid_amount(response.get("cost_usd")) if response is not None else None
+        if cost:
             self.spent_cost_usd += cost
         self.ledger.record(request.provider, request.model_id, hit=False, cost=cost)
 

@@ -268,27 +268,32 @@ def verify(
     target = cache_target(state, profile, cache_dir)
     keyring = target.keyring()
     entries = admin.entry_files(target.store)
-    problems = [
-        problem
-        for entry in progress(entries, "Verifying")
-        if (
-            problem := admin.check_entry(
-                target.store, entry, keyring, require_encrypted=require_encrypted
-            )
-        )
-    ]
+    report = admin.verify_entries(
+        target.store,
+        progress(entries, "Verifying"),
+        keyring,
+        require_encrypted=require_encrypted,
+    )
+    problems = report.problems
     if as_json:
         echo_json(
             {
                 "cache_dir": target.cache_dir,
                 "checked": len(entries),
-                "ok": len(entries) - len(problems),
+                "ok": len(entries) - sum(1 for p in problems if p.key),
                 "problems": [asdict(p) for p in problems],
+                "old_format": report.old_format,
             }
         )
     else:
         for problem in problems:
             click.echo(f"{_shown(problem.path)}: {problem.kind}: {problem.reason}")
+        if report.old_format:
+            click.echo(
+                f"{n_entries(len(report.old_format))} in the old entry format 1 (readable; a "
+                "plaintext one carries no digest): re-record them, or `spark cache rotate-key` "
+                "to rewrite them sealed."
+            )
     if problems:
         raise CliError(
             f"{len(problems)} of {len(entries)} cache entries failed verification",

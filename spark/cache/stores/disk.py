@@ -136,11 +136,11 @@ class DiskStore:
             return None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise EntryRefusedError(f"{path} is a symlink (not followed)") from None
+                raise EntryRefusedError("a symlink (not followed)") from None
             raise
         try:  # os-level calls: a third of the cost of open() + BufferedReader on the hit path
             st = os.fstat(fd)
-            _check_readable(path, st)
+            _check_readable(st)
             self._check_folders(path.rsplit("/", 1)[0])
             data = os.read(fd, st.st_size)
             while len(data) < st.st_size:  # a short read; entries are never written in place
@@ -161,7 +161,7 @@ class DiskStore:
             mode = os.lstat(path).st_mode
             if not stat.S_ISDIR(mode):
                 raise EntryRefusedError(
-                    f"{path} is a symlink or not a folder; Spark follows no symlink in the cache"
+                    f"{path} is a symlink or not a folder (Spark follows no symlink in a cache)"
                 )
 
     def write(self, path: str, data: bytes, expires_at: float | None = None) -> Signature:
@@ -254,6 +254,21 @@ class DiskStore:
             for model_path in _subdirs(provider_path):
                 yield from _temps_in(model_path)
 
+    def unfollowed(self) -> Iterator[tuple[str, str]]:
+        """Symlinks (and other non-folders) where provider and model folders belong: walks skip
+        them and nothing is read or written through them; ``spark cache verify`` reports them."""
+        for level in (str(self.root), *_subdirs(str(self.root))):
+            try:
+                with os.scandir(level) as found:
+                    items = [i for i in found if not i.name.startswith(".")]
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for item in items:
+                if item.is_symlink():
+                    yield item.path, "a symlink where a cache folder belongs (not followed)"
+                elif not item.is_dir(follow_symlinks=False) and level == str(self.root):
+                    yield item.path, "not a folder (a provider folder belongs here)"
+
     # Whole-directory work lives in maintenance.py (imported here lazily: it imports this module).
 
     def cleanup_expired(self, now: float | None = None) -> int:
@@ -324,12 +339,12 @@ def _temps_in(folder: str) -> list[str]:
         return []
 
 
-def _check_readable(path: str, st: os.stat_result) -> None:
+def _check_readable(st: os.stat_result) -> None:
     if not stat.S_ISREG(st.st_mode):
-        raise EntryRefusedError(f"{path} is not a regular file")
+        raise EntryRefusedError("not a regular file")
     if st.st_size > MAX_ENTRY_BYTES:
         raise EntryRefusedError(
-            f"{path} holds {st.st_size} bytes, over the limit of one entry ({MAX_ENTRY_BYTES})"
+            f"{st.st_size} bytes, over the limit of one entry ({MAX_ENTRY_BYTES})"
         )
 
 

@@ -140,7 +140,7 @@ class RedisStore:
         name = self.prefix + "e:" + path
         data = cast("bytes | None", self.run(lambda: self.client.get(name)))
         if data is not None and len(data) > MAX_ENTRY_BYTES:
-            raise EntryRefusedError(f"{path} holds {len(data)} bytes, over the limit of one entry")
+            raise EntryRefusedError(f"{len(data)} bytes, over the limit of one entry")
         return None if data is None else (data, (0, 0, len(data)))
 
     def signature(self, path: str) -> Signature | None:
