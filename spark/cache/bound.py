@@ -69,12 +69,7 @@ class BoundCache:
         self.policy = CachePolicy.from_config(config)
         self.keyring = keyring
         self.namespace = config.namespace
-        self._store = manager.store
-        self._memory = manager.memory
-        self._stats = manager.counters
         self._write_keyring = keyring if config.encrypt else None
-        self._used = manager.used_keys
-        self._use_memory = manager.store.validates_cheaply
         # Waiting for another process's answer only pays when both of us read and write.
         self._shared_flight = self.policy.reads and self.policy.writes
 
@@ -104,11 +99,11 @@ class BoundCache:
 
     def count_hit(self, request: CacheRequest, response: Mapping[str, Any]) -> None:
         """Count a hit served outside ``get_or_call`` (streams replayed from ``lookup``)."""
-        self._stats.record_hit(request, response)
+        self.manager.counters.record_hit(request, response)
 
     def count_miss(self, request: CacheRequest, response: Mapping[str, Any] | None) -> None:
         """Count a miss served outside ``get_or_call``, with the answer it paid for."""
-        self._stats.record_miss(request, response)
+        self.manager.counters.record_miss(request, response)
 
     # -- the call path --------------------------------------------------------------------
 
@@ -121,42 +116,27 @@ class BoundCache:
         if self.policy.reads:
             response = self.lookup(request)
             if response is not None:
-                self._stats.record_hit(request, response)
+                self.manager.counters.record_hit(request, response)
                 return CacheResult(response, True, request.key)
             if self.policy.replay:
-                self._stats.record_miss(request, None)
+                self.manager.counters.record_miss(request, None)
                 raise self.replay_miss(request)
         return await self._single_flight(request, call)
 
     async def _single_flight(self, request: CacheRequest, call: ProviderCall) -> CacheResult:
-        inflight = self.manager.inflight
-        loop = asyncio.get_running_loop()
-        slot = (id(loop), request.key)
-        while (leader := inflight.get(slot)) is not None:
+        async def lead() -> tuple[Mapping[str, Any], bool]:
             try:
-                response = await asyncio.shield(leader)
+                return await self._call_once_across_processes(request, call)
             except asyncio.CancelledError:
-                if _cancelled_by_us():
-                    raise
-                continue  # the leader's caller gave up; the next waiter leads
-            self._stats.record_hit(request, response)
+                raise
+            except BaseException:
+                self.manager.counters.record_miss(request, None)
+                raise
+
+        (response, cached), shared = await self.manager.flight.share(request.key, lead)
+        if shared:  # a follower: the leader's answer, as a copy of its own
+            self.manager.counters.record_hit(request, response)
             return CacheResult(own_copy(dict(response)), True, request.key)
-        future: asyncio.Future[Mapping[str, Any]] = loop.create_future()
-        inflight[slot] = future
-        try:
-            response, cached = await self._call_once_across_processes(request, call)
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except BaseException as exc:
-            self._stats.record_miss(request, None)
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: there may be no follower to read it
-            raise
-        else:
-            future.set_result(response)
-        finally:
-            inflight.pop(slot, None)
         return CacheResult(response, cached, request.key)
 
     async def _call_once_across_processes(
@@ -177,11 +157,11 @@ class BoundCache:
         if stored is not None:
             if token:
                 self._release(request.key, token)
-            self._stats.record_hit(request, stored)
+            self.manager.counters.record_hit(request, stored)
             return stored, True
         try:
             response = await call()
-            self._stats.record_miss(request, response)
+            self.manager.counters.record_miss(request, response)
             self.save(request, response)
         finally:
             if token:
@@ -190,35 +170,38 @@ class BoundCache:
 
     def _recheck(self, request: CacheRequest) -> dict[str, Any] | None:
         """Read the store again within one call: a bad entry is counted once per call."""
-        path = self._store.entry_path(request.provider, request.model_id, request.key)
+        path = self.manager.store.entry_path(request.provider, request.model_id, request.key)
         return self._read_store(request, path, time.time(), count=False)
 
     def _claim(self, key: str) -> str | None:
         try:
-            return self._store.try_lock(key)
+            return self.manager.store.try_lock(key)
         except OSError:  # no shared claim without the store: call the provider ourselves
             return ""
 
     def _release(self, key: str, token: str) -> None:
         with contextlib.suppress(OSError):  # if we cannot release it, the claim expires by itself
-            self._store.unlock(key, token)
+            self.manager.store.unlock(key, token)
 
     def lookup(self, request: CacheRequest) -> dict[str, Any] | None:
         """The fresh stored response of ``request`` (a copy of the caller's own), or None (a
         miss). Never raises, except in replay mode for an entry that cannot be used."""
-        path = self._store.entry_path(request.provider, request.model_id, request.key)
+        manager = self.manager
+        path = manager.store.entry_path(request.provider, request.model_id, request.key)
         now = time.time()
-        remembered = self._memory.get(request.key) if self._use_memory else None
-        if remembered is not None and remembered.path == path and self._may_open(remembered.meta):
-            if self._store.signature(path) == remembered.signature and self.policy.is_fresh(
-                remembered.meta, now
-            ):
+        if manager.store.validates_cheaply:
+            remembered = manager.memory.recall(
+                request.key,
+                path,
+                manager.store.signature,
+                lambda meta: self._may_open(meta) and self.policy.is_fresh(meta, now),
+            )
+            if remembered is not None:
                 if now - remembered.touched_at > _TOUCH_EVERY_S:
                     remembered.touched_at = now
-                    self._store.touch(path, remembered.signature, time.time_ns())
-                self._used.add(request.key)
+                    manager.store.touch(path, remembered.signature, time.time_ns())
+                manager.used_keys.add(request.key)
                 return own_copy(remembered.payload["response"])
-            self._memory.discard(request.key)  # changed or stale: another tier may have more
         return self._read_store(request, path, now)
 
     def _may_open(self, meta: EntryMeta) -> bool:
@@ -232,7 +215,7 @@ class BoundCache:
         self, request: CacheRequest, path: str, now: float, count: bool = True
     ) -> dict[str, Any] | None:
         found = read_entry(
-            self._store,
+            self.manager.store,
             path,
             self.keyring,
             where=Where(request.key, request.provider, request.model_id),
@@ -247,21 +230,21 @@ class BoundCache:
             return None
         payload = found.payload
         assert payload is not None  # (read with its payload)
-        if self._use_memory:
-            self._memory.put(
+        if self.manager.store.validates_cheaply:
+            self.manager.memory.put(
                 request.key, MemoryEntry(path, found.signature, found.meta, payload, now)
             )
-        self._used.add(request.key)  # (reading it marked it as used for LRU eviction)
+        self.manager.used_keys.add(request.key)  # (reading it marked it as used for LRU eviction)
         return own_copy(payload["response"])
 
     def _refuse(self, request: CacheRequest, bad: BadEntry, count: bool) -> None:
         """A miss for an unusable entry: counted and warned once per file; in replay an error
         that names the file (the test that needed it fails with the reason, not a guess)."""
         if self.policy.replay:
-            raise replay_error(request, bad, self.config.key_env, self._store.describe())
+            raise replay_error(request, bad, self.config.key_env, self.manager.store.describe())
         if bad.kind == "unavailable":
             return  # the store has reported it (once per outage); no entry was looked at
-        self._stats.corrupt += count
+        self.manager.counters.corrupt += count
         if bad.kind in ("no key", "unknown key"):
             self.manager.warn_once(
                 f"key:{bad.fingerprint}",
@@ -288,7 +271,7 @@ class BoundCache:
         """Store an answer if the policy writes and it is cacheable; never raises on I/O."""
         if not self.policy.writes or not is_cacheable(response):
             return False
-        self._used.add(request.key)
+        self.manager.used_keys.add(request.key)
         if self.policy.mode == "refresh" and self._stored_answer_is(request, response):
             return False  # re-recording the same answer leaves the file (and git) untouched
         now = time.time()
@@ -300,26 +283,26 @@ class BoundCache:
             expires_at=self.policy.expires_at(now),
         )
         payload = {"request": dict(request.normalized), "response": own_copy(dict(response))}
-        path = self._store.entry_path(request.provider, request.model_id, request.key)
+        path = self.manager.store.entry_path(request.provider, request.model_id, request.key)
         try:
             data = encode_entry(meta, payload, self._write_keyring)
-            signature = self._store.write(path, data, meta.expires_at)
+            signature = self.manager.store.write(path, data, meta.expires_at)
         except (OSError, ValueError, TypeError) as exc:
             if not isinstance(exc, StoreUnavailableError):  # that one the store has reported
                 self.manager.warn_once(f"write:{type(exc).__name__}", "cache write failed: %s", exc)
             return False
         sealed = meta if self._write_keyring is None else _sealed_meta(meta, self._write_keyring)
-        if self._use_memory:
-            self._memory.put(request.key, MemoryEntry(path, signature, sealed, payload, now))
+        if self.manager.store.validates_cheaply:
+            self.manager.memory.put(request.key, MemoryEntry(path, signature, sealed, payload, now))
         self.manager.note_write(len(data))
-        self._stats.writes += 1
+        self.manager.counters.writes += 1
         return True
 
     def _stored_answer_is(self, request: CacheRequest, response: Mapping[str, Any]) -> bool:
         """Whether the entry in the store already holds exactly this answer, sealed as we would."""
-        path = self._store.entry_path(request.provider, request.model_id, request.key)
+        path = self.manager.store.entry_path(request.provider, request.model_id, request.key)
         found = read_entry(
-            self._store,
+            self.manager.store,
             path,
             self.keyring,
             where=Where(request.key, request.provider, request.model_id),
@@ -330,11 +313,6 @@ class BoundCache:
             return False
         primary = self._write_keyring.primary if self._write_keyring else ""
         return found.meta.key_fingerprint == primary and found.payload["response"] == dict(response)
-
-
-def _cancelled_by_us() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 def _sealed_meta(meta: EntryMeta, keyring: KeyRing) -> EntryMeta:

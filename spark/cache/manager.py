@@ -25,6 +25,7 @@ from spark.cache.bound import (
 )
 from spark.cache.config import CacheConfig, default_cache_dir
 from spark.cache.crypto import load_keyring
+from spark.cache.flight import SingleFlight
 from spark.cache.ledger import Ledger, valid_amount
 from spark.cache.ledger.usage import read_usage_record, write_usage_record
 from spark.cache.memory import MemoryTier
@@ -88,7 +89,7 @@ class CacheManager:
         self.store: EntryStore = store or open_store(self.config, self.cache_dir)
         self.memory = MemoryTier(self.config.memory_max_entries, self.config.memory_max_bytes)
         self.counters = CacheStatsCounters(Ledger(self.store.ledger_sink()))
-        self.inflight: dict[tuple[int, str], Any] = {}
+        self.flight: SingleFlight[tuple[Mapping[str, Any], bool]] = SingleFlight()
         self.used_keys: set[str] = set()  # keys this process read or wrote (for prune --unused)
         self.max_bytes = int(self.config.max_cache_size_mb * 1024 * 1024)
         self._bound: dict[tuple[CacheConfig, str | None], BoundCache] = {}

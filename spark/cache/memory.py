@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,25 @@ class MemoryTier:
             if entry is not None:
                 self._entries.move_to_end(key)
             return entry
+
+    def recall(
+        self,
+        key: str,
+        path: str,
+        current: Callable[[str], Signature | None],
+        admits: Callable[[EntryMeta], bool],
+    ) -> MemoryEntry | None:
+        """The entry of ``key`` at ``path`` while ``current(path)`` (the store's signature now)
+        is the one it was read with and ``admits`` its metadata; None otherwise. An entry whose
+        file changed is forgotten; one another binding may use (other keys, another TTL) is kept.
+        """
+        entry = self.get(key)
+        if entry is None or entry.path != path or not admits(entry.meta):
+            return None
+        if current(path) != entry.signature:
+            self.discard(key)  # changed or gone: the store has the truth
+            return None
+        return entry
 
     def put(self, key: str, entry: MemoryEntry) -> None:
         """Remember ``entry``; evicts the least recently used past either cap."""
