@@ -45,8 +45,16 @@ FORMAT_VERSION = 2
 _FORMATS = (1, 2)
 _PAYLOAD_MARK = b',"payload":'
 _KEY_RE = re.compile(r"[0-9a-f]{64}\Z")
-_TOKEN_RE = re.compile(rb'"[A-Za-z0-9_=-]+"\Z')
 _DIGEST_PREFIX = "sha256:"
+# The metadata exactly as ``encode_entry`` writes it (the hit path of a fresh read): matched
+# without the JSON parser. Ids with JSON escapes, hand-formatted files and format 1 do not
+# match and take the full parse; both ways end in the same checks (``_meta``).
+_HEAD_RE = re.compile(
+    rb'\{"format":2,"key":"([0-9a-f]{64})","provider":"([a-z0-9_-]{1,64})",'
+    rb'"model_id":"([^"\\\x00-\x1f]+)","created_at":([0-9][0-9.eE+-]{0,30}),'
+    rb'"expires_at":(null|[0-9][0-9.eE+-]{0,30}),"encryption":"(none|fernet)",'
+    rb'"key_fingerprint":"([0-9a-f]{0,64})","digest":"((?:sha256:[0-9a-f]{64})?)"\Z'
+)
 
 
 class CorruptEntryError(Exception):
@@ -138,20 +146,39 @@ def decode_envelope(data: bytes) -> Envelope:
     anything else (e.g. a hand-formatted file) is parsed in full. A plaintext payload of format 2
     must match its digest.
     """
-    head, body = _split(data)
-    meta, version, digest = _meta_of(head)
+    at = data.find(_PAYLOAD_MARK)
+    written = _HEAD_RE.match(data, 0, at) if at > 0 and data.endswith(b"}") else None
+    if written is not None:
+        key, provider, model_id, created, expires, encryption, fingerprint, digest_bytes = (
+            written.groups()
+        )
+        digest = digest_bytes.decode()
+        meta, version = _meta(
+            2,
+            key.decode(),
+            provider.decode(),
+            model_id.decode(),
+            float(created),
+            None if expires == b"null" else float(expires),
+            encryption.decode(),
+            fingerprint.decode(),
+            digest,
+        )
+        body = data[at + len(_PAYLOAD_MARK) : -1]
+    else:
+        head, body = _split(data, at)
+        meta, version, digest = _meta_of(head)
     if meta.encryption == "none":
         if not body.startswith(b"{"):
             raise CorruptEntryError("plaintext payload is not an object")
         if version >= 2 and payload_digest(body) != digest:
             raise CorruptEntryError("damaged: the payload does not match its digest")
-    elif _TOKEN_RE.match(body) is None:
+    elif body[:1] != b'"' or body[-1:] != b'"' or len(body) < 3:
         raise CorruptEntryError("encrypted payload is not a Fernet token")
     return Envelope(meta, version, body)
 
 
-def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
-    at = data.find(_PAYLOAD_MARK)
+def _split(data: bytes, at: int) -> tuple[dict[str, Any], bytes]:
     if at > 0 and data.endswith(b"}"):
         try:
             head = parse_json(data[:at] + b"}")
@@ -172,6 +199,7 @@ def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
 
 
 def _meta_of(head: dict[str, Any]) -> tuple[EntryMeta, int, str]:
+    """The metadata of a fully parsed envelope, its types checked."""
     version = head.get("format")
     if type(version) is not int or version not in _FORMATS:
         raise CorruptEntryError(f"unknown entry format {version!r}")
@@ -183,30 +211,51 @@ def _meta_of(head: dict[str, Any]) -> tuple[EntryMeta, int, str]:
     encryption, fingerprint = head.get("encryption"), head.get("key_fingerprint")
     if encryption not in ("none", SCHEME) or not isinstance(fingerprint, str):
         raise CorruptEntryError(f"unknown encryption {encryption!r}")
-    if (encryption == SCHEME) != bool(fingerprint):
-        raise CorruptEntryError("key fingerprint does not fit the encryption")
     digest = head.get("digest", "")
-    if version >= 2 and (not isinstance(digest, str) or (encryption == "none") != bool(digest)):
-        raise CorruptEntryError("digest does not fit the encryption")
-    meta = EntryMeta(
+    if not isinstance(digest, str):
+        raise CorruptEntryError("digest is not text")
+    created, expires = head.get("created_at"), head.get("expires_at")
+    for name, value in (("created_at", created), ("expires_at", expires)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise CorruptEntryError(f"{name} is not a number")
+    if created is None:
+        raise CorruptEntryError("created_at is missing")
+    meta, _ = _meta(
+        version,
         key,
         provider,
         model_id,
-        _time(head.get("created_at"), "created_at"),
-        None if head.get("expires_at") is None else _time(head["expires_at"], "expires_at"),
+        float(created),  # (a huge int raises OverflowError: caught by the reader)
+        None if expires is None else float(expires),
         encryption,
         fingerprint,
+        digest,
     )
     return meta, version, digest
 
 
-def _time(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise CorruptEntryError(f"{name} is not a number")
-    moment = float(value)  # (a huge int raises OverflowError: caught by the reader)
-    if not math.isfinite(moment) or moment < 0:
-        raise CorruptEntryError(f"{name} is not a time")
-    return moment
+def _meta(
+    version: int,
+    key: str,
+    provider: str,
+    model_id: str,
+    created: float,
+    expires: float | None,
+    encryption: str,
+    fingerprint: str,
+    digest: str,
+) -> tuple[EntryMeta, int]:
+    """Metadata whose fields are consistent: finite times, a fingerprint exactly when sealed,
+    a digest exactly when plaintext (format 2)."""
+    if not (math.isfinite(created) and created >= 0) or (
+        expires is not None and not (math.isfinite(expires) and expires >= 0)
+    ):
+        raise CorruptEntryError("created_at or expires_at is not a time")
+    if (encryption == SCHEME) != bool(fingerprint):
+        raise CorruptEntryError("key fingerprint does not fit the encryption")
+    if version >= 2 and (encryption == "none") != bool(digest):
+        raise CorruptEntryError("digest does not fit the encryption")
+    return EntryMeta(key, provider, model_id, created, expires, encryption, fingerprint), version
 
 
 def open_payload(envelope: Envelope, keyring: KeyRing | None) -> dict[str, Any]:

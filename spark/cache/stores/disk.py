@@ -127,8 +127,8 @@ class DiskStore:
         Bounded: only a regular file of at most ``MAX_ENTRY_BYTES`` is read, opened without
         following a symlink and without blocking (a FIFO is refused, not waited on), in a folder
         chain that is no symlink either; anything else raises ``EntryRefusedError``. A read is a
-        use for LRU eviction (unless ``touch`` is False): it sets the file's access time (through the open descriptor, keeping
-        the modification time); the bytes are never rewritten.
+        use for LRU eviction (unless ``touch`` is False): it sets the file's access time (through
+        the open descriptor, keeping the modification time); the bytes are never rewritten.
         """
         try:
             fd = os.open(path, _READ_FLAGS)
