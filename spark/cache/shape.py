@@ -28,7 +28,8 @@ def check_payload(payload: dict[str, Any], *, check_request: bool = True) -> str
     request, response = payload.get("request"), payload.get("response")
     if type(request) is not dict or type(response) is not dict:
         return "payload lacks its request or response object"
-    nested = [v for k, v in response.items() if k != "embeddings" and type(v) in (dict, list)]
+    # (the fields whose shape is checked below are flat, but for tool-call arguments)
+    nested = [v for k, v in response.items() if k not in _FLAT and type(v) in (dict, list)]
     if (check_request and _too_deep(request)) or (nested and _too_deep(nested)):
         return f"nested deeper than {MAX_DEPTH} levels"
     for name, value in response.items():
@@ -89,6 +90,7 @@ def _strings(value: Any) -> bool:
     return type(value) is list and all(type(item) is str for item in value)
 
 
+_FLAT = frozenset({"usage", "embeddings", "chunks"})
 _FIELDS: dict[str, Callable[[Any], bool]] = {
     "text": lambda value: type(value) is str,
     "finish_reason": lambda value: type(value) is str,

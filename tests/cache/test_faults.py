@@ -417,7 +417,7 @@ class _FullDiskFile:
 def _fill_disk(monkeypatch: pytest.MonkeyPatch, where: str) -> None:
     if where == "replace":
 
-        def full_replace(src: str, dst: str) -> None:
+        def full_replace(src: str, dst: str, **_dir_fds: int) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
 
         monkeypatch.setattr(os, "replace", full_replace)

@@ -15,13 +15,14 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from spark.cache.memory import Signature
 from spark.cache.stores.base import MAX_ENTRY_BYTES, EntryRefusedError
+from spark.cache.stores.folders import FolderHandles
 from spark.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ _KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 _MAX_DIR_NAME = 160
 TEMP_SUFFIX = ".tmp"
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+T = TypeVar("T")
 
 
 def quote_model_id(model_id: str) -> str:
@@ -104,6 +107,7 @@ class DiskStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._dirs: dict[tuple[str, str], str] = {}
+        self._folders = FolderHandles()
 
     def describe(self) -> str:
         """The directory."""
@@ -126,22 +130,18 @@ class DiskStore:
 
         Bounded: only a regular file of at most ``MAX_ENTRY_BYTES`` is read, opened without
         following a symlink and without blocking (a FIFO is refused, not waited on), in a folder
-        chain that is no symlink either; anything else raises ``EntryRefusedError``. A read is a
-        use for LRU eviction (unless ``touch`` is False): it sets the file's access time (through
-        the open descriptor, keeping the modification time); the bytes are never rewritten.
+        chain that is no symlink either (``FolderHandles``); anything else raises
+        ``EntryRefusedError``. A read is a use for LRU eviction (unless ``touch`` is False): it
+        sets the file's access time (through the open descriptor, keeping the modification
+        time); the bytes are never rewritten.
         """
-        try:
-            fd = os.open(path, _READ_FLAGS)
-        except (FileNotFoundError, NotADirectoryError):
+        folder, name = path.rsplit("/", 1)
+        fd = self._in_folder(folder, lambda dfd: os.open(name, _READ_FLAGS, dir_fd=dfd))
+        if fd is None:
             return None
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise EntryRefusedError("a symlink (not followed)") from None
-            raise
         try:  # os-level calls: a third of the cost of open() + BufferedReader on the hit path
             st = os.fstat(fd)
             _check_readable(st)
-            self._check_folders(path.rsplit("/", 1)[0])
             data = os.read(fd, st.st_size)
             while len(data) < st.st_size:  # a short read; entries are never written in place
                 more = os.read(fd, st.st_size - len(data))
@@ -155,17 +155,27 @@ class DiskStore:
             os.close(fd)
         return data, (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def _check_folders(self, folder: str) -> None:
-        """Refuse a model folder, or its provider folder, that is a symlink or not a folder."""
-        for path in (folder, folder.rsplit("/", 1)[0]):
-            mode = os.lstat(path).st_mode
-            if not stat.S_ISDIR(mode):
-                raise EntryRefusedError(
-                    f"{path} is a symlink or not a folder (Spark follows no symlink in a cache)"
-                )
+    def _in_folder(self, folder: str, act: Callable[[int], T]) -> T | None:
+        """``act(folder_fd)``, or None when the file (or the folder) is not there. A folder that
+        another process removed or replaced meanwhile is opened again once."""
+        for _ in range(2):
+            dfd = self._folders.get(folder)
+            if dfd is None:
+                return None
+            try:
+                return act(dfd)
+            except (FileNotFoundError, NotADirectoryError):
+                if not self._folders.renew(folder, dfd):
+                    return None
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise EntryRefusedError("a symlink (not followed)") from None
+                raise
+        return None
 
     def write(self, path: str, data: bytes, expires_at: float | None = None) -> Signature:
-        """Write atomically: a private temp file in the same directory, then ``os.replace``.
+        """Write atomically: a private temp file in the same folder, then ``os.replace``, both
+        relative to the held folder (no symlink is followed on the way).
 
         ``expires_at`` is in the entry's own metadata; files do not expire by themselves.
 
@@ -175,46 +185,44 @@ class DiskStore:
         if len(data) > MAX_ENTRY_BYTES:
             raise EntryRefusedError(f"entry of {len(data)} bytes is over the limit of one entry")
         folder, name = path.rsplit("/", 1)
-        temp = f"{folder}/.{name[:-5]}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
-        try:
-            self._check_folders(folder)
-        except FileNotFoundError:
-            self._make_folders(folder)
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        temp = f".{name[:-5]}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        for attempt in range(2):
+            dfd = self._folders.get(folder, create=True)
+            assert dfd is not None  # (created)
+            try:
+                fd = os.open(temp, _WRITE_FLAGS, 0o600, dir_fd=dfd)
+                break
+            except FileNotFoundError:  # the folder was removed meanwhile: make it again
+                if attempt or not self._folders.renew(folder, dfd):
+                    raise
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 st = os.fstat(handle.fileno())
-            os.replace(temp, path)
+            os.replace(temp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
         except BaseException:
-            _unlink(temp)
+            with contextlib.suppress(OSError):
+                os.unlink(temp, dir_fd=dfd)
             raise
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def _make_folders(self, folder: str) -> None:
-        """Create the provider and model folders, refusing a provider folder that is a symlink
-        (``mkdir`` through it would create the model folder outside the cache)."""
-        provider = folder.rsplit("/", 1)[0]
-        os.makedirs(provider, exist_ok=True)
-        if not stat.S_ISDIR(os.lstat(provider).st_mode):
-            raise EntryRefusedError(f"{provider} is a symlink or not a folder")
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(folder)
-        self._check_folders(folder)
-
     def signature(self, path: str) -> Signature | None:
         """The current signature of a file (not followed through a symlink), or None."""
-        try:
-            st = os.lstat(path)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
+        folder, name = path.rsplit("/", 1)
+        st = self._in_folder(folder, lambda dfd: os.stat(name, dir_fd=dfd, follow_symlinks=False))
+        return None if st is None else (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def touch(self, path: str, signature: Signature, now_ns: int) -> None:
         """Record a use for LRU eviction: set atime, keep mtime (the entry is not rewritten)."""
+        folder, name = path.rsplit("/", 1)
         with contextlib.suppress(OSError):  # a read-only checkout (CI replay) keeps its atime
-            os.utime(path, ns=(now_ns, signature[1]))
+            self._in_folder(
+                folder,
+                lambda dfd: os.utime(
+                    name, ns=(now_ns, signature[1]), dir_fd=dfd, follow_symlinks=False
+                ),
+            )
 
     def remove(self, path: str) -> bool:
         """Delete one file; False when it was already gone."""
@@ -308,6 +316,7 @@ class DiskStore:
                 _rmdir(model_path)
             _rmdir(provider_path)
         self._dirs.clear()
+        self._folders.forget_all()
 
 
 def _entries_in(folder: str, provider: str, model_dir: str) -> Iterator[EntryFile]:

@@ -152,7 +152,7 @@ def _wait_for_go(barrier: Path, writer: int) -> float:
     raise TimeoutError("the test never said go")
 
 
-def _block_forever(src: str, dst: str) -> None:
+def _block_forever(src: str, dst: str, **_dir_fds: int) -> None:
     del src, dst
     time.sleep(3600)
 

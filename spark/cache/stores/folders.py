@@ -1,0 +1,121 @@
+"""Open descriptors of a disk cache's model folders, opened without following any symlink.
+
+Entry files are opened relative to a held folder descriptor (``dir_fd``), each folder of the
+chain opened with ``O_NOFOLLOW | O_DIRECTORY`` below the cache root: a provider or model folder
+that is a symlink is refused, and one swapped for a symlink later cannot redirect a read or a
+write, because the real folder is the one held. A folder another process removed (or replaced)
+is noticed when a file is missing from it, and opened again. See docs/caching.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import threading
+
+from spark.cache.stores.base import EntryRefusedError
+
+__all__ = ["FolderHandles"]
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_RETIRED_KEPT = 64  # replaced descriptors another thread may still be using, closed later
+
+
+class FolderHandles:
+    """Descriptors of ``{root}/{provider}/{model}`` folders, by path, opened on first use."""
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+        self._retired: list[int] = []
+        self._lock = threading.Lock()
+
+    def get(self, folder: str, *, create: bool = False) -> int | None:
+        """The descriptor of ``folder`` (created with ``create``); None when it does not exist.
+
+        ``EntryRefusedError`` when the provider or model folder is a symlink or not a folder.
+        """
+        fd = self._fds.get(folder)
+        if fd is not None:
+            return fd
+        with self._lock:
+            fd = self._fds.get(folder)
+            if fd is None:
+                fd = _open_chain(folder, create)
+                if fd is not None:
+                    self._fds[folder] = fd
+            return fd
+
+    def renew(self, folder: str, fd: int) -> bool:
+        """After a file was missing in ``fd``: True when ``folder`` is no longer the folder held
+        (removed or replaced), which is then forgotten so the next ``get`` opens it again."""
+        try:
+            held, now = os.fstat(fd), os.lstat(folder)
+        except OSError:  # gone, or the descriptor closed meanwhile
+            same = False
+        else:
+            same = held.st_nlink > 0 and (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
+        if not same:
+            self._retire(folder, fd)
+        return not same
+
+    def _retire(self, folder: str, fd: int) -> None:
+        with self._lock:
+            if self._fds.get(folder) != fd:
+                return  # another thread renewed it already
+            del self._fds[folder]
+            self._retired.append(fd)
+            while len(self._retired) > _RETIRED_KEPT:
+                with contextlib.suppress(OSError):
+                    os.close(self._retired.pop(0))
+
+    def forget_all(self) -> None:
+        """Let every folder be opened again on next use (after folders were removed)."""
+        with self._lock:
+            self._retired.extend(self._fds.values())
+            self._fds.clear()
+            while len(self._retired) > _RETIRED_KEPT:
+                with contextlib.suppress(OSError):
+                    os.close(self._retired.pop(0))
+
+
+def _open_chain(folder: str, create: bool) -> int | None:
+    """Open ``{root}/{provider}/{model}``: the root as given (it may be a symlink: the user
+    chose it), the provider and model folders below it without following a symlink."""
+    provider_path, model = folder.rsplit("/", 1)
+    root, provider = provider_path.rsplit("/", 1)
+    try:
+        root_fd = os.open(root, _DIR_FLAGS)
+    except (FileNotFoundError, NotADirectoryError):
+        if not create:
+            return None  # (no cache there: nothing to read)
+        os.makedirs(root, exist_ok=True)
+        root_fd = os.open(root, _DIR_FLAGS)
+    try:
+        provider_fd = _subfolder(root_fd, provider, provider_path, create)
+        if provider_fd is None:
+            return None
+        try:
+            return _subfolder(provider_fd, model, folder, create)
+        finally:
+            os.close(provider_fd)
+    finally:
+        os.close(root_fd)
+
+
+def _subfolder(parent: int, name: str, path: str, create: bool) -> int | None:
+    for _ in range(2):
+        try:
+            return os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent)
+        except FileNotFoundError:
+            if not create:
+                return None
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o755, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise EntryRefusedError(
+                    f"{path} is a symlink or not a folder (Spark follows no symlink in a cache)"
+                ) from None
+            raise
+    return None
