@@ -36,6 +36,8 @@ def check_payload(payload: dict[str, Any], *, check_request: bool = True) -> str
         check = _FIELDS.get(name)
         if check is not None and value is not None and not check(value):
             return f"response field {name!r} has the wrong shape"
+    if request.get("kind") == "embedding" and type(response.get("embeddings")) is not list:
+        return "the answer of an embeddings request holds no vectors"
     return None
 
 
@@ -70,7 +72,7 @@ def _usage(value: Any) -> bool:
 def _tool_calls(value: Any) -> bool:
     return type(value) is list and all(
         type(call) is dict
-        and type(call.get("id", "")) is str
+        and type(call.get("id")) is str
         and type(call.get("name")) is str
         and type(call.get("arguments", {})) is dict
         for call in value
