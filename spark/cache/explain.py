@@ -3,6 +3,15 @@
 Every entry keeps its normalized request inside the (encrypted) payload, so a miss can be
 explained field by field: ``params.temperature: 0.7 -> 0.9``, ``messages[2].content changed``,
 ``tools[0] added``. Pure diffing here; ``nearest_entry`` reads the model's folder.
+
+An explanation of a sealed entry (an encrypted one, or any entry of a cache that encrypts)
+names the fields that differ but shows no text of either side: strings and structures become a
+short digest (``sha256:1a2b3c4d``, of the value's canonical JSON, so two explanations can be
+compared), and no key of the user's own data (a tool's JSON-schema properties, a response
+schema) is printed. Only the numbers and booleans among the sampling parameters are shown as
+values. The requested side is the user's own confidential test input, so it is sealed with the
+stored one. See docs/testing.md ("Replay in CI"); ``spark cache explain --show-values`` is the
+explicit opt-in for a local terminal.
 """
 
 from __future__ import annotations
@@ -14,30 +23,60 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from spark.cache.reader import BadEntry, StoredEntry, Where, read_entry
+from spark.cache.sealed import sealed_differences
 from spark.cache.stores.disk import quote_model_id
 from spark.errors import CacheMissError, DecryptionError
 
 if TYPE_CHECKING:
     from spark.cache.bound import BoundCache, CacheRequest
 
-__all__ = ["Nearest", "diff_requests", "explain_miss", "nearest_entry"]
+__all__ = [
+    "MissExplanation",
+    "Nearest",
+    "diff_requests",
+    "explain_miss",
+    "miss_explanation",
+    "nearest_entry",
+]
 
 _MAX_SCAN = 5000
+_MAX_LINES = 20
 _SHORT = 60
 _TEXT_LEVEL = "content"  # message text differences are reported per message, not per part
 
 
 @dataclass(frozen=True)
 class Nearest:
-    """The stored entry closest to a request, and the differences (stored -> requested)."""
+    """The stored entry closest to a request, and the differences (stored -> requested).
+
+    ``sealed``: the entry is encrypted (or its cache encrypts), so unless values were asked for,
+    ``differences`` name fields and digests only.
+    """
 
     path: str
     created_at: float
     differences: list[str]
+    sealed: bool = False
 
 
-def diff_requests(stored: Any, requested: Any, path: str = "") -> list[str]:
-    """Field-level differences from ``stored`` to ``requested`` (both normalized requests)."""
+def diff_requests(
+    stored: Any, requested: Any, path: str = "", *, sealed: bool = False
+) -> list[str]:
+    """Field-level differences from ``stored`` to ``requested`` (both normalized requests).
+
+    With ``sealed`` (the request of an encrypted entry) no text of either side is shown: the
+    fields that differ are named, their values given as ``value_digest`` (the numbers and
+    booleans of ``params`` excepted), and both start at the root of a normalized request.
+    """
+    if sealed:
+        return sealed_differences(stored, requested, path)
+    return _plain_diff(stored, requested, path)
+
+
+# -- plaintext: the values themselves ----------------------------------------------------------
+
+
+def _plain_diff(stored: Any, requested: Any, path: str) -> list[str]:
     if stored == requested:
         return []
     if isinstance(stored, Mapping) and isinstance(requested, Mapping):
@@ -58,7 +97,7 @@ def _diff_maps(stored: Mapping[str, Any], requested: Mapping[str, Any], path: st
         elif name not in requested:
             out.append(f"{where} removed (was {_show(stored[name])})")
         else:
-            out.extend(diff_requests(stored[name], requested[name], where))
+            out.extend(_plain_diff(stored[name], requested[name], where))
     return out
 
 
@@ -71,7 +110,7 @@ def _diff_lists(stored: list[Any], requested: list[Any], path: str) -> list[str]
         elif index >= len(requested):
             out.append(f"{where} removed")
         else:
-            out.extend(diff_requests(stored[index], requested[index], where))
+            out.extend(_plain_diff(stored[index], requested[index], where))
     return out
 
 
@@ -84,13 +123,20 @@ def _show(value: Any) -> str:
     return text if len(text) <= _SHORT else text[: _SHORT - 3] + "..."
 
 
-def nearest_entry(bound: BoundCache, request: CacheRequest) -> Nearest | None:
+# -- the nearest entry, and the replay-mode error ----------------------------------------------
+
+
+def nearest_entry(
+    bound: BoundCache, request: CacheRequest, *, show_values: bool = False
+) -> Nearest | None:
     """The entry of the same provider and model whose request differs in the fewest fields.
 
+    The differences of a sealed entry name fields and digests only, unless ``show_values``.
     Raises ``DecryptionError`` when the folder's entries are encrypted and no key is held.
     """
     model_dir = quote_model_id(request.model_id)
-    best: Nearest | None = None
+    requested = dict(request.normalized)
+    best: tuple[int, str, float, bool, Any] | None = None
     undecryptable: DecryptionError | None = None
     scanned = 0
     for entry in bound.manager.store.walk(request.provider, model_dir):
@@ -110,40 +156,98 @@ def nearest_entry(bound: BoundCache, request: CacheRequest) -> Nearest | None:
         if not isinstance(found, StoredEntry) or found.payload is None:
             continue
         meta, stored = found.meta, found.payload["request"]
-        differences = diff_requests(stored, dict(request.normalized))
-        if best is None or len(differences) < len(best.differences):
-            best = Nearest(entry.path, meta.created_at, differences)
-    if best is None and undecryptable is not None:
-        raise undecryptable
-    return best
+        count = len(diff_requests(stored, requested))  # ranked alike, sealed or not
+        if best is None or count < best[0]:
+            best = (count, entry.path, meta.created_at, meta.sealed, stored)
+    if best is None:
+        if undecryptable is not None:
+            raise undecryptable
+        return None
+    _, path, created_at, encrypted, stored = best
+    is_sealed = encrypted or bound.config.encrypt
+    differences = diff_requests(stored, requested, sealed=is_sealed and not show_values)
+    return Nearest(path, created_at, differences, is_sealed)
 
 
-def explain_miss(bound: BoundCache, request: CacheRequest) -> CacheMissError:
-    """The replay-mode error for ``request``: what is missing, the nearest entry, the diff."""
-    lines = [
-        f"replay mode: no cache entry for {request.provider}/{request.model_id} "
-        f"(key {request.key[:12]}) in {bound.manager.store.describe()}."
-    ]
-    try:
-        nearest = nearest_entry(bound, request)
-    except DecryptionError as exc:
+@dataclass(frozen=True)
+class MissExplanation:
+    """Why ``request`` missed: the nearest entry (or why none could be compared)."""
+
+    request: CacheRequest
+    where: str
+    key_env: str
+    nearest: Nearest | None
+    undecryptable: str | None = None  # the key fingerprint, when the entries cannot be opened
+    values_shown: bool = False
+
+    @property
+    def digests_only(self) -> bool:
+        """Whether the differences show digests instead of the sealed entry's values."""
+        return self.nearest is not None and self.nearest.sealed and not self.values_shown
+
+    def message(self) -> str:
+        """The text of the replay-mode error."""
+        request = self.request
+        lines = [
+            f"replay mode: no cache entry for {request.provider}/{request.model_id} "
+            f"(key {request.key[:12]}) in {self.where}."
+        ]
+        if self.undecryptable is not None:
+            lines.append(
+                f"Stored entries for this model are encrypted (key {self.undecryptable}) and "
+                f"cannot be compared: set {self.key_env}."
+            )
+        nearest = self.nearest
+        if nearest is not None:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(nearest.created_at))
+            lines.append(
+                f"Nearest stored entry: {nearest.path} (recorded {when}), which differs in:"
+            )
+            lines.extend(f"  {difference}" for difference in nearest.differences[:_MAX_LINES])
+            if len(nearest.differences) > _MAX_LINES:
+                lines.append(f"  ... and {len(nearest.differences) - _MAX_LINES} more")
+            if self.digests_only:
+                lines.append(
+                    "The entry is encrypted, so its text is not shown (values are sha256 "
+                    "digests); on your own terminal, `spark cache explain --show-values` shows it."
+                )
+        elif self.undecryptable is None:
+            lines.append("No entry is stored for this model at all.")
         lines.append(
-            f"Stored entries for this model are encrypted (key {exc.fingerprint}) and cannot be "
-            f"compared: set {bound.config.key_env}."
+            "To record it, run once with mode read_write (SPARK_CACHE_MODE=read_write, or "
+            "pytest --spark-cache=record) and commit the new entry."
         )
-        nearest = None
-    if nearest is not None:
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(nearest.created_at))
-        lines.append(f"Nearest stored entry: {nearest.path} (recorded {when}), which differs in:")
-        lines.extend(f"  {difference}" for difference in nearest.differences[:20])
-        if len(nearest.differences) > 20:
-            lines.append(f"  ... and {len(nearest.differences) - 20} more")
-    elif len(lines) == 1:
-        lines.append("No entry is stored for this model at all.")
-    lines.append(
-        "To record it, run once with mode read_write (SPARK_CACHE_MODE=read_write, or pytest "
-        "--spark-cache=record) and commit the new entry."
+        return "\n".join(lines)
+
+    def error(self) -> CacheMissError:
+        """The replay-mode error."""
+        request = self.request
+        return CacheMissError(
+            self.message(), provider=request.provider, model_id=request.model_id, key=request.key
+        )
+
+
+def miss_explanation(
+    bound: BoundCache, request: CacheRequest, *, show_values: bool = False
+) -> MissExplanation:
+    """Look for the nearest stored entry of ``request`` and say how it differs."""
+    try:
+        nearest = nearest_entry(bound, request, show_values=show_values)
+        fingerprint = None
+    except DecryptionError as exc:
+        nearest, fingerprint = None, exc.fingerprint or "unknown"
+    return MissExplanation(
+        request,
+        bound.manager.store.describe(),
+        bound.config.key_env,
+        nearest,
+        fingerprint,
+        show_values,
     )
-    return CacheMissError(
-        "\n".join(lines), provider=request.provider, model_id=request.model_id, key=request.key
-    )
+
+
+def explain_miss(
+    bound: BoundCache, request: CacheRequest, *, show_values: bool = False
+) -> CacheMissError:
+    """The replay-mode error for ``request``: what is missing, the nearest entry, the diff."""
+    return miss_explanation(bound, request, show_values=show_values).error()

@@ -3,12 +3,16 @@
 Keys are secrets: a key file is created with mode 0600 and never overwritten by ``keygen``;
 ``rotate-key`` replaces it atomically. Rotation saves the new key list *before* it re-encrypts
 the first entry, so an interruption never leaves entries sealed with a key that is stored
-nowhere; re-running it skips what is done.
+nowhere; re-running it skips what is done. A chosen new key never has to pass through a command
+line (where other users see it in the process list, and the shell keeps it in its history):
+``--new-key -`` reads it from standard input, ``--new-key-env NAME`` from a variable; a literal
+``--new-key KEY`` still works, with a warning (docs/testing.md, "Rotate the key").
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +34,12 @@ from spark.cli._context import (
 from spark.cli._errors import CliError
 from spark.cli._output import echo_json, json_option, progress, warn
 from spark.cli._output import entries as n_entries
-from spark.errors import CacheError, DecryptionError
+from spark.errors import CacheError, DecryptionError, EncryptionKeyError
 
 __all__ = ["keygen", "rotate_key"]
+
+# How a chosen key reaches rotate-key without passing through a command line.
+_SAFE_FORMS = "`--new-key -` (standard input) or `--new-key-env NAME` (an environment variable)"
 
 
 @click.command(short_help="Make a new encryption key.")
@@ -90,7 +97,17 @@ class _Plan:
 
 
 @click.command("rotate-key", short_help="Re-encrypt every entry under a new key.")
-@click.option("--new-key", metavar="KEY", help="The new key (default: a freshly generated one).")
+@click.option(
+    "--new-key",
+    metavar="KEY|-",
+    help="The new key; - reads it from standard input. Default: a freshly generated one. "
+    "(A literal KEY is visible to other users: prefer - or --new-key-env.)",
+)
+@click.option(
+    "--new-key-env",
+    metavar="NAME",
+    help="Read the new key from the environment variable NAME.",
+)
 @click.option(
     "--resume", is_flag=True, help="Finish an interrupted rotation: use the current first key."
 )
@@ -102,6 +119,7 @@ class _Plan:
 def rotate_key(
     state: CliState,
     new_key: str | None,
+    new_key_env: str | None,
     resume: bool,
     yes: bool,
     profile: str | None,
@@ -114,14 +132,23 @@ def rotate_key(
     touched: written to the profile's key_file (mode 0600) when one is configured, otherwise
     printed as the value of SPARK_CACHE_KEY to store as the secret. Each entry is rewritten
     atomically; plaintext entries are encrypted too when the profile encrypts. If it stops
-    half-way, run it again with --resume (or the same --new-key): entries already under the
-    new key are skipped. Once every entry is re-encrypted, retire the old key by dropping it
-    from the list.
+    half-way, run it again with --resume (or give the same new key again): entries already
+    under the new key are skipped. Once every entry is re-encrypted, retire the old key by
+    dropping it from the list.
+
+    To choose the new key, keep it off the command line:
+
+    \b
+        spark cache rotate-key --new-key - < new.key     # from standard input
+        spark cache rotate-key --new-key-env NEW_KEY     # from a variable
     """
-    if resume and new_key:
-        raise click.UsageError("give either --resume or --new-key, not both")
+    if new_key is not None and new_key_env is not None:
+        raise click.UsageError("give either --new-key or --new-key-env, not both")
+    if resume and (new_key is not None or new_key_env is not None):
+        raise click.UsageError("give either --resume or a new key, not both")
+    chosen = _chosen_key(new_key, new_key_env)
     target = cache_target(state, profile, cache_dir)
-    plan = _plan(target, new_key, resume)
+    plan = _plan(target, chosen, resume)
     entries = admin.entry_files(target.store)
     if entries and not yes:
         click.confirm(
@@ -133,6 +160,78 @@ def rotate_key(
     _save_keys(plan, as_json)
     _rotate(target, plan, entries)
     _report(target, plan, as_json)
+
+
+def _chosen_key(new_key: str | None, new_key_env: str | None) -> str | None:
+    """The new key the command line chose, without it having to be on the command line."""
+    if new_key_env is not None:
+        value = os.environ.get(new_key_env, "").strip()
+        if not value:
+            raise CliError(
+                f"--new-key-env: the environment variable {new_key_env} is not set (or empty)",
+                f"Set {new_key_env} to the new key (e.g. from your secret store) and run again.",
+            )
+        return _valid(value, f"the environment variable {new_key_env}")
+    if new_key == "-":
+        return _valid(_read_stdin_key(), "standard input")
+    if new_key is not None:
+        warn(
+            "a key given on the command line is visible to other users (in the process list) "
+            f"and is kept in your shell history; give it with {_SAFE_FORMS} instead"
+        )
+    return new_key
+
+
+def _read_stdin_key() -> str:
+    """One key from standard input: typed at a hidden prompt on a terminal, else its first
+    line that is not blank or a ``#`` comment (as in a key file; a confirmation may follow on
+    the next line)."""
+    stdin = sys.stdin
+    key = ""
+    if stdin.isatty():
+        typed: str = click.prompt("New key", hide_input=True, err=True)
+        key = typed.strip()
+    else:
+        while not key:
+            line = stdin.readline()
+            if not line:
+                break
+            key = "" if line.startswith("#") else line.strip()
+    if not key:
+        raise CliError(
+            "--new-key -: no key on standard input",
+            "Pipe it in, e.g. `spark cache rotate-key --new-key - < new.key`.",
+        )
+    return key
+
+
+def _valid(key: str, source: str) -> str:
+    """``key`` when it is one well-formed Fernet key (the error names where it came from)."""
+    if "," in key:
+        raise CliError(
+            f"{source} holds several keys; the new key is one key",
+            "Give only the new key; the old ones come from the profile's key_env or key_file.",
+        )
+    try:
+        KeyRing.from_keys([key])
+    except EncryptionKeyError:
+        raise CliError(
+            f"{source} does not hold a valid Fernet key (32 url-safe base64-encoded bytes)",
+            "Make one with `spark cache keygen`.",
+        ) from None
+    return key
+
+
+def _resume_hint(plan: _Plan) -> str:
+    """How to finish an interrupted rotation, with no key typed on a command line."""
+    if plan.key_file is not None:
+        return "run `spark cache rotate-key --resume` to finish"
+    return (
+        f"finish with `spark cache rotate-key --resume` once {plan.key_env} holds that list (set "
+        f"it without typing it on a command line: your secret store, or `read -rs "
+        f"{plan.key_env} && export {plan.key_env}` in a shell), or give the new key (the first "
+        f"of the list) again with {_SAFE_FORMS}"
+    )
 
 
 def _plan(target: CacheTarget, new_key: str | None, resume: bool) -> _Plan:
@@ -164,6 +263,11 @@ def _save_keys(plan: _Plan, as_json: bool) -> None:
     # Printed now, not at the end: if the run is interrupted the value is already in hand.
     click.echo("Store this as the secret (new key first, then the old ones):", err=as_json)
     click.echo(plan.secret_line, err=as_json)
+    click.echo(
+        f"(Paste it into your secret store or a hidden prompt such as `read -rs {plan.key_env}`;"
+        " never type it on a command line.)",
+        err=True,
+    )
 
 
 def _rotate(target: CacheTarget, plan: _Plan, entries: list[EntryFile]) -> None:
@@ -182,8 +286,8 @@ def _rotate(target: CacheTarget, plan: _Plan, entries: list[EntryFile]) -> None:
             where = plan.key_file or f"the {plan.key_env} value printed above"
             raise CacheError(
                 f"rotation stopped at {entry.path} after {done} of {len(entries)} entries: "
-                f"{exc}. The new key list is in {where}; fix the cause and run "
-                "`spark cache rotate-key --resume` to finish"
+                f"{exc}. The new key list is in {where}; fix the cause, then "
+                f"{_resume_hint(plan)}"
             ) from exc
         plan.outcomes[outcome.name.lower()] += 1
 
@@ -214,7 +318,7 @@ def _report(target: CacheTarget, plan: _Plan, as_json: bool) -> None:
         raise CliError(
             f"{n_entries(len(plan.failures))} could not be re-encrypted (listed above)",
             "They still need a key you do not hold, or are corrupt: delete them (or supply their "
-            "key), then run `spark cache rotate-key --resume` before retiring any key.",
+            f"key), then {_resume_hint(plan)}, before retiring any key.",
         )
     if plan.old_fingerprints and not as_json:
         where = plan.key_file or plan.key_env

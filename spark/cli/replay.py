@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from spark.cache.explain import explain_miss
+from spark.cache import admin
+from spark.cache.codec import CorruptEntryError, EntryMeta
+from spark.cache.explain import miss_explanation
 from spark.cli._context import CliState, cache_target, dir_option, pass_state, profile_option
 from spark.cli._errors import CliError
-from spark.cli._output import echo_json, json_option
+from spark.cli._output import echo_json, format_time, json_option, warn
+
+if TYPE_CHECKING:
+    from spark.cache.bound import BoundCache, CacheRequest
 
 __all__ = ["explain", "prune"]
 
@@ -20,6 +26,11 @@ __all__ = ["explain", "prune"]
 @click.command(short_help="Say whether a request is cached, and if not, what differs.")
 @click.argument("request_json", metavar="REQUEST")
 @click.option("--model", "alias", metavar="ALIAS", help="Take provider and model from this alias.")
+@click.option(
+    "--show-values",
+    is_flag=True,
+    help="Show the text of encrypted entries (digests otherwise): for a local terminal only.",
+)
 @profile_option
 @dir_option
 @json_option
@@ -28,6 +39,7 @@ def explain(
     state: CliState,
     request_json: str,
     alias: str | None,
+    show_values: bool,
     profile: str | None,
     cache_dir: Path | None,
     as_json: bool,
@@ -42,8 +54,12 @@ def explain(
     \b
         spark cache explain --model gpt-4o '{"messages": "Hi", "temperature": 0.7}'
 
-    Prints the stored entry on a hit; on a miss, the nearest stored request of the same model
-    and the fields that differ. Exits 1 on a miss.
+    On a hit, prints the entry's metadata (path, key, times, encryption); on a miss, the
+    nearest stored request of the same model and the fields that differ. Exits 1 on a miss.
+    What an encrypted cache holds stays sealed, as in CI logs: the fields that differ are
+    named, their text shown as sha256 digests (sampling numbers such as temperature as
+    values). --show-values shows the text, and the stored answer of a hit: use it on your own
+    terminal, never in CI.
     """
     target = cache_target(state, profile, cache_dir, alias)
     arguments = _read_request(request_json)
@@ -58,16 +74,82 @@ def explain(
     bound = target.manager.bind(target.config.with_overrides(enabled=True))
     request = bound.chat_request(provider, model_id, messages, **arguments)
     path = bound.manager.store.entry_path(provider, model_id, request.key)
-    found = bound.lookup(request) is not None
+    response = bound.lookup(request)
+    if response is not None:
+        _explain_hit(bound, request, path, response, show_values, as_json)
+        return
+    explanation = miss_explanation(bound, request, show_values=show_values)
+    nearest = explanation.nearest
+    if show_values and nearest is not None and nearest.sealed:
+        _warn_values_shown()
     if as_json:
-        message = None if found else str(explain_miss(bound, request))
-        echo_json({"key": request.key, "hit": found, "path": path, "explanation": message})
-    elif found:
-        click.echo(f"HIT: {path}")
+        echo_json(
+            {
+                "key": request.key,
+                "hit": False,
+                "path": path,
+                "explanation": explanation.message(),
+                "nearest": None if nearest is None else asdict(nearest),
+                "values_shown": show_values,
+            }
+        )
     else:
-        click.echo(str(explain_miss(bound, request)))
-    if not found:
-        sys.exit(1)
+        click.echo(explanation.message())
+    sys.exit(1)
+
+
+def _explain_hit(
+    bound: BoundCache,
+    request: CacheRequest,
+    path: str,
+    response: dict[str, Any],
+    show_values: bool,
+    as_json: bool,
+) -> None:
+    """A hit: the entry's metadata; its stored answer only with --show-values."""
+    try:
+        meta: EntryMeta | None = admin.read_entry(bound.manager.store, path, bound.keyring).meta
+    except (OSError, CorruptEntryError):  # (deleted or damaged since the lookup)
+        meta = None
+    if show_values and ((meta is not None and meta.sealed) or bound.config.encrypt):
+        _warn_values_shown()
+    if as_json:
+        echo_json(
+            {
+                "key": request.key,
+                "hit": True,
+                "path": path,
+                "explanation": None,
+                "entry": None if meta is None else asdict(meta),
+                "response": response if show_values else None,
+                "values_shown": show_values,
+            }
+        )
+        return
+    click.echo(f"HIT: {path}")
+    if meta is not None:
+        for label, value in (
+            ("key", meta.key),
+            ("created", format_time(meta.created_at)),
+            ("expires", format_time(meta.expires_at)),
+            ("encryption", meta.encryption),
+            ("fingerprint", meta.key_fingerprint or "-"),
+        ):
+            click.echo(f"{label:<12}{value}")
+    if show_values:
+        click.echo("\nresponse:")
+        click.echo(json.dumps(response, indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"{'response':<12}not shown (--show-values prints it)")
+
+
+def _warn_values_shown() -> None:
+    """Text of a sealed entry is about to go somewhere other than a terminal (a log, a file)."""
+    if not sys.stdout.isatty():
+        warn(
+            "--show-values prints the text of encrypted cache entries; keep this output out of "
+            "CI logs and anything shared"
+        )
 
 
 def _read_request(raw: str) -> dict[str, Any]:

@@ -8,9 +8,11 @@ Installed with Spark (entry point ``pytest11``), inert unless asked:
 - ``@pytest.mark.spark_cache(mode=..., dir=...)`` gives one test its own mode or directory;
   the ``spark_cache`` fixture gives a test its cache directory, mode and manager.
 - A replay miss fails the test with the explanation (nearest entry and the difference), not a
-  traceback. With ``--spark-skip-without-key`` (or ``SPARK_SKIP_WITHOUT_KEY=1``), tests that
-  need a cache key that is not set are skipped instead of failed — for forks whose CI has no
-  secrets.
+  traceback — also when it surfaces wrapped (in an exception group, or as the cause of another
+  error). What an encrypted cache holds stays sealed in that report: the explanation names the
+  fields that differ and shows digests, not text (docs/testing.md, "Replay in CI").
+- With ``--spark-skip-without-key`` (or ``SPARK_SKIP_WITHOUT_KEY=1``), tests that need a cache
+  key that is not set are skipped instead of failed — for forks whose CI has no secrets.
 - At the end: hits, misses and entries recorded; after a recording run, which entries were
   used (for ``spark cache prune --unused``).
 """
@@ -140,13 +142,44 @@ def pytest_runtest_makereport(
     excinfo = call.excinfo
     if excinfo is None or not report.failed:
         return report
-    error = excinfo.value
+    error = _spark_error(excinfo.value)
+    if error is None:
+        return report
     if isinstance(error, EncryptionKeyError | DecryptionError) and _skip_without_key(item):
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {error}")
-    elif isinstance(error, CacheMissError | EncryptionKeyError | DecryptionError):
-        report.longrepr = f"{type(error).__name__}: {error}"
+    else:
+        # The message alone: a traceback would print the test's source and values around it.
+        message = f"{type(error).__name__}: {error}"
+        if error is not excinfo.value:
+            top = excinfo.value
+            message += f"\n(raised inside {type(top).__name__}: {top})"
+        report.longrepr = message
     return report
+
+
+_REPORTED = (CacheMissError, EncryptionKeyError, DecryptionError)
+
+
+def _spark_error(error: BaseException) -> BaseException | None:
+    """The replay miss or key error that made the test fail: ``error`` itself, or one found
+    in its exception groups and causes (a few levels deep), else None."""
+    pending: list[tuple[BaseException, int]] = [(error, 0)]
+    seen: set[int] = set()
+    while pending:
+        current, depth = pending.pop(0)
+        if id(current) in seen or depth > 5:
+            continue
+        seen.add(id(current))
+        if isinstance(current, _REPORTED):
+            return current
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend((inner, depth + 1) for inner in current.exceptions)
+        context = None if current.__suppress_context__ else current.__context__
+        for linked in (current.__cause__, context):
+            if linked is not None:
+                pending.append((linked, depth + 1))
+    return None
 
 
 def _skip_without_key(item: pytest.Item) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,8 @@ import pytest
 from spark.cache import CacheConfig, CacheManager, generate_key
 from spark.cache.bound import BoundCache
 from spark.cache.explain import diff_requests
+from spark.cache.keys import canonical_json
+from spark.cache.sealed import value_digest
 from spark.errors import CacheMissError
 
 CONVERSATION = [
@@ -42,6 +46,81 @@ def test_diff_names_changed_added_and_removed_fields() -> None:
         "params.temperature: 0.7 -> 0.9",
         "tools[0] added",
     ]
+
+
+def test_a_sealed_diff_names_fields_and_shows_digests_not_values() -> None:
+    secret_tool = {
+        "name": "lookup",
+        "description": "internal CRM",
+        "parameters": {"type": "object", "properties": {"customer_ssn": {"type": "string"}}},
+    }
+    stored = {
+        "system": ["be terse"],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+        "params": {"temperature": 0.7, "logprobs": True, "reasoning_effort": "low"},
+        "tools": [secret_tool],
+    }
+    renamed = {**secret_tool, "parameters": {"type": "object", "properties": {"pin": {}}}}
+    requested = {
+        "system": [],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hello"}]}],
+        "params": {
+            "temperature": 0.9,
+            "logprobs": False,
+            "reasoning_effort": "high",
+            "response_format": {"type": "object", "properties": {"account_no": {}}},
+            "odd name!": 1,
+        },
+        "tools": [renamed, WEATHER],
+    }
+    lines = diff_requests(stored, requested, sealed=True)
+    text = "\n".join(lines)
+    for secret in ("be terse", "hello", "low", "high", "customer_ssn", "pin", "account_no"):
+        assert secret not in text
+    assert "odd name" not in text, "a parameter name that is no identifier stays unnamed"
+    assert lines == [
+        f"messages[0].content changed ({value_digest(stored['messages'][0]['content'])} -> "
+        f"{value_digest(requested['messages'][0]['content'])})",
+        "params.logprobs: true -> false",
+        f"params.reasoning_effort changed ({value_digest('low')} -> {value_digest('high')})",
+        f"params.response_format added ({value_digest(requested['params']['response_format'])})",
+        "params.temperature: 0.7 -> 0.9",
+        f"params: other fields changed ({value_digest({})} -> {value_digest({'odd name!': 1})})",
+        f"system[0] removed (was {value_digest('be terse')})",
+        f"tools[0].parameters changed ({value_digest(secret_tool['parameters'])} -> "
+        f"{value_digest(renamed['parameters'])})",
+        f"tools[1] added ({value_digest(WEATHER)})",
+    ]
+    assert diff_requests({"v": 1}, {"v": 1, "tools": [WEATHER]}, sealed=True) == [
+        f"tools added (1 item, {value_digest([WEATHER])})"
+    ]
+
+
+def test_digests_are_short_stable_and_canonical() -> None:
+    assert value_digest({"b": 1, "a": "x"}) == value_digest({"a": "x", "b": 1})
+    assert value_digest("x") != value_digest("y")
+    assert re.fullmatch(r"sha256:[0-9a-f]{8}", value_digest("x"))
+    expected = hashlib.sha256(canonical_json(["x"])).hexdigest()[:8]
+    assert value_digest(["x"]) == f"sha256:{expected}"
+
+
+def test_a_response_schema_is_named_by_its_fields_keys_stay_unnamed() -> None:
+    def wrapped(prop: str) -> dict[str, Any]:
+        schema = {"type": "object", "properties": {prop: {"type": "string"}}}
+        return {
+            "params": {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "report", "strict": True, "schema": schema},
+                }
+            }
+        }
+
+    lines = diff_requests(wrapped("salary"), wrapped("bonus"), sealed=True)
+    assert len(lines) == 1
+    assert lines[0].startswith("params.response_format.json_schema.schema changed (sha256:")
+    assert "salary" not in lines[0]
+    assert "bonus" not in lines[0]
 
 
 async def test_replay_miss_shows_the_nearest_entry_and_the_difference(tmp_path: Path) -> None:

@@ -190,3 +190,118 @@ def test_missing_key_is_one_clear_error(spark: Invoke, project: Path, fill: Fill
     result = spark("cache", "rotate-key", "--profile", "ci", "--resume", "--yes")
     assert result.exit_code == 1
     assert "no key is configured" in result.stderr
+
+
+# -- the new key never has to pass through a command line ----------------------------------------
+
+
+def test_rotate_key_reads_the_new_key_from_standard_input(
+    spark: Invoke, project: Path, fill: Fill, key_file: Callable[..., str]
+) -> None:
+    old = key_file()
+    path = project / "secrets" / "cache.key"
+    fill(3, encrypt=True, key_file=path)
+    new = generate_key()
+    given = f"# the new key\n\n{new}\n"  # as in a key file: comments and blank lines skipped
+    result = spark("cache", "rotate-key", "--profile", "ci", "--new-key", "-", "--yes", input=given)
+    assert result.exit_code == 0, result.output
+    assert read_key_file(path) == [new, old]
+    assert "3 re-encrypted" in result.stdout
+    assert new not in result.output
+    assert "warning" not in result.stderr
+    # Without --yes the confirmation is the next line of standard input.
+    newer = generate_key()
+    confirmed = spark(
+        "cache", "rotate-key", "--profile", "ci", "--new-key", "-", input=f"{newer}\ny\n"
+    )
+    assert confirmed.exit_code == 0, confirmed.output
+    assert "Re-encrypt 3 entries" in confirmed.stderr
+    assert read_key_file(path) == [newer, new, old]
+    empty = spark("cache", "rotate-key", "--profile", "ci", "--new-key", "-", "--yes", input="")
+    assert empty.exit_code == 1
+    assert "no key on standard input" in empty.stderr
+
+
+def test_rotate_key_reads_the_new_key_from_an_environment_variable(
+    spark: Invoke,
+    project: Path,
+    fill: Fill,
+    key_file: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    old = key_file()
+    path = project / "secrets" / "cache.key"
+    fill(2, encrypt=True, key_file=path)
+    new = generate_key()
+    monkeypatch.setenv("NEW_CACHE_KEY", new)
+    result = spark("cache", "rotate-key", "--profile", "ci", "--new-key-env", "NEW_CACHE_KEY", "-y")
+    assert result.exit_code == 0, result.output
+    assert read_key_file(path) == [new, old]
+    assert new not in result.output
+    assert "warning" not in result.stderr
+
+    unset = spark("cache", "rotate-key", "--profile", "ci", "--new-key-env", "NO_SUCH_KEY", "-y")
+    assert unset.exit_code == 1
+    assert "environment variable NO_SUCH_KEY is not set" in unset.stderr
+    for bad, reason in (("nope", "does not hold a valid Fernet key"), (f"{new},{old}", "several")):
+        monkeypatch.setenv("NEW_CACHE_KEY", bad)
+        refused = spark("cache", "rotate-key", "--profile", "ci", "--new-key-env", "NEW_CACHE_KEY")
+        assert refused.exit_code == 1
+        assert reason in refused.stderr
+        assert "NEW_CACHE_KEY" in refused.stderr
+        assert bad not in refused.output
+    assert read_key_file(path) == [new, old], "a refused key changes nothing"
+    both = spark("cache", "rotate-key", "--new-key", "-", "--new-key-env", "NEW_CACHE_KEY")
+    assert both.exit_code == 2
+    resume = spark("cache", "rotate-key", "--resume", "--new-key-env", "NEW_CACHE_KEY")
+    assert resume.exit_code == 2
+
+
+def test_a_literal_new_key_still_works_and_warns(
+    spark: Invoke, project: Path, fill: Fill, key_file: Callable[..., str]
+) -> None:
+    old = key_file()
+    fill(1, encrypt=True, key_file=project / "secrets" / "cache.key")
+    new = generate_key()
+    result = spark("cache", "rotate-key", "--profile", "ci", "--new-key", new, "--yes")
+    assert result.exit_code == 0, result.output
+    assert read_key_file(project / "secrets" / "cache.key") == [new, old]
+    assert "warning: a key given on the command line is visible to other users" in result.stderr
+    assert "`--new-key -`" in result.stderr
+    assert "`--new-key-env NAME`" in result.stderr
+
+
+def test_an_interrupted_rotation_resumes_with_no_key_on_the_command_line(
+    spark: Invoke, cache_dir: Path, fill: Fill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = generate_key()
+    monkeypatch.setenv("SPARK_CACHE_KEY", old)
+    fill(4, encrypt=True)
+    real_write = DiskStore.write
+    writes = {"count": 0}
+
+    def failing_write(self: DiskStore, path: str, data: bytes) -> tuple[int, int, int]:
+        writes["count"] += 1
+        if writes["count"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, path, data)
+
+    monkeypatch.setattr(DiskStore, "write", failing_write)
+    stopped = spark("cache", "rotate-key", "--profile", "vault", "--yes")
+    assert stopped.exit_code == 1
+    line = next(x for x in stopped.stdout.splitlines() if x.startswith("SPARK_CACHE_KEY="))
+    new = line.removeprefix("SPARK_CACHE_KEY=").split(",")[0]
+    # How to go on names only the safe forms: a hidden prompt, stdin, a variable.
+    assert "never type it on a command line" in stopped.stderr
+    assert "read -rs SPARK_CACHE_KEY" in stopped.stderr
+    assert "`--new-key -`" in stopped.stderr
+    assert "`--new-key-env NAME`" in stopped.stderr
+    assert "--new-key KEY" not in stopped.stderr
+
+    monkeypatch.setattr(DiskStore, "write", real_write)
+    resumed = spark("cache", "rotate-key", "--profile", "vault", "--new-key", "-", "-y", input=new)
+    assert resumed.exit_code == 0, resumed.output
+    assert "2 already under the new key" in resumed.stdout
+    assert "2 re-encrypted" in resumed.stdout
+    assert "warning: a key given" not in resumed.stderr
+    assert sorted(_decrypt_all(cache_dir, new)) == [f"answer {i}" for i in range(4)]

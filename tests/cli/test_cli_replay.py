@@ -7,9 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import Result
 
-from spark.cache import CacheConfig, CacheManager
+from spark.cache import CacheConfig, CacheManager, generate_key
 
 
 def test_explain_a_hit_and_a_miss(
@@ -20,6 +21,13 @@ def test_explain_a_hit_and_a_miss(
     assert hit.exit_code == 0, hit.output
     assert hit.output.startswith("HIT: ")
     assert key in hit.output
+    assert "encryption  none" in hit.output
+    assert "response    not shown (--show-values prints it)" in hit.output
+    assert "answer 0" not in hit.output, "the stored answer only with --show-values"
+    shown = spark(
+        "cache", "explain", "--model", "gpt", "--show-values", '{"messages": "question 0"}'
+    )
+    assert '"text": "answer 0"' in shown.stdout
     miss = spark(
         "cache", "explain", "--model", "gpt", '{"messages": "question 1", "temperature": 0.5}'
     )
@@ -28,6 +36,40 @@ def test_explain_a_hit_and_a_miss(
     assert key in miss.output, "names the nearest entry"
     assert "messages[0].content changed" in miss.output
     assert "params.temperature added: 0.5" in miss.output
+
+
+def test_explain_of_an_encrypted_cache_names_fields_and_shows_digests(
+    spark: Callable[..., Result], fill: Callable[..., list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPARK_CACHE_KEY", generate_key())
+    [key] = fill(1, encrypt=True)
+    request = '{"messages": "question 1", "temperature": 0.5}'
+    miss = spark("cache", "explain", "--profile", "vault", "--model", "gpt", request)
+    assert miss.exit_code == 1
+    assert key in miss.output, "names the nearest entry"
+    assert "messages[0].content changed (sha256:" in miss.output
+    assert "params.temperature added (0.5)" in miss.output
+    assert "question" not in miss.output
+    found = spark(
+        "cache",
+        "explain",
+        "--profile",
+        "vault",
+        "--model",
+        "gpt",
+        "--json",
+        '{"prompt": "question 0"}',
+    )
+    body: dict[str, Any] = json.loads(found.stdout)
+    assert (found.exit_code, body["hit"], body["response"]) == (0, True, None)
+    assert body["entry"]["encryption"] == "fernet"
+    assert "answer 0" not in found.output
+    shown = spark(
+        "cache", "explain", "--profile", "vault", "--model", "gpt", "--show-values", request
+    )
+    assert "messages[0].content changed" in shown.stdout
+    assert "sha256:" not in shown.stdout
+    assert "--show-values prints the text of encrypted cache entries" in shown.stderr
 
 
 def test_explain_json_and_bad_requests(

@@ -174,8 +174,10 @@ def run_suite(
     return run(command, project, clean_env(extra))
 
 
-def spark_cli(project: Path, key: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = clean_env({"ENVIRONMENT": "testing", "SPARK_CACHE_KEY": key})
+def spark_cli(
+    project: Path, key: str, *args: str, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = clean_env({"ENVIRONMENT": "testing", "SPARK_CACHE_KEY": key, **(env_extra or {})})
     return run([sys.executable, "-m", "spark", *args], project, env)
 
 
@@ -303,10 +305,12 @@ def missing_key_fails_in_one_line(project: Path, tmp: Path) -> None:
 
 
 def rotate_and_commit(repo: Path, old_key: str, new_key: str) -> None:
-    """`spark cache rotate-key` re-seals every entry (and nothing else), says what to store."""
-    rotate = ("cache", "rotate-key", "--new-key", new_key, "--yes", "--dir", CACHE_DIR)
-    done = spark_cli(repo, old_key, *rotate)
+    """`spark cache rotate-key` re-seals every entry (and nothing else), says what to store;
+    the chosen new key comes from a variable, never from the command line."""
+    rotate = ("cache", "rotate-key", "--new-key-env", "NEW_CACHE_KEY", "--yes", "--dir", CACHE_DIR)
+    done = spark_cli(repo, old_key, *rotate, env_extra={"NEW_CACHE_KEY": new_key})
     assert done.returncode == 0, output(done)
+    assert "warning" not in done.stderr
     assert f"SPARK_CACHE_KEY={new_key},{old_key}" in done.stdout
     assert f"{TEST_COUNT} re-encrypted" in done.stdout
     assert f"To retire the old key(s) {fingerprint(old_key)}" in done.stdout

@@ -95,8 +95,10 @@ def test_record_then_replay_then_explain_a_miss(tmp_path: Path, live: ProviderSe
     missed = run_pytest(project, {**dead, "SPARK_CACHE_KEY": key}, "-k", "test_asks")
     assert missed.returncode == 1
     assert "CacheMissError: replay mode: no cache entry for openai/gpt-4o" in missed.stdout
-    assert "messages[0].content changed" in missed.stdout
+    assert "messages[0].content changed (sha256:" in missed.stdout
     assert "Traceback" not in missed.stdout
+    # The cache is encrypted: neither the stored question nor the test's new one is printed.
+    assert "What is Spark" not in missed.stdout + missed.stderr
 
 
 def test_missing_key_fails_in_one_line_or_skips_on_request(

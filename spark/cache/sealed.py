@@ -1,0 +1,207 @@
+"""Differences between two sealed requests: the fields named, no text shown.
+
+An explanation of a sealed entry (an encrypted one, or any entry of a cache that encrypts) names
+the fields that differ but shows no text of either side: strings and structures become a short
+digest (``value_digest``), and no key of the user's own data (a tool's JSON-schema properties, a
+response schema) is printed. Only the numbers and booleans among the sampling parameters are shown
+as values. See docs/testing.md ("Replay in CI").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from spark.cache.keys import canonical_json
+from spark.errors import ConfigError
+
+__all__ = ["sealed_differences", "value_digest"]
+
+_DIGEST_HEX = 8
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+
+
+def value_digest(value: Any) -> str:
+    """``sha256:1a2b3c4d``: the start of the SHA-256 of ``value``'s canonical JSON."""
+    try:
+        data = canonical_json(value)
+    except ConfigError:  # (never for a stored or normalized request; kept total anyway)
+        data = json.dumps(value, sort_keys=True, default=repr).encode("utf-8")
+    return "sha256:" + hashlib.sha256(data).hexdigest()[:_DIGEST_HEX]
+
+
+def sealed_differences(stored: Any, requested: Any, path: str = "") -> list[str]:
+    """The fields in which two normalized requests differ, values as digests (numbers and
+    booleans of ``params`` excepted)."""
+    out: list[str] = []
+    _REQUEST.diff(stored, requested, path, out)
+    return out
+
+
+# -- sealed: the shape of a normalized request, digests for its values -------------------------
+
+
+class _Shape:
+    """How one field of a sealed request is compared: by default, as one opaque value."""
+
+    def diff(self, stored: Any, requested: Any, path: str, out: list[str]) -> None:
+        if stored != requested:
+            out.append(f"{path} changed ({self.describe(stored)} -> {self.describe(requested)})")
+
+    def describe(self, value: Any) -> str:
+        """What an added, removed or changed value is shown as."""
+        return value_digest(value)
+
+
+class _Setting(_Shape):
+    """A sampling parameter: a number or a boolean is shown, anything else is a digest."""
+
+    def diff(self, stored: Any, requested: Any, path: str, out: list[str]) -> None:
+        if stored != requested and _is_number(stored) and _is_number(requested):
+            out.append(f"{path}: {json.dumps(stored)} -> {json.dumps(requested)}")
+        else:
+            super().diff(stored, requested, path, out)
+
+    def describe(self, value: Any) -> str:
+        return json.dumps(value) if _is_number(value) else value_digest(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, bool | int | float)
+
+
+@dataclass(frozen=True)
+class _Items(_Shape):
+    """A list: compared item by item, each with the shape ``item``."""
+
+    item: _Shape
+
+    def diff(self, stored: Any, requested: Any, path: str, out: list[str]) -> None:
+        if stored == requested:
+            return
+        if not (isinstance(stored, list) and isinstance(requested, list)):
+            super().diff(stored, requested, path, out)
+            return
+        for index in range(max(len(stored), len(requested))):
+            where = f"{path}[{index}]"
+            if index >= len(stored):
+                out.append(f"{where} added ({self.item.describe(requested[index])})")
+            elif index >= len(requested):
+                out.append(f"{where} removed (was {self.item.describe(stored[index])})")
+            else:
+                self.item.diff(stored[index], requested[index], where, out)
+
+    def describe(self, value: Any) -> str:
+        if isinstance(value, list):
+            count = f"{len(value)} item" + ("" if len(value) == 1 else "s")
+            return f"{count}, {value_digest(value)}"
+        return value_digest(value)
+
+
+@dataclass(frozen=True)
+class _Fields(_Shape):
+    """A dict whose field names are Spark's (``known``), or pass ``names`` (shape ``other``).
+
+    Any other key may be the user's own data: such fields are compared together, unnamed.
+    """
+
+    known: Mapping[str, _Shape]
+    names: Callable[[str], bool] | None = None
+    other: _Shape = field(default_factory=_Shape)
+
+    def diff(self, stored: Any, requested: Any, path: str, out: list[str]) -> None:
+        if stored == requested:
+            return
+        if not (isinstance(stored, Mapping) and isinstance(requested, Mapping)):
+            super().diff(stored, requested, path, out)
+            return
+        for name in sorted(self._named(stored) | self._named(requested)):
+            shape = self.known.get(name, self.other)
+            where = f"{path}.{name}" if path else name
+            if name not in stored:
+                out.append(f"{where} added ({shape.describe(requested[name])})")
+            elif name not in requested:
+                out.append(f"{where} removed (was {shape.describe(stored[name])})")
+            else:
+                shape.diff(stored[name], requested[name], where, out)
+        rest_stored, rest_requested = self._rest(stored), self._rest(requested)
+        if rest_stored != rest_requested:
+            out.append(
+                f"{path or 'request'}: other fields changed "
+                f"({value_digest(rest_stored)} -> {value_digest(rest_requested)})"
+            )
+
+    def _named(self, value: Mapping[str, Any]) -> set[str]:
+        return {name for name in value if self._shows(name)}
+
+    def _rest(self, value: Mapping[str, Any]) -> dict[str, Any]:
+        return {name: item for name, item in value.items() if not self._shows(name)}
+
+    def _shows(self, name: str) -> bool:
+        return name in self.known or (self.names is not None and self.names(name))
+
+
+class _ResponseFormat(_Shape):
+    """OpenAI's ``{"type": "json_schema", "json_schema": {...}}`` by field; a bare JSON schema
+    (``output_schema=``) is the user's own keys throughout, so it stays one opaque value."""
+
+    _TYPES = frozenset({"text", "json_object", "json_schema"})
+    _FIELDS = _Fields(
+        {
+            "type": _Shape(),
+            "json_schema": _Fields(
+                {
+                    "name": _Shape(),
+                    "description": _Shape(),
+                    "schema": _Shape(),
+                    "strict": _Setting(),
+                }
+            ),
+        }
+    )
+
+    def diff(self, stored: Any, requested: Any, path: str, out: list[str]) -> None:
+        if self._wrapped(stored) and self._wrapped(requested):
+            self._FIELDS.diff(stored, requested, path, out)
+        else:
+            super().diff(stored, requested, path, out)
+
+    def _wrapped(self, value: Any) -> bool:
+        return isinstance(value, Mapping) and value.get("type") in self._TYPES
+
+
+_TEXT = _Shape()
+_MESSAGE = _Fields(
+    {
+        "role": _TEXT,
+        "content": _TEXT,  # per message, not per part (as in plaintext)
+        "name": _TEXT,
+        "tool_call_id": _TEXT,
+        "tool_calls": _Items(_Fields({"id": _TEXT, "name": _TEXT, "arguments": _TEXT})),
+    }
+)
+_TOOL = _Fields({"name": _TEXT, "description": _TEXT, "parameters": _TEXT})
+_PARAMS = _Fields(
+    {"response_format": _ResponseFormat()},
+    names=lambda name: _PARAM_NAME.match(name) is not None,  # keyword names of the call
+    other=_Setting(),
+)
+_REQUEST = _Fields(
+    {
+        "v": _Setting(),
+        "kind": _TEXT,
+        "provider": _TEXT,
+        "model": _TEXT,
+        "namespace": _TEXT,
+        "system": _Items(_TEXT),
+        "messages": _Items(_MESSAGE),
+        "input": _Items(_TEXT),
+        "params": _PARAMS,
+        "tools": _Items(_TOOL),
+        "tool_choice": _Fields({"name": _TEXT}),
+    }
+)
