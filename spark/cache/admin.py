@@ -20,8 +20,8 @@ from spark.cache.codec import FORMAT_VERSION, CorruptEntryError, EntryMeta, enco
 from spark.cache.crypto import KeyRing, read_key_file
 from spark.cache.keys import KEY_SCHEMA_VERSION, create_key
 from spark.cache.reader import BadEntry, StoredEntry, Where
-from spark.cache.stores.base import EntryStore
-from spark.cache.stores.disk import DiskStore, EntryFile, quote_model_id
+from spark.cache.stores.base import EntryRef, EntryStore
+from spark.cache.stores.disk import DiskStore, quote_model_id
 from spark.errors import CacheError, ConfigError, DecryptionError
 
 __all__ = [
@@ -102,10 +102,10 @@ class RotationOutcome(Enum):
 
 def entry_files(
     store: EntryStore, provider: str | None = None, model_id: str | None = None
-) -> list[EntryFile]:
+) -> list[EntryRef]:
     """Every entry file, optionally of one provider and/or one model id, in a stable order."""
-    model_dir = quote_model_id(model_id) if model_id else None
-    return sorted(store.walk(provider, model_dir), key=lambda e: e.path)
+    model_slot = quote_model_id(model_id) if model_id else None
+    return sorted(store.walk(provider, model_slot), key=lambda e: e.location)
 
 
 def list_entries(
@@ -116,16 +116,16 @@ def list_entries(
         yield _info(store, entry)
 
 
-def _info(store: EntryStore, entry: EntryFile) -> EntryInfo:
-    base = EntryInfo(entry.path, entry.provider, entry.model_dir, entry.key, entry.size)
+def _info(store: EntryStore, entry: EntryRef) -> EntryInfo:
+    base = EntryInfo(entry.location, entry.provider, entry.model_slot, entry.key, entry.size)
     found = reader.read_entry(
-        store, entry.path, where=Where.of(entry), with_payload=False, touch=False
+        store, entry.location, where=Where.of(entry), with_payload=False, touch=False
     )
     if not isinstance(found, StoredEntry):
         return replace(base, error=found.reason if found else "deleted meanwhile")
     meta = found.meta
     return EntryInfo(
-        entry.path,
+        entry.location,
         meta.provider,
         meta.model_id,
         meta.key,
@@ -147,7 +147,7 @@ def find_entry(store: EntryStore, key: str) -> str:
         found = store.find(key)
         matches = [found] if found else []
     else:
-        matches = [e.path for e in store.walk() if e.key.startswith(key)]
+        matches = [e.location for e in store.walk() if e.key.startswith(key)]
     if not matches:
         raise CacheError(f"no cache entry with key {key} in {store.describe()}")
     if len(matches) > 1:
@@ -177,7 +177,7 @@ def read_entry(store: EntryStore, path: str, keyring: KeyRing | None) -> EntryCo
 
 def check_entry(
     store: EntryStore,
-    entry: EntryFile,
+    entry: EntryRef,
     keyring: KeyRing | None,
     *,
     require_encrypted: bool = False,
@@ -201,7 +201,7 @@ class VerifyReport:
 
 def verify_entries(
     store: EntryStore,
-    entries: Iterable[EntryFile],
+    entries: Iterable[EntryRef],
     keyring: KeyRing | None,
     *,
     require_encrypted: bool = False,
@@ -214,7 +214,7 @@ def verify_entries(
         if isinstance(outcome, EntryProblem):
             report.problems.append(outcome)
         elif outcome is not None and outcome.format < FORMAT_VERSION:
-            report.old_format.append(entry.path)
+            report.old_format.append(entry.location)
     if isinstance(store, DiskStore):
         for path, reason in store.unfollowed():
             report.problems.append(EntryProblem(path, "", "refused", reason))
@@ -222,11 +222,11 @@ def verify_entries(
 
 
 def _verified(
-    store: EntryStore, entry: EntryFile, keyring: KeyRing | None, require_encrypted: bool
+    store: EntryStore, entry: EntryRef, keyring: KeyRing | None, require_encrypted: bool
 ) -> EntryProblem | StoredEntry | None:
     found = reader.read_entry(
         store,
-        entry.path,
+        entry.location,
         keyring,
         where=Where.of(entry),
         sealed_only=require_encrypted,
@@ -235,13 +235,13 @@ def _verified(
     if found is None:
         return None  # deleted or expired since the listing: nothing left to be wrong
     if isinstance(found, BadEntry):
-        return EntryProblem(entry.path, entry.key, found.kind, found.reason)
+        return EntryProblem(entry.location, entry.key, found.kind, found.reason)
     assert found.payload is not None  # (read with its payload)
     return _check_request(entry, found.meta, found.payload["request"]) or found
 
 
 def _check_request(
-    entry: EntryFile, meta: EntryMeta, request: dict[str, Any]
+    entry: EntryRef, meta: EntryMeta, request: dict[str, Any]
 ) -> EntryProblem | None:
     version = request.get("v")
     if version != KEY_SCHEMA_VERSION:
@@ -262,13 +262,13 @@ def _check_request(
     return None
 
 
-def _problem(entry: EntryFile, kind: str, reason: str) -> EntryProblem:
-    return EntryProblem(entry.path, entry.key, kind, reason)
+def _problem(entry: EntryRef, kind: str, reason: str) -> EntryProblem:
+    return EntryProblem(entry.location, entry.key, kind, reason)
 
 
 def reencrypt_entry(
     store: EntryStore,
-    entry: EntryFile,
+    entry: EntryRef,
     target: KeyRing,
     readers: KeyRing | None,
     *,
@@ -282,7 +282,7 @@ def reencrypt_entry(
     ``DecryptionError`` for an entry it cannot open, ``OSError`` when it cannot write.
     """
     head = reader.read_entry(
-        store, entry.path, where=Where.of(entry), with_payload=False, touch=False
+        store, entry.location, where=Where.of(entry), with_payload=False, touch=False
     )
     if head is None:  # deleted or expired since the listing
         return RotationOutcome.SKIPPED
@@ -293,13 +293,13 @@ def reencrypt_entry(
         return RotationOutcome.SKIPPED
     if not meta.sealed and not encrypt_plaintext:
         return RotationOutcome.KEPT_PLAINTEXT
-    found = reader.read_entry(store, entry.path, readers, where=Where.of(entry), touch=False)
+    found = reader.read_entry(store, entry.location, readers, where=Where.of(entry), touch=False)
     if isinstance(found, BadEntry) and found.kind in ("no key", "unknown key", "tampered"):
-        raise DecryptionError(str(found), path=entry.path, fingerprint=found.fingerprint)
+        raise DecryptionError(str(found), path=entry.location, fingerprint=found.fingerprint)
     if not isinstance(found, StoredEntry) or found.payload is None:
-        raise CorruptEntryError(str(found) if found else f"{entry.path}: deleted meanwhile")
-    signature = store.write(entry.path, encode_entry(meta, found.payload, target))
-    store.touch(entry.path, signature, entry.atime_ns)
+        raise CorruptEntryError(str(found) if found else f"{entry.location}: deleted meanwhile")
+    version = store.write(entry.location, encode_entry(meta, found.payload, target))
+    store.touch(entry.location, version, entry.used_ns)
     if not meta.sealed:
         return RotationOutcome.ENCRYPTED
     return RotationOutcome.REENCRYPTED

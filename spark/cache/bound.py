@@ -170,7 +170,7 @@ class BoundCache:
 
     def _recheck(self, request: CacheRequest) -> dict[str, Any] | None:
         """Read the store again within one call: a bad entry is counted once per call."""
-        path = self.manager.store.entry_path(request.provider, request.model_id, request.key)
+        path = self.manager.store.location(request.provider, request.model_id, request.key)
         return self._read_store(request, path, time.time(), count=False)
 
     def _claim(self, key: str) -> str | None:
@@ -187,19 +187,19 @@ class BoundCache:
         """The fresh stored response of ``request`` (a copy of the caller's own), or None (a
         miss). Never raises, except in replay mode for an entry that cannot be used."""
         manager = self.manager
-        path = manager.store.entry_path(request.provider, request.model_id, request.key)
+        path = manager.store.location(request.provider, request.model_id, request.key)
         now = time.time()
         if manager.store.validates_cheaply:
             remembered = manager.memory.recall(
                 request.key,
                 path,
-                manager.store.signature,
+                manager.store.version,
                 lambda meta: self._may_open(meta) and self.policy.is_fresh(meta, now),
             )
             if remembered is not None:
                 if now - remembered.touched_at > _TOUCH_EVERY_S:
                     remembered.touched_at = now
-                    manager.store.touch(path, remembered.signature, time.time_ns())
+                    manager.store.touch(path, remembered.version, time.time_ns())
                 manager.used_keys.add(request.key)
                 return own_copy(remembered.payload["response"])
         return self._read_store(request, path, now)
@@ -232,7 +232,7 @@ class BoundCache:
         assert payload is not None  # (read with its payload)
         if self.manager.store.validates_cheaply:
             self.manager.memory.put(
-                request.key, MemoryEntry(path, found.signature, found.meta, payload, now)
+                request.key, MemoryEntry(path, found.version, found.meta, payload, now)
             )
         self.manager.used_keys.add(request.key)  # (reading it marked it as used for LRU eviction)
         return own_copy(payload["response"])
@@ -283,24 +283,24 @@ class BoundCache:
             expires_at=self.policy.expires_at(now),
         )
         payload = {"request": dict(request.normalized), "response": own_copy(dict(response))}
-        path = self.manager.store.entry_path(request.provider, request.model_id, request.key)
+        path = self.manager.store.location(request.provider, request.model_id, request.key)
         try:
             data = encode_entry(meta, payload, self._write_keyring)
-            signature = self.manager.store.write(path, data, meta.expires_at)
+            version = self.manager.store.write(path, data, meta.expires_at)
         except (OSError, ValueError, TypeError) as exc:
             if not isinstance(exc, StoreUnavailableError):  # that one the store has reported
                 self.manager.warn_once(f"write:{type(exc).__name__}", "cache write failed: %s", exc)
             return False
         sealed = meta if self._write_keyring is None else _sealed_meta(meta, self._write_keyring)
         if self.manager.store.validates_cheaply:
-            self.manager.memory.put(request.key, MemoryEntry(path, signature, sealed, payload, now))
+            self.manager.memory.put(request.key, MemoryEntry(path, version, sealed, payload, now))
         self.manager.note_write(len(data))
         self.manager.counters.writes += 1
         return True
 
     def _stored_answer_is(self, request: CacheRequest, response: Mapping[str, Any]) -> bool:
         """Whether the entry in the store already holds exactly this answer, sealed as we would."""
-        path = self.manager.store.entry_path(request.provider, request.model_id, request.key)
+        path = self.manager.store.location(request.provider, request.model_id, request.key)
         found = read_entry(
             self.manager.store,
             path,

@@ -134,18 +134,18 @@ def nearest_entry(
     The differences of a sealed entry name fields and digests only, unless ``show_values``.
     Raises ``DecryptionError`` when the folder's entries are encrypted and no key is held.
     """
-    model_dir = quote_model_id(request.model_id)
+    model_slot = quote_model_id(request.model_id)
     requested = dict(request.normalized)
     best: tuple[int, str, float, bool, Any] | None = None
     undecryptable: DecryptionError | None = None
     scanned = 0
-    for entry in bound.manager.store.walk(request.provider, model_dir):
+    for entry in bound.manager.store.walk(request.provider, model_slot):
         scanned += 1
         if scanned > _MAX_SCAN:
             break
         found = read_entry(
             bound.manager.store,
-            entry.path,
+            entry.location,
             bound.keyring,
             where=Where.of(entry),
             sealed_only=bound.config.encrypt,
@@ -158,7 +158,7 @@ def nearest_entry(
         meta, stored = found.meta, found.payload["request"]
         count = len(diff_requests(stored, requested))  # ranked alike, sealed or not
         if best is None or count < best[0]:
-            best = (count, entry.path, meta.created_at, meta.sealed, stored)
+            best = (count, entry.location, meta.created_at, meta.sealed, stored)
     if best is None:
         if undecryptable is not None:
             raise undecryptable

@@ -189,8 +189,8 @@ class CacheManager:
 
     def _path_of(self, key: str) -> str | None:
         remembered = self.memory.get(key)
-        if remembered is not None and self.store.signature(remembered.path) is not None:
-            return remembered.path
+        if remembered is not None and self.store.version(remembered.location) is not None:
+            return remembered.location
         return self.store.find(key)
 
     # -- whole directory ------------------------------------------------------------------
@@ -248,10 +248,10 @@ class CacheManager:
         """Delete every entry of one provider's model."""
         return self._clear(check_provider(provider), quote_model_id(model_id))
 
-    def _clear(self, provider: str | None, model_dir: str | None) -> int:
-        removed = sum(self.store.remove(e.path) for e in self.store.walk(provider, model_dir))
+    def _clear(self, provider: str | None, model_slot: str | None) -> int:
+        removed = sum(self.store.remove(e.location) for e in self.store.walk(provider, model_slot))
         self.memory.clear()
-        self.store.after_clear(provider, model_dir)
+        self.store.after_clear(provider, model_slot)
         with self._size_lock:
             self._scan_left = None
         return removed
@@ -270,7 +270,7 @@ class CacheManager:
         Raises ``CacheError`` when no run was recorded (pruning everything is never a default).
         """
         used = read_usage_record(self.cache_dir)
-        removed = sum(self.store.remove(e.path) for e in self.store.walk() if e.key not in used)
+        removed = sum(self.store.remove(e.location) for e in self.store.walk() if e.key not in used)
         self.memory.clear()
         return removed
 

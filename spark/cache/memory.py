@@ -1,6 +1,6 @@
 """The bounded in-process tier in front of the disk: decoded payloads, validated by ``stat``.
 
-An entry is served from memory only while the file's (inode, mtime, size) signature is the one it
+An entry is served from memory only while the file's (inode, mtime, size) version is the one it
 was read or written with, so another process that clears, expires or rewrites the entry is seen
 at the cost of one ``stat`` — never a stale answer.
 """
@@ -14,18 +14,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from spark.cache.codec import EntryMeta
+from spark.cache.stores.base import Version
 
-__all__ = ["MemoryEntry", "MemoryTier", "Signature"]
-
-Signature = tuple[int, int, int]  # (st_ino, st_mtime_ns, st_size)
+__all__ = ["MemoryEntry", "MemoryTier"]
 
 
 @dataclass(slots=True)
 class MemoryEntry:
-    """One decoded entry and the file signature it belongs to."""
+    """One decoded entry and the file version it belongs to."""
 
-    path: str
-    signature: Signature
+    location: str
+    version: Version
     meta: EntryMeta
     payload: dict[str, Any]
     touched_at: float
@@ -56,43 +55,43 @@ class MemoryTier:
         self,
         key: str,
         path: str,
-        current: Callable[[str], Signature | None],
+        current: Callable[[str], Version | None],
         admits: Callable[[EntryMeta], bool],
     ) -> MemoryEntry | None:
-        """The entry of ``key`` at ``path`` while ``current(path)`` (the store's signature now)
+        """The entry of ``key`` at ``path`` while ``current(path)`` (the store's version now)
         is the one it was read with and ``admits`` its metadata; None otherwise. An entry whose
         file changed is forgotten; one another binding may use (other keys, another TTL) is kept.
         """
         entry = self.get(key)
-        if entry is None or entry.path != path or not admits(entry.meta):
+        if entry is None or entry.location != path or not admits(entry.meta):
             return None
-        if current(path) != entry.signature:
+        if current(path) != entry.version:
             self.discard(key)  # changed or gone: the store has the truth
             return None
         return entry
 
     def put(self, key: str, entry: MemoryEntry) -> None:
         """Remember ``entry``; evicts the least recently used past either cap."""
-        size = entry.signature[2]
+        size = entry.version[2]
         if size > self.max_bytes or self.max_entries == 0:
             self.discard(key)
             return
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
-                self._bytes -= old.signature[2]
+                self._bytes -= old.version[2]
             self._entries[key] = entry
             self._bytes += size
             while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
                 _, evicted = self._entries.popitem(last=False)
-                self._bytes -= evicted.signature[2]
+                self._bytes -= evicted.version[2]
 
     def discard(self, key: str) -> None:
         """Forget ``key`` if present."""
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
-                self._bytes -= old.signature[2]
+                self._bytes -= old.version[2]
 
     def clear(self) -> None:
         """Forget everything."""

@@ -15,10 +15,15 @@ from typing import Any
 
 from spark.cache.codec import CorruptEntryError, EntryMeta, decode_envelope, open_payload
 from spark.cache.crypto import KeyRing
-from spark.cache.memory import Signature
 from spark.cache.shape import check_payload
-from spark.cache.stores.base import EntryRefusedError, EntryStore, StoreUnavailableError
-from spark.cache.stores.disk import EntryFile, quote_model_id
+from spark.cache.stores.base import (
+    EntryRef,
+    EntryRefusedError,
+    EntryStore,
+    StoreUnavailableError,
+    Version,
+)
+from spark.cache.stores.disk import quote_model_id
 from spark.errors import DecryptionError
 
 __all__ = ["BadEntry", "StoredEntry", "Where", "read_entry"]
@@ -49,7 +54,7 @@ class StoredEntry:
     meta: EntryMeta
     format: int
     payload: dict[str, Any] | None
-    signature: Signature
+    version: Version
     size: int
 
 
@@ -74,19 +79,19 @@ class Where:
     key: str
     provider: str
     model_id: str | None = None
-    model_dir: str | None = None
+    model_slot: str | None = None
 
     @classmethod
-    def of(cls, entry: EntryFile) -> Where:
+    def of(cls, entry: EntryRef) -> Where:
         """The expectations of an entry found by a walk."""
-        return cls(entry.key, entry.provider, model_dir=entry.model_dir)
+        return cls(entry.key, entry.provider, model_slot=entry.model_slot)
 
     def misfit(self, meta: EntryMeta) -> tuple[str, str] | None:
         """(kind, reason) when ``meta`` does not belong here."""
         if meta.key != self.key:
             return "key mismatch", f"entry key {meta.key[:12]} does not match its file name"
         wrong_model = (self.model_id is not None and meta.model_id != self.model_id) or (
-            self.model_dir is not None and quote_model_id(meta.model_id) != self.model_dir
+            self.model_slot is not None and quote_model_id(meta.model_id) != self.model_slot
         )
         if meta.provider != self.provider or wrong_model:
             return "misplaced", f"entry of {meta.provider}/{meta.model_id} is in the wrong folder"
@@ -122,10 +127,10 @@ def read_entry(
         return BadEntry(location, "unreadable", f"cannot read it: {exc}")
     if found is None:
         return None
-    data, signature = found
+    data, version = found
     try:
         return _check(
-            location, data, signature, keyring, where, sealed_only, with_payload, fresh, request
+            location, data, version, keyring, where, sealed_only, with_payload, fresh, request
         )
     except CorruptEntryError as exc:
         kind, _, reason = str(exc).partition(": ")
@@ -141,7 +146,7 @@ def read_entry(
 def _check(
     location: str,
     data: bytes,
-    signature: Signature,
+    version: Version,
     keyring: KeyRing | None,
     where: Where | None,
     sealed_only: bool,
@@ -169,7 +174,7 @@ def _check(
         problem = check_payload(payload, check_request=request is None)
         if problem is not None:
             return BadEntry(location, "corrupt", problem)
-    return StoredEntry(location, meta, envelope.format, payload, signature, len(data))
+    return StoredEntry(location, meta, envelope.format, payload, version, len(data))
 
 
 def _undecryptable(location: str, exc: DecryptionError, keyring: KeyRing | None) -> BadEntry:

@@ -194,7 +194,7 @@ def clear(
             abort=True,
             err=True,
         )
-    removed = sum(store.remove(e.path) for e in progress(entries, "Deleting"))
+    removed = sum(store.remove(e.location) for e in progress(entries, "Deleting"))
     store.after_clear(provider, quote_model_id(model_id) if model_id else None)
     if as_json:
         echo_json({"removed": removed, "cache_dir": target.cache_dir, "store": target.where})

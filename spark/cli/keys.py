@@ -22,7 +22,7 @@ import click
 from spark.cache import KeyRing, admin, generate_key
 from spark.cache.codec import CorruptEntryError
 from spark.cache.crypto import fingerprint
-from spark.cache.stores.disk import EntryFile
+from spark.cache.stores.base import EntryRef
 from spark.cli._context import (
     CacheTarget,
     CliState,
@@ -270,7 +270,7 @@ def _save_keys(plan: _Plan, as_json: bool) -> None:
     )
 
 
-def _rotate(target: CacheTarget, plan: _Plan, entries: list[EntryFile]) -> None:
+def _rotate(target: CacheTarget, plan: _Plan, entries: list[EntryRef]) -> None:
     goal = KeyRing.from_keys([plan.new_key])
     readers = KeyRing.from_keys(plan.keys)
     store = target.store
@@ -280,12 +280,12 @@ def _rotate(target: CacheTarget, plan: _Plan, entries: list[EntryFile]) -> None:
                 store, entry, goal, readers, encrypt_plaintext=target.config.encrypt
             )
         except (CorruptEntryError, DecryptionError) as exc:
-            plan.failures.append((entry.path, str(exc)))
+            plan.failures.append((entry.location, str(exc)))
             continue
         except OSError as exc:
             where = plan.key_file or f"the {plan.key_env} value printed above"
             raise CacheError(
-                f"rotation stopped at {entry.path} after {done} of {len(entries)} entries: "
+                f"rotation stopped at {entry.location} after {done} of {len(entries)} entries: "
                 f"{exc}. The new key list is in {where}; fix the cause, then "
                 f"{_resume_hint(plan)}"
             ) from exc

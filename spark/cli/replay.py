@@ -73,7 +73,7 @@ def explain(
         raise CliError("the request has no messages", 'Give "messages" (or "prompt") in REQUEST.')
     bound = target.manager.bind(target.config.with_overrides(enabled=True))
     request = bound.chat_request(provider, model_id, messages, **arguments)
-    path = bound.manager.store.entry_path(provider, model_id, request.key)
+    path = bound.manager.store.location(provider, model_id, request.key)
     response = bound.lookup(request)
     if response is not None:
         _explain_hit(bound, request, path, response, show_values, as_json)

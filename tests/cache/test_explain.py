@@ -164,7 +164,7 @@ async def test_replay_names_a_damaged_entry_and_its_reason(tmp_path: Path, damag
     record, replay = caches(tmp_path)
     request = record.chat_request("openai", "gpt-4o", "hi")
     await record.get_or_call(request, answer)
-    path = Path(record.manager.store.entry_path("openai", "gpt-4o", request.key))
+    path = Path(record.manager.store.location("openai", "gpt-4o", request.key))
     data = path.read_bytes()
     path.write_bytes(
         data[: len(data) // 2] if damage == "truncated" else data.replace(b"hi", b"yo")

@@ -91,7 +91,7 @@ def seed(config: CacheConfig, prompt: str, answer: str, model: str = MODEL) -> s
     bound = manager.bind(config)
     request = ask(bound, prompt, model)
     assert bound.save(request, {"text": answer, "cost_usd": 0.002})
-    return manager.store.entry_path(PROVIDER, model, request.key)
+    return manager.store.location(PROVIDER, model, request.key)
 
 
 def reader(config: CacheConfig) -> tuple[CacheManager, BoundCache]:
@@ -234,7 +234,7 @@ async def test_encrypted_entry_moved_to_another_key_is_never_served(
     target = ask(bound, "what is 2+2?")
     source_key = decode_envelope(source.read_bytes()).meta.key
     forged = source.read_bytes().replace(source_key.encode(), target.key.encode())
-    Path(manager.store.entry_path(PROVIDER, MODEL, target.key)).write_bytes(forged)
+    Path(manager.store.location(PROVIDER, MODEL, target.key)).write_bytes(forged)
 
     result = await bound.get_or_call(target, Provider("4"))
 
@@ -308,7 +308,7 @@ async def test_key_rotation_reads_old_entries_and_writes_with_the_new_primary(
 
     assert (hit.response["text"], hit.cached) == ("old answer", True)
     assert (new.response["text"], new.cached) == ("new answer", False)
-    new_path = manager.store.entry_path(PROVIDER, MODEL, new.key)
+    new_path = manager.store.location(PROVIDER, MODEL, new.key)
     new_meta = decode_envelope(Path(new_path).read_bytes()).meta
     old_meta = decode_envelope(Path(old_path).read_bytes()).meta
     assert (new_meta.encryption, new_meta.key_fingerprint) == ("fernet", fingerprint(key_b))
@@ -362,9 +362,7 @@ async def test_private_key_file_works(tmp_path: Path, monkeypatch: pytest.Monkey
     new = await bound.get_or_call(ask(bound, "new question"), Provider("new answer"))
 
     assert (old.response["text"], old.cached) == ("older answer", True)
-    envelope = decode_envelope(
-        Path(manager.store.entry_path(PROVIDER, MODEL, new.key)).read_bytes()
-    )
+    envelope = decode_envelope(Path(manager.store.location(PROVIDER, MODEL, new.key)).read_bytes())
     assert envelope.meta.key_fingerprint == fingerprint(primary)
     assert b"new answer" not in envelope.body
 
@@ -450,7 +448,7 @@ async def test_disk_full_answers_warns_once_and_leaves_no_temp_file(
     # space is back: the next miss is stored again
     third = await bound.get_or_call(ask(bound, "q1"), Provider("one again"))
     assert third.cached is False
-    assert answer_on_disk(manager.store.entry_path(PROVIDER, MODEL, third.key), config) == (
+    assert answer_on_disk(manager.store.location(PROVIDER, MODEL, third.key), config) == (
         "one again"
     )
 
@@ -617,7 +615,7 @@ async def test_writer_ttl_stamps_expires_at_and_the_entry_expires(
     manager, bound = reader(config)
     request = ask(bound, "q")
     await bound.get_or_call(request, Provider("first"))
-    path = manager.store.entry_path(PROVIDER, MODEL, request.key)
+    path = manager.store.location(PROVIDER, MODEL, request.key)
     meta = decode_envelope(Path(path).read_bytes()).meta
     assert (meta.created_at, meta.expires_at) == (T0, T0 + 60)
 
@@ -662,7 +660,7 @@ async def test_ttl_zero_never_expires(tmp_path: Path, clock: Clock) -> None:
     manager, bound = reader(config)
     request = ask(bound, "q")
     await bound.get_or_call(request, Provider("kept forever"))
-    path = manager.store.entry_path(PROVIDER, MODEL, request.key)
+    path = manager.store.location(PROVIDER, MODEL, request.key)
     assert decode_envelope(Path(path).read_bytes()).meta.expires_at is None
 
     clock.now = T0 + 10 * 365 * 86400
@@ -745,7 +743,7 @@ async def test_memory_tier_sees_changes_made_by_another_process(
     provider = Provider("answer-three")
     result = await bound.get_or_call(request, provider)
     assert (result.response["text"], result.cached, provider.calls) == ("answer-three", False, 1)
-    assert answer_on_disk(manager.store.entry_path(PROVIDER, MODEL, request.key), config) == (
+    assert answer_on_disk(manager.store.location(PROVIDER, MODEL, request.key), config) == (
         "answer-three"
     )
 
@@ -764,7 +762,7 @@ def _present(manager: CacheManager, bound: BoundCache, prompts: list[str]) -> se
     return {
         p
         for p in prompts
-        if os.path.exists(manager.store.entry_path(PROVIDER, MODEL, ask(bound, p).key))
+        if os.path.exists(manager.store.location(PROVIDER, MODEL, ask(bound, p).key))
     }
 
 
@@ -778,7 +776,7 @@ async def test_background_size_check_evicts_least_recently_used(tmp_path: Path) 
     time.sleep(0.02)
     recent = first[:5]
     manager.memory.clear()
-    probe = manager.store.entry_path(PROVIDER, MODEL, ask(bound, recent[0]).key)
+    probe = manager.store.location(PROVIDER, MODEL, ask(bound, recent[0]).key)
     before, atime_before = file_state(probe), os.stat(probe).st_atime_ns
     for prompt in recent:
         assert bound.lookup(ask(bound, prompt)) is not None
@@ -834,7 +832,7 @@ async def test_enforce_size_limit_keeps_recently_read_entries(tmp_path: Path) ->
     # a use history one second apart, oldest first (kernel write times may tie)
     long_ago = time.time_ns() - 10**12
     for age, prompt in enumerate(prompts):
-        path = writer.store.entry_path(PROVIDER, MODEL, ask(writer_bound, prompt).key)
+        path = writer.store.location(PROVIDER, MODEL, ask(writer_bound, prompt).key)
         os.utime(path, ns=(long_ago + age * 10**9, os.stat(path).st_mtime_ns))
     tight = replace(roomy, max_cache_size_mb=0.05)
     manager = CacheManager(tight.resolved_dir, tight)

@@ -81,7 +81,7 @@ async def test_hit_after_miss_and_stats(tmp_path: Path) -> None:
     assert stats["total_entries"] == 1
     assert stats["entries_by_provider"] == {"openai": 1}
     assert stats["entries_by_model"] == {"openai": {"gpt-4o": 1}}
-    size = Path(bound.manager.store.entry_path("openai", "gpt-4o", request.key)).stat().st_size
+    size = Path(bound.manager.store.location("openai", "gpt-4o", request.key)).stat().st_size
     assert stats["total_size_bytes"] == size
     assert stats["bytes_by_model"] == {"openai": {"gpt-4o": size}}
 
@@ -174,9 +174,7 @@ async def test_models_with_different_ttls_share_one_directory(tmp_path: Path) ->
     assert long_lived is not short_lived
     request = long_lived.chat_request("openai", "gpt-4o", "Hi")
     await long_lived.get_or_call(request, Provider())
-    envelope = json.loads(
-        Path(manager.store.entry_path("openai", "gpt-4o", request.key)).read_text()
-    )
+    envelope = json.loads(Path(manager.store.location("openai", "gpt-4o", request.key)).read_text())
     assert envelope["expires_at"] - envelope["created_at"] == pytest.approx(3600)
     assert short_lived.lookup(request) is not None
     await asyncio.sleep(1.05)
@@ -244,9 +242,9 @@ async def test_size_limit_evicts_least_recently_used_without_rewriting_on_read(
     requests = [bound.chat_request("openai", "m", f"q{i}") for i in range(30)]
     for index, request in enumerate(requests):
         await bound.get_or_call(request, big)
-        path = Path(bound.manager.store.entry_path("openai", "m", request.key))
+        path = Path(bound.manager.store.location("openai", "m", request.key))
         os.utime(path, ns=(index * 10**9, path.stat().st_mtime_ns))  # a clear access order
-    favourite = Path(bound.manager.store.entry_path("openai", "m", requests[0].key))
+    favourite = Path(bound.manager.store.location("openai", "m", requests[0].key))
     before = (favourite.read_bytes(), favourite.stat().st_mtime_ns)
     bound.manager.memory.clear()
     assert bound.lookup(requests[0]) is not None  # a read: marks it recently used
@@ -259,7 +257,7 @@ async def test_size_limit_evicts_least_recently_used_without_rewriting_on_read(
     assert evicted > 0
     assert stats["total_size_bytes"] <= 20_000
     assert favourite.exists(), "recently read entry survives"
-    assert not Path(bound.manager.store.entry_path("openai", "m", requests[1].key)).exists()
+    assert not Path(bound.manager.store.location("openai", "m", requests[1].key)).exists()
 
 
 async def test_writes_trigger_background_eviction(tmp_path: Path) -> None:
@@ -280,7 +278,7 @@ def test_encrypted_manager_needs_a_key_and_uses_it(
     assert bound.keyring is not None
     request = bound.chat_request("openai", "gpt-4o", "secret question")
     assert bound.save(request, {"text": "secret answer"})
-    data = Path(bound.manager.store.entry_path("openai", "gpt-4o", request.key)).read_bytes()
+    data = Path(bound.manager.store.location("openai", "gpt-4o", request.key)).read_bytes()
     assert b"secret" not in data
     assert json.loads(data)["encryption"] == "fernet"
 

@@ -108,7 +108,7 @@ def test_writer_killed_mid_write_leaves_the_entry_intact(tmp_path: Path, previou
     manager = CacheManager(config.resolved_dir, config)
     bound = manager.bind(config)
     request = bound.chat_request(PROVIDER, MODEL, [{"role": "user", "content": "question"}])
-    path = Path(manager.store.entry_path(PROVIDER, MODEL, request.key))
+    path = Path(manager.store.location(PROVIDER, MODEL, request.key))
     if previous:
         assert bound.save(request, {"text": "previous answer"})
     before = path.read_bytes() if previous else None

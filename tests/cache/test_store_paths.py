@@ -81,7 +81,7 @@ def test_every_model_id_gets_its_own_folder_inside_the_cache(tmp_path: Path) -> 
     for model_id in MODEL_IDS:
         request = ask(bound, "hello", model_id)
         assert bound.save(request, {"text": f"answer of {model_id}"})
-        path = Path(manager.store.entry_path(PROVIDER, model_id, request.key))
+        path = Path(manager.store.location(PROVIDER, model_id, request.key))
         assert path.is_file()
         assert path.resolve().is_relative_to(root)
         assert path.parent.parent == manager.cache_dir / PROVIDER  # exactly one folder level
@@ -144,7 +144,7 @@ async def test_unsafe_provider_names_are_refused(tmp_path: Path, provider: str) 
         return {"text": "answer"}
 
     with pytest.raises(ConfigError):
-        manager.store.entry_path(provider, "gpt-4o", request.key)
+        manager.store.location(provider, "gpt-4o", request.key)
     with pytest.raises(ConfigError):
         bound.save(request, {"text": "answer"})
     with pytest.raises(ConfigError):
@@ -162,7 +162,7 @@ def test_rewrite_replaces_the_file_by_rename(tmp_path: Path) -> None:
     manager, bound = make_bound(tmp_path)
     request = ask(bound, "hello")
     assert bound.save(request, {"text": "old answer"})
-    path = manager.store.entry_path(PROVIDER, "gpt-4o", request.key)
+    path = manager.store.location(PROVIDER, "gpt-4o", request.key)
     old_bytes, old_inode = Path(path).read_bytes(), os.stat(path).st_ino
 
     with open(path, "rb") as reader_handle:  # a reader that opened the old entry
@@ -179,7 +179,7 @@ def test_reads_never_change_bytes_or_mtime(tmp_path: Path) -> None:
     manager, bound = make_bound(tmp_path)
     request = ask(bound, "hello")
     assert bound.save(request, {"text": "answer"})
-    path = manager.store.entry_path(PROVIDER, "gpt-4o", request.key)
+    path = manager.store.location(PROVIDER, "gpt-4o", request.key)
     long_ago = 1_000_000_000 * 10**9
     os.utime(path, ns=(long_ago, os.stat(path).st_mtime_ns))
     before = Path(path).read_bytes(), os.stat(path).st_mtime_ns, os.stat(path).st_ino
@@ -199,7 +199,7 @@ def test_readers_see_old_or_new_bytes_while_a_writer_rewrites(tmp_path: Path) ->
     request = ask(bound, "hello")
     answers = [f"{n}:" + "z" * (n * 997 % 20000) for n in range(150)]
     assert bound.save(request, {"text": answers[0]})
-    path = manager.store.entry_path(PROVIDER, "gpt-4o", request.key)
+    path = manager.store.location(PROVIDER, "gpt-4o", request.key)
     done = threading.Event()
     problems: list[str] = []
 
@@ -236,7 +236,7 @@ def _entry_bytes(tmp_path: Path, encrypt: bool) -> tuple[bytes, CacheRequest]:
     manager, bound = make_bound(tmp_path, encrypt=encrypt)
     request = ask(bound, PROMPT, system_prompt="be terse", api_key=SECRET, timeout=30)
     assert bound.save(request, {"text": ANSWER, "cost_usd": 0.01})
-    return Path(manager.store.entry_path(PROVIDER, "gpt-4o", request.key)).read_bytes(), request
+    return Path(manager.store.location(PROVIDER, "gpt-4o", request.key)).read_bytes(), request
 
 
 def test_encrypted_entry_holds_no_prompt_answer_or_secret(

@@ -82,7 +82,7 @@ async def test_generated_key_is_the_stored_key(backend: Backend) -> None:
     key = manager.generate_cache_key("openai", "gpt-4o", "Hi", temperature=0.2)
     assert key == result.key
     assert manager.has_entry(key)
-    assert manager.store.find(key) == manager.store.entry_path("openai", "gpt-4o", key)
+    assert manager.store.find(key) == manager.store.location("openai", "gpt-4o", key)
     assert manager.remove_entry(key)
     assert not manager.has_entry(key)
     assert not manager.remove_entry(key)
@@ -212,7 +212,7 @@ async def test_corrupt_value_is_a_counted_miss_then_replaced(backend: Backend) -
     manager = bound.manager
     provider = Provider()
     first = await ask(bound, "q", provider)
-    path = manager.store.entry_path("openai", "gpt-4o", first.key)
+    path = manager.store.location("openai", "gpt-4o", first.key)
     manager.store.write(path, b'{"format": 1, "key": "truncated...')
     again = await ask(bound, "q", provider)
     assert not again.cached

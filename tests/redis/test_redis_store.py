@@ -43,7 +43,7 @@ def test_layout_entry_index_and_native_ttl(
     redis_server: RedisServer, raw: redis.Redis, prefix: str
 ) -> None:
     store = store_of(redis_server.url, prefix)
-    path = store.entry_path("bedrock", "anthropic.claude-3:0", KEY)
+    path = store.location("bedrock", "anthropic.claude-3:0", KEY)
     assert path == f"bedrock/anthropic.claude-3%3A0/{KEY}"
     store.write(path, b"{}", expires_at=time.time() + 60)
     assert scan_keys(raw, prefix) == [
@@ -67,7 +67,7 @@ def test_a_rewrite_keeps_the_envelope_expiry(
     redis_server: RedisServer, raw: redis.Redis, prefix: str
 ) -> None:
     store = store_of(redis_server.url, prefix)
-    path = store.entry_path("openai", "gpt-4o", KEY)
+    path = store.location("openai", "gpt-4o", KEY)
     expires = time.time() + 30
     store.write(path, _entry(expires))
     assert 29_000 < raw.pttl(f"{prefix}e:{path}") <= 30_000
@@ -81,7 +81,7 @@ def test_walk_skips_and_forgets_entries_redis_expired(
     store = store_of(redis_server.url, prefix)
     keys = [f"{n:064x}" for n in range(1200)]  # more than one SSCAN batch
     for key in keys:
-        store.write(store.entry_path("openai", "gpt-4o", key), b"x" * 10)
+        store.write(store.location("openai", "gpt-4o", key), b"x" * 10)
     raw.delete(f"{prefix}e:openai/gpt-4o/{keys[0]}", f"{prefix}e:openai/gpt-4o/{keys[1]}")
     walked = list(store.walk())
     assert len(walked) == 1198
@@ -96,7 +96,7 @@ def test_cleanup_forgets_empty_models(
     redis_server: RedisServer, raw: redis.Redis, prefix: str
 ) -> None:
     store = store_of(redis_server.url, prefix)
-    path = store.entry_path("gemini", "gemini-2.0-flash", KEY)
+    path = store.location("gemini", "gemini-2.0-flash", KEY)
     store.write(path, b"{}", expires_at=time.time() + 0.05)
     time.sleep(0.1)
     assert store.cleanup_expired() == 1
@@ -170,7 +170,7 @@ def test_password_from_the_url_or_from_password_env(
         plain = f"redis://127.0.0.1:{server.port}/0"
         in_url = f"redis://:s3cret-pw@127.0.0.1:{server.port}/0"
         store = store_of(in_url, prefix)
-        store.write(store.entry_path("openai", "gpt-4o", KEY), b"{}")
+        store.write(store.location("openai", "gpt-4o", KEY), b"{}")
         assert "s3cret-pw" not in store.describe()
         assert "***" in store.describe()
         with pytest.raises(ConfigError, match="SPARK_REDIS_PASSWORD"):

@@ -9,20 +9,25 @@ failure as ``OSError`` (a network store as ``StoreError``), which the cache trea
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from spark.cache.ledger import LedgerSink
-    from spark.cache.memory import Signature
-    from spark.cache.stores.disk import EntryFile
 
 __all__ = [
     "MAX_ENTRY_BYTES",
+    "EntryRef",
     "EntryRefusedError",
     "EntryStore",
     "StoreError",
     "StoreUnavailableError",
+    "Version",
 ]
+
+#: What a store says of an entry's bytes so that a copy of them can be checked cheaply: it changes
+#: whenever they do (a disk file's inode, modification time and size; a Redis value's size).
+Version = tuple[int, int, int]
 
 #: The largest entry a store reads or writes: bigger files are refused unread (bounded memory).
 MAX_ENTRY_BYTES = 64 * 2**20
@@ -30,6 +35,19 @@ MAX_ENTRY_BYTES = 64 * 2**20
 
 class StoreError(OSError):
     """A store operation failed (e.g. Redis refused a command); the cache treats it as a miss."""
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRef:
+    """One entry found by ``walk``: its location, the provider, the model's slot (its id made
+    safe for a location: ``quote_model_id``), the key, its size and when it was last used."""
+
+    location: str
+    provider: str
+    model_slot: str
+    key: str
+    size: int
+    used_ns: int
 
 
 class EntryRefusedError(OSError):
@@ -45,9 +63,9 @@ class StoreUnavailableError(StoreError):
 
 
 class EntryStore(Protocol):
-    """Bytes of entries by location; locations come from ``entry_path``."""
+    """Bytes of entries by location; locations come from ``location``."""
 
-    #: Whether ``signature`` is cheap (a ``stat``, no network round trip). Only then may the
+    #: Whether ``version`` is cheap (no network round trip). Only then may the
     #: in-process memory tier serve hits, validated by it.
     validates_cheaply: bool
     #: Whether ``evict`` enforces ``max_cache_size_mb`` (False: the server evicts on its own).
@@ -56,32 +74,32 @@ class EntryStore(Protocol):
     def describe(self) -> str:
         """Where the entries live (a directory, a Redis URL), for messages."""
 
-    def entry_path(self, provider: str, model_id: str, key: str) -> str:
+    def location(self, provider: str, model_id: str, key: str) -> str:
         """The location of one entry."""
 
-    def read(self, path: str, *, touch: bool = True) -> tuple[bytes, Signature] | None:
-        """The bytes at ``path`` and their signature; None when there is no entry. With
+    def read(self, location: str, *, touch: bool = True) -> tuple[bytes, Version] | None:
+        """The bytes at ``location`` and their version; None when there is no entry. With
         ``touch`` a read counts as a use for least-recently-used eviction (scans pass False).
         Raises ``EntryRefusedError`` for what is not an entry, ``OSError`` when it fails."""
 
-    def signature(self, path: str) -> Signature | None:
-        """The current signature at ``path`` (None: gone)."""
+    def version(self, location: str) -> Version | None:
+        """The current version at ``location`` (None: gone)."""
 
-    def write(self, path: str, data: bytes, expires_at: float | None = None) -> Signature:
-        """Replace the entry at ``path`` atomically; ``expires_at`` lets a store expire it."""
+    def write(self, location: str, data: bytes, expires_at: float | None = None) -> Version:
+        """Replace the entry at ``location`` atomically; ``expires_at`` lets a store expire it."""
 
-    def touch(self, path: str, signature: Signature, now_ns: int) -> None:
+    def touch(self, location: str, version: Version, now_ns: int) -> None:
         """Record a use (for least-recently-used eviction)."""
 
-    def remove(self, path: str) -> bool:
+    def remove(self, location: str) -> bool:
         """Delete one entry; False when it was already gone."""
 
     def find(self, key: str) -> str | None:
         """The location of ``key`` whatever its provider and model, or None."""
 
     def walk(
-        self, provider: str | None = None, model_dir: str | None = None
-    ) -> Iterator[EntryFile]:
+        self, provider: str | None = None, model_slot: str | None = None
+    ) -> Iterator[EntryRef]:
         """Every entry (optionally of one provider / model folder) with its size."""
 
     def cleanup_expired(self, now: float | None = None) -> int:
@@ -90,7 +108,7 @@ class EntryStore(Protocol):
     def evict(self, max_bytes: int) -> tuple[int, int]:
         """Enforce a size limit, least recently used first; returns (evicted, bytes used)."""
 
-    def after_clear(self, provider: str | None = None, model_dir: str | None = None) -> None:
+    def after_clear(self, provider: str | None = None, model_slot: str | None = None) -> None:
         """Tidy up after the entries of a provider / model folder (None: all) were deleted."""
 
     def ledger_sink(self) -> LedgerSink:

@@ -16,19 +16,17 @@ import secrets
 import stat
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from spark.cache.memory import Signature
-from spark.cache.stores.base import MAX_ENTRY_BYTES, EntryRefusedError
+from spark.cache.stores.base import MAX_ENTRY_BYTES, EntryRef, EntryRefusedError, Version
 from spark.cache.stores.folders import FolderHandles
 from spark.errors import ConfigError
 
 if TYPE_CHECKING:
     from spark.cache.ledger import LedgerSink
 
-__all__ = ["DiskStore", "EntryFile", "quote_model_id", "unquote_model_id"]
+__all__ = ["DiskStore", "check_provider", "quote_model_id", "unquote_model_id"]
 
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 _PROVIDER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -86,22 +84,10 @@ def check_provider(provider: str) -> str:
     return provider
 
 
-@dataclass(frozen=True, slots=True)
-class EntryFile:
-    """One entry file found by a walk."""
-
-    path: str
-    provider: str
-    model_dir: str
-    key: str
-    size: int
-    atime_ns: int
-
-
 class DiskStore:
     """Byte storage under ``root``: atomic writes (temp file + rename), reads that never write."""
 
-    validates_cheaply = True  # a signature is one stat()
+    validates_cheaply = True  # a version is one stat()
     evicts = True  # max_cache_size_mb is ours to enforce
 
     def __init__(self, root: Path) -> None:
@@ -113,7 +99,7 @@ class DiskStore:
         """The directory."""
         return str(self.root)
 
-    def entry_path(self, provider: str, model_id: str, key: str) -> str:
+    def location(self, provider: str, model_id: str, key: str) -> str:
         """The file of an entry (the directory part is memoized: this is on the hit path)."""
         folder = self._dirs.get((provider, model_id))
         if folder is None:
@@ -121,12 +107,12 @@ class DiskStore:
             self._dirs[(provider, model_id)] = folder
         return f"{folder}/{key}.json"
 
-    def path_in(self, provider: str, model_dir: str, key: str) -> str:
+    def path_in(self, provider: str, model_slot: str, key: str) -> str:
         """The file of an entry given its (already path-safe) model folder name."""
-        return f"{self.root}/{provider}/{model_dir}/{key}.json"
+        return f"{self.root}/{provider}/{model_slot}/{key}.json"
 
-    def read(self, path: str, *, touch: bool = True) -> tuple[bytes, Signature] | None:
-        """The bytes of a file and their signature, or None when it does not exist.
+    def read(self, path: str, *, touch: bool = True) -> tuple[bytes, Version] | None:
+        """The bytes of a file and their version, or None when it does not exist.
 
         Bounded: only a regular file of at most ``MAX_ENTRY_BYTES`` is read, opened without
         following a symlink and without blocking (a FIFO is refused, not waited on), in a folder
@@ -173,7 +159,7 @@ class DiskStore:
                 raise
         return None
 
-    def write(self, path: str, data: bytes, expires_at: float | None = None) -> Signature:
+    def write(self, path: str, data: bytes, expires_at: float | None = None) -> Version:
         """Write atomically: a private temp file in the same folder, then ``os.replace``, both
         relative to the held folder (no symlink is followed on the way).
 
@@ -207,20 +193,20 @@ class DiskStore:
             raise
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def signature(self, path: str) -> Signature | None:
-        """The current signature of a file (not followed through a symlink), or None."""
+    def version(self, path: str) -> Version | None:
+        """The current version of a file (not followed through a symlink), or None."""
         folder, name = path.rsplit("/", 1)
         st = self._in_folder(folder, lambda dfd: os.stat(name, dir_fd=dfd, follow_symlinks=False))
         return None if st is None else (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def touch(self, path: str, signature: Signature, now_ns: int) -> None:
+    def touch(self, path: str, version: Version, now_ns: int) -> None:
         """Record a use for LRU eviction: set atime, keep mtime (the entry is not rewritten)."""
         folder, name = path.rsplit("/", 1)
         with contextlib.suppress(OSError):  # a read-only checkout (CI replay) keeps its atime
             self._in_folder(
                 folder,
                 lambda dfd: os.utime(
-                    name, ns=(now_ns, signature[1]), dir_fd=dfd, follow_symlinks=False
+                    name, ns=(now_ns, version[1]), dir_fd=dfd, follow_symlinks=False
                 ),
             )
 
@@ -233,15 +219,15 @@ class DiskStore:
         if not _KEY_RE.match(key):
             return None
         for provider_dir in _subdirs(str(self.root)):
-            for model_dir in _subdirs(provider_dir):
-                candidate = f"{model_dir}/{key}.json"
+            for model_slot in _subdirs(provider_dir):
+                candidate = f"{model_slot}/{key}.json"
                 if os.path.lexists(candidate):
                     return candidate
         return None
 
     def walk(
-        self, provider: str | None = None, model_dir: str | None = None
-    ) -> Iterator[EntryFile]:
+        self, provider: str | None = None, model_slot: str | None = None
+    ) -> Iterator[EntryRef]:
         """Every entry file (optionally of one provider / model folder), with size and atime."""
         for provider_path in _subdirs(str(self.root)):
             provider_name = os.path.basename(provider_path)
@@ -249,7 +235,7 @@ class DiskStore:
                 continue
             for model_path in _subdirs(provider_path):
                 model_name = os.path.basename(model_path)
-                if model_dir is not None and model_name != model_dir:
+                if model_slot is not None and model_name != model_slot:
                     continue
                 yield from _entries_in(model_path, provider_name, model_name)
 
@@ -292,7 +278,7 @@ class DiskStore:
 
         return maintenance.evict_lru(self, max_bytes)
 
-    def after_clear(self, provider: str | None = None, model_dir: str | None = None) -> None:
+    def after_clear(self, provider: str | None = None, model_slot: str | None = None) -> None:
         """Remove the folders a bulk delete emptied."""
         self.prune_empty_dirs()
 
@@ -319,7 +305,7 @@ class DiskStore:
         self._folders.forget_all()
 
 
-def _entries_in(folder: str, provider: str, model_dir: str) -> Iterator[EntryFile]:
+def _entries_in(folder: str, provider: str, model_slot: str) -> Iterator[EntryRef]:
     try:
         found = os.scandir(folder)
     except (FileNotFoundError, NotADirectoryError):
@@ -333,7 +319,7 @@ def _entries_in(folder: str, provider: str, model_dir: str) -> Iterator[EntryFil
                 st = item.stat(follow_symlinks=False)  # a symlink is listed (and refused)
             except FileNotFoundError:
                 continue
-            yield EntryFile(item.path, provider, model_dir, name[:-5], st.st_size, st.st_atime_ns)
+            yield EntryRef(item.path, provider, model_slot, name[:-5], st.st_size, st.st_atime_ns)
 
 
 def _temps_in(folder: str) -> list[str]:

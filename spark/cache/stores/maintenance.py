@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from spark.cache.reader import StoredEntry, Where, read_entry
-from spark.cache.stores.base import EntryStore
-from spark.cache.stores.disk import DiskStore, EntryFile, unquote_model_id
+from spark.cache.stores.base import EntryRef, EntryStore
+from spark.cache.stores.disk import DiskStore, unquote_model_id
 
 __all__ = [
     "DirectoryStats",
@@ -43,7 +43,7 @@ class DirectoryStats:
     entries_by_model: dict[str, Counter[str]] = field(default_factory=dict)
     bytes_by_model: dict[str, Counter[str]] = field(default_factory=dict)
 
-    def add(self, entry: EntryFile, model_id: str) -> None:
+    def add(self, entry: EntryRef, model_id: str) -> None:
         """Count one entry file."""
         self.total_entries += 1
         self.total_size_bytes += entry.size
@@ -69,21 +69,23 @@ def scan_stats(store: EntryStore) -> DirectoryStats:
     stats = DirectoryStats()
     names: dict[str, str] = {}
     for entry in store.walk():
-        model_id = names.get(entry.path.rsplit("/", 1)[0])
+        model_id = names.get(entry.location.rsplit("/", 1)[0])
         if model_id is None:
             model_id = _model_id_of(store, entry)
-            names[entry.path.rsplit("/", 1)[0]] = model_id
+            names[entry.location.rsplit("/", 1)[0]] = model_id
         stats.add(entry, model_id)
     return stats
 
 
-def _model_id_of(store: EntryStore, entry: EntryFile) -> str:
-    model_id = _safe_unquote(entry.model_dir)
+def _model_id_of(store: EntryStore, entry: EntryRef) -> str:
+    model_id = _safe_unquote(entry.model_slot)
     if model_id is not None:
         return model_id
     # A long id is hashed in its folder name; its metadata has it in full.
-    found = read_entry(store, entry.path, where=Where.of(entry), with_payload=False, touch=False)
-    return found.meta.model_id if isinstance(found, StoredEntry) else entry.model_dir
+    found = read_entry(
+        store, entry.location, where=Where.of(entry), with_payload=False, touch=False
+    )
+    return found.meta.model_id if isinstance(found, StoredEntry) else entry.model_slot
 
 
 def _safe_unquote(name: str) -> str | None:
@@ -104,12 +106,16 @@ def cleanup_expired(store: EntryStore, now: float | None = None) -> int:
     return sum(remove_if_expired(store, entry, moment) for entry in store.walk())
 
 
-def remove_if_expired(store: EntryStore, entry: EntryFile, now: float) -> bool:
+def remove_if_expired(store: EntryStore, entry: EntryRef, now: float) -> bool:
     """Delete ``entry`` if its ``expires_at`` has passed (``EntryMeta.is_expired``, the one
     expiry rule); an unusable entry is kept for ``spark cache verify`` to report."""
-    found = read_entry(store, entry.path, where=Where.of(entry), with_payload=False, touch=False)
+    found = read_entry(
+        store, entry.location, where=Where.of(entry), with_payload=False, touch=False
+    )
     return (
-        isinstance(found, StoredEntry) and found.meta.is_expired(now) and store.remove(entry.path)
+        isinstance(found, StoredEntry)
+        and found.meta.is_expired(now)
+        and store.remove(entry.location)
     )
 
 
@@ -171,7 +177,7 @@ def evict_lru(store: DiskStore, max_bytes: int, target_ratio: float = 0.9) -> tu
 
     Returns (entries evicted, bytes left).
     """
-    entries = [(e.atime_ns, e.size, e.path) for e in store.walk()]
+    entries = [(e.used_ns, e.size, e.location) for e in store.walk()]
     total = sum(size for _, size, _ in entries)
     if total <= max_bytes:
         return 0, total

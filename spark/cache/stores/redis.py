@@ -2,15 +2,15 @@
 
 Layout under the cache's key prefix ``P`` (``spark:`` by default, so teams can share a server)::
 
-    P e:{provider}/{model_dir}/{key}   the entry: the same envelope bytes a disk file holds,
+    P e:{provider}/{model_slot}/{key}   the entry: the same envelope bytes a disk file holds,
                                        expiring natively at its expires_at (SET ... PXAT)
-    P models                           set of "{provider}/{model_dir}" that have entries
-    P idx:{provider}/{model_dir}       set of the keys of one model's entries
+    P models                           set of "{provider}/{model_slot}" that have entries
+    P idx:{provider}/{model_slot}       set of the keys of one model's entries
     P lock:{key}                       the cross-process claim of a miss (SET NX PX)
     P ledger:...                       hit/miss figures (``spark.cache.ledger.redis``)
 
-A location (``entry_path``) is ``{provider}/{model_dir}/{key}``, the disk layout without the
-root; ``model_dir`` is ``quote_model_id``'s, so it never holds a ``/``. The index sets let
+A location (``location``) is ``{provider}/{model_slot}/{key}``, the disk layout without the
+root; ``model_slot`` is ``quote_model_id``'s, so it never holds a ``/``. The index sets let
 statistics, clearing and listing work without ``KEYS``: ``walk`` SSCANs them and pipelines
 ``STRLEN``; members whose entry Redis has already expired or evicted are dropped from the index
 as they are met. Eviction is Redis's ``maxmemory-policy``. Every failure is a ``StoreError``;
@@ -32,10 +32,15 @@ from redis.retry import Retry
 
 from spark.cache.codec import decode_envelope
 from spark.cache.config import CacheConfig, redact_url
-from spark.cache.memory import Signature
-from spark.cache.stores.base import MAX_ENTRY_BYTES, EntryRefusedError, StoreError
+from spark.cache.stores.base import (
+    MAX_ENTRY_BYTES,
+    EntryRef,
+    EntryRefusedError,
+    StoreError,
+    Version,
+)
 from spark.cache.stores.breaker import CircuitBreaker
-from spark.cache.stores.disk import EntryFile, check_provider, quote_model_id
+from spark.cache.stores.disk import check_provider, quote_model_id
 
 if TYPE_CHECKING:
     from spark.cache.ledger import LedgerSink
@@ -87,7 +92,7 @@ def text(value: bytes | str) -> str:
 class RedisStore:
     """Entry bytes in Redis under one key prefix; see the module docstring for the layout."""
 
-    validates_cheaply = False  # a signature would be a round trip: no memory tier
+    validates_cheaply = False  # a version would be a round trip: no memory tier
     evicts = False  # Redis's maxmemory-policy evicts
 
     def __init__(
@@ -114,8 +119,8 @@ class RedisStore:
 
     # -- one entry ------------------------------------------------------------------------
 
-    def entry_path(self, provider: str, model_id: str, key: str) -> str:
-        """``{provider}/{model_dir}/{key}`` (the model part is memoized: this is the hit path)."""
+    def location(self, provider: str, model_id: str, key: str) -> str:
+        """``{provider}/{model_slot}/{key}`` (the model part is memoized: this is the hit path)."""
         folder = self._dirs.get((provider, model_id))
         if folder is None:
             folder = f"{check_provider(provider)}/{quote_model_id(model_id)}"
@@ -134,7 +139,7 @@ class RedisStore:
         self.breaker.succeeded()
         return result
 
-    def read(self, path: str, *, touch: bool = True) -> tuple[bytes, Signature] | None:
+    def read(self, path: str, *, touch: bool = True) -> tuple[bytes, Version] | None:
         """The entry's bytes (None when Redis has none: never written, expired or evicted);
         an entry over ``MAX_ENTRY_BYTES`` is refused. Redis tracks uses itself."""
         name = self.prefix + "e:" + path
@@ -143,15 +148,15 @@ class RedisStore:
             raise EntryRefusedError(f"{len(data)} bytes, over the limit of one entry")
         return None if data is None else (data, (0, 0, len(data)))
 
-    def signature(self, path: str) -> Signature | None:
+    def version(self, path: str) -> Version | None:
         """(0, 0, size) of the entry, None when it is gone."""
         size = int(self.run(lambda: self.client.strlen(self.prefix + "e:" + path)))
         return (0, 0, size) if size else None
 
-    def write(self, path: str, data: bytes, expires_at: float | None = None) -> Signature:
+    def write(self, path: str, data: bytes, expires_at: float | None = None) -> Version:
         """SET the entry (expiring natively at ``expires_at``, by default the envelope's own, so
         a rewrite keeps its expiry) and index it, in one MULTI."""
-        provider, model_dir, key = path.split("/")
+        provider, model_slot, key = path.split("/")
         name = self.prefix + "e:" + path
         if expires_at is None:
             expires_at = _envelope_expiry(data)
@@ -162,20 +167,20 @@ class RedisStore:
             pipe.delete(name)  # already expired (a rewrite of an old entry): nothing to keep
         else:
             pipe.set(name, data, pxat=int(expires_at * 1000))
-        pipe.sadd(self.prefix + "models", f"{provider}/{model_dir}")
-        pipe.sadd(f"{self.prefix}idx:{provider}/{model_dir}", key)
+        pipe.sadd(self.prefix + "models", f"{provider}/{model_slot}")
+        pipe.sadd(f"{self.prefix}idx:{provider}/{model_slot}", key)
         self.run(pipe.execute)
         return (0, 0, len(data))
 
-    def touch(self, path: str, signature: Signature, now_ns: int) -> None:
+    def touch(self, path: str, version: Version, now_ns: int) -> None:
         """Nothing to do: Redis tracks each key's last use itself (for ``*-lru`` policies)."""
 
     def remove(self, path: str) -> bool:
         """DEL the entry and drop it from its index; False when it was already gone."""
-        provider, model_dir, key = path.split("/")
+        provider, model_slot, key = path.split("/")
         pipe = self.client.pipeline(transaction=True)
         pipe.delete(self.prefix + "e:" + path)
-        pipe.srem(f"{self.prefix}idx:{provider}/{model_dir}", key)
+        pipe.srem(f"{self.prefix}idx:{provider}/{model_slot}", key)
         deleted, _ = self.run(pipe.execute)
         return bool(deleted)
 
@@ -196,19 +201,19 @@ class RedisStore:
         members = self.run(lambda: self.client.smembers(self.prefix + "models"))
         return {text(member) for member in members}
 
-    def _selected(self, provider: str | None, model_dir: str | None) -> list[tuple[str, str]]:
+    def _selected(self, provider: str | None, model_slot: str | None) -> list[tuple[str, str]]:
         pairs = (tuple(model.split("/", 1)) for model in self._models())
         return sorted(
             (p, m)
             for p, m in pairs
-            if (provider is None or p == provider) and (model_dir is None or m == model_dir)
+            if (provider is None or p == provider) and (model_slot is None or m == model_slot)
         )
 
-    def _batches(self, provider: str, model_dir: str) -> Iterator[tuple[list[str], list[int]]]:
+    def _batches(self, provider: str, model_slot: str) -> Iterator[tuple[list[str], list[int]]]:
         """(keys, entry sizes) of one model's index, a batch at a time. Members whose entry is
         gone (size 0: expired or evicted) are removed from the index on the way."""
-        index = f"{self.prefix}idx:{provider}/{model_dir}"
-        stem = f"{self.prefix}e:{provider}/{model_dir}/"
+        index = f"{self.prefix}idx:{provider}/{model_slot}"
+        stem = f"{self.prefix}e:{provider}/{model_slot}/"
         seen: set[str] = set()  # SSCAN may repeat a member while the set is rehashed
         cursor = 0
         while True:
@@ -227,14 +232,14 @@ class RedisStore:
                 return
 
     def walk(
-        self, provider: str | None = None, model_dir: str | None = None
-    ) -> Iterator[EntryFile]:
+        self, provider: str | None = None, model_slot: str | None = None
+    ) -> Iterator[EntryRef]:
         """Every live entry (optionally of one provider / model folder) with its size."""
-        for prov, model in self._selected(provider, model_dir):
+        for prov, model in self._selected(provider, model_slot):
             for keys, sizes in self._batches(prov, model):
                 for key, size in zip(keys, sizes, strict=True):
                     if size:
-                        yield EntryFile(f"{prov}/{model}/{key}", prov, model, key, size, 0)
+                        yield EntryRef(f"{prov}/{model}/{key}", prov, model, key, size, 0)
 
     def cleanup_expired(self, now: float | None = None) -> int:
         """Drop index members of entries Redis has expired or evicted; returns how many.
@@ -253,9 +258,9 @@ class RedisStore:
         info: dict[str, Any] = self.run(lambda: self.client.info("memory"))
         return 0, int(info.get("used_memory", 0))
 
-    def after_clear(self, provider: str | None = None, model_dir: str | None = None) -> None:
+    def after_clear(self, provider: str | None = None, model_slot: str | None = None) -> None:
         """Forget the models whose index is now empty (atomically, racing no writer)."""
-        for prov, model in self._selected(provider, model_dir):
+        for prov, model in self._selected(provider, model_slot):
             keys = [self.prefix + "models", f"{self.prefix}idx:{prov}/{model}"]
             self.run(partial(self._drop_empty, keys=keys, args=[f"{prov}/{model}"]))
 

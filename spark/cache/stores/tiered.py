@@ -4,9 +4,9 @@ Reads try the local tier first; a local miss reads the remote and keeps a copy l
 and removals go to both. ``walk``, statistics, the ledger and the cross-process lock are the
 remote's (the shared cache); the size limit bounds the local copy.
 
-Locations come in two forms. ``entry_path`` gives the local file (the hit path): ``signature``
+Locations come in two forms. ``location`` gives the local file (the hit path): ``version``
 is then a ``stat``, so the in-process memory tier keeps working, and a read fills the local
-tier. ``walk`` gives the remote's ``{provider}/{model_dir}/{key}`` (listings, verification, key
+tier. ``walk`` gives the remote's ``{provider}/{model_slot}/{key}`` (listings, verification, key
 rotation): reading one reads the shared entry without making a local copy, and rewriting one
 updates a local copy only where there is one.
 
@@ -24,9 +24,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from spark.cache.codec import decode_envelope
-from spark.cache.memory import Signature
-from spark.cache.stores.base import EntryStore, StoreUnavailableError
-from spark.cache.stores.disk import DiskStore, EntryFile
+from spark.cache.stores.base import EntryRef, EntryStore, StoreUnavailableError, Version
+from spark.cache.stores.disk import DiskStore
 
 if TYPE_CHECKING:
     from spark.cache.ledger import LedgerSink
@@ -38,9 +37,9 @@ logger = logging.getLogger("spark.cache")
 
 class TieredStore:
     """A ``DiskStore`` (``local``) in front of a remote ``EntryStore`` (``remote``) whose
-    locations are ``{provider}/{model_dir}/{key}`` (as ``RedisStore``'s)."""
+    locations are ``{provider}/{model_slot}/{key}`` (as ``RedisStore``'s)."""
 
-    validates_cheaply = True  # signatures are the local files'
+    validates_cheaply = True  # versions are the local files'
     evicts = True  # max_cache_size_mb bounds the local copy; the remote evicts by itself
 
     def __init__(self, local: DiskStore, remote: EntryStore) -> None:
@@ -56,16 +55,16 @@ class TieredStore:
         """(local file, remote location, whether ``path`` was the local file)."""
         if path.startswith(self._root):
             return path, path[len(self._root) : -5], True
-        provider, model_dir, key = path.split("/")
-        return self.local.path_in(provider, model_dir, key), path, False
+        provider, model_slot, key = path.split("/")
+        return self.local.path_in(provider, model_slot, key), path, False
 
     # -- one entry ------------------------------------------------------------------------
 
-    def entry_path(self, provider: str, model_id: str, key: str) -> str:
+    def location(self, provider: str, model_id: str, key: str) -> str:
         """The local tier's file of the entry."""
-        return self.local.entry_path(provider, model_id, key)
+        return self.local.location(provider, model_id, key)
 
-    def read(self, path: str, *, touch: bool = True) -> tuple[bytes, Signature] | None:
+    def read(self, path: str, *, touch: bool = True) -> tuple[bytes, Version] | None:
         """The local copy; else (or when it has expired) the remote's, copied to the local tier.
 
         An expired copy is not the last word: another machine may have stored a fresh answer.
@@ -87,24 +86,24 @@ class TieredStore:
             logger.debug("cannot keep a local copy of %s: %s", local, exc)
             return data, (0, 0, len(data))
 
-    def signature(self, path: str) -> Signature | None:
-        """The local file's signature."""
-        return self.local.signature(self._where(path)[0])
+    def version(self, path: str) -> Version | None:
+        """The local file's version."""
+        return self.local.version(self._where(path)[0])
 
-    def write(self, path: str, data: bytes, expires_at: float | None = None) -> Signature:
+    def write(self, path: str, data: bytes, expires_at: float | None = None) -> Version:
         """Write both tiers (a remote location: the local copy only where there is one); an
         unreachable remote (already reported) leaves the local copy."""
         local, remote_path, is_local = self._where(path)
-        signature = (0, 0, len(data))
+        version = (0, 0, len(data))
         if is_local or os.path.lexists(local):
-            signature = self.local.write(local, data, expires_at)
+            version = self.local.write(local, data, expires_at)
         with contextlib.suppress(StoreUnavailableError):
             self.remote.write(remote_path, data, expires_at)
-        return signature
+        return version
 
-    def touch(self, path: str, signature: Signature, now_ns: int) -> None:
+    def touch(self, path: str, version: Version, now_ns: int) -> None:
         """Record a use of the local copy (for its LRU eviction)."""
-        self.local.touch(self._where(path)[0], signature, now_ns)
+        self.local.touch(self._where(path)[0], version, now_ns)
 
     def remove(self, path: str) -> bool:
         """Delete from both tiers; True when either held it."""
@@ -120,10 +119,10 @@ class TieredStore:
     # -- every entry ----------------------------------------------------------------------
 
     def walk(
-        self, provider: str | None = None, model_dir: str | None = None
-    ) -> Iterator[EntryFile]:
+        self, provider: str | None = None, model_slot: str | None = None
+    ) -> Iterator[EntryRef]:
         """The remote's entries (the shared cache), at their remote locations."""
-        return self.remote.walk(provider, model_dir)
+        return self.remote.walk(provider, model_slot)
 
     def cleanup_expired(self, now: float | None = None) -> int:
         """Clean both tiers; returns the remote's count (the local copies are copies)."""
@@ -134,12 +133,12 @@ class TieredStore:
         """Bound the local copy, least recently used first."""
         return self.local.evict(max_bytes)
 
-    def after_clear(self, provider: str | None = None, model_dir: str | None = None) -> None:
+    def after_clear(self, provider: str | None = None, model_slot: str | None = None) -> None:
         """Also delete local copies the remote no longer lists (e.g. written while it was down)."""
-        for entry in self.local.walk(provider, model_dir):
-            self.local.remove(entry.path)
+        for entry in self.local.walk(provider, model_slot):
+            self.local.remove(entry.location)
         self.local.after_clear()
-        self.remote.after_clear(provider, model_dir)
+        self.remote.after_clear(provider, model_slot)
 
     def ledger_sink(self) -> LedgerSink:
         """The remote's ledger."""

@@ -83,7 +83,7 @@ def hammer(args: argparse.Namespace) -> dict[str, Any]:
     logging.getLogger("spark.cache").addHandler(collect)
     manager, bound = _bound(args.cache_dir)
     requests = [_request(bound, f"shared prompt {i}") for i in range(args.keys)]
-    paths = [manager.store.entry_path(PROVIDER, MODEL, r.key) for r in requests]
+    paths = [manager.store.location(PROVIDER, MODEL, r.key) for r in requests]
     rng = random.Random(args.writer)
     pad = "p" * args.pad
     report: dict[str, Any] = dict(writes=0, failed_writes=0, hits=0, misses=0, raw_reads=0)
