@@ -33,10 +33,10 @@ __all__ = [
     "VerifyReport",
     "check_entry",
     "configured_keys",
+    "entry_content",
     "entry_files",
     "find_entry",
     "list_entries",
-    "read_entry",
     "reencrypt_entry",
     "verify_entries",
     "write_key_file",
@@ -158,7 +158,7 @@ def find_entry(store: EntryStore, key: str) -> str:
     return matches[0]
 
 
-def read_entry(store: EntryStore, path: str, keyring: KeyRing | None) -> EntryContent:
+def entry_content(store: EntryStore, path: str, keyring: KeyRing | None) -> EntryContent:
     """Metadata and (when the keys allow) the checked payload of one entry.
 
     Raises ``CorruptEntryError`` (with the path and the reason) when not even the envelope can

@@ -128,7 +128,7 @@ def show_entry(
         raise click.BadParameter("expected 8 to 64 hex digits of an entry's key", param_hint="KEY")
     target = cache_target(state, profile, cache_dir)
     path = admin.find_entry(target.store, key)
-    content = admin.read_entry(target.store, path, target.keyring())
+    content = admin.entry_content(target.store, path, target.keyring())
     meta = content.meta
     if as_json:
         echo_json(

@@ -108,7 +108,7 @@ def _explain_hit(
 ) -> None:
     """A hit: the entry's metadata; its stored answer only with --show-values."""
     try:
-        meta: EntryMeta | None = admin.read_entry(bound.manager.store, path, bound.keyring).meta
+        meta: EntryMeta | None = admin.entry_content(bound.manager.store, path, bound.keyring).meta
     except (OSError, CorruptEntryError):  # (deleted or damaged since the lookup)
         meta = None
     if show_values and ((meta is not None and meta.sealed) or bound.config.encrypt):
