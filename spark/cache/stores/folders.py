@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 import threading
+import weakref
 
 from spark.cache.stores.base import EntryRefusedError
 
@@ -29,6 +30,8 @@ class FolderHandles:
         self._fds: dict[str, int] = {}
         self._retired: list[int] = []
         self._lock = threading.Lock()
+        # The descriptors are closed with their store (no leak from short-lived managers).
+        weakref.finalize(self, _close_all, self._fds, self._retired)
 
     def get(self, folder: str, *, create: bool = False) -> int | None:
         """The descriptor of ``folder`` (created with ``create``); None when it does not exist.
@@ -77,6 +80,14 @@ class FolderHandles:
             while len(self._retired) > _RETIRED_KEPT:
                 with contextlib.suppress(OSError):
                     os.close(self._retired.pop(0))
+
+
+def _close_all(fds: dict[str, int], retired: list[int]) -> None:
+    for fd in [*fds.values(), *retired]:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    fds.clear()
+    retired.clear()
 
 
 def _open_chain(folder: str, create: bool) -> int | None:
