@@ -139,12 +139,12 @@ def encode_entry(meta: EntryMeta, payload: dict[str, Any], keyring: KeyRing | No
     return _dumps(head)[:-1] + _PAYLOAD_MARK + body + b"}"
 
 
-def decode_envelope(data: bytes) -> Envelope:
+def decode_envelope(data: bytes, *, check_digest: bool = True) -> Envelope:
     """Split an entry file into checked metadata and the payload bytes (not yet opened).
 
     Files as we write them (compact, payload last) are split at the payload without parsing it;
     anything else (e.g. a hand-formatted file) is parsed in full. A plaintext payload of format 2
-    must match its digest.
+    must match its digest (``check_digest=False``: the payload will not be used, e.g. expiry).
     """
     at = data.find(_PAYLOAD_MARK)
     written = _HEAD_RE.match(data, 0, at) if at > 0 and data.endswith(b"}") else None
@@ -171,7 +171,7 @@ def decode_envelope(data: bytes) -> Envelope:
     if meta.encryption == "none":
         if not body.startswith(b"{"):
             raise CorruptEntryError("plaintext payload is not an object")
-        if version >= 2 and payload_digest(body) != digest:
+        if check_digest and version >= 2 and payload_digest(body) != digest:
             raise CorruptEntryError("damaged: the payload does not match its digest")
     elif body[:1] != b'"' or body[-1:] != b'"' or len(body) < 3:
         raise CorruptEntryError("encrypted payload is not a Fernet token")

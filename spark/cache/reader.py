@@ -154,7 +154,7 @@ def _check(
     fresh: Callable[[EntryMeta], bool] | None,
     request: Mapping[str, Any] | None,
 ) -> StoredEntry | BadEntry | None:
-    envelope = decode_envelope(data)
+    envelope = decode_envelope(data, check_digest=with_payload)
     meta = envelope.meta
     misfit = where.misfit(meta) if where is not None else None
     if misfit is not None:

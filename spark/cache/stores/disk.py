@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import os
 import re
@@ -38,6 +39,7 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEX
 T = TypeVar("T")
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and asked once per entry by walks and checks
 def quote_model_id(model_id: str) -> str:
     """A directory name for ``model_id``: ``[A-Za-z0-9._-]`` kept, every other byte ``%XX``.
 
