@@ -26,10 +26,11 @@ from spark.cache.bound import (
 from spark.cache.config import CacheConfig, default_cache_dir
 from spark.cache.crypto import load_keyring
 from spark.cache.flight import SingleFlight
-from spark.cache.ledger import Ledger, valid_amount
+from spark.cache.ledger import Ledger
 from spark.cache.ledger.usage import read_usage_record, write_usage_record
 from spark.cache.memory import MemoryTier
 from spark.cache.reader import StoredEntry, read_entry
+from spark.cache.shape import valid_amount
 from spark.cache.stores import open_store, store_identity
 from spark.cache.stores.base import EntryStore
 from spark.cache.stores.disk import check_provider, quote_model_id

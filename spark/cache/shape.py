@@ -13,10 +13,25 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "check_payload", "own_copy"]
+__all__ = ["MAX_CALL_COST_USD", "MAX_DEPTH", "check_payload", "own_copy", "valid_amount"]
 
 MAX_DEPTH = 64
+#: No single model call costs this much: a larger "cost" is damage, and sums of such amounts
+#: could overflow to infinity.
+MAX_CALL_COST_USD = 1e6
 _COUNT_LIMIT = 2**63
+
+
+def valid_amount(value: object) -> float | None:
+    """``value`` as the dollar cost of one call when it is a number from 0 to
+    ``MAX_CALL_COST_USD`` (finite), else None; refused wherever amounts enter."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        amount = float(value)
+    except OverflowError:  # an int past 1e308
+        return None
+    return amount if 0 <= amount <= MAX_CALL_COST_USD else None  # (NaN compares False)
 
 
 def check_payload(payload: dict[str, Any], *, check_request: bool = True) -> str | None:
@@ -58,7 +73,7 @@ def _is_count(value: Any) -> bool:
 
 
 def _is_amount(value: Any) -> bool:
-    return type(value) in (int, float) and math.isfinite(value) and value >= 0
+    return type(value) in (int, float) and valid_amount(value) is not None
 
 
 def _is_number(value: Any) -> bool:

@@ -8,7 +8,7 @@ the record of which entries a run used (``spark cache prune --unused``). See doc
 from __future__ import annotations
 
 from spark.cache.ledger.base import LedgerRow, LedgerSink, RequestRow, UsageRow
-from spark.cache.ledger.batch import Ledger, close_all_ledgers, valid_amount
+from spark.cache.ledger.batch import Ledger, close_all_ledgers
 from spark.cache.ledger.sqlite import LEDGER_NAME, SQLiteLedger, read_ledger, read_top_requests
 
 __all__ = [
@@ -22,5 +22,4 @@ __all__ = [
     "close_all_ledgers",
     "read_ledger",
     "read_top_requests",
-    "valid_amount",
 ]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import math
 import threading
 import time
 import weakref
@@ -21,22 +20,15 @@ from typing import Any
 
 from spark.cache.ledger.base import LedgerRow, LedgerSink, RequestRow, UsageRow
 from spark.cache.ledger.sqlite import SQLiteLedger
+from spark.cache.shape import valid_amount
 from spark.cache.stores.base import StoreUnavailableError
 
-__all__ = ["Ledger", "close_all_ledgers", "valid_amount"]
+__all__ = ["Ledger", "close_all_ledgers"]
 
 logger = logging.getLogger("spark.cache")
 _FLUSH_EVERY_S = 2.0
 _TICK_S = 0.5  # how often the flusher looks for a ledger that is due
 _MAX_BACKOFF_S = 60.0
-
-
-def valid_amount(value: object) -> float | None:
-    """``value`` as a dollar amount when it is a finite non-negative number, else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    amount = float(value)
-    return amount if math.isfinite(amount) and amount >= 0 else None
 
 
 class Ledger:

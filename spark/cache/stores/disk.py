@@ -27,7 +27,7 @@ from spark.errors import ConfigError
 if TYPE_CHECKING:
     from spark.cache.ledger import LedgerSink
 
-__all__ = ["DiskStore", "check_provider", "quote_model_id", "unquote_model_id"]
+__all__ = ["DiskStore", "check_provider", "quote_model_id", "remove_file", "unquote_model_id"]
 
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 _PROVIDER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -214,7 +214,7 @@ class DiskStore:
 
     def remove(self, path: str) -> bool:
         """Delete one file; False when it was already gone."""
-        return _unlink(path)
+        return remove_file(path)
 
     def find(self, key: str) -> str | None:
         """The path of ``key`` in any provider/model folder, or None."""
@@ -353,10 +353,12 @@ def _subdirs(path: str) -> list[str]:
         return []
 
 
-def _unlink(path: str) -> bool:
+def remove_file(path: str) -> bool:
+    """Remove a file; False when it was gone, or is a folder (not an entry Spark wrote:
+    ``spark cache verify`` reports it)."""
     try:
         os.unlink(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return False
     return True
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from spark.cache.reader import StoredEntry, Where, read_entry
 from spark.cache.stores.base import EntryRef, EntryStore
-from spark.cache.stores.disk import DiskStore, unquote_model_id
+from spark.cache.stores.disk import DiskStore, remove_file, unquote_model_id
 
 __all__ = [
     "DirectoryStats",
@@ -130,7 +130,7 @@ def remove_stray_temps(store: DiskStore, now: float | None = None, also: Iterabl
             age = moment - os.lstat(path).st_mtime
         except FileNotFoundError:
             continue
-        if (age > _TEMP_MAX_AGE_S or not _writer_alive(path)) and _unlink(path):
+        if (age > _TEMP_MAX_AGE_S or not _writer_alive(path)) and remove_file(path):
             removed += 1
     return removed
 
@@ -144,14 +144,6 @@ def temp_files_beside(path: Path) -> list[str]:
             return [i.path for i in found if i.name.startswith(prefix) and i.name.endswith(".tmp")]
     except (FileNotFoundError, NotADirectoryError):
         return []
-
-
-def _unlink(path: str) -> bool:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return False
-    return True
 
 
 def _writer_alive(path: str) -> bool:
