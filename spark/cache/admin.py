@@ -298,7 +298,11 @@ def reencrypt_entry(
         raise DecryptionError(str(found), path=entry.location, fingerprint=found.fingerprint)
     if not isinstance(found, StoredEntry) or found.payload is None:
         raise CorruptEntryError(str(found) if found else f"{entry.location}: deleted meanwhile")
-    version = store.write(entry.location, encode_entry(meta, found.payload, target))
+    try:
+        data = encode_entry(meta, found.payload, target)
+    except (ValueError, TypeError) as exc:  # (the reader admits only JSON; kept total anyway)
+        raise CorruptEntryError(f"{entry.location}: cannot be written back: {exc}") from exc
+    version = store.write(entry.location, data)
     store.touch(entry.location, version, entry.used_ns)
     if not meta.sealed:
         return RotationOutcome.ENCRYPTED

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +31,7 @@ from spark.errors import DecryptionError
 
 __all__ = [
     "FORMAT_VERSION",
+    "LAST_TIME",
     "CorruptEntryError",
     "EntryMeta",
     "Envelope",
@@ -46,6 +46,7 @@ _FORMATS = (1, 2)
 _PAYLOAD_MARK = b',"payload":'
 _KEY_RE = re.compile(r"[0-9a-f]{64}\Z")
 _DIGEST_PREFIX = "sha256:"
+LAST_TIME = 253402300799.0  # 9999-12-31T23:59:59Z: later "times" are damage (and overflow time_t)
 # The metadata exactly as ``encode_entry`` writes it (the hit path of a fresh read): matched
 # without the JSON parser. Ids with JSON escapes, hand-formatted files and format 1 do not
 # match and take the full parse; both ways end in the same checks (``_meta``).
@@ -247,10 +248,8 @@ def _meta(
 ) -> tuple[EntryMeta, int]:
     """Metadata whose fields are consistent: finite times, a fingerprint exactly when sealed,
     a digest exactly when plaintext (format 2)."""
-    if not (math.isfinite(created) and created >= 0) or (
-        expires is not None and not (math.isfinite(expires) and expires >= 0)
-    ):
-        raise CorruptEntryError("created_at or expires_at is not a time")
+    if not 0 <= created <= LAST_TIME or (expires is not None and not 0 <= expires <= LAST_TIME):
+        raise CorruptEntryError("created_at or expires_at is not a time")  # (NaN fails too)
     if (encryption == SCHEME) != bool(fingerprint):
         raise CorruptEntryError("key fingerprint does not fit the encryption")
     if version >= 2 and (encryption == "none") != bool(digest):

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from spark.cache.codec import EntryMeta
+from spark.cache.codec import LAST_TIME, EntryMeta
 from spark.cache.config import CacheConfig
 
 __all__ = ["CachePolicy", "is_cacheable"]
@@ -57,7 +57,9 @@ class CachePolicy:
 
     def expires_at(self, now: float) -> float | None:
         """The ``expires_at`` a writer with this policy stamps on a new entry."""
-        return now + self.ttl if self.ttl > 0 else None
+        if self.ttl <= 0 or now + self.ttl >= LAST_TIME:
+            return None  # (a TTL past the year 9999 is "never")
+        return now + self.ttl
 
     def is_fresh(self, meta: EntryMeta, now: float) -> bool:
         """Usable by this reader: before the writer's ``expires_at`` and within our own TTL.

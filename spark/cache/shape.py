@@ -44,9 +44,10 @@ def check_payload(payload: dict[str, Any], *, check_request: bool = True) -> str
     if type(request) is not dict or type(response) is not dict:
         return "payload lacks its request or response object"
     # (the fields whose shape is checked below are flat, but for tool-call arguments)
-    nested = [v for k, v in response.items() if k not in _FLAT and type(v) in (dict, list)]
-    if (check_request and _too_deep(request)) or (nested and _too_deep(nested)):
-        return f"nested deeper than {MAX_DEPTH} levels"
+    rest = [v for k, v in response.items() if k not in _FLAT]
+    unsound = (check_request and _unsound(request)) or _unsound(rest)
+    if unsound:
+        return unsound
     for name, value in response.items():
         check = _FIELDS.get(name)
         if check is not None and value is not None and not check(value):
@@ -56,16 +57,20 @@ def check_payload(payload: dict[str, Any], *, check_request: bool = True) -> str
     return None
 
 
-def _too_deep(value: Any) -> bool:
+def _unsound(value: dict[str, Any] | list[Any]) -> str:
+    """Why a parsed JSON value cannot be kept: nested too deep, or holding a number that is
+    not finite (JSON's ``1e999`` parses to infinity); "" when it is sound."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if depth > MAX_DEPTH:
-            return True
+            return f"nested deeper than {MAX_DEPTH} levels"
         for child in item.values() if type(item) is dict else item:
             if type(child) is dict or type(child) is list:
                 stack.append((child, depth + 1))
-    return False
+            elif type(child) is float and not math.isfinite(child):
+                return "holds a number that is not finite"
+    return ""
 
 
 def _is_count(value: Any) -> bool:
