@@ -259,8 +259,8 @@ def verify(
     Lists each bad entry with its path and the reason: truncated, corrupt, key mismatch (the
     entry is not what its file name says, or was edited), unknown key fingerprint (sealed with
     a key you do not hold), no key, tampered, stale (an old key schema: it can never be hit),
-    or plaintext (with --require-encrypted). Exits 1 if any entry is bad, so it works as a
-    pre-commit hook or a CI step for a committed cache:
+    or plaintext (with --require-encrypted, or in a cache that encrypts). Exits 1 if any entry
+    is bad, so it works as a pre-commit hook or a CI step for a committed cache:
 
     \b
         spark cache verify --profile testing --require-encrypted
@@ -272,7 +272,8 @@ def verify(
         target.store,
         progress(entries, "Verifying"),
         keyring,
-        require_encrypted=require_encrypted,
+        # (a cache that encrypts refuses plaintext entries: verify says so without the flag)
+        require_encrypted=require_encrypted or target.config.encrypt,
     )
     problems = report.problems
     if as_json:

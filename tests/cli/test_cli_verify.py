@@ -72,15 +72,16 @@ def test_each_bad_entry_is_reported(
     assert any(line.startswith("cache/openai/gpt-4o-mini/") for line in result.stdout.splitlines())
 
 
-def test_plaintext_fails_only_with_require_encrypted(
+def test_plaintext_fails_in_a_cache_that_encrypts(
     spark: Invoke, encrypted: list[Path], fill: Fill
 ) -> None:
+    # The cache encrypts, so the engine refuses plaintext there: verify says so with or
+    # without --require-encrypted (before integrity issue 10 it passed without the flag).
     (plain,) = fill(1, start=90)
-    result, reasons = _verify(spark)
-    assert result.exit_code == 0
-    result, reasons = _verify(spark, "--require-encrypted")
-    assert result.exit_code == 1
-    assert reasons == {f"{plain}.json": "plaintext: payload is not encrypted"}
+    for flags in ((), ("--require-encrypted",)):
+        result, reasons = _verify(spark, *flags)
+        assert result.exit_code == 1
+        assert reasons == {f"{plain}.json": "plaintext: payload is not encrypted"}
 
 
 def test_no_key_configured(spark: Invoke, encrypted: list[Path]) -> None:
