@@ -211,18 +211,24 @@ class BoundCache:
             return not self.config.encrypt
         return self.keyring is not None and meta.key_fingerprint in self.keyring.fernets
 
-    def _read_store(
-        self, request: CacheRequest, path: str, now: float, count: bool = True
-    ) -> dict[str, Any] | None:
-        found = read_entry(
+    def _read(
+        self, request: CacheRequest, path: str, fresh: Callable[[EntryMeta], bool] | None = None
+    ) -> StoredEntry | BadEntry | None:
+        """The entry at ``path`` as this binding may use it for ``request`` (the one reader)."""
+        return read_entry(
             self.manager.store,
             path,
             self.keyring,
             where=Where(request.key, request.provider, request.model_id),
             sealed_only=self.config.encrypt,
-            fresh=lambda meta: self.policy.is_fresh(meta, now),
+            fresh=fresh,
             request=request.normalized,
         )
+
+    def _read_store(
+        self, request: CacheRequest, path: str, now: float, count: bool = True
+    ) -> dict[str, Any] | None:
+        found = self._read(request, path, lambda meta: self.policy.is_fresh(meta, now))
         if found is None:
             return None
         if isinstance(found, BadEntry):
@@ -301,14 +307,7 @@ class BoundCache:
     def _stored_answer_is(self, request: CacheRequest, response: Mapping[str, Any]) -> bool:
         """Whether the entry in the store already holds exactly this answer, sealed as we would."""
         path = self.manager.store.location(request.provider, request.model_id, request.key)
-        found = read_entry(
-            self.manager.store,
-            path,
-            self.keyring,
-            where=Where(request.key, request.provider, request.model_id),
-            sealed_only=self.config.encrypt,
-            request=request.normalized,
-        )
+        found = self._read(request, path)
         if not isinstance(found, StoredEntry) or found.payload is None:
             return False
         primary = self._write_keyring.primary if self._write_keyring else ""
