@@ -10,7 +10,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["EmbeddingResponse", "ModelResponse", "Price", "ToolCall", "ToolSpec", "Usage"]
+__all__ = [
+    "Choice",
+    "EmbeddingResponse",
+    "ModelResponse",
+    "Price",
+    "ToolCall",
+    "ToolSpec",
+    "Usage",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +93,51 @@ class Usage:
         return cls(int(data.get("input_tokens", 0)), int(data.get("output_tokens", 0)))
 
 
+def _calls_from(data: Any) -> tuple[ToolCall, ...]:
+    return tuple(ToolCall(c["id"], c["name"], c.get("arguments") or {}) for c in data or ())
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One of the answers of a call (``n`` / ``candidate_count`` > 1 asks for several).
+
+    ``logprobs`` is the provider's log-probability report of this choice as plain JSON, in the
+    provider's own shape; None when none was requested.
+    """
+
+    text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str = "stop"
+    logprobs: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form."""
+        out: dict[str, Any] = {
+            "text": self.text,
+            "tool_calls": [call.to_dict() for call in self.tool_calls],
+            "finish_reason": self.finish_reason,
+        }
+        if self.logprobs is not None:
+            out["logprobs"] = self.logprobs
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Choice:
+        """Rebuild from the stored form."""
+        return cls(
+            text=data.get("text") or "",
+            tool_calls=_calls_from(data.get("tool_calls")),
+            finish_reason=data.get("finish_reason") or "stop",
+            logprobs=data.get("logprobs"),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class ModelResponse:
     """The answer of a text call.
 
+    ``text``, ``tool_calls``, ``finish_reason`` and ``logprobs`` are those of the first choice;
+    ``choices`` holds every choice the provider returned, in order (one unless ``n`` > 1).
     ``cost_usd`` is what the original provider call cost (None when the model has no price);
     ``cached`` says whether this answer came from the cache (then it cost nothing now).
     """
@@ -101,32 +150,59 @@ class ModelResponse:
     cached: bool = False
     provider: str = ""
     model_id: str = ""
+    logprobs: Any = None
+    choices: tuple[Choice, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.choices:
+            first = Choice(self.text, self.tool_calls, self.finish_reason, self.logprobs)
+            object.__setattr__(self, "choices", (first,))
+
+    @classmethod
+    def of_choices(cls, choices: tuple[Choice, ...], usage: Usage = Usage()) -> ModelResponse:
+        """The response whose answers are ``choices`` (the first one's fields up front)."""
+        first = choices[0] if choices else Choice("")
+        return cls(
+            text=first.text,
+            tool_calls=first.tool_calls,
+            finish_reason=first.finish_reason,
+            usage=usage,
+            logprobs=first.logprobs,
+            choices=choices or (first,),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The stored form (without ``cached``, which belongs to one call)."""
-        return {
+        out: dict[str, Any] = {
             "text": self.text,
             "tool_calls": [call.to_dict() for call in self.tool_calls],
             "finish_reason": self.finish_reason,
             "usage": self.usage.to_dict(),
             "cost_usd": self.cost_usd,
         }
+        if self.logprobs is not None:
+            out["logprobs"] = self.logprobs
+        if len(self.choices) > 1:
+            out["choices"] = [choice.to_dict() for choice in self.choices]
+        return out
 
     @classmethod
     def from_dict(
         cls, data: Mapping[str, Any], *, cached: bool, provider: str = "", model_id: str = ""
     ) -> ModelResponse:
         """Rebuild a response from its stored form."""
-        calls = data.get("tool_calls") or ()
+        stored = data.get("choices")
         return cls(
             text=data.get("text") or "",
-            tool_calls=tuple(ToolCall(c["id"], c["name"], c.get("arguments") or {}) for c in calls),
+            tool_calls=_calls_from(data.get("tool_calls")),
             finish_reason=data.get("finish_reason") or "stop",
             usage=Usage.from_dict(data.get("usage")),
             cost_usd=data.get("cost_usd"),
             cached=cached,
             provider=provider,
             model_id=model_id,
+            logprobs=data.get("logprobs"),
+            choices=tuple(Choice.from_dict(c) for c in stored) if stored else (),
         )
 
 

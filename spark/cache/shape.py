@@ -112,6 +112,16 @@ def _strings(value: Any) -> bool:
     return type(value) is list and all(type(item) is str for item in value)
 
 
+def _choices(value: Any) -> bool:
+    return type(value) is list and all(
+        type(choice) is dict
+        and type(choice.get("text", "")) is str
+        and type(choice.get("finish_reason", "")) is str
+        and _tool_calls(choice.get("tool_calls", []))
+        for choice in value
+    )
+
+
 _FLAT = frozenset({"usage", "embeddings", "chunks"})
 _FIELDS: dict[str, Callable[[Any], bool]] = {
     "text": lambda value: type(value) is str,
@@ -121,6 +131,7 @@ _FIELDS: dict[str, Callable[[Any], bool]] = {
     "tool_calls": _tool_calls,
     "embeddings": _embeddings,
     "chunks": _strings,
+    "choices": _choices,
 }
 
 
