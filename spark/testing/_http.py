@@ -20,7 +20,7 @@ from spark.testing._exchange import Reply, json_reply
 
 logger = logging.getLogger("spark")
 
-Dispatch = Callable[[str, str, bytes], Reply]
+Dispatch = Callable[[str, str, bytes, dict[str, str]], Reply]
 
 # Ends a chunked body; a stream that is cut short never sends it.
 _LAST_CHUNK = b"0\r\n\r\n"
@@ -52,7 +52,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         body = self._read_body()
         try:
-            reply = self.server.dispatch(self.command, self.path, body)
+            reply = self.server.dispatch(self.command, self.path, body, dict(self.headers.items()))
         except Exception:  # a bug here must reach the test as an error, not as a hang
             logger.exception("spark.testing: failed to answer %s %s", self.command, self.path)
             reply = _INTERNAL_ERROR

@@ -7,7 +7,8 @@ the request and consumes the matching injections in one step.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
 from spark.testing._exchange import JsonObject, Plan, StreamFailure, ToolCall
@@ -18,15 +19,31 @@ DEFAULT_ANSWER_CHARS = 200
 _T = TypeVar("_T")
 
 
+# Headers that carry credentials: recorded as "<redacted>", never their values.
+_SECRET_HEADERS = frozenset(
+    {"authorization", "x-api-key", "x-goog-api-key", "api-key", "x-amz-security-token", "cookie"}
+)
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One request the server received (headers are not kept: they hold credentials)."""
+    """One request the server received: its body, path and headers (names lower-cased; the
+    values of credential headers are replaced by ``"<redacted>"``)."""
 
     provider: str
     operation: str
     model: str
     path: str
     body: JsonObject
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def recorded_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers as recorded: lower-cased names, credentials redacted."""
+    return {
+        name.lower(): "<redacted>" if name.lower() in _SECRET_HEADERS else value
+        for name, value in headers.items()
+    }
 
 
 @dataclass

@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from spark.testing import _bedrock_wire, _gemini_wire, _openai_wire
@@ -33,7 +33,11 @@ from spark.testing._state import (
     RecordedRequest,
     ServerState,
     check_provider,
+    recorded_headers,
 )
+
+if TYPE_CHECKING:
+    from spark.models.base import Model
 
 logger = logging.getLogger("spark")
 
@@ -132,6 +136,25 @@ class ProviderServer:
         """The `HttpOptions(base_url=...)` for `google.genai.Client`."""
         return self.url
 
+    def model(self, provider: str, model_id: str, **options: Any) -> Model:
+        """A Spark model of ``provider`` pointed at this server, with dummy credentials and the
+        SDK's retries off; ``options`` go to the model's constructor (and win)."""
+        from spark.models.registry import model_class  # the layer this one tests
+
+        defaults: dict[str, Any] = {"max_retries": 0}
+        if provider == "openai":
+            defaults |= {"base_url": self.openai_base_url, "api_key": _DUMMY_ENV["OPENAI_API_KEY"]}
+        elif provider == "bedrock":
+            defaults |= {
+                "endpoint_url": self.bedrock_endpoint_url,
+                "region": _DUMMY_ENV["AWS_DEFAULT_REGION"],
+                "aws_access_key_id": _DUMMY_ENV["AWS_ACCESS_KEY_ID"],
+                "aws_secret_access_key": _DUMMY_ENV["AWS_SECRET_ACCESS_KEY"],
+            }
+        else:
+            defaults |= {"base_url": self.gemini_base_url, "api_key": _DUMMY_ENV["GOOGLE_API_KEY"]}
+        return model_class(provider)(model_id, **{**defaults, **options})
+
     def env(self) -> dict[str, str]:
         """Return environment variables that point each SDK here, with dummy credentials."""
         return {
@@ -217,7 +240,9 @@ class ProviderServer:
 
     # -- serving ---------------------------------------------------------------------------
 
-    def _dispatch(self, method: str, target: str, raw_body: bytes) -> Reply:
+    def _dispatch(
+        self, method: str, target: str, raw_body: bytes, headers: dict[str, str]
+    ) -> Reply:
         """Route one request, log it, apply the plan, and build the provider's reply."""
         path = target.partition("?")[0]
         found = _match_route(path)
@@ -232,7 +257,7 @@ class ProviderServer:
         model = unquote(groups["model"]) if "model" in groups else str(body.get("model", ""))
         operation = route.operation_for(body)
         plan = self._state.admit(
-            RecordedRequest(wire.provider, operation, model, path, body),
+            RecordedRequest(wire.provider, operation, model, path, body, recorded_headers(headers)),
             streamed=operation.endswith("_stream"),
             offers_tools=wire.offers_tools(body),
         )

@@ -88,7 +88,9 @@ def test_log_counts_and_reset(openai_client: openai.OpenAI, server: ProviderServ
     assert server.count(operation="chat_stream") == 1
     assert server.count(provider="gemini") == 0
     first = server.requests[0]
-    assert first == RecordedRequest("openai", "chat", "m", "/v1/chat/completions", first.body)
+    assert first == RecordedRequest(
+        "openai", "chat", "m", "/v1/chat/completions", first.body, first.headers
+    )
     assert first.body["messages"] == HELLO
     assert {field.name for field in dataclasses.fields(RecordedRequest)} == {
         "provider",
@@ -96,7 +98,12 @@ def test_log_counts_and_reset(openai_client: openai.OpenAI, server: ProviderServ
         "model",
         "path",
         "body",
+        "headers",
     }
+    # Headers are recorded (names lower-cased), credentials never: the SDK sent its key.
+    assert first.headers["content-type"] == "application/json"
+    assert first.headers["authorization"] == "<redacted>"
+    assert all("sk-" not in value for value in first.headers.values())
     with pytest.raises(dataclasses.FrozenInstanceError):
         first.model = "other"
     server.fail_next(500)
@@ -289,3 +296,23 @@ def test_a_server_bug_is_an_http_500_not_a_hang(
 
     with pytest.raises(openai.InternalServerError):
         openai_client.chat.completions.create(model="m", messages=HELLO)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model_id"),
+    [
+        ("openai", "gpt-4o"),
+        ("bedrock", "anthropic.claude-3-haiku-20240307-v1:0"),
+        ("gemini", "gemini-2.0-flash"),
+    ],
+)
+async def test_server_model_builds_a_model_pointed_at_the_server(
+    provider: str, model_id: str, server: ProviderServer
+) -> None:
+    model = server.model(provider, model_id, default_params={"temperature": 0.5})
+    assert model.provider == provider
+    assert model.default_params == {"temperature": 0.5}, "the caller's options reach the model"
+    assert await model.get_text("Hello")
+    (recorded,) = server.requests
+    assert (recorded.provider, recorded.model) == (provider, model_id)
+    await model.aclose()
