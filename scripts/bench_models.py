@@ -9,13 +9,16 @@ For each provider, with an encrypted cache and 1 KB / 32 KB answers, in one proc
 - the same call uncached through the raw SDK against the local server (no added latency): the
   speed-up of a hit.
 Then 50 concurrent identical calls on a cold cache with 300 ms of provider latency (requests that
-reach the server), and ``import spark.models.openai`` + the first hit in a fresh process.
+reach the server), the time to key a request (``model.cache_key``) plain and with a 1 MB image in
+each provider's native spelling, and ``import spark.models.openai`` + the first hit in a fresh
+process.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import gc
 import os
 import statistics
@@ -35,9 +38,6 @@ from google.genai import types as genai_types
 
 from spark.cache import CacheConfig, generate_key
 from spark.models.base import Model
-from spark.models.bedrock import BedrockModel
-from spark.models.gemini import GeminiModel
-from spark.models.openai import OpenAIModel
 from spark.testing import ProviderServer
 
 QUESTION = [{"role": "user", "content": "Describe the harbour at dawn."}]
@@ -47,22 +47,7 @@ MODELS = {"openai": "gpt-4o", "bedrock": "anthropic.claude-3-haiku-20240307-v1:0
 
 def build(provider: str, server: ProviderServer, config: CacheConfig) -> Model:
     """A model of ``provider`` pointed at the local server."""
-    model_id = MODELS[provider]
-    if provider == "openai":
-        return OpenAIModel(
-            model_id, base_url=server.openai_base_url, api_key="bench", max_retries=0,
-            cache_config=config,
-        )  # fmt: skip
-    if provider == "bedrock":
-        return BedrockModel(
-            model_id, endpoint_url=server.bedrock_endpoint_url, region="us-east-1",
-            aws_access_key_id="bench", aws_secret_access_key="bench", max_retries=0,
-            cache_config=config,
-        )  # fmt: skip
-    return GeminiModel(
-        model_id, base_url=server.gemini_base_url, api_key="bench", max_retries=0,
-        cache_config=config,
-    )  # fmt: skip
+    return server.model(provider, MODELS[provider], cache_config=config)
 
 
 OPEN_CLIENTS: list[Any] = []  # async clients to close before their event loop ends
@@ -175,6 +160,42 @@ async def bench_single_flight(server: ProviderServer) -> None:
         server.latency = 0.0
 
 
+def image_question(provider: str, image: bytes) -> list[dict[str, Any]]:
+    """A question with one image, in the provider's native spelling (bytes, or a data URL)."""
+    if provider == "openai":
+        url = "data:image/png;base64," + base64.b64encode(image).decode("ascii")
+        parts: list[Any] = [{"type": "text", "text": "What is this?"},
+                            {"type": "image_url", "image_url": {"url": url}}]  # fmt: skip
+        return [{"role": "user", "content": parts}]
+    if provider == "bedrock":
+        block = {"image": {"format": "png", "source": {"bytes": image}}}
+        return [{"role": "user", "content": [{"text": "What is this?"}, block]}]
+    inline = {"inline_data": {"mime_type": "image/png", "data": image}}
+    return [{"role": "user", "parts": [{"text": "What is this?"}, inline]}]
+
+
+def bench_keys(server: ProviderServer, repeat: int) -> None:
+    """The time to key a request (``model.cache_key``): a plain question, and one with a 1 MB
+    image (the key holds its SHA-256, so this is mostly hashing and encoding the bytes)."""
+    image = os.urandom(1024 * 1024)
+    with tempfile.TemporaryDirectory() as tmp:
+        for provider in MODELS:
+            model = build(provider, server, CacheConfig(enabled=True, cache_dir=tmp))
+            with_image = image_question(provider, image)
+            plain = [_timed(model.cache_key, QUESTION) for _ in range(repeat)]
+            heavy = [_timed(model.cache_key, with_image) for _ in range(max(5, repeat // 50))]
+            print(
+                f"{provider:<8}key of a question {statistics.median(plain) / 1000:7.1f}µs;"
+                f" with a 1 MB image {statistics.median(heavy) / 1e6:6.2f}ms"
+            )
+
+
+def _timed(fn: Callable[[Any], Any], argument: Any) -> int:
+    start = time.perf_counter_ns()
+    fn(argument)
+    return time.perf_counter_ns() - start
+
+
 FRESH = textwrap.dedent(
     """
     import time
@@ -222,6 +243,7 @@ def main() -> None:
         for provider in MODELS:
             asyncio.run(bench_provider(provider, server, repeat))
         asyncio.run(bench_single_flight(server))
+        bench_keys(server, repeat)
         bench_fresh_process(server, 3 if args.quick else 9)
     print(f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}")
 

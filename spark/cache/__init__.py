@@ -9,7 +9,7 @@ from __future__ import annotations
 from spark.cache.bound import BoundCache, CacheRequest, CacheResult
 from spark.cache.config import CacheConfig, CacheMode, default_cache_dir
 from spark.cache.crypto import KeyRing, generate_key, load_keyring
-from spark.cache.keys import KEY_SCHEMA_VERSION, create_key, normalize_request
+from spark.cache.keys import KEY_SCHEMA_VERSION, create_key
 from spark.cache.manager import CacheManager
 
 __all__ = [
@@ -25,5 +25,4 @@ __all__ = [
     "default_cache_dir",
     "generate_key",
     "load_keyring",
-    "normalize_request",
 ]

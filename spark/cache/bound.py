@@ -12,14 +12,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from spark.cache.codec import EntryMeta, encode_entry
 from spark.cache.config import CacheConfig
 from spark.cache.crypto import KeyRing
-from spark.cache.keys import create_key, normalize_embedding_request, normalize_request
+from spark.cache.keys import create_key, keyed_request
 from spark.cache.memory import MemoryEntry
 from spark.cache.policy import CachePolicy, is_cacheable
 from spark.cache.reader import BadEntry, StoredEntry, Where, read_entry
@@ -31,7 +31,15 @@ from spark.errors import CacheMissError
 if TYPE_CHECKING:
     from spark.cache.manager import CacheManager
 
-__all__ = ["BoundCache", "CacheRequest", "CacheResult", "ProviderCall"]
+__all__ = [
+    "BoundCache",
+    "CacheRequest",
+    "CacheResult",
+    "ProviderCall",
+    "ProviderStream",
+    "make_request",
+    "replayed_chunks",
+]
 
 logger = logging.getLogger("spark.cache")
 _TOUCH_EVERY_S = 60.0
@@ -40,7 +48,8 @@ _POLL_S = 0.025  # how often a process waiting on another's provider call looks 
 
 @dataclass(frozen=True, slots=True)
 class CacheRequest:
-    """A request as the cache sees it: who answers it, its key, and its normalized form."""
+    """A request as the cache sees it: who answers it, its key, and ``normalized``, the keyed
+    request it is made from (stored with the answer; docs/caching.md, "Keys")."""
 
     provider: str
     model_id: str
@@ -58,6 +67,26 @@ class CacheResult:
 
 
 ProviderCall = Callable[[], Awaitable[Mapping[str, Any]]]
+#: A provider stream: text chunks, then (last) the stored form of the whole answer.
+ProviderStream = Callable[[], AsyncIterator[str | dict[str, Any]]]
+
+
+def replayed_chunks(response: Mapping[str, Any]) -> list[str]:
+    """The chunks a stream of a cached answer yields: the very chunks of a recorded stream, or
+    the whole text of an answer recorded by a plain call (nothing when it has no text)."""
+    chunks = response.get("chunks")
+    if chunks is not None:
+        return list(chunks)
+    text = response.get("text") or ""
+    return [text] if text else []
+
+
+def make_request(
+    kind: str, provider: str, model_id: str, namespace: str, body: Mapping[str, Any]
+) -> CacheRequest:
+    """The cache request of a prepared call (``body``: the keyed wire form, docs/models.md)."""
+    normalized = keyed_request(kind, provider, model_id, namespace, body)
+    return CacheRequest(provider, model_id, create_key(normalized), normalized)
 
 
 class BoundCache:
@@ -78,32 +107,34 @@ class BoundCache:
     def chat_request(
         self, provider: str, model_id: str, messages: str | Sequence[Mapping[str, Any]], **kw: Any
     ) -> CacheRequest:
-        """The ``CacheRequest`` of a text call (same arguments as ``model.get_text``)."""
-        kw.setdefault("namespace", self.namespace)
-        normalized = normalize_request(provider, model_id, messages, **kw)
-        return CacheRequest(provider, model_id, create_key(normalized), normalized)
+        """The ``CacheRequest`` of a text call: the same key as ``model.get_text(messages,
+        **kw)`` of a model with no default parameters (``namespace=`` overrides this cache's)."""
+        from spark.models import registry  # the provider's wire shape: pure, never an SDK
+        from spark.models.wire import call_params
+
+        namespace = kw.pop("namespace", self.namespace)
+        call = registry.prepare_chat(provider, model_id, messages, call_params({}, kw))
+        model = registry.cache_model_id(provider, model_id)
+        return make_request("chat", provider, model, namespace, call.body)
 
     def embedding_request(
         self, provider: str, model_id: str, inputs: str | Sequence[str], **kw: Any
     ) -> CacheRequest:
-        """The ``CacheRequest`` of an embeddings call."""
-        kw.setdefault("namespace", self.namespace)
-        normalized = normalize_embedding_request(provider, model_id, inputs, **kw)
-        return CacheRequest(provider, model_id, create_key(normalized), normalized)
+        """The ``CacheRequest`` of an embeddings call (``model.embed(inputs, **kw)``)."""
+        from spark.models import registry
+        from spark.models.wire import call_params
+
+        namespace = kw.pop("namespace", self.namespace)
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        call = registry.prepare_embedding(provider, model_id, texts, call_params({}, kw))
+        model = registry.cache_model_id(provider, model_id)
+        return make_request("embedding", provider, model, namespace, call.body)
 
     def replay_miss(self, request: CacheRequest) -> CacheMissError:
         """The error of a replay-mode miss: what is missing, the nearest entry, the difference."""
         from spark.cache.explain import explain_miss  # only on the (rare) replay-miss path
 
         return explain_miss(self, request)
-
-    def count_hit(self, request: CacheRequest, response: Mapping[str, Any]) -> None:
-        """Count a hit served outside ``get_or_call`` (streams replayed from ``lookup``)."""
-        self.manager.counters.record_hit(request, response)
-
-    def count_miss(self, request: CacheRequest, response: Mapping[str, Any] | None) -> None:
-        """Count a miss served outside ``get_or_call``, with the answer it paid for."""
-        self.manager.counters.record_miss(request, response)
 
     # -- the call path --------------------------------------------------------------------
 
@@ -122,6 +153,49 @@ class BoundCache:
                 self.manager.counters.record_miss(request, None)
                 raise self.replay_miss(request)
         return await self._single_flight(request, call)
+
+    async def stream_or_call(
+        self, request: CacheRequest, open_stream: ProviderStream
+    ) -> AsyncIterator[str]:
+        """The text chunks of the cached answer, or of the provider's stream (stored when it
+        completes). The same path as ``get_or_call``: a stream concurrent with an identical
+        stream or call in this event loop waits for it and replays its chunks."""
+        if self.policy.reads:
+            response = self.lookup(request)
+            if response is not None:
+                self.manager.counters.record_hit(request, response)
+                for chunk in replayed_chunks(response):
+                    yield chunk
+                return
+            if self.policy.replay:
+                self.manager.counters.record_miss(request, None)
+                raise self.replay_miss(request)
+        flight = self.manager.flight
+        followed = await flight.follow(request.key)
+        if followed is not None:  # a follower: the leader's answer, chunk by chunk
+            response = own_copy(dict(followed[0][0]))
+            self.manager.counters.record_hit(request, response)
+            for chunk in replayed_chunks(response):
+                yield chunk
+            return
+        lead = flight.lead(request.key)
+        try:
+            stored: dict[str, Any] | None = None
+            async for piece in open_stream():
+                if isinstance(piece, str):
+                    yield piece
+                else:
+                    stored = piece
+            if stored is None:
+                raise RuntimeError("a provider stream ended without its answer")
+            self.manager.counters.record_miss(request, stored)
+            self.save(request, stored)
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError | GeneratorExit):
+                self.manager.counters.record_miss(request, None)
+            flight.fail(request.key, lead, exc)
+            raise
+        flight.succeed(request.key, lead, (stored, False))
 
     async def _single_flight(self, request: CacheRequest, call: ProviderCall) -> CacheResult:
         async def lead() -> tuple[Mapping[str, Any], bool]:

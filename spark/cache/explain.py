@@ -1,7 +1,7 @@
 """Why did this miss? The nearest stored request of the same model, and how it differs.
 
 Every entry keeps its normalized request inside the (encrypted) payload, so a miss can be
-explained field by field: ``params.temperature: 0.7 -> 0.9``, ``messages[2].content changed``,
+explained field by field: ``body.temperature: 0.7 -> 0.9``, ``body.messages[2].content changed``,
 ``tools[0] added``. Pure diffing here; ``nearest_entry`` reads the model's folder.
 
 An explanation of a sealed entry (an encrypted one, or any entry of a cache that encrypts)
@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from spark.cache.keys import KEY_SCHEMA_VERSION
 from spark.cache.reader import BadEntry, StoredEntry, Where, read_entry
 from spark.cache.sealed import sealed_differences
 from spark.cache.stores.disk import quote_model_id
@@ -57,6 +58,7 @@ class Nearest:
     created_at: float
     differences: list[str]
     sealed: bool = False
+    schema: Any = KEY_SCHEMA_VERSION  # the key schema the entry was recorded under
 
 
 def diff_requests(
@@ -166,7 +168,7 @@ def nearest_entry(
     _, path, created_at, encrypted, stored = best
     is_sealed = encrypted or bound.config.encrypt
     differences = diff_requests(stored, requested, sealed=is_sealed and not show_values)
-    return Nearest(path, created_at, differences, is_sealed)
+    return Nearest(path, created_at, differences, is_sealed, stored.get("v"))
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,13 @@ class MissExplanation:
                 f"cannot be compared: set {self.key_env}."
             )
         nearest = self.nearest
+        if nearest is not None and nearest.schema != KEY_SCHEMA_VERSION:
+            lines.append(
+                f"The nearest entry was recorded under key schema v{nearest.schema}; this Spark "
+                f"keys requests with schema v{KEY_SCHEMA_VERSION}, so entries recorded before the "
+                "upgrade are never hit. Re-key them with `spark cache migrate` (same --profile or"
+                " --dir), commit the result, and replay again."
+            )
         if nearest is not None:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(nearest.created_at))
             lines.append(

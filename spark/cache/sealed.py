@@ -175,19 +175,73 @@ class _ResponseFormat(_Shape):
 
 
 _TEXT = _Shape()
+_SETTINGS = _Fields(
+    {
+        "responseSchema": _TEXT,
+        "responseJsonSchema": _TEXT,
+        "response_schema": _TEXT,
+        "response_json_schema": _TEXT,
+        "systemInstruction": _TEXT,
+        "system_instruction": _TEXT,
+        "tools": _TEXT,
+        "toolConfig": _TEXT,
+        "tool_config": _TEXT,
+        "safetySettings": _TEXT,
+        "stopSequences": _TEXT,
+    },
+    names=lambda name: _PARAM_NAME.match(name) is not None,  # an API's parameter names
+    other=_Setting(),
+)
+_FUNCTION = _Fields(
+    {
+        "name": _TEXT,
+        "description": _TEXT,
+        "parameters": _TEXT,
+        "parametersJsonSchema": _TEXT,
+        "inputSchema": _TEXT,
+        "arguments": _TEXT,
+        "strict": _Setting(),
+    }
+)
+# A tool as OpenAI, Bedrock and Gemini send it: the API's field names, the user's values.
+_TOOL = _Fields(
+    {
+        "type": _TEXT,
+        "function": _FUNCTION,
+        "toolSpec": _FUNCTION,
+        "functionDeclarations": _Items(_FUNCTION),
+        "function_declarations": _Items(_FUNCTION),
+    }
+)
 _MESSAGE = _Fields(
     {
         "role": _TEXT,
         "content": _TEXT,  # per message, not per part (as in plaintext)
+        "parts": _TEXT,
         "name": _TEXT,
         "tool_call_id": _TEXT,
-        "tool_calls": _Items(_Fields({"id": _TEXT, "name": _TEXT, "arguments": _TEXT})),
+        "tool_calls": _Items(_Fields({"id": _TEXT, "type": _TEXT, "function": _FUNCTION})),
     }
 )
-_TOOL = _Fields({"name": _TEXT, "description": _TEXT, "parameters": _TEXT})
-_PARAMS = _Fields(
-    {"response_format": _ResponseFormat()},
-    names=lambda name: _PARAM_NAME.match(name) is not None,  # keyword names of the call
+# The keyed wire body of a provider call (docs/models.md): field names are the API's (shown);
+# messages, system text, tools and schemas are the user's own (digests); the numbers and
+# booleans of the sampling settings are shown.
+_BODY = _Fields(
+    {
+        "messages": _Items(_MESSAGE),
+        "contents": _Items(_MESSAGE),
+        "system": _Items(_TEXT),
+        "input": _Items(_TEXT),
+        "tools": _Items(_TOOL),
+        "toolConfig": _Fields({"tools": _Items(_TOOL), "toolChoice": _TEXT}),
+        "tool_choice": _TEXT,
+        "response_format": _ResponseFormat(),
+        "inferenceConfig": _SETTINGS,
+        "generationConfig": _SETTINGS,
+        "config": _SETTINGS,
+        "additionalModelRequestFields": _SETTINGS,
+    },
+    names=lambda name: _PARAM_NAME.match(name) is not None,
     other=_Setting(),
 )
 _REQUEST = _Fields(
@@ -197,11 +251,6 @@ _REQUEST = _Fields(
         "provider": _TEXT,
         "model": _TEXT,
         "namespace": _TEXT,
-        "system": _Items(_TEXT),
-        "messages": _Items(_MESSAGE),
-        "input": _Items(_TEXT),
-        "params": _PARAMS,
-        "tools": _Items(_TOOL),
-        "tool_choice": _Fields({"name": _TEXT}),
+        "body": _BODY,
     }
 )

@@ -1,104 +1,233 @@
-"""Pure translation between Spark's normalized request and Bedrock's Converse / Titan shapes.
+"""A Spark call as the boto3 ``bedrock-runtime`` call it makes (Converse, InvokeModel) and the
+keyed form of it (docs/models.md, "Bedrock").
 
-No SDK here: dicts in, dicts or neutral values out, so every rule is testable without boto3.
+Converse's own request fields go where boto3 sends them; Spark's neutral names (``temperature``,
+``max_tokens``, ``system_prompt``, ``tools``, ...) merge into those fields, so both spellings of
+one request put one body on the wire and share one key. ``body`` is that wire body less the
+fields that cannot change the answer, media bytes as digests. Pure code: no SDK, no I/O.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from spark.cache.keys import EXCLUDED_PARAMS
-from spark.errors import ProviderServerError
-from spark.types import ModelResponse, ToolCall, Usage
+from spark.errors import ConfigError
+from spark.models._bedrock_messages import (
+    check_media,
+    content_block,
+    converse_tool,
+    converse_tool_choice,
+    copy_value,
+    has_tool_blocks,
+    split_messages,
+)
+from spark.models.wire import WireCall, keyed_value, unknown_field
 
 __all__ = [
+    "CONVERSE_FIELDS",
     "PROVIDER",
-    "StreamAssembler",
-    "converse_request",
-    "finish_reason",
-    "parse_converse",
-    "titan_body",
+    "UNKEYED_FIELDS",
+    "cache_model_id",
+    "converse_body",
+    "prepare_chat",
+    "prepare_embedding",
 ]
 
 PROVIDER = "bedrock"
 
-_INFERENCE_FIELDS = {
-    "max_tokens": "maxTokens",
-    "temperature": "temperature",
-    "top_p": "topP",
-    "stop": "stopSequences",
-}
-# Converse's own request fields, accepted as given (camelCase) instead of model-specific extras.
+# botocore's ConverseRequest members (ConverseStream takes the same; a test checks both).
 # fmt: off
-_CONVERSE_FIELDS = frozenset({
-    "guardrailConfig", "promptVariables", "additionalModelResponseFieldPaths", "requestMetadata",
-    "performanceConfig", "serviceTier",
+CONVERSE_FIELDS = frozenset({
+    "modelId", "messages", "system", "inferenceConfig", "toolConfig", "guardrailConfig",
+    "projectIdentifier", "additionalModelRequestFields", "promptVariables",
+    "additionalModelResponseFieldPaths", "requestMetadata", "performanceConfig", "serviceTier",
+    "outputConfig",
 })
 # fmt: on
-_TOOL_CHOICES: dict[str, dict[str, Any]] = {"auto": {"auto": {}}, "required": {"any": {}}}
-_FINISH_REASONS = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls",
-    "guardrail_intervened": "content_filter",
-    "content_filtered": "content_filter",
+# Sent, never keyed: log filters, the processing tier, the billing project (none changes the
+# answer). ``modelId`` is the key's own ``model``.
+UNKEYED_FIELDS = frozenset({"modelId", "requestMetadata", "serviceTier", "projectIdentifier"})
+
+_Coerce = Callable[[Any], Any]
+
+
+def _float(value: Any) -> Any:
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _int(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _sequences(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+# Spark's neutral name -> the Converse field it merges into, the member there, its JSON type.
+_NEUTRAL: dict[str, tuple[str, str, _Coerce]] = {
+    "temperature": ("inferenceConfig", "temperature", _float),
+    "top_p": ("inferenceConfig", "topP", _float),
+    "max_tokens": ("inferenceConfig", "maxTokens", _int),
+    "stop": ("inferenceConfig", "stopSequences", _sequences),
+    "stop_sequences": ("inferenceConfig", "stopSequences", _sequences),
+    "top_k": ("additionalModelRequestFields", "top_k", _int),
+    "reasoning_effort": ("outputConfig", "effort", copy_value),
 }
-
-# -- requests -----------------------------------------------------------------------------
-
-
-def converse_request(model_id: str, request: Mapping[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of ``converse`` / ``converse_stream`` for a normalized request."""
-    messages = _messages(request.get("messages") or [])
-    kwargs: dict[str, Any] = {"modelId": model_id, "messages": messages}
-    if request.get("system"):
-        kwargs["system"] = [{"text": text} for text in request["system"]]
-    _add_params(kwargs, request.get("params") or {})
-    tool_config = _tool_config(request, messages)
-    if tool_config:
-        kwargs["toolConfig"] = tool_config
-    return kwargs
-
-
-def _add_params(kwargs: dict[str, Any], params: Mapping[str, Any]) -> None:
-    """Sampling parameters to ``inferenceConfig``, Converse's own fields as given, effort and
-    structured output to ``outputConfig``, the rest to ``additionalModelRequestFields``."""
-    inference: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    for name, value in params.items():
-        if name in _INFERENCE_FIELDS:
-            inference[_INFERENCE_FIELDS[name]] = value
-        elif name in _CONVERSE_FIELDS:
-            kwargs[name] = value
-        elif name in ("outputConfig", "additionalModelRequestFields"):
-            (_output_config(kwargs) if name == "outputConfig" else extra).update(value)
-        elif name == "response_format":
-            if value != {"type": "text"}:  # plain text is every model's default
-                _output_config(kwargs)["textFormat"] = _text_format(value)
-        elif name == "reasoning_effort":
-            _output_config(kwargs)["effort"] = value
-        elif not (name == "n" and value == 1):  # n=1 is every model's default
-            extra[name] = value  # top_k and model-specific fields, as the model names them
-    if inference:
-        kwargs["inferenceConfig"] = inference
-    if extra:
-        kwargs["additionalModelRequestFields"] = extra
+# Converse's typed members: ``temperature=1`` and ``1.0`` send one JSON number, one key.
+_MEMBER_TYPES: dict[str, dict[str, _Coerce]] = {
+    "inferenceConfig": {"temperature": _float, "topP": _float, "maxTokens": _int},
+}
+# Snake-case spellings of the unkeyed Converse fields.
+_ALIASES = {
+    "request_metadata": "requestMetadata",
+    "metadata": "requestMetadata",
+    "service_tier": "serviceTier",
+    "project_identifier": "projectIdentifier",
+}
+_OTHER_NEUTRAL = frozenset(
+    {"system_prompt", "tools", "tool_specs", "tool_choice", "response_format", "output_schema", "n"}
+)
+_CHAT_NAMES = (
+    frozenset(_NEUTRAL) | _OTHER_NEUTRAL | frozenset(_ALIASES) | (CONVERSE_FIELDS - {"modelId"})
+) - {"messages"}
+# fmt: off
+_CLIENT_OPTIONS = frozenset({
+    "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "region", "region_name",
+    "endpoint_url", "profile_name", "timeout", "max_retries", "client", "api_key", "config",
+})
+# fmt: on
+_MODEL_NAMES = frozenset({"model", "modelId", "model_id"})
+_UNSUPPORTED = {
+    "Converse": {
+        "logprobs": "Converse returns no log probabilities",
+        "top_logprobs": "Converse returns no log probabilities",
+        "messages": "messages are the call's first argument",
+    },
+    "InvokeModel": {
+        "inputText": "the texts are embed()'s first argument",
+        "texts": "the texts are embed()'s first argument",
+    },
+}
+_CHAT_HINT = "(model-specific fields go in additionalModelRequestFields={...})"
 
 
-def _output_config(kwargs: dict[str, Any]) -> dict[str, Any]:
-    config: dict[str, Any] = kwargs.setdefault("outputConfig", {})
-    return config
+def cache_model_id(model_id: str) -> str:
+    """Bedrock model ids have one spelling: entries are filed under the id as given."""
+    return model_id
+
+
+# -- checks ---------------------------------------------------------------------------------
+
+
+def _refusal(name: str, where: str) -> ConfigError | None:
+    """The error for a keyword that is never a per-call field, or None."""
+    if name in _MODEL_NAMES:
+        return ConfigError(
+            f"{name} is not a per-call option of bedrock: the model id belongs to the"
+            " constructor (BedrockModel(model_id)); build one model per id"
+        )
+    if name in _CLIENT_OPTIONS:
+        return ConfigError(f"{name} is not a per-call option of bedrock: pass it to BedrockModel")
+    why = _UNSUPPORTED[where].get(name)
+    if why is not None:
+        return ConfigError(f"{name} is not a parameter of {where}: {why}")
+    return None
+
+
+def _merge(fields: dict[str, Any], target: str, member: str, value: Any, given_as: str) -> None:
+    """Put ``value`` at ``fields[target][member]``; a different value already there is an
+    error, because one request cannot send both."""
+    section: dict[str, Any] = fields.setdefault(target, {})
+    if member in section and section[member] != value:
+        raise ConfigError(
+            f"{given_as}={value!r} conflicts with {target}[{member!r}]={section[member]!r}:"
+            " give the value once"
+        )
+    section[member] = value
+
+
+# -- chat -----------------------------------------------------------------------------------
+
+
+def prepare_chat(model_id: str, messages: Any, params: Mapping[str, Any]) -> WireCall:
+    """The ``converse`` / ``converse_stream`` keyword arguments of a call, and its keyed body."""
+    for name in params:
+        if name not in _CHAT_NAMES:
+            raise _refusal(name, "Converse") or unknown_field(
+                name, _CHAT_NAMES, "Converse", _CHAT_HINT
+            )
+    fields = _native_fields(params)
+    system, fields["messages"] = split_messages(messages)
+    _add_system(fields, params.get("system_prompt"), system)
+    _add_neutral(fields, params)
+    _add_tools(fields, params)
+    check_media(fields["messages"], fields.get("system") or [])
+    arguments = {"modelId": model_id, **fields}
+    return WireCall(arguments, converse_body(arguments))
+
+
+def converse_body(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyed form of ``converse`` arguments: the JSON body less ``UNKEYED_FIELDS``, media
+    bytes as digests (boto3 base64-encodes them once; the digest is of the bytes given)."""
+    return {k: keyed_value(v) for k, v in arguments.items() if k not in UNKEYED_FIELDS}
+
+
+def _native_fields(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Converse's own fields as given (numbers typed as Converse types them), and the
+    snake-case spellings of the unkeyed ones."""
+    fields: dict[str, Any] = {}
+    for name in sorted(CONVERSE_FIELDS & set(params)):
+        value = copy_value(params[name])
+        types = _MEMBER_TYPES.get(name, {})
+        if isinstance(value, dict):
+            value = {k: types[k](v) if k in types else v for k, v in value.items()}
+        fields[name] = value
+    for alias, name in _ALIASES.items():
+        if alias not in params:
+            continue
+        value = copy_value(params[alias])
+        if name == "serviceTier" and isinstance(value, str):
+            value = {"type": value}
+        if name in fields and fields[name] != value:
+            raise ConfigError(f"{alias}={value!r} conflicts with {name}={fields[name]!r}")
+        fields[name] = value
+    return fields
+
+
+def _add_system(fields: dict[str, Any], prompt: Any, from_messages: list[dict[str, Any]]) -> None:
+    """``system``: ``system_prompt`` (or Converse's ``system``), then leading system messages."""
+    if prompt is not None and "system" in fields:
+        raise ConfigError("give the system text once: system_prompt= or Converse's system=")
+    given = fields.pop("system", None)
+    if prompt is not None:
+        given = [content_block(part) for part in ([prompt] if isinstance(prompt, str) else prompt)]
+    system = [*(given or []), *from_messages]
+    if system:
+        fields["system"] = system
+
+
+def _add_neutral(fields: dict[str, Any], params: Mapping[str, Any]) -> None:
+    """Sampling parameters into ``inferenceConfig``, ``top_k`` into the model's own fields,
+    structured output and effort into ``outputConfig``."""
+    for name, (target, member, coerce) in _NEUTRAL.items():
+        if name in params:
+            _merge(fields, target, member, coerce(copy_value(params[name])), name)
+    for name in ("response_format", "output_schema"):
+        value = params.get(name)
+        if value is not None and value != {"type": "text"}:  # plain text: every model's default
+            _merge(fields, "outputConfig", "textFormat", _text_format(value), name)
+    n = params.get("n", 1)
+    if n != 1:  # one answer is all Converse gives: n=1 is not sent, one key with and without
+        raise ConfigError(f"n={n!r} is not supported by Converse: it returns one answer per call")
 
 
 def _text_format(value: Any) -> Any:
-    """Bedrock's ``OutputFormat`` for OpenAI's ``{"type": "json_schema", "json_schema": {...}}``,
-    ``{"type": "json_object"}`` (any object), a bare JSON schema, or Bedrock's own form."""
+    """Converse's ``OutputFormat`` for OpenAI's ``{"type": "json_schema", "json_schema":
+    {...}}``, ``{"type": "json_object"}``, a bare JSON schema, or Converse's own form."""
     if not isinstance(value, Mapping) or "structure" in value:
-        return value
+        return copy_value(value)
     spec: Mapping[str, Any] = {}
     schema: Any = value
     if value.get("type") == "json_schema" and isinstance(value.get("json_schema"), Mapping):
@@ -106,175 +235,80 @@ def _text_format(value: Any) -> Any:
         schema = spec.get("schema", {})
     elif value.get("type") == "json_object":
         schema = {"type": "object"}
-    definition = {
-        "schema": json.dumps(schema, sort_keys=True),
-        "name": spec.get("name", "response"),
-    }
+    # The schema's own key order is kept: property order steers the order of the answer.
+    definition = {"schema": json.dumps(schema), "name": spec.get("name", "response")}
     if spec.get("description"):
         definition["description"] = spec["description"]
     return {"type": "json_schema", "structure": {"jsonSchema": definition}}
 
 
-def _messages(messages: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Converse messages; a tool result becomes a user ``toolResult`` block and consecutive
-    messages of one role merge, because Bedrock requires alternating roles."""
-    out: list[dict[str, Any]] = []
-    for message in messages:
-        role, blocks = _message_blocks(message)
-        if out and out[-1]["role"] == role:
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": role, "content": blocks})
-    for message in out:  # Bedrock rejects blank text blocks next to others
-        message["content"] = [b for b in message["content"] if b != {"text": ""}] or [{"text": ""}]
-    return out
+def _add_tools(fields: dict[str, Any], params: Mapping[str, Any]) -> None:
+    """``toolConfig``: ``tools=`` / ``tool_specs=`` and ``tool_choice=`` merged into Converse's
+    own ``toolConfig``. Converse has no "none" choice: "none" sends no tools unless the
+    conversation already holds tool blocks (then Converse requires the tool list)."""
+    given = [params[name] for name in ("tools", "tool_specs") if params.get(name)]
+    for tools in given:
+        _merge(fields, "toolConfig", "tools", [converse_tool(tool) for tool in tools], "tools")
+    choice = params.get("tool_choice")
+    if choice is None:
+        return
+    native = converse_tool_choice(choice)
+    config = fields.get("toolConfig")
+    if config is None:
+        if native not in ({"auto": {}}, None):  # "auto" and "none" are Converse's default
+            raise ConfigError(f"tool_choice={choice!r} needs tools (tools= or toolConfig=)")
+    elif native is not None:
+        _merge(fields, "toolConfig", "toolChoice", native, "tool_choice")
+    elif not given:
+        raise ConfigError("tool_choice='none' cannot go with toolConfig=: leave the tools out")
+    elif not has_tool_blocks(fields["messages"]):
+        del fields["toolConfig"]
 
 
-def _message_blocks(message: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-    role = str(message["role"])
-    blocks = [_block(part) for part in message.get("content") or []]
-    if role == "tool":
-        result = {"toolUseId": str(message.get("tool_call_id", "")), "content": blocks}
-        return "user", [{"toolResult": result}]
-    for call in message.get("tool_calls") or []:
-        use = {"toolUseId": call["id"], "name": call["name"], "input": call.get("arguments") or {}}
-        blocks.append({"toolUse": use})
-    return role, blocks  # any other role goes as given; Bedrock names what it refuses
+# -- embeddings -----------------------------------------------------------------------------
+
+# Titan text models' request fields besides ``inputText`` (their documented bodies). Other
+# models' fields are not known here, so their parameters pass into the JSON body as given.
+_TITAN_FIELDS: dict[str, frozenset[str]] = {
+    "amazon.titan-embed-text-v2": frozenset({"dimensions", "normalize", "embeddingTypes"}),
+    "amazon.titan-embed-text-v1": frozenset(),
+    "amazon.titan-embed-g1-text-02": frozenset(),
+}
+_REGION_PREFIXES = frozenset({"us", "eu", "apac", "global", "jp", "au", "ca", "us-gov"})
+_COHERE_BATCH = 96  # texts per Cohere embed request (Bedrock's limit)
 
 
-def _block(part: Any) -> dict[str, Any]:
-    if isinstance(part, Mapping) and part.get("type") == "text" and "text" in part:
-        return {"text": part["text"]}
-    return dict(part)  # Bedrock-native blocks (image, document, toolUse, cachePoint...) as given
+def _embedding_family(model_id: str) -> str:
+    """``cohere`` (one request per batch of texts) or ``titan`` (one request per text: Titan,
+    and every model that is not Cohere's)."""
+    return "cohere" if _base_model(model_id).startswith("cohere.") else "titan"
 
 
-def _tool_config(
-    request: Mapping[str, Any], messages: list[dict[str, Any]]
-) -> dict[str, Any] | None:
-    """``toolConfig``; Converse has no "none" choice, so "none" sends no tools unless the
-    conversation already holds tool blocks (then Bedrock requires the tool list)."""
-    tools = request.get("tools")
-    choice = request.get("tool_choice")
-    if not tools or (choice == "none" and not _has_tool_blocks(messages)):
-        return None
-    config: dict[str, Any] = {"tools": [{"toolSpec": _tool_spec(tool)} for tool in tools]}
-    if isinstance(choice, str) and choice in _TOOL_CHOICES:
-        config["toolChoice"] = _TOOL_CHOICES[choice]
-    elif isinstance(choice, Mapping) and set(choice) == {"name"}:
-        config["toolChoice"] = {"tool": {"name": choice["name"]}}
-    elif choice not in (None, "none"):
-        config["toolChoice"] = choice
-    return config
+def _base_model(model_id: str) -> str:
+    """The model id without a cross-region inference prefix (``us.``, ``eu.``, ...)."""
+    head, _, rest = model_id.partition(".")
+    return rest if rest and head in _REGION_PREFIXES else model_id
 
 
-def _tool_spec(tool: Mapping[str, Any]) -> dict[str, Any]:
-    spec: dict[str, Any] = {"name": tool["name"], "inputSchema": {"json": tool["parameters"]}}
-    if tool.get("description"):
-        spec["description"] = tool["description"]
-    return spec
-
-
-def _has_tool_blocks(messages: list[dict[str, Any]]) -> bool:
-    return any("toolUse" in b or "toolResult" in b for m in messages for b in m["content"])
-
-
-def titan_body(text: str, params: Mapping[str, Any]) -> str:
-    """The ``invoke_model`` body of one Titan text embedding (``dimensions``, ``normalize``...)."""
-    body = {"inputText": text}
-    body.update({k: v for k, v in params.items() if k not in EXCLUDED_PARAMS and v is not None})
-    return json.dumps(body)
-
-
-# -- answers ------------------------------------------------------------------------------
-
-
-def finish_reason(stop_reason: str | None) -> str:
-    """Bedrock's ``stopReason`` in the neutral words ("stop", "length", "tool_calls", ...)."""
-    if stop_reason is None:
-        return "stop"
-    return _FINISH_REASONS.get(stop_reason, stop_reason)
-
-
-def _usage(usage: Mapping[str, Any] | None) -> Usage:
-    usage = usage or {}
-    return Usage(int(usage.get("inputTokens", 0)), int(usage.get("outputTokens", 0)))
-
-
-def parse_converse(response: Mapping[str, Any]) -> ModelResponse:
-    """A ``converse`` answer as a neutral ``ModelResponse`` (cost is the base class's job)."""
-    blocks = response.get("output", {}).get("message", {}).get("content") or []
-    text = "".join(block["text"] for block in blocks if "text" in block)
-    calls = tuple(
-        ToolCall(use["toolUseId"], use["name"], use.get("input") or {})
-        for use in (block["toolUse"] for block in blocks if "toolUse" in block)
-    )
-    return ModelResponse(
-        text=text,
-        tool_calls=calls,
-        finish_reason=finish_reason(response.get("stopReason")),
-        usage=_usage(response.get("usage")),
-    )
-
-
-class StreamAssembler:
-    """Collects ``converse_stream`` events: ``add`` returns each text delta, ``response``
-    the assembled answer (text, tool calls from their JSON input pieces, stop reason, usage)."""
-
-    def __init__(self, model_id: str) -> None:
-        self._model_id = model_id
-        self._text: list[str] = []
-        self._tools: dict[int, dict[str, Any]] = {}
-        self._stop_reason: str | None = None
-        self._usage = Usage()
-
-    def add(self, event: Mapping[str, Any]) -> str:
-        """Take one event; return its text delta ("" when it carries none)."""
-        if "contentBlockStart" in event:
-            start = event["contentBlockStart"]
-            use = start.get("start", {}).get("toolUse")
-            if use is not None:
-                index = int(start.get("contentBlockIndex", 0))
-                self._tools[index] = {"id": use["toolUseId"], "name": use["name"], "input": []}
-        elif "contentBlockDelta" in event:
-            return self._delta(event["contentBlockDelta"])
-        elif "messageStop" in event:
-            self._stop_reason = event["messageStop"].get("stopReason")
-        elif "metadata" in event:
-            self._usage = _usage(event["metadata"].get("usage"))
-        return ""
-
-    def _delta(self, block: Mapping[str, Any]) -> str:
-        delta = block.get("delta", {})
-        if "text" in delta:
-            self._text.append(delta["text"])
-            return str(delta["text"])
-        if "toolUse" in delta:
-            tool = self._tools.get(int(block.get("contentBlockIndex", 0)))
-            if tool is None:
-                raise self._broken("a tool input delta arrived before its toolUse start")
-            tool["input"].append(delta["toolUse"].get("input", ""))
-        return ""
-
-    def response(self) -> ModelResponse:
-        """The assembled answer; a stream that ended before ``messageStop`` is broken."""
-        if self._stop_reason is None:
-            raise self._broken("the stream ended before its messageStop event")
-        return ModelResponse(
-            text="".join(self._text),
-            tool_calls=tuple(self._tool_call(self._tools[i]) for i in sorted(self._tools)),
-            finish_reason=finish_reason(self._stop_reason),
-            usage=self._usage,
-        )
-
-    def _tool_call(self, tool: Mapping[str, Any]) -> ToolCall:
-        raw = "".join(tool["input"])
-        try:
-            arguments = json.loads(raw) if raw.strip() else {}
-        except ValueError as exc:
-            raise self._broken(f"tool {tool['name']!r} input is not JSON: {raw!r}") from exc
-        return ToolCall(tool["id"], tool["name"], arguments)
-
-    def _broken(self, why: str) -> ProviderServerError:
-        return ProviderServerError(
-            f"bedrock model {self._model_id!r}: broken stream: {why}", provider=PROVIDER
-        )
+def prepare_embedding(model_id: str, texts: list[str], params: Mapping[str, Any]) -> WireCall:
+    """The ``invoke_model`` JSON bodies of an embeddings call, and their keyed form."""
+    base = _base_model(model_id).split(":")[0]
+    known = _TITAN_FIELDS.get(base)
+    for name in params:
+        error = _refusal(name, "InvokeModel")
+        if error is None and known is not None and name not in known:
+            error = unknown_field(name, known, f"{base} embeddings")
+        if error is not None:
+            raise error
+    fields = copy_value(dict(params))
+    if _embedding_family(model_id) == "cohere":
+        batches = range(0, len(texts), _COHERE_BATCH)
+        bodies = [{"texts": texts[i : i + _COHERE_BATCH], **fields} for i in batches]
+    else:
+        bodies = [{"inputText": text, **fields} for text in texts]
+    keyed = {"requests": [keyed_value(body) for body in bodies]}
+    try:
+        sent = [json.dumps(body) for body in bodies]
+    except (TypeError, ValueError) as exc:  # InvokeModel takes JSON only (media as base64 text)
+        raise ConfigError(f"an InvokeModel body must be JSON: {exc}") from exc
+    return WireCall({"modelId": model_id, "bodies": sent}, keyed)

@@ -1,311 +1,383 @@
-"""Pure translation between Spark's normalized request and OpenAI's Chat Completions shapes.
+"""Pure translation of Spark's calls into OpenAI's Chat Completions and Embeddings requests.
 
-No I/O and no SDK import at run time: requests become plain keyword arguments for
-``client.chat.completions.create`` and SDK answers are read by attribute, so this module is
-tested without a server and importing it costs nothing.
+A call becomes a ``WireCall`` (``spark.models.wire``): the keyword arguments of
+``client.chat.completions.create`` / ``client.embeddings.create``, and ``body``, the JSON the
+SDK puts on the wire for them less the fields that cannot change the answer (docs/models.md,
+"OpenAI"). No I/O and no SDK import: a cache hit never loads the SDK. Answers are read in
+``spark.models._openai_answers``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
-from spark.types import EmbeddingResponse, ModelResponse, ToolCall, Usage
-
-if TYPE_CHECKING:
-    from openai.types import CreateEmbeddingResponse
-    from openai.types.chat import (
-        ChatCompletion,
-        ChatCompletionChunk,
-        ChatCompletionMessageToolCallUnion,
-    )
-    from openai.types.completion_usage import CompletionUsage
+from spark.errors import ConfigError
+from spark.models._openai_media import encode_media_bytes, keyed_message
+from spark.models.wire import WireCall, keyed_value, unknown_field
 
 __all__ = [
-    "StreamAssembler",
-    "chat_arguments",
-    "embedding_arguments",
-    "embedding_response",
-    "response_from_completion",
+    "CHAT_CREATE_KEYWORDS",
+    "EMBEDDINGS_CREATE_KEYWORDS",
+    "cache_model_id",
+    "prepare_chat",
+    "prepare_embedding",
     "to_openai_messages",
     "to_openai_tool_choice",
     "to_openai_tools",
 ]
 
-# Normalized parameters the Chat Completions API takes under another name.
-_RENAMED = {"max_tokens": "max_completion_tokens"}
-# Parameters ``create()`` accepts as keywords; anything else travels in ``extra_body`` (same
-# JSON on the wire), so a new or server-specific parameter (``top_k`` on vLLM) never becomes a
-# TypeError inside the SDK. Rejected: inspecting the SDK signature (slow, breaks on fakes).
-_CHAT_KEYWORDS = frozenset(
+#: Every keyword of ``client.chat.completions.create`` (openai 3.57). Hard-coded, not read from
+#: the SDK at run time (a hit must not import it); a test checks it against the installed SDK.
+CHAT_CREATE_KEYWORDS = frozenset(
     {
-        "temperature",
-        "top_p",
-        "max_completion_tokens",
-        "stop",
-        "seed",
-        "presence_penalty",
-        "frequency_penalty",
-        "n",
-        "response_format",
-        "reasoning_effort",
-        "logprobs",
-        "top_logprobs",
-        "logit_bias",
-        "parallel_tool_calls",
+        "messages", "model", "audio", "frequency_penalty", "function_call", "functions",
+        "logit_bias", "logprobs", "max_completion_tokens", "max_tokens", "metadata",
+        "modalities", "moderation", "n", "parallel_tool_calls", "prediction",
+        "presence_penalty", "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention",
+        "reasoning_effort", "response_format", "safety_identifier", "seed", "service_tier",
+        "stop", "store", "stream", "stream_options", "temperature", "tool_choice", "tools",
+        "top_logprobs", "top_p", "user", "verbosity", "web_search_options", "extra_headers",
+        "extra_query", "extra_body", "timeout",
     }
-)
-# ``embed()`` hands its parameters over raw (not normalized): transport options stay keywords.
-_EMBEDDING_KEYWORDS = frozenset({"dimensions", "user", "timeout", "extra_headers", "extra_query"})
-_FINISH_REASONS = {
-    "stop": "stop",
-    "length": "length",
-    "tool_calls": "tool_calls",
-    "function_call": "tool_calls",
-    "content_filter": "content_filter",
+)  # fmt: skip
+#: Every keyword of ``client.embeddings.create`` (checked against the SDK like the above).
+EMBEDDINGS_CREATE_KEYWORDS = frozenset(
+    {"input", "model", "dimensions", "encoding_format", "user", "extra_headers", "extra_query",
+     "extra_body", "timeout"}
+)  # fmt: skip
+
+# Spark's own names: a neutral spelling of an SDK keyword (``max_tokens`` is Spark's name for
+# ``max_completion_tokens``, so the SDK's deprecated ``max_tokens`` field needs ``extra_body``).
+_ALIASES = {
+    "max_tokens": "max_completion_tokens",
+    "output_schema": "response_format",
+    "headers": "extra_headers",
+    "request_timeout": "timeout",
 }
+_CHAT_KNOWN = CHAT_CREATE_KEYWORDS | {"system_prompt", *_ALIASES}
+_EMBEDDING_KNOWN = EMBEDDINGS_CREATE_KEYWORDS | {"headers", "request_timeout"}
+# Sent but not keyed: they cannot change the answer (identity, storage, routing, caching).
+_UNKEYED = frozenset(
+    {"user", "metadata", "store", "service_tier", "safety_identifier", "prompt_cache_key",
+     "prompt_cache_retention", "prompt_cache_options", "encoding_format"}
+)  # fmt: skip
+# Options of the SDK call itself: never in the JSON body.
+_TRANSPORT = frozenset({"model", "extra_headers", "extra_query", "extra_body", "timeout"})
+_STREAM_FLAGS = frozenset({"stream", "stream_options"})  # the method called decides these
+_CONSTRUCTOR_OPTIONS = frozenset(
+    {"api_key", "organization", "project", "base_url", "websocket_base_url", "max_retries",
+     "default_headers", "default_query", "http_client", "client", "webhook_secret"}
+)  # fmt: skip
+# ``extra_body`` merges over the body; these would change what the call is, not what it asks.
+_NOT_IN_EXTRA_BODY = frozenset({"model", "stream", "stream_options"})
+_FLOATS = frozenset({"temperature", "top_p", "presence_penalty", "frequency_penalty"})
 _RESPONSE_FORMAT_TYPES = frozenset({"text", "json_object", "json_schema"})
+_ROLES = {"model": "assistant", "ai": "assistant", "human": "user"}
+_CHOICE_WORDS = {"auto": "auto", "none": "none", "required": "required", "any": "required"}
+_NEUTRAL_TOOL_KEYS = frozenset({"name", "description", "parameters", "input_schema", "strict"})
+_CHAT = "OpenAI chat completions"
+_HINT = "(fields the SDK does not know go in extra_body={...})"
+
+
+def cache_model_id(model_id: str) -> str:
+    """OpenAI has one spelling per model id."""
+    return model_id
 
 
 # -- requests ---------------------------------------------------------------------------------
 
 
-def chat_arguments(model_id: str, request: Mapping[str, Any]) -> dict[str, Any]:
-    """Keyword arguments for ``client.chat.completions.create`` from a normalized request."""
-    arguments: dict[str, Any] = {
-        "model": model_id,
-        "messages": to_openai_messages(request.get("system") or [], request["messages"]),
-    }
-    extra: dict[str, Any] = {}
-    for name, value in (request.get("params") or {}).items():
-        name = _RENAMED.get(name, name)
-        if name == "response_format":
-            value = _response_format(value)
-        (arguments if name in _CHAT_KEYWORDS else extra)[name] = value
-    if request.get("tools"):
-        arguments["tools"] = to_openai_tools(request["tools"])
-    if "tool_choice" in request:
-        arguments["tool_choice"] = to_openai_tool_choice(request["tool_choice"])
-    if extra:
-        arguments["extra_body"] = extra
-    return arguments
+def prepare_chat(model_id: str, messages: Any, params: Mapping[str, Any]) -> WireCall:
+    """The ``chat.completions.create`` call of ``get_text(messages, **params)``."""
+    given = _sdk_keywords(params, _CHAT_KNOWN, _CHAT, _chat_value)
+    system = given.pop("system_prompt", None)
+    arguments = {"model": model_id, "messages": to_openai_messages(system, messages), **given}
+    return WireCall(arguments, _keyed_body(arguments))
 
 
-def embedding_arguments(
-    model_id: str, texts: list[str], params: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Keyword arguments for ``client.embeddings.create`` from the caller's raw parameters.
+def prepare_embedding(model_id: str, texts: list[str], params: Mapping[str, Any]) -> WireCall:
+    """The ``embeddings.create`` call of ``embed(texts, **params)``.
 
     ``encoding_format`` is dropped: the SDK picks the wire encoding and decodes it, while a
     caller's ``"base64"`` would hand back strings instead of vectors.
     """
-    arguments: dict[str, Any] = {"model": model_id, "input": texts}
-    extra: dict[str, Any] = dict(params.get("extra_body") or {})
-    for name, value in params.items():
-        if name in _EMBEDDING_KEYWORDS:
-            arguments[name] = value
-        elif name not in {"encoding_format", "extra_body"}:
-            extra[name] = value
-    if extra:
-        arguments["extra_body"] = extra
-    return arguments
+    given = _sdk_keywords(params, _EMBEDDING_KNOWN, "OpenAI embeddings", _sdk_value)
+    given.pop("encoding_format", None)
+    arguments = {"model": model_id, "input": list(texts), **given}
+    return WireCall(arguments, _keyed_body(arguments))
 
 
-def to_openai_messages(
-    system: Sequence[str], messages: Sequence[Mapping[str, Any]]
-) -> list[dict[str, Any]]:
-    """System texts first (one system message each), then the conversation in OpenAI's form."""
-    out: list[dict[str, Any]] = [{"role": "system", "content": text} for text in system]
-    out.extend(_to_openai_message(message) for message in messages)
+def _sdk_keywords(
+    params: Mapping[str, Any],
+    known: frozenset[str],
+    where: str,
+    convert: Callable[[str, Any], Any],
+) -> dict[str, Any]:
+    """The call's keywords under their SDK names, converted; refused when no spelling fits."""
+    out: dict[str, Any] = {}
+    spelled: dict[str, str] = {}  # SDK name -> the spelling that gave it
+    for raw, value in params.items():
+        _check_keyword(raw, known, where)
+        name = _ALIASES.get(raw, raw)
+        if name in _STREAM_FLAGS or _omitted(value):
+            continue
+        converted = convert(name, value)
+        if converted is _ABSENT:
+            continue
+        if name in out and out[name] != converted:
+            first = spelled[name]
+            raise ConfigError(f"{first!r} and {raw!r} are one {where} field: give one of them")
+        out[name], spelled[name] = converted, raw
     return out
 
 
-def _to_openai_message(message: Mapping[str, Any]) -> dict[str, Any]:
-    role = message["role"]
-    out: dict[str, Any] = {k: v for k, v in message.items() if k not in {"content", "tool_calls"}}
-    parts = list(message.get("content") or [])
-    if role == "tool":
-        out["content"] = _joined_text(parts) if _all_text(parts) else parts
-    elif role == "assistant" and message.get("tool_calls"):
-        # OpenAI wants ``null`` content next to tool calls when the model said nothing.
-        text = _joined_text(parts) if _all_text(parts) else None
-        out["content"] = parts if text is None else (text or None)
-        out["tool_calls"] = [_to_openai_tool_call(call) for call in message["tool_calls"]]
-    else:
-        out["content"] = _content(parts)
+def _check_keyword(name: str, known: frozenset[str], where: str) -> None:
+    if name == "model":
+        raise ConfigError(
+            "model is not a per-call option of openai: the model id belongs to the constructor"
+            " (build another OpenAIModel for another model)"
+        )
+    if name in _CONSTRUCTOR_OPTIONS:
+        raise ConfigError(
+            f"{name} is not a per-call option of openai: it belongs to the OpenAIModel constructor"
+        )
+    if name in {"messages", "input"} and name in known:
+        raise ConfigError(f"{name!r} is the first argument of the call, not a keyword")
+    if name not in known:
+        raise unknown_field(name, known - {"messages", "input", "model"}, where, _HINT)
+
+
+class _Absent:
+    """A value that is not sent (``n=1``: the API's default)."""
+
+
+_ABSENT: Any = _Absent()
+
+
+def _omitted(value: Any) -> bool:
+    """The SDK's own "not given" sentinels (``openai.omit``, ``openai.NOT_GIVEN``)."""
+    kind = type(value)
+    return kind.__name__ in {"Omit", "NotGiven"} and kind.__module__.startswith("openai")
+
+
+def _chat_value(name: str, value: Any) -> Any:
+    """A chat keyword's value as the SDK takes it (Spark's spellings converted)."""
+    if name == "tools":
+        return to_openai_tools(value) if value else _ABSENT
+    if name == "tool_choice":
+        return to_openai_tool_choice(value)
+    if name == "response_format":
+        return _response_format(value)
+    if name == "stop" and isinstance(value, str):
+        return [value]  # the list the API reads either way: one request, one key
+    if name == "n" and value == 1:
+        return _ABSENT  # the API's default: sending it would only split the key
+    if name in _FLOATS and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)  # ``1`` and ``1.0`` are one number to the API: one key
+    return _sdk_value(name, value)
+
+
+def _sdk_value(name: str, value: Any) -> Any:
+    """Any other keyword: as given (``extra_body`` checked)."""
+    if name == "extra_body":
+        return _extra_body(value)
+    return value
+
+
+def _extra_body(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"extra_body must be a dict of body fields, got {type(value).__name__}")
+    refused = sorted(_NOT_IN_EXTRA_BODY & set(value))
+    if refused:
+        raise ConfigError(
+            f"extra_body may not set {', '.join(refused)}: the model is the constructor's and"
+            " the method called decides streaming"
+        )
+    return dict(value)
+
+
+def _keyed_body(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON body the SDK sends for ``arguments`` (``extra_body`` merged over the fields, as
+    the SDK merges it), less the unkeyed fields, with media as digests."""
+    fields = {name: value for name, value in arguments.items() if name not in _TRANSPORT}
+    merged = {**fields, **arguments.get("extra_body", {})}
+    kept = {name: value for name, value in merged.items() if name not in _UNKEYED}
+    if isinstance(kept.get("messages"), list):
+        kept["messages"] = [keyed_message(message) for message in kept["messages"]]
+    body: dict[str, Any] = keyed_value(kept)
+    return body
+
+
+def _response_format(value: Any) -> Any:
+    """A bare JSON schema (``output_schema=``; a pydantic class stands for its schema) is
+    wrapped as OpenAI's ``json_schema`` format; OpenAI's own formats pass unchanged."""
+    schema_of = getattr(value, "model_json_schema", None)
+    value = schema_of() if isinstance(value, type) and callable(schema_of) else _as_mapping(value)
+    if isinstance(value, Mapping) and value.get("type") not in _RESPONSE_FORMAT_TYPES:
+        name = re.sub(r"[^A-Za-z0-9_-]+", "_", str(value.get("title") or "response"))[:64]
+        return {"type": "json_schema", "json_schema": {"name": name, "schema": dict(value)}}
+    return value
+
+
+# -- messages ---------------------------------------------------------------------------------
+
+
+def to_openai_messages(system: Any, messages: Any) -> list[dict[str, Any]]:
+    """``system_prompt`` texts first (one system message each), then the conversation.
+
+    The common spellings (plain text, ``[{"text": ...}]``, ``[{"type": "text", ...}]``) become
+    one wire form; everything else is sent as given, ``None`` values included.
+    """
+    prompts = [system] if isinstance(system, str) else list(system or ())
+    if not all(isinstance(text, str) for text in prompts):
+        raise ConfigError("system_prompt must be a string or a list of strings")
+    out: list[dict[str, Any]] = [{"role": "system", "content": text} for text in prompts]
+    if isinstance(messages, str):
+        return [*out, {"role": "user", "content": messages}]
+    if not isinstance(messages, Sequence):
+        raise ConfigError(f"messages must be a string or a list of dicts, got {type(messages)}")
+    out.extend(_openai_message(message) for message in messages)
     return out
+
+
+def _openai_message(message: Any) -> dict[str, Any]:
+    message = _as_mapping(message)
+    if not isinstance(message, Mapping):
+        raise ConfigError(f"each message must be a dict with 'role' and 'content', got {message!r}")
+    role = str(message.get("role", "user")).lower()
+    role = _ROLES.get(role, role)
+    out: dict[str, Any] = {"role": role}
+    parts = _parts(message.get("content", message.get("parts")), role)
+    calls = message.get("tool_calls")
+    # OpenAI wants ``null`` content next to tool calls when the model said nothing.
+    out["content"] = (_content(parts) or None) if calls else _content(parts)
+    if calls:  # (``None`` or ``[]`` mean no calls: the API refuses an empty list)
+        out["tool_calls"] = [_openai_tool_call(call) for call in calls]
+    for name, value in message.items():
+        if name not in {"role", "content", "parts", "tool_calls"}:
+            out[name] = value
+    return out
+
+
+def _parts(content: Any, role: str) -> list[Any]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if role == "tool" and not isinstance(content, list | tuple):
+        return [{"type": "text", "text": _json(content)}]  # a tool result given as data
+    if isinstance(content, Mapping):
+        content = [content]
+    return [_part(part) for part in content]
+
+
+def _part(part: Any) -> Any:
+    if isinstance(part, str):
+        return {"type": "text", "text": part}
+    part = _as_mapping(part)
+    if not isinstance(part, Mapping):
+        return part
+    if "text" in part and set(part) <= {"text", "type"} and part.get("type", "text") == "text":
+        return {"type": "text", "text": part["text"]}
+    return encode_media_bytes(part)
 
 
 def _content(parts: list[Any]) -> str | list[Any]:
     """One text part becomes a plain string (every OpenAI-compatible server reads that)."""
     if len(parts) == 1 and _all_text(parts):
         return str(parts[0]["text"])
-    if not parts:
-        return ""
-    return parts
+    return parts if parts else ""
 
 
 def _all_text(parts: list[Any]) -> bool:
-    return all(isinstance(p, Mapping) and p.get("type") == "text" for p in parts)
+    return all(isinstance(p, Mapping) and set(p) == {"type", "text"} for p in parts)
 
 
-def _joined_text(parts: list[Any]) -> str:
-    return "".join(str(p["text"]) for p in parts)
+def _openai_tool_call(call: Any) -> Any:
+    """A neutral ``{"id", "name", "arguments"}`` call in OpenAI's form; OpenAI's form unchanged."""
+    call = _as_mapping(call)
+    if not isinstance(call, Mapping) or "function" in call or "custom" in call:
+        return call
+    arguments = call.get("arguments", call.get("args", call.get("input")))
+    text = arguments if isinstance(arguments, str) else _json(arguments or {})
+    function = {"name": call["name"], "arguments": text}
+    return {"id": str(call.get("id", "")), "type": "function", "function": function}
 
 
-def _to_openai_tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "id": call["id"],
-        "type": "function",
-        "function": {"name": call["name"], "arguments": json.dumps(call.get("arguments") or {})},
-    }
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot send {value!r} as JSON: {exc}") from exc
 
 
-def to_openai_tools(tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Neutral ``{"name", "description"?, "parameters"}`` tools as OpenAI function tools."""
-    out = []
-    for tool in tools:
-        function: dict[str, Any] = {"name": tool["name"]}
-        if tool.get("description"):
-            function["description"] = tool["description"]
-        function["parameters"] = tool.get("parameters") or {"type": "object", "properties": {}}
-        out.append({"type": "function", "function": function})
-    return out
-
-
-def to_openai_tool_choice(choice: Any) -> Any:
-    """``"auto" | "none" | "required"`` pass; ``{"name": n}`` becomes a forced function call."""
-    if isinstance(choice, Mapping) and "name" in choice:
-        return {"type": "function", "function": {"name": choice["name"]}}
-    return choice
-
-
-def _response_format(value: Any) -> Any:
-    """A bare JSON schema (``output_schema=``) is wrapped as OpenAI's ``json_schema`` format."""
-    if isinstance(value, Mapping) and value.get("type") not in _RESPONSE_FORMAT_TYPES:
-        name = re.sub(r"[^A-Za-z0-9_-]+", "_", str(value.get("title") or "response"))[:64]
-        schema = {"name": name, "schema": dict(value)}
-        return {"type": "json_schema", "json_schema": schema}
+def _as_mapping(value: Any) -> Any:
+    """A pydantic value (an SDK type) as the SDK dumps it for the wire; anything else as is."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):
+        return dump(exclude_unset=True, mode="json")
     return value
 
 
-# -- answers ----------------------------------------------------------------------------------
+# -- tools ------------------------------------------------------------------------------------
 
 
-def response_from_completion(completion: ChatCompletion) -> ModelResponse:
-    """The neutral answer of a non-streamed completion (its first choice)."""
-    if not completion.choices:
-        return ModelResponse(text="", usage=_usage(completion.usage))
-    choice = completion.choices[0]
-    message = choice.message
-    calls = tuple(_tool_calls(message.tool_calls or ()))
-    return ModelResponse(
-        text=message.content or "",
-        tool_calls=calls,
-        finish_reason=normalize_finish_reason(choice.finish_reason, bool(calls)),
-        usage=_usage(completion.usage),
-    )
+def to_openai_tools(tools: Iterable[Any]) -> list[Any]:
+    """OpenAI-spelled tools (any ``type``: strict functions, custom tools) unchanged; neutral
+    ``{"name", "description"?, "parameters"}`` and Bedrock ``toolSpec`` tools as functions."""
+    return [_openai_tool(_as_mapping(tool)) for tool in tools]
 
 
-def _tool_calls(calls: Iterable[ChatCompletionMessageToolCallUnion]) -> Iterator[ToolCall]:
-    """Function calls as neutral ``ToolCall``s (Spark offers no custom, free-text tools)."""
-    for call in calls:
-        if call.type == "function":
-            function = call.function
-            yield ToolCall(call.id, function.name, parse_arguments(function.arguments))
+def _openai_tool(tool: Any) -> Any:
+    if not isinstance(tool, Mapping):
+        raise ConfigError(f"a tool must be a dict or a ToolSpec, got {tool!r}")
+    if "type" in tool:
+        return dict(tool)
+    if isinstance(tool.get("function"), Mapping):
+        return {"type": "function", **tool}
+    if isinstance(tool.get("toolSpec"), Mapping):
+        spec = tool["toolSpec"]
+        return _function_tool(spec, (spec.get("inputSchema") or {}).get("json"))
+    if "name" in tool:
+        extra = sorted(set(tool) - _NEUTRAL_TOOL_KEYS)
+        if extra:
+            raise ConfigError(f"unknown tool field(s) {', '.join(extra)} in tool {tool['name']!r}")
+        return _function_tool(tool, tool.get("parameters", tool.get("input_schema")))
+    raise ConfigError(f"a tool needs a name (neutral, OpenAI or Bedrock spelling): {tool!r}")
 
 
-def normalize_finish_reason(reason: str | None, called_tools: bool) -> str:
-    """``stop`` / ``length`` / ``tool_calls`` / ``content_filter`` (``tool_calls`` wins)."""
-    if called_tools:
-        return "tool_calls"
-    return _FINISH_REASONS.get(reason or "stop", reason or "stop")
+def _function_tool(spec: Mapping[str, Any], parameters: Any) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": str(spec["name"])}
+    if spec.get("description"):
+        function["description"] = str(spec["description"])
+    function["parameters"] = parameters or {"type": "object", "properties": {}}
+    if "strict" in spec:
+        function["strict"] = spec["strict"]
+    return {"type": "function", "function": function}
 
 
-def parse_arguments(raw: str | None) -> dict[str, Any]:
-    """Tool call arguments as a dict; text that is not a JSON object is kept under ``_raw``."""
-    if not raw or not raw.strip():
-        return {}
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return {"_raw": raw}
-    return parsed if isinstance(parsed, dict) else {"_raw": raw}
+def to_openai_tool_choice(choice: Any) -> Any:
+    """``auto`` / ``none`` / ``required`` (``any``), a tool name, ``{"name": n}`` or Bedrock's
+    ``{"tool": {"name": n}}`` / ``{"auto": {}}`` in OpenAI's form; OpenAI's own form unchanged."""
+    choice = _as_mapping(choice)
+    if isinstance(choice, str):
+        return _CHOICE_WORDS.get(choice.lower()) or _forced(choice)
+    if not isinstance(choice, Mapping):
+        return choice
+    if choice.get("type") in _CHOICE_WORDS:
+        return _CHOICE_WORDS[choice["type"]]
+    if "type" in choice:
+        return choice
+    if "name" in choice:
+        return _forced(choice["name"])
+    if isinstance(choice.get("tool"), Mapping):
+        return _forced(choice["tool"]["name"])
+    words = [word for word in ("auto", "any", "none") if word in choice]
+    return _CHOICE_WORDS[words[0]] if words else choice
 
 
-def _usage(usage: CompletionUsage | None) -> Usage:
-    if usage is None:
-        return Usage()
-    return Usage(int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0))
-
-
-@dataclass
-class _PartialCall:
-    id: str = ""
-    name: str = ""
-    arguments: list[str] = field(default_factory=list)
-
-
-@dataclass
-class StreamAssembler:
-    """Collects a streamed completion: text deltas, tool call deltas (by index), finish, usage."""
-
-    chunks: list[str] = field(default_factory=list)
-    finish_reason: str | None = None
-    usage: Usage = field(default_factory=Usage)
-    _calls: dict[int, _PartialCall] = field(default_factory=dict)
-
-    def feed(self, chunk: ChatCompletionChunk) -> str | None:
-        """Take one chunk; return its new text (None when it carries none)."""
-        if chunk.usage is not None:
-            self.usage = _usage(chunk.usage)
-        text: str | None = None
-        for choice in chunk.choices:
-            if choice.index != 0:
-                continue  # ``n > 1``: like a plain call, the first choice is the answer
-            if choice.finish_reason is not None:
-                self.finish_reason = choice.finish_reason
-            delta = choice.delta
-            for call in delta.tool_calls or ():
-                self._feed_call(call.index, call.id, call.function)
-            if delta.content:
-                text = delta.content
-                self.chunks.append(text)
-        return text
-
-    def _feed_call(self, index: int, call_id: str | None, function: Any) -> None:
-        partial = self._calls.setdefault(index, _PartialCall())
-        partial.id = call_id or partial.id
-        if function is not None:
-            partial.name = function.name or partial.name
-            if function.arguments:
-                partial.arguments.append(function.arguments)
-
-    @property
-    def finished(self) -> bool:
-        """Whether the stream said how it ended (a stream cut short never does)."""
-        return self.finish_reason is not None
-
-    def result(self) -> ModelResponse:
-        """The assembled answer: joined text, tool calls in index order, finish reason, usage."""
-        calls = tuple(
-            ToolCall(p.id, p.name, parse_arguments("".join(p.arguments)))
-            for _, p in sorted(self._calls.items())
-        )
-        return ModelResponse(
-            text="".join(self.chunks),
-            tool_calls=calls,
-            finish_reason=normalize_finish_reason(self.finish_reason, bool(calls)),
-            usage=self.usage,
-        )
-
-
-def embedding_response(response: CreateEmbeddingResponse) -> EmbeddingResponse:
-    """Vectors in input order as plain Python floats, with the prompt token count."""
-    ordered = sorted(response.data, key=lambda item: item.index)
-    vectors = [[float(x) for x in item.embedding] for item in ordered]
-    tokens = response.usage.prompt_tokens if response.usage is not None else 0
-    return EmbeddingResponse(embeddings=vectors, usage=Usage(input_tokens=int(tokens or 0)))
+def _forced(name: Any) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": str(name)}}

@@ -1,35 +1,34 @@
 """``Model``: what every provider model shares — cache settings, keys, the cached call paths.
 
-A provider subclass only translates: it receives the *normalized request* (the very dict the
-cache key is made from, see ``spark.cache.keys``) and returns neutral values. So what is sent is
-exactly what is keyed, and the three providers cache alike.
+A provider supplies a pure translation module (``prepare_chat`` / ``prepare_embedding``, see
+``spark.models.wire``) and the SDK calls. The cache key is made from the prepared call's
+``body`` — the request as the SDK puts it on the wire, less what cannot change the answer — so
+what is sent is exactly what is keyed (docs/models.md, "Keys").
 """
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar, TypedDict
 
 from spark.cache import BoundCache, CacheConfig, CacheManager, CacheRequest, CacheResult
-from spark.cache.keys import (
-    EXCLUDED_PARAMS,
-    create_key,
-    normalize_embedding_request,
-    normalize_request,
-)
-from spark.errors import ConfigError
+from spark.cache.bound import make_request
 from spark.models.pricing import PriceTable, default_price_table
-from spark.types import EmbeddingResponse, ModelResponse, Price, ToolSpec
+from spark.models.wire import WireCall, call_params
+from spark.types import EmbeddingResponse, ModelResponse, Price
 
-__all__ = ["Messages", "Model", "ModelOptions", "StreamPiece", "resolve_cache_config"]
-
-_NO_OPTIONS: dict[str, Any] = {}
-# Decided by which method is called (or meaningless per call), never forwarded.
-_CHOSEN_BY_THE_CALL = frozenset({"stream", "stream_options", "encoding_format"})
+__all__ = [
+    "Messages",
+    "Model",
+    "ModelOptions",
+    "StreamPiece",
+    "resolve_cache_config",
+]
 
 Messages = str | Sequence[Mapping[str, Any]]
-StreamPiece = str | ModelResponse  # text chunks, then one final assembled response
+StreamPiece = str | ModelResponse  # text chunks (of the first choice), then the whole response
 
 
 class ModelOptions(TypedDict, total=False):
@@ -85,7 +84,7 @@ class Model(ABC):
             self.cache_manager.bind(self.cache_config) if self.cache_config.enabled else None
         )
         self.default_params: dict[str, Any] = dict(default_params or {})
-        self.prices = _price_table(model_id, pricing)
+        self.prices = _price_table(self._cache_model_id(), pricing)
 
     def __repr__(self) -> str:
         state = "on" if self._cache else "off"
@@ -105,41 +104,29 @@ class Model(ABC):
 
     def cache_key(self, messages: Messages, **kwargs: Any) -> str:
         """The key ``get_text(messages, **kwargs)`` reads and writes (namespace and defaults in)."""
-        return self._chat_request(messages, kwargs)[0].key
+        return self._chat_call(messages, kwargs)[0].key
 
-    def _chat_request(
-        self, messages: Messages, kwargs: dict[str, Any]
-    ) -> tuple[CacheRequest, dict[str, Any]]:
-        """The cache request, and the per-call options that go to the provider unkeyed."""
-        if self.default_params:
-            kwargs = {**self.default_params, **kwargs}
-        options = self._call_options(kwargs) if kwargs.keys() & EXCLUDED_PARAMS else _NO_OPTIONS
-        tools = kwargs.get("tools")
-        if tools:
-            kwargs["tools"] = [t.to_dict() if isinstance(t, ToolSpec) else t for t in tools]
-        cache = self._cache
-        if cache is not None:
-            return cache.chat_request(self.provider, self.model_id, messages, **kwargs), options
-        kwargs.setdefault("namespace", self.cache_config.namespace)
-        normalized = normalize_request(self.provider, self.model_id, messages, **kwargs)
-        return CacheRequest(self.provider, self.model_id, "", normalized), options
+    def embedding_cache_key(self, texts: str | Sequence[str], **params: Any) -> str:
+        """The key ``embed(texts, **params)`` reads and writes."""
+        return self._embedding_call(texts, params)[0].key
 
-    def _call_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Pop the options that never change the answer (``user``, ``metadata``, ``timeout``,
-        headers, ...) so they reach the provider without entering the key."""
-        options: dict[str, Any] = {}
-        for name in list(kwargs.keys() & EXCLUDED_PARAMS):
-            value = kwargs.pop(name)
-            if value is None or name in _CHOSEN_BY_THE_CALL:
-                continue
-            if name not in self.call_options:
-                supported = ", ".join(sorted(self.call_options)) or "none"
-                raise ConfigError(
-                    f"{name} is not a per-call option of {self.provider} models (per-call options:"
-                    f" {supported}); credentials, endpoints and retries go to the constructor"
-                )
-            options[name] = value
-        return options
+    def _chat_call(
+        self, messages: Messages, kwargs: Mapping[str, Any]
+    ) -> tuple[CacheRequest, WireCall]:
+        """The prepared provider call of a text call and its cache request."""
+        call = self._prepare_chat(messages, call_params(self.default_params, kwargs))
+        return self._request("chat", call), call
+
+    def _embedding_call(
+        self, texts: str | Sequence[str], kwargs: Mapping[str, Any]
+    ) -> tuple[CacheRequest, WireCall]:
+        batch = [texts] if isinstance(texts, str) else list(texts)
+        call = self._prepare_embedding(batch, call_params(self.default_params, kwargs))
+        return self._request("embedding", call), call
+
+    def _request(self, kind: str, call: WireCall) -> CacheRequest:
+        namespace = self._cache.namespace if self._cache else self.cache_config.namespace
+        return make_request(kind, self.provider, self._cache_model_id(), namespace, call.body)
 
     # -- text -----------------------------------------------------------------------------
 
@@ -162,132 +149,119 @@ class Model(ABC):
             temperature=temperature,
             max_tokens=max_tokens,
         )
-        request, options = self._chat_request(messages, params)
+        request, call = self._chat_call(messages, params)
         if self._cache is None:
-            return self._priced(await self._complete(request.normalized, options)).text
-        result = await self._cached_call(self._cache, request, options)
+            return self._priced(await self._complete(call)).text
+        result = await self._cached_call(self._cache, request, call)
         return result.response.get("text") or ""  # the hit path: no response object needed
 
     async def generate(self, messages: Messages, **kwargs: Any) -> ModelResponse:
-        """The whole answer: text, tool calls, finish reason, usage, cost, ``cached``.
+        """The whole answer: every choice, tool calls, finish reason, usage, cost, ``cached``.
 
         Takes the same arguments as ``get_text``.
         """
-        request, options = self._chat_request(messages, kwargs)
+        request, call = self._chat_call(messages, kwargs)
         if self._cache is None:
-            return self._priced(await self._complete(request.normalized, options))
-        result = await self._cached_call(self._cache, request, options)
+            return self._priced(await self._complete(call))
+        result = await self._cached_call(self._cache, request, call)
         return ModelResponse.from_dict(
             result.response, cached=result.cached, provider=self.provider, model_id=self.model_id
         )
 
     async def _cached_call(
-        self, cache: BoundCache, request: CacheRequest, options: Mapping[str, Any]
+        self, cache: BoundCache, request: CacheRequest, call: WireCall
     ) -> CacheResult:
-        async def call() -> dict[str, Any]:
-            return self._priced(await self._complete(request.normalized, options)).to_dict()
+        async def answer() -> dict[str, Any]:
+            return self._priced(await self._complete(call)).to_dict()
 
-        return await cache.get_or_call(request, call)
+        return await cache.get_or_call(request, answer)
 
     async def stream_text(self, messages: Messages, **kwargs: Any) -> AsyncIterator[str]:
-        """Yield the answer in text chunks; a cached answer is replayed chunk by chunk.
+        """Yield the answer (its first choice) in text chunks; a cached answer is replayed as
+        the very chunks the provider sent.
 
-        The entry is stored only when the stream completes: a stream that fails or is abandoned
-        half-way stores nothing. A plain call and a streamed call of one request share an entry.
+        Streams take the same cache path as plain calls: identical concurrent calls make one
+        provider call and the others replay its chunks. The entry is stored only when the stream
+        completes: a stream that fails or is abandoned half-way stores nothing. A plain call and
+        a streamed call of one request share an entry.
         """
-        request, options = self._chat_request(messages, kwargs)
-        cache = self._cache
-        if cache is not None and cache.policy.reads:
-            response = cache.lookup(request)
-            if response is not None:
-                cache.count_hit(request, response)
-                for chunk in response.get("chunks") or [response.get("text") or ""]:
-                    yield chunk
-                return
-            if cache.policy.replay:
-                cache.count_miss(request, None)
-                raise cache.replay_miss(request)
+        request, call = self._chat_call(messages, kwargs)
+        if self._cache is None:
+            async for piece in self._stream(call):
+                if isinstance(piece, str):
+                    yield piece
+            return
+        async for chunk in self._cache.stream_or_call(request, lambda: self._stored_stream(call)):
+            yield chunk
+
+    async def _stored_stream(self, call: WireCall) -> AsyncIterator[str | dict[str, Any]]:
+        """The provider's stream: text chunks, then the stored form of the whole answer."""
         chunks: list[str] = []
         final: ModelResponse | None = None
-        async for piece in self._stream(request.normalized, options):
+        async for piece in self._stream(call):
             if isinstance(piece, str):
                 chunks.append(piece)
                 yield piece
             else:
                 final = piece
-        if cache is not None:
-            if final is None:
-                final = ModelResponse(text="".join(chunks))
-            stored = self._priced(final).to_dict()
-            stored["chunks"] = chunks
-            cache.count_miss(request, stored)
-            cache.save(request, stored)
+        stored = self._priced(final or ModelResponse(text="".join(chunks))).to_dict()
+        stored["chunks"] = chunks
+        yield stored
 
     # -- embeddings -----------------------------------------------------------------------
 
     async def embed(self, texts: str | Sequence[str], **params: Any) -> EmbeddingResponse:
         """Vectors for one text or a batch (the batch is one cache entry)."""
-        batch = [texts] if isinstance(texts, str) else list(texts)
+        request, call = self._embedding_call(texts, params)
         cache = self._cache
-        clean = {k: v for k, v in params.items() if v is not None and k not in EXCLUDED_PARAMS}
         if cache is None:
-            return self._priced_embedding(await self._embed(batch, clean))
-        request = cache.embedding_request(self.provider, self.model_id, batch, **clean)
+            return self._priced_embedding(await self._embed(call))
 
-        async def call() -> dict[str, Any]:
-            return self._priced_embedding(await self._embed(batch, clean)).to_dict()
+        async def answer() -> dict[str, Any]:
+            return self._priced_embedding(await self._embed(call)).to_dict()
 
-        result = await cache.get_or_call(request, call)
+        result = await cache.get_or_call(request, answer)
         return EmbeddingResponse.from_dict(result.response, cached=result.cached)
-
-    def embedding_cache_key(self, texts: str | Sequence[str], **params: Any) -> str:
-        """The key ``embed(texts, **params)`` reads and writes."""
-        normalized = normalize_embedding_request(
-            self.provider, self.model_id, texts, namespace=self.cache_config.namespace, **params
-        )
-        return create_key(normalized)
 
     # -- cost -----------------------------------------------------------------------------
 
     def _priced(self, response: ModelResponse) -> ModelResponse:
-        cost = self.prices.cost(self.model_id, response.usage)
-        return ModelResponse(
-            text=response.text,
-            tool_calls=response.tool_calls,
-            finish_reason=response.finish_reason,
-            usage=response.usage,
-            cost_usd=cost,
-            cached=False,
-            provider=self.provider,
-            model_id=self.model_id,
+        cost = self.prices.cost(self._cache_model_id(), response.usage)
+        return dataclasses.replace(
+            response, cost_usd=cost, cached=False, provider=self.provider, model_id=self.model_id
         )
 
     def _priced_embedding(self, response: EmbeddingResponse) -> EmbeddingResponse:
         # No token count (Gemini's API-key endpoint reports none): the cost is unknown, not 0.
         counted = response.usage.total_tokens > 0
-        cost = self.prices.cost(self.model_id, response.usage) if counted else None
+        cost = self.prices.cost(self._cache_model_id(), response.usage) if counted else None
         return EmbeddingResponse(response.embeddings, response.usage, cost, cached=False)
 
     # -- what a provider implements -------------------------------------------------------
 
-    #: Per-call options this provider accepts (excluded from keys, passed to the SDK call).
-    call_options: ClassVar[frozenset[str]] = frozenset()
+    def _cache_model_id(self) -> str:
+        """The model id entries are keyed and filed under (one spelling per model)."""
+        return self.model_id
 
     @abstractmethod
-    async def _complete(
-        self, request: Mapping[str, Any], options: Mapping[str, Any]
-    ) -> ModelResponse:
-        """Call the provider for a normalized chat request (no cache involved)."""
+    def _prepare_chat(self, messages: Messages, params: Mapping[str, Any]) -> WireCall:
+        """The SDK call of a text call (``params``: every keyword, ``None``s removed)."""
 
     @abstractmethod
-    def _stream(
-        self, request: Mapping[str, Any], options: Mapping[str, Any]
-    ) -> AsyncIterator[StreamPiece]:
-        """Stream a normalized chat request: text chunks, then the assembled response."""
+    def _prepare_embedding(self, texts: list[str], params: Mapping[str, Any]) -> WireCall:
+        """The SDK call of an embeddings call."""
 
     @abstractmethod
-    async def _embed(self, texts: list[str], params: Mapping[str, Any]) -> EmbeddingResponse:
-        """Embed a batch of texts."""
+    async def _complete(self, call: WireCall) -> ModelResponse:
+        """Make a prepared text call (no cache involved): every choice, usage."""
+
+    @abstractmethod
+    def _stream(self, call: WireCall) -> AsyncIterator[StreamPiece]:
+        """Stream a prepared text call: the first choice's text chunks, then the response."""
+
+    @abstractmethod
+    async def _embed(self, call: WireCall) -> EmbeddingResponse:
+        """Make a prepared embeddings call."""
 
 
 def _price_table(model_id: str, pricing: Price | Mapping[str, Price] | None) -> PriceTable:

@@ -1,4 +1,5 @@
-"""``BedrockModel``: AWS Bedrock behind Spark's cache (Converse for text, Titan for embeddings).
+"""``BedrockModel``: AWS Bedrock behind Spark's cache (Converse for text, InvokeModel for Titan
+and Cohere embeddings).
 
 boto3 is imported here only, and only when the first provider call builds the client, so a
 cache hit never loads it. boto3 is synchronous: every SDK call runs in a worker thread.
@@ -25,15 +26,11 @@ from spark.errors import (
     RateLimitError,
     error_class_for_status,
 )
-from spark.models._bedrock_convert import (
-    PROVIDER,
-    StreamAssembler,
-    converse_request,
-    parse_converse,
-    titan_body,
-)
-from spark.models.base import Model, ModelOptions, StreamPiece
-from spark.types import EmbeddingResponse, ModelResponse, Usage
+from spark.models import _bedrock_convert as convert
+from spark.models._bedrock_answers import StreamAssembler, embedding_response, parse_converse
+from spark.models.base import Messages, Model, ModelOptions, StreamPiece
+from spark.models.wire import WireCall
+from spark.types import EmbeddingResponse, ModelResponse
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
@@ -41,7 +38,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BedrockModel"]
 
-# Titan embeds one text per request; this many run at once (botocore's pool holds 10).
+PROVIDER = convert.PROVIDER
+# Titan embeds one text per request; this many requests run at once (botocore's pool holds 10).
 _EMBED_CONCURRENCY = 8
 
 # Codes that decide the class whatever the status (AWS sends some auth failures as 400).
@@ -59,26 +57,6 @@ _STREAM_CODE_STATUS = {
     "serviceunavailableexception": 503,
     "modelstreamerrorexception": 424,
 }
-
-
-# Spark's per-call option -> the Converse field (kept out of the cache key).
-_CALL_OPTIONS = {
-    "request_metadata": "requestMetadata",
-    "requestMetadata": "requestMetadata",
-    "metadata": "requestMetadata",
-    "service_tier": "serviceTier",
-    "serviceTier": "serviceTier",
-}
-
-
-def _sdk_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in options.items():
-        field_name = _CALL_OPTIONS[name]
-        if field_name == "serviceTier" and isinstance(value, str):
-            value = {"type": value}
-        out[field_name] = value
-    return out
 
 
 @dataclass(frozen=True)
@@ -149,33 +127,36 @@ class BedrockModel(Model):
     def _converse_stream(self, kwargs: dict[str, Any]) -> Any:
         return self._sdk().converse_stream(**kwargs)["stream"]
 
-    def _invoke_titan(self, body: str) -> dict[str, Any]:
+    def _invoke(self, body: str) -> tuple[dict[str, Any], int]:
+        """One InvokeModel answer and the input token count Bedrock reports in its header."""
         response = self._sdk().invoke_model(
             modelId=self.model_id, body=body, contentType="application/json"
         )
         answer: dict[str, Any] = json.loads(response["body"].read())
-        return answer
+        headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        return answer, int(headers.get("x-amzn-bedrock-input-token-count") or 0)
 
     # -- Model ----------------------------------------------------------------------------
 
-    call_options: ClassVar[frozenset[str]] = frozenset(_CALL_OPTIONS)
+    def _prepare_chat(self, messages: Messages, params: Mapping[str, Any]) -> WireCall:
+        return convert.prepare_chat(self.model_id, messages, params)
 
-    async def _complete(
-        self, request: Mapping[str, Any], options: Mapping[str, Any]
-    ) -> ModelResponse:
-        kwargs = {**converse_request(self.model_id, request), **_sdk_options(options)}
+    def _prepare_embedding(self, texts: list[str], params: Mapping[str, Any]) -> WireCall:
+        return convert.prepare_embedding(self.model_id, texts, params)
+
+    def _cache_model_id(self) -> str:
+        return convert.cache_model_id(self.model_id)
+
+    async def _complete(self, call: WireCall) -> ModelResponse:
         with self._provider_errors():
-            response = await asyncio.to_thread(self._converse, kwargs)
+            response = await asyncio.to_thread(self._converse, call.arguments)
         return parse_converse(response)
 
-    async def _stream(
-        self, request: Mapping[str, Any], options: Mapping[str, Any]
-    ) -> AsyncIterator[StreamPiece]:
+    async def _stream(self, call: WireCall) -> AsyncIterator[StreamPiece]:
         # Each event is read in a worker thread, one ``to_thread`` per event; the rejected
         # alternative, a reader thread feeding a queue, needs its own shutdown protocol.
-        kwargs = {**converse_request(self.model_id, request), **_sdk_options(options)}
         with self._provider_errors():
-            stream = await asyncio.to_thread(self._converse_stream, kwargs)
+            stream = await asyncio.to_thread(self._converse_stream, call.arguments)
         events: Iterator[Mapping[str, Any]] = iter(stream)
         assembler = StreamAssembler(self.model_id)
         try:
@@ -185,24 +166,22 @@ class BedrockModel(Model):
                 if event is None:
                     break
                 text = assembler.add(event)
-                if text:
+                if text:  # tool input, reasoning and empty deltas are not text chunks
                     yield text
         finally:
             stream.close()  # an abandoned stream releases its connection
         yield assembler.response()
 
-    async def _embed(self, texts: list[str], params: Mapping[str, Any]) -> EmbeddingResponse:
+    async def _embed(self, call: WireCall) -> EmbeddingResponse:
         limit = asyncio.Semaphore(_EMBED_CONCURRENCY)
 
-        async def embed_one(text: str) -> dict[str, Any]:
+        async def invoke(body: str) -> tuple[dict[str, Any], int]:
             async with limit:
                 with self._provider_errors():
-                    return await asyncio.to_thread(self._invoke_titan, titan_body(text, params))
+                    return await asyncio.to_thread(self._invoke, body)
 
-        answers = await asyncio.gather(*(embed_one(text) for text in texts))
-        tokens = sum(int(answer.get("inputTextTokenCount", 0)) for answer in answers)
-        vectors = [[float(x) for x in answer["embedding"]] for answer in answers]
-        return EmbeddingResponse(vectors, Usage(input_tokens=tokens))
+        answers = await asyncio.gather(*(invoke(body) for body in call.arguments["bodies"]))
+        return embedding_response(answers)
 
     # -- errors ---------------------------------------------------------------------------
 

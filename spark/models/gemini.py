@@ -1,5 +1,7 @@
 """``GeminiModel``: Spark's cache in front of Google Gemini (``google-genai``, API-key mode).
 
+Requests are prepared by ``_gemini_convert`` (pure) and answers read by ``_gemini_answers``.
+
 The SDK is imported lazily, when the first provider call builds the client: importing this
 module or answering from the cache never loads it. SDK exceptions become Spark errors in one
 place, ``_provider_errors``.
@@ -24,16 +26,17 @@ from spark.errors import (
     error_class_for_status,
 )
 from spark.models import _gemini_convert as convert
-from spark.models.base import Model, ModelOptions, StreamPiece
+from spark.models._gemini_answers import PROVIDER, ResponseAssembler, embedding_response
+from spark.models.base import Messages, Model, ModelOptions, StreamPiece
+from spark.types import EmbeddingResponse, ModelResponse
 
 if TYPE_CHECKING:
     from google.genai import Client
 
-    from spark.types import EmbeddingResponse, ModelResponse
+    from spark.models.wire import WireCall
 
 __all__ = ["GeminiModel"]
 
-PROVIDER = "gemini"
 _INSTALL_HINT = "GeminiModel needs the google-genai SDK: pip install 'spark-llm-cache[gemini]'"
 # Transport failures are recognised by class name, so one table serves whichever HTTP stack
 # the SDK runs on (httpx, httpx2 or aiohttp) without importing any of them here.
@@ -55,6 +58,11 @@ class GeminiModel(Model):
     is in seconds (the SDK takes milliseconds); ``max_retries=N`` means N retries after the
     first attempt (``HttpRetryOptions(attempts=N + 1)``), and without it the SDK's default
     (no retries) stays. ``client`` injects a ready ``google.genai.Client``, used as given.
+
+    Per call, every ``GenerateContentConfig`` field is accepted (snake or camel case) and sent
+    where the SDK sends it, besides Spark's own names (``max_tokens``, ``stop``, ``n``,
+    ``output_schema``, ...); ``timeout`` (seconds), ``headers`` and ``http_options`` are
+    transport, never keyed. See docs/models.md ("Gemini") for the field table.
     """
 
     provider: ClassVar[str] = PROVIDER
@@ -110,63 +118,43 @@ class GeminiModel(Model):
                 provider=PROVIDER,
             ) from exc
 
-    def _config(self, request: Mapping[str, Any], options: Mapping[str, Any]) -> Any:
-        from google.genai import types
+    # -- what the base class asks of a provider -----------------------------------------
 
-        config = convert.generate_config(request)
-        http: dict[str, Any] = {}
-        timeout = options.get("timeout", options.get("request_timeout"))
-        if timeout is not None:
-            http["timeout"] = int(float(timeout) * 1000)  # the SDK counts milliseconds
-        headers = options.get("headers") or options.get("extra_headers")
-        if headers:
-            http["headers"] = dict(headers)
-        if http:  # per-call HTTP settings never change the answer, so never the key
-            config["http_options"] = http
-        return types.GenerateContentConfig.model_validate(config)
+    def _cache_model_id(self) -> str:
+        return convert.cache_model_id(self.model_id)
 
-    # -- provider calls -------------------------------------------------------------------
+    def _prepare_chat(self, messages: Messages, params: Mapping[str, Any]) -> WireCall:
+        return convert.prepare_chat(self.model_id, messages, params)
 
-    call_options: ClassVar[frozenset[str]] = frozenset(
-        {"timeout", "request_timeout", "headers", "extra_headers"}
-    )
+    def _prepare_embedding(self, texts: list[str], params: Mapping[str, Any]) -> WireCall:
+        return convert.prepare_embedding(self.model_id, texts, params)
 
-    async def _complete(
-        self, request: Mapping[str, Any], options: Mapping[str, Any]
-    ) -> ModelResponse:
-        """One ``generate_content`` call for a normalized request."""
-        contents = convert.to_gemini_contents(request["messages"])
+    async def _complete(self, call: WireCall) -> ModelResponse:
+        """One ``generate_content`` call: every candidate, usage."""
         client = self._sdk_client()
         with _provider_errors(self.model_id):
-            response = await client.aio.models.generate_content(
-                model=self.model_id, contents=contents, config=self._config(request, options)
-            )
-        assembler = convert.ResponseAssembler()
+            response = await client.aio.models.generate_content(**call.arguments)
+        assembler = ResponseAssembler()
         assembler.feed(response)
         return assembler.result()
 
-    async def _stream(
-        self, request: Mapping[str, Any], options: Mapping[str, Any]
-    ) -> AsyncIterator[StreamPiece]:
-        """Stream a ``generate_content_stream`` call: text pieces, then the whole answer.
+    async def _stream(self, call: WireCall) -> AsyncIterator[StreamPiece]:
+        """Stream a ``generate_content_stream`` call: the first candidate's text pieces, then the
+        whole answer (every candidate, kept apart by index).
 
         A stream that errors, drops or ends without a finish reason raises
         ``ProviderServerError`` (or the error its in-stream status maps to).
         """
-        contents = convert.to_gemini_contents(request["messages"])
         client = self._sdk_client()
         with _provider_errors(self.model_id):
-            stream = await client.aio.models.generate_content_stream(
-                model=self.model_id, contents=contents, config=self._config(request, options)
-            )
-        assembler = convert.ResponseAssembler()
+            stream = await client.aio.models.generate_content_stream(**call.arguments)
+        assembler = ResponseAssembler()
         chunks = aiter(stream)
         try:
             while True:
                 # Only the SDK's I/O is wrapped, never our ``yield``: an exception the caller
                 # throws into this generator must not be mistaken for a provider error.
-                started = bool(assembler.texts or assembler.calls)
-                with _provider_errors(self.model_id, streaming=True, started=started):
+                with _provider_errors(self.model_id, streaming=True, started=assembler.started):
                     chunk = await anext(chunks, None)
                 if chunk is None:
                     break
@@ -183,21 +171,12 @@ class GeminiModel(Model):
             )
         yield assembler.result()
 
-    async def _embed(self, texts: list[str], params: Mapping[str, Any]) -> EmbeddingResponse:
-        """One ``embed_content`` call for a batch (``dimensions`` = ``output_dimensionality``)."""
+    async def _embed(self, call: WireCall) -> EmbeddingResponse:
+        """One ``embed_content`` call for a batch."""
         client = self._sdk_client()
         with _provider_errors(self.model_id):
-            from google.genai import types
-
-            config = types.EmbedContentConfig.model_validate(convert.embed_config(params))
-            # One Content per text: a bare list of strings is ONE multi-part content (one
-            # vector) for the SDK's "multimodal" embedding models such as gemini-embedding-2.
-            response = await client.aio.models.embed_content(
-                model=self.model_id,
-                contents=[{"parts": [{"text": text}]} for text in texts],
-                config=config,
-            )
-        return convert.embedding_response(response, len(texts))
+            response = await client.aio.models.embed_content(**call.arguments)
+        return embedding_response(response, len(call.arguments["contents"]))
 
 
 @contextmanager

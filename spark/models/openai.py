@@ -24,36 +24,20 @@ from spark.errors import (
     RateLimitError,
     error_class_for_status,
 )
+from spark.models import _openai_answers as answers
 from spark.models import _openai_convert as convert
-from spark.models.base import Model, ModelOptions, StreamPiece
+from spark.models.base import Messages, Model, ModelOptions, StreamPiece
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
+    from spark.models.wire import WireCall
     from spark.types import EmbeddingResponse, ModelResponse
 
 __all__ = ["OpenAIModel"]
 
 PROVIDER = "openai"
 _INSTALL_HINT = "OpenAIModel needs the openai SDK: pip install 'spark-llm-cache[openai]'"
-
-
-# Spark's per-call option -> the SDK's argument (kept out of the cache key).
-_CALL_OPTIONS = {
-    "user": "user",
-    "metadata": "metadata",
-    "store": "store",
-    "service_tier": "service_tier",
-    "timeout": "timeout",
-    "request_timeout": "timeout",
-    "headers": "extra_headers",
-    "extra_headers": "extra_headers",
-    "extra_query": "extra_query",
-}
-
-
-def _sdk_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    return {_CALL_OPTIONS[name]: value for name, value in options.items()}
 
 
 class OpenAIModel(Model):
@@ -148,32 +132,33 @@ class OpenAIModel(Model):
 
     # -- provider calls -------------------------------------------------------------------
 
-    call_options: ClassVar[frozenset[str]] = frozenset(_CALL_OPTIONS)
+    def _prepare_chat(self, messages: Messages, params: Mapping[str, Any]) -> WireCall:
+        """The ``chat.completions.create`` call (docs/models.md, "OpenAI")."""
+        return convert.prepare_chat(self.model_id, messages, params)
 
-    async def _complete(
-        self, request: Mapping[str, Any], options: Mapping[str, Any]
-    ) -> ModelResponse:
-        """One Chat Completions call for a normalized request."""
-        arguments = {**convert.chat_arguments(self.model_id, request), **_sdk_options(options)}
+    def _prepare_embedding(self, texts: list[str], params: Mapping[str, Any]) -> WireCall:
+        """The ``embeddings.create`` call."""
+        return convert.prepare_embedding(self.model_id, texts, params)
+
+    async def _complete(self, call: WireCall) -> ModelResponse:
+        """One Chat Completions call: every choice, logprobs when asked for, usage."""
         client = await self._sdk_client()
         with _provider_errors(self.model_id):
-            completion = await client.chat.completions.create(**arguments)
-        return convert.response_from_completion(completion)
+            completion = await client.chat.completions.create(**call.arguments)
+        return answers.response_from_completion(completion)
 
-    async def _stream(
-        self, request: Mapping[str, Any], options: Mapping[str, Any]
-    ) -> AsyncIterator[StreamPiece]:
-        """Stream a Chat Completions call: text deltas, then the assembled response.
+    async def _stream(self, call: WireCall) -> AsyncIterator[StreamPiece]:
+        """Stream a Chat Completions call: the first choice's text deltas, then the assembled
+        response with every choice.
 
         A stream that errors or ends without a finish reason raises ``ProviderServerError``.
         """
-        arguments = {**convert.chat_arguments(self.model_id, request), **_sdk_options(options)}
         client = await self._sdk_client()
         with _provider_errors(self.model_id):
             stream = await client.chat.completions.create(
-                **arguments, stream=True, stream_options={"include_usage": True}
+                **call.arguments, stream=True, stream_options={"include_usage": True}
             )
-        assembler = convert.StreamAssembler()
+        assembler = answers.StreamAssembler()
         async with stream:  # closes the HTTP response if the caller stops early
             chunks = aiter(stream)
             while True:
@@ -193,13 +178,12 @@ class OpenAIModel(Model):
             )
         yield assembler.result()
 
-    async def _embed(self, texts: list[str], params: Mapping[str, Any]) -> EmbeddingResponse:
+    async def _embed(self, call: WireCall) -> EmbeddingResponse:
         """One Embeddings call for a batch of texts."""
-        arguments = convert.embedding_arguments(self.model_id, texts, params)
         client = await self._sdk_client()
         with _provider_errors(self.model_id):
-            response = await client.embeddings.create(**arguments)
-        return convert.embedding_response(response)
+            response = await client.embeddings.create(**call.arguments)
+        return answers.embedding_response(response)
 
 
 def _check_async_client(client: Any) -> None:

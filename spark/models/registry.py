@@ -1,22 +1,39 @@
-"""Provider name -> model class, imported on first use (so ``import spark`` needs no SDK)."""
+"""Provider name -> model class and request translation, imported on first use (so ``import
+spark`` needs no SDK; the translations never import one)."""
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from spark.errors import ConfigError
 
 if TYPE_CHECKING:
     from spark.models.base import Model
+    from spark.models.wire import WireCall
 
-__all__ = ["MODEL_CLASSES", "model_class"]
+__all__ = [
+    "MODEL_CLASSES",
+    "cache_model_id",
+    "model_class",
+    "prepare_chat",
+    "prepare_embedding",
+]
 
 # A table, not an if/elif: adding a provider is one line here and one module.
 MODEL_CLASSES: dict[str, str] = {
     "openai": "spark.models.openai:OpenAIModel",
     "bedrock": "spark.models.bedrock:BedrockModel",
     "gemini": "spark.models.gemini:GeminiModel",
+}
+
+# Each provider's pure translation: ``prepare_chat``, ``prepare_embedding``, ``cache_model_id``.
+TRANSLATIONS: dict[str, str] = {
+    "openai": "spark.models._openai_convert",
+    "bedrock": "spark.models._bedrock_convert",
+    "gemini": "spark.models._gemini_convert",
 }
 
 
@@ -29,3 +46,32 @@ def model_class(provider: str) -> type[Model]:
     module_name, class_name = target.split(":")
     cls: type[Model] = getattr(importlib.import_module(module_name), class_name)
     return cls
+
+
+def _translation(provider: str) -> ModuleType:
+    target = TRANSLATIONS.get(provider)
+    if target is None:
+        known = ", ".join(sorted(TRANSLATIONS))
+        raise ConfigError(f"unknown provider {provider!r}; known providers: {known}")
+    return importlib.import_module(target)
+
+
+def prepare_chat(
+    provider: str, model_id: str, messages: Any, params: Mapping[str, Any]
+) -> WireCall:
+    """The SDK call ``model.get_text(messages, **params)`` makes (no model needed)."""
+    call: WireCall = _translation(provider).prepare_chat(model_id, messages, params)
+    return call
+
+
+def prepare_embedding(
+    provider: str, model_id: str, texts: Sequence[str], params: Mapping[str, Any]
+) -> WireCall:
+    """The SDK call ``model.embed(texts, **params)`` makes."""
+    call: WireCall = _translation(provider).prepare_embedding(model_id, list(texts), params)
+    return call
+
+
+def cache_model_id(provider: str, model_id: str) -> str:
+    """The one spelling of ``model_id`` entries are keyed and filed under."""
+    return str(_translation(provider).cache_model_id(model_id))

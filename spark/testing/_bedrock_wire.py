@@ -1,11 +1,16 @@
-"""AWS Bedrock Runtime's HTTP API as `boto3` sees it: Converse, ConverseStream and Titan embeddings.
+"""AWS Bedrock Runtime's HTTP API as `boto3` sees it: Converse, ConverseStream, and Titan and
+Cohere embeddings through InvokeModel.
 
 Model ids arrive percent-encoded in the path (`amazon.titan-embed-text-v2%3A0`); any SigV4 or
-bearer authorization is accepted unchecked.
+bearer authorization is accepted unchecked. Media bytes arrive base64-encoded in the JSON body;
+an image whose decoded bytes are not an image of its `format` is refused as Bedrock refuses it
+(so bytes encoded twice fail here as they fail there).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Mapping
@@ -28,6 +33,15 @@ PROVIDER = "bedrock"
 _EVENT_STREAM = "application/vnd.amazon.eventstream"
 _TITAN_DIMENSIONS = {"amazon.titan-embed-text-v1": 1536, "amazon.titan-embed-g1-text-02": 1536}
 _TITAN_DEFAULT_DIMENSIONS = 1024
+_COHERE_DEFAULT_DIMENSIONS = {"cohere.embed-v4": 1536}
+_COHERE_DIMENSIONS = 1024
+# The first bytes of each image format Converse takes.
+_IMAGE_MAGIC = {
+    "png": (b"\x89PNG\r\n\x1a\n",),
+    "jpeg": (b"\xff\xd8\xff",),
+    "gif": (b"GIF87a", b"GIF89a"),
+    "webp": (b"RIFF",),
+}
 _ERROR_TYPES = {
     400: "ValidationException",
     403: "AccessDeniedException",
@@ -111,8 +125,33 @@ def _latency_ms(exchange: Exchange) -> int:
     return int(exchange.plan.latency * 1000) + 1
 
 
+def _image_blocks(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Return the image blocks of the request's messages."""
+    messages = [m for m in body.get("messages") or [] if isinstance(m, Mapping)]
+    blocks = [b for m in messages for b in m.get("content") or [] if isinstance(b, Mapping)]
+    return [b["image"] for b in blocks if isinstance(b.get("image"), Mapping)]
+
+
+def _image_problem(body: Mapping[str, Any]) -> str | None:
+    """Return why an image of the request is not an image of its format, if one is not."""
+    for image in _image_blocks(body):
+        source = image.get("source")
+        if not isinstance(source, Mapping) or not isinstance(source.get("bytes"), str):
+            continue
+        try:
+            data = base64.b64decode(source["bytes"], validate=True)
+        except (binascii.Error, ValueError):
+            return "The image bytes are not valid base64."
+        if not data.startswith(_IMAGE_MAGIC.get(str(image.get("format")), ())):
+            return "The provided image does not match the specified image format."
+    return None
+
+
 def converse(exchange: Exchange) -> Reply:
     """Answer `POST /model/{modelId}/converse`."""
+    problem = _image_problem(exchange.body)
+    if problem is not None:
+        return error(400, problem)
     seed, text, input_tokens = _converse_values(exchange)
     content: JsonObject = {"text": text}
     stop_reason = "end_turn"
@@ -135,6 +174,9 @@ def _tool_use_id(seed: str) -> str:
 
 def converse_stream(exchange: Exchange) -> Reply:
     """Answer `POST /model/{modelId}/converse-stream` with binary event-stream frames."""
+    problem = _image_problem(exchange.body)
+    if problem is not None:
+        return error(400, problem)
     seed, text, input_tokens = _converse_values(exchange)
     head = [event_frame("messageStart", {"role": "assistant"})]
     call = exchange.plan.tool_call
@@ -165,18 +207,70 @@ def _delta(delta: JsonObject) -> bytes:
 
 
 def invoke(exchange: Exchange) -> Reply:
-    """Answer `POST /model/{modelId}/invoke` for Amazon Titan text embedding models."""
-    if not exchange.model.startswith("amazon.titan-embed"):
-        message = f"InvokeModel is served for Titan embedding models only, not {exchange.model}."
-        return error(400, message)
+    """Answer `POST /model/{modelId}/invoke` for Amazon Titan and Cohere embedding models."""
+    if "titan-embed" in exchange.model:
+        return _titan(exchange)
+    if "cohere.embed" in exchange.model:
+        return _cohere(exchange)
+    message = (
+        f"InvokeModel is served for Titan and Cohere embedding models only, not {exchange.model}."
+    )
+    return error(400, message)
+
+
+def _base_model(model: str) -> str:
+    """Return the model id without its version and cross-region prefix (`us.`, `eu.`, ...)."""
+    head, _, rest = model.partition(".")
+    if rest and head in {"us", "eu", "apac", "global", "jp", "au", "ca"}:
+        model = rest
+    return model.split(":")[0]
+
+
+def _token_header(tokens: int) -> tuple[tuple[str, str], ...]:
+    return (("X-Amzn-Bedrock-Input-Token-Count", str(tokens)),)
+
+
+def _titan(exchange: Exchange) -> Reply:
+    """Titan text embeddings: one `inputText`, `dimensions`, `embeddingTypes`."""
     body = exchange.body
     text = str(body.get("inputText", ""))
-    default = _TITAN_DIMENSIONS.get(exchange.model, _TITAN_DEFAULT_DIMENSIONS)
+    default = _TITAN_DIMENSIONS.get(_base_model(exchange.model), _TITAN_DEFAULT_DIMENSIONS)
     dimensions = int(body.get("dimensions") or default)
     vector = _answers.embedding(PROVIDER, exchange.model, text, dimensions)
     tokens = _answers.input_tokens([text])
-    headers = (("X-Amzn-Bedrock-Input-Token-Count", str(tokens)),)
-    return json_reply({"embedding": vector, "inputTextTokenCount": tokens}, headers=headers)
+    payload: JsonObject = {"embedding": vector, "inputTextTokenCount": tokens}
+    kinds = body.get("embeddingTypes")
+    if isinstance(kinds, list):
+        payload["embeddingsByType"] = {kind: _typed(vector, str(kind)) for kind in kinds}
+    return json_reply(payload, headers=_token_header(tokens))
+
+
+def _typed(vector: list[float], kind: str) -> list[Any]:
+    """A vector in an embedding type: floats as they are, `binary` as one bit per component."""
+    return vector if kind == "float" else [1 if x > 0 else 0 for x in vector]
+
+
+def _cohere(exchange: Exchange) -> Reply:
+    """Cohere embeddings: a batch of `texts` with a required `input_type`."""
+    body = exchange.body
+    texts = body.get("texts")
+    if not isinstance(texts, list) or "input_type" not in body:
+        return error(400, "Malformed input request: required key [texts, input_type] not found")
+    default = _COHERE_DEFAULT_DIMENSIONS.get(_base_model(exchange.model), _COHERE_DIMENSIONS)
+    dimensions = int(body.get("output_dimension") or default)
+    vectors = [_answers.embedding(PROVIDER, exchange.model, str(t), dimensions) for t in texts]
+    kinds = body.get("embedding_types")
+    embeddings: Any = vectors
+    if isinstance(kinds, list):
+        embeddings = {str(kind): [_typed(v, str(kind)) for v in vectors] for kind in kinds}
+    payload = {
+        "id": _answers.short_id(_answers.request_seed(PROVIDER, exchange.model, body)),
+        "texts": texts,
+        "embeddings": embeddings,
+        "response_type": "embeddings_by_type" if isinstance(kinds, list) else "embeddings_floats",
+    }
+    tokens = _answers.input_tokens(str(t) for t in texts)
+    return json_reply(payload, headers=_token_header(tokens))
 
 
 _MODEL = r"^/model/(?P<model>[^/]+)/"

@@ -2,6 +2,9 @@
 
 `generateContent`, `streamGenerateContent?alt=sse`, `embedContent` and `batchEmbedContents`
 under any API version prefix (`/v1`, which google-genai 3.x uses by default, `/v1beta`, ...).
+As the real service does, it answers `candidateCount` candidates (each with its `index`, in
+streams too), a `logprobsResult` per candidate when `responseLogprobs` is set (`logprobs` top
+alternatives per token), and takes any part (inline data, file data) and tool it is sent.
 """
 
 from __future__ import annotations
@@ -74,41 +77,95 @@ def _tool_result(contents: list[Any]) -> str | None:
     return " ".join(results) if results else None
 
 
-def _generate_values(exchange: Exchange) -> tuple[str, str, int]:
-    """Return the request seed, answer text and prompt token count of a generate request."""
+def _generate_values(exchange: Exchange) -> tuple[str, list[str], int]:
+    """Return the request seed, each candidate's answer text and the prompt token count.
+
+    Candidate 0 answers as a one-candidate request would; candidate ``i`` is seeded apart.
+    """
     body = exchange.body
     contents = body.get("contents") or []
     seed = _answers.request_seed(PROVIDER, exchange.model, body)
-    text = _answers.answer_text(
-        seed, exchange.plan.answer_chars, tool_result=_tool_result(contents)
-    )
+    tool_result = _tool_result(contents)
+    texts = [
+        _answers.answer_text(
+            seed if index == 0 else f"{seed}:{index}",
+            exchange.plan.answer_chars,
+            tool_result=tool_result,
+        )
+        for index in range(_candidate_count(body))
+    ]
     fragments = _answers.collect_text([body.get("systemInstruction"), contents])
     if body.get("tools"):
         fragments.append(_answers.canonical_json(body["tools"]))
-    return seed, text, _answers.input_tokens(fragments)
+    return seed, texts, _answers.input_tokens(fragments)
 
 
-def _usage(prompt_tokens: int, output_text: str | None) -> JsonObject:
+def _config(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    config = body.get("generationConfig")
+    return config if isinstance(config, Mapping) else {}
+
+
+def _candidate_count(body: Mapping[str, Any]) -> int:
+    count = _config(body).get("candidateCount", _config(body).get("candidate_count"))
+    return max(1, int(count)) if isinstance(count, int | float) else 1
+
+
+def _logprobs(body: Mapping[str, Any], seed: str, tokens: list[str]) -> JsonObject | None:
+    """Return a ``logprobsResult`` for ``tokens`` when the request asks for one.
+
+    Log-probabilities are multiples of 1/8 (exact in binary), so the sums of a stream's chunk
+    reports add up to the whole answer's exactly.
+    """
+    config = _config(body)
+    if not config.get("responseLogprobs", config.get("response_logprobs")):
+        return None
+    top = int(config.get("logprobs") or 0)
+
+    def entry(token: str, rank: int) -> JsonObject:
+        digest = _answers.short_id(f"{seed}:{token}:{rank}", 4)
+        return {"token": token, "logProbability": -(int(digest, 16) % 32 + rank * 8) / 8}
+
+    chosen = [entry(token, 0) for token in tokens]
+    result: JsonObject = {
+        "chosenCandidates": chosen,
+        "logProbabilitySum": sum(item["logProbability"] for item in chosen),
+    }
+    if top:
+        result["topCandidates"] = [
+            {"candidates": [entry(token, rank) for rank in range(top)]} for token in tokens
+        ]
+    return result
+
+
+def _usage(prompt_tokens: int, output_texts: list[str] | None) -> JsonObject:
     usage: JsonObject = {
         "promptTokenCount": prompt_tokens,
         "totalTokenCount": prompt_tokens,
         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
     }
-    if output_text is not None:
-        output_tokens = _answers.token_count(len(output_text))
+    if output_texts is not None:
+        output_tokens = sum(_answers.token_count(len(text)) for text in output_texts)
         usage["candidatesTokenCount"] = output_tokens
         usage["totalTokenCount"] = prompt_tokens + output_tokens
     return usage
 
 
-def _response(
-    exchange: Exchange, seed: str, parts: list[JsonObject], finish: bool, usage: JsonObject
+def _candidate(
+    index: int, parts: list[JsonObject], finish: bool, logprobs: JsonObject | None
 ) -> JsonObject:
-    candidate: JsonObject = {"content": {"role": "model", "parts": parts}, "index": 0}
+    candidate: JsonObject = {"content": {"role": "model", "parts": parts}, "index": index}
     if finish:
         candidate["finishReason"] = "STOP"
+    if logprobs is not None:
+        candidate["logprobsResult"] = logprobs
+    return candidate
+
+
+def _response(
+    exchange: Exchange, seed: str, candidates: list[JsonObject], usage: JsonObject
+) -> JsonObject:
     return {
-        "candidates": [candidate],
+        "candidates": candidates,
         "usageMetadata": usage,
         "modelVersion": exchange.model,
         "responseId": _answers.short_id(seed, 22),
@@ -123,39 +180,54 @@ def _function_call_part(exchange: Exchange) -> tuple[JsonObject, str] | None:
     return part, _answers.canonical_json(call.arguments)
 
 
-def generate(exchange: Exchange) -> Reply:
-    """Answer `POST /{version}/models/{model}:generateContent`."""
-    seed, text, prompt_tokens = _generate_values(exchange)
-    part: JsonObject = {"text": text}
+def _pieces(exchange: Exchange, texts: list[str]) -> tuple[list[list[JsonObject]], list[str]]:
+    """Return each candidate's stream pieces (parts) and the texts billed as output.
+
+    A scripted tool call is the first candidate's answer, in one piece; text is split in chunks.
+    """
+    pieces = [[{"text": piece} for piece in _answers.split_chunks(text)] for text in texts]
+    billed = list(texts)
     function_call = _function_call_part(exchange)
     if function_call is not None:
-        part, text = function_call
-    usage = _usage(prompt_tokens, text)
-    return json_reply(_response(exchange, seed, [part], True, usage))
+        pieces[0], billed[0] = [function_call[0]], function_call[1]
+    return pieces, billed
+
+
+def generate(exchange: Exchange) -> Reply:
+    """Answer `POST /{version}/models/{model}:generateContent` (every candidate asked for)."""
+    seed, texts, prompt_tokens = _generate_values(exchange)
+    pieces, billed = _pieces(exchange, texts)
+    candidates = []
+    for index, parts in enumerate(pieces):
+        tokens = [part["text"] for part in parts if "text" in part]
+        logprobs = _logprobs(exchange.body, f"{seed}:{index}", tokens)
+        merged = [{"text": "".join(tokens)}] if tokens else parts
+        candidates.append(_candidate(index, merged, True, logprobs))
+    usage = _usage(prompt_tokens, billed)
+    return json_reply(_response(exchange, seed, candidates, usage))
 
 
 def generate_stream(exchange: Exchange) -> Reply:
-    """Answer `POST /{version}/models/{model}:streamGenerateContent?alt=sse` as SSE events."""
-    seed, text, prompt_tokens = _generate_values(exchange)
-    function_call = _function_call_part(exchange)
-    if function_call is not None:
-        part, text = function_call
-        parts = [[part]]
-    else:
-        parts = [[{"text": piece}] for piece in _answers.split_chunks(text)]
-    events = [
-        sse_event(
-            _response(
-                exchange,
-                seed,
-                piece,
-                finish=index == len(parts) - 1,
-                usage=_usage(prompt_tokens, text if index == len(parts) - 1 else None),
-            ),
-            _SSE_SEPARATOR,
-        )
-        for index, piece in enumerate(parts)
-    ]
+    """Answer `POST /{version}/models/{model}:streamGenerateContent?alt=sse` as SSE events.
+
+    Event ``i`` carries piece ``i`` of every candidate that has one, each with its ``index``
+    and the log-probabilities of that piece; the last event carries the usage.
+    """
+    seed, texts, prompt_tokens = _generate_values(exchange)
+    pieces, billed = _pieces(exchange, texts)
+    count = max(len(parts) for parts in pieces)
+    events = []
+    for step in range(count):
+        candidates = []
+        for index, parts in enumerate(pieces):
+            if step >= len(parts):
+                continue
+            part = parts[step]
+            tokens = [part["text"]] if "text" in part else []
+            logprobs = _logprobs(exchange.body, f"{seed}:{index}", tokens)
+            candidates.append(_candidate(index, [part], step == len(parts) - 1, logprobs))
+        usage = _usage(prompt_tokens, billed if step == count - 1 else None)
+        events.append(sse_event(_response(exchange, seed, candidates, usage), _SSE_SEPARATOR))
     failure = exchange.plan.stream_failure
     return stream_reply("text/event-stream", [], events, [], failure, _stream_error)
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import math
+import random
 import re
 import struct
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from spark.testing import _answers
@@ -16,6 +19,7 @@ from spark.testing._exchange import (
     JsonObject,
     Reply,
     Route,
+    ToolCall,
     Wire,
     json_reply,
     sse_event,
@@ -26,6 +30,10 @@ from spark.testing._exchange import (
 PROVIDER = "openai"
 _DEFAULT_DIMENSIONS = {"text-embedding-3-large": 3072}
 _FALLBACK_DIMENSIONS = 1536
+_MAX_CHOICES = 128  # the API's own limit on `n`
+_MIN_STREAM_CHUNKS = 3
+_TOKEN = re.compile(r" ?[^ ]+| +")
+_ALTERNATIVES = (" the", " a", " and", " of", " to", ".", ",", " cache", " answer")
 _ERROR_KINDS = {
     400: ("invalid_request_error", "invalid_value"),
     401: ("invalid_request_error", "invalid_api_key"),
@@ -64,21 +72,73 @@ def _tool_result(messages: list[Any]) -> str | None:
     return " ".join(results) if results else None
 
 
-def _chat_values(exchange: Exchange) -> tuple[str, str, int]:
-    """Return the request seed, answer text and input token count of a chat request."""
+@dataclass(frozen=True)
+class _Answer:
+    """One choice of a chat answer: its text (a tool call's arguments when it calls one)."""
+
+    index: int
+    seed: str
+    text: str
+    call: ToolCall | None
+    tokens: tuple[JsonObject, ...] | None  # logprobs of the text's tokens, when asked for
+
+
+def _answers_of(exchange: Exchange) -> tuple[list[_Answer], int]:
+    """Return the `n` choices of a chat request and its input token count."""
     body = exchange.body
     messages = body.get("messages") or []
     seed = _answers.request_seed(PROVIDER, exchange.model, body)
-    text = _answers.answer_text(
-        seed, exchange.plan.answer_chars, tool_result=_tool_result(messages)
-    )
+    call = exchange.plan.tool_call
+    asked_top = body.get("top_logprobs")
+    top = asked_top if isinstance(asked_top, int) else 0
+    answers = []
+    for index in range(_choice_count(body)):
+        # The first choice is the answer of a plain request; the others are seeded from it.
+        choice_seed = seed if index == 0 else _answers.short_id(f"{seed}:{index}", 64)
+        text = _answers.answer_text(
+            choice_seed, exchange.plan.answer_chars, tool_result=_tool_result(messages)
+        )
+        if call is not None:
+            text = json.dumps(call.arguments)
+        tokens = _token_logprobs(choice_seed, text, top) if body.get("logprobs") is True else None
+        answers.append(_Answer(index, choice_seed, text, call, tokens if call is None else None))
     fragments = _answers.collect_text(messages)
     if body.get("tools"):
         fragments.append(_answers.canonical_json(body["tools"]))
-    return seed, text, _answers.input_tokens(fragments)
+    return answers, _answers.input_tokens(fragments)
 
 
-def _usage(prompt_tokens: int, completion_tokens: int) -> JsonObject:
+def _choice_count(body: Mapping[str, Any]) -> int:
+    n = body.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= _MAX_CHOICES else 1
+
+
+def _token_logprobs(seed: str, text: str, top: int) -> tuple[JsonObject, ...]:
+    """Return deterministic log-probabilities of the text's tokens (words with their space)."""
+    rng = random.Random(f"logprobs:{seed}")
+    entries = []
+    for token in _TOKEN.findall(text):
+        logprob = -round(rng.random() * 2, 6)
+        others = [rng.choice(_ALTERNATIVES) for _ in range(max(0, top - 1))]
+        ranked = [(token, logprob)] + [
+            (other, round(logprob - 1 - rank, 6)) for rank, other in enumerate(others)
+        ]
+        entries.append(
+            {**_token(token, logprob), "top_logprobs": [_token(t, lp) for t, lp in ranked[:top]]}
+        )
+    return tuple(entries)
+
+
+def _token(token: str, logprob: float) -> JsonObject:
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
+
+
+def _logprobs(tokens: tuple[JsonObject, ...] | None) -> JsonObject | None:
+    return None if tokens is None else {"content": list(tokens), "refusal": None}
+
+
+def _usage(prompt_tokens: int, answers: list[_Answer]) -> JsonObject:
+    completion_tokens = sum(_answers.token_count(len(answer.text)) for answer in answers)
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -100,22 +160,33 @@ def _envelope(seed: str, model: str, kind: str) -> JsonObject:
 
 
 def chat(exchange: Exchange) -> Reply:
-    """Answer `POST /v1/chat/completions` without streaming."""
-    seed, text, prompt_tokens = _chat_values(exchange)
-    message: JsonObject = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
-    finish = "stop"
-    call = exchange.plan.tool_call
-    if call is not None:
-        arguments = json.dumps(call.arguments)
-        message["content"] = None
-        message["tool_calls"] = [_tool_call_object(seed, call.name, arguments)]
-        finish, text = "tool_calls", arguments
-    payload = _envelope(seed, exchange.model, "chat.completion")
-    payload["choices"] = [
-        {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
-    ]
-    payload["usage"] = _usage(prompt_tokens, _answers.token_count(len(text)))
+    """Answer `POST /v1/chat/completions` without streaming: `n` choices, logprobs if asked."""
+    answers, prompt_tokens = _answers_of(exchange)
+    payload = _envelope(answers[0].seed, exchange.model, "chat.completion")
+    payload["choices"] = [_choice_object(answer) for answer in answers]
+    payload["usage"] = _usage(prompt_tokens, answers)
     return json_reply(payload)
+
+
+def _choice_object(answer: _Answer) -> JsonObject:
+    message: JsonObject = {
+        "role": "assistant",
+        "content": answer.text,
+        "refusal": None,
+        "annotations": [],
+    }
+    finish = "stop"
+    if answer.call is not None:
+        message["content"] = None
+        message["tool_calls"] = [_tool_call_object(answer.seed, answer.call.name, answer.text)]
+        finish = "tool_calls"
+    logprobs = _logprobs(answer.tokens)
+    return {
+        "index": answer.index,
+        "message": message,
+        "logprobs": logprobs,
+        "finish_reason": finish,
+    }
 
 
 def _tool_call_object(seed: str, name: str, arguments: str) -> JsonObject:
@@ -124,42 +195,60 @@ def _tool_call_object(seed: str, name: str, arguments: str) -> JsonObject:
 
 
 def chat_stream(exchange: Exchange) -> Reply:
-    """Answer `POST /v1/chat/completions` with `stream: true` as server-sent events."""
-    seed, text, prompt_tokens = _chat_values(exchange)
-    envelope = _envelope(seed, exchange.model, "chat.completion.chunk")
+    """Answer `POST /v1/chat/completions` with `stream: true` as server-sent events: each
+    chunk carries one choice's delta, the choices' pieces interleaved as the API sends them."""
+    answers, prompt_tokens = _answers_of(exchange)
+    envelope = _envelope(answers[0].seed, exchange.model, "chat.completion.chunk")
     options = exchange.body.get("stream_options") or {}
     with_usage = isinstance(options, Mapping) and options.get("include_usage") is True
 
-    def chunk(delta: JsonObject, finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        extra = {"usage": None} if with_usage else {}
-        return sse_event({**envelope, "choices": [choice], **extra})
+    def chunk(index: int, delta: JsonObject, finish: str | None = None, **extra: Any) -> bytes:
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+        usage = {"usage": None} if with_usage else {}
+        return sse_event({**envelope, "choices": [{**choice, **extra}], **usage})
 
-    head = [chunk({"role": "assistant", "content": "", "refusal": None})]
-    call = exchange.plan.tool_call
-    if call is None:
-        pieces = [chunk({"content": piece}) for piece in _answers.split_chunks(text)]
-        finish = "stop"
-    else:
-        text = json.dumps(call.arguments)
-        pieces = _tool_call_chunks(seed, call.name, text, chunk)
-        finish = "tool_calls"
-    tail = [chunk({}, finish)]
+    head = [chunk(a.index, {"role": "assistant", "content": "", "refusal": None}) for a in answers]
+    pieces = _interleaved([_answer_chunks(answer, chunk) for answer in answers])
+    tail = [chunk(a.index, {}, "tool_calls" if a.call else "stop") for a in answers]
     if with_usage:
-        usage = _usage(prompt_tokens, _answers.token_count(len(text)))
-        tail.append(sse_event({**envelope, "choices": [], "usage": usage}))
+        tail.append(sse_event({**envelope, "choices": [], "usage": _usage(prompt_tokens, answers)}))
     tail.append(sse_event("[DONE]"))
     failure = exchange.plan.stream_failure
     return stream_reply("text/event-stream", head, pieces, tail, failure, _stream_error)
 
 
-def _tool_call_chunks(
-    seed: str, name: str, arguments: str, chunk: Callable[[JsonObject], bytes]
-) -> list[bytes]:
-    first = _tool_call_object(seed, name, "")
-    pieces: list[bytes] = [chunk({"tool_calls": [{"index": 0, **first}]})]
-    for part in _answers.split_arguments(arguments):
-        pieces.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}))
+def _answer_chunks(answer: _Answer, chunk: Callable[..., bytes]) -> list[bytes]:
+    """Return one choice's content (or tool call) chunks, logprobs with the tokens they carry."""
+    if answer.call is not None:
+        return _tool_call_chunks(answer, answer.call, chunk)
+    if answer.tokens is None:
+        return [
+            chunk(answer.index, {"content": piece}) for piece in _answers.split_chunks(answer.text)
+        ]
+    size = max(1, math.ceil(len(answer.tokens) / _MIN_STREAM_CHUNKS))
+    groups = [answer.tokens[start : start + size] for start in range(0, len(answer.tokens), size)]
+    return [
+        chunk(
+            answer.index,
+            {"content": "".join(entry["token"] for entry in group)},
+            logprobs=_logprobs(group),
+        )
+        for group in groups
+    ]
+
+
+def _interleaved(streams: list[list[bytes]]) -> list[bytes]:
+    """Return the pieces of several choices taken in turn (choice 0, 1, ..., then again)."""
+    longest = max((len(stream) for stream in streams), default=0)
+    return [stream[step] for step in range(longest) for stream in streams if step < len(stream)]
+
+
+def _tool_call_chunks(answer: _Answer, call: ToolCall, chunk: Callable[..., bytes]) -> list[bytes]:
+    first = _tool_call_object(answer.seed, call.name, "")
+    pieces: list[bytes] = [chunk(answer.index, {"tool_calls": [{"index": 0, **first}]})]
+    for part in _answers.split_arguments(answer.text):
+        delta = {"tool_calls": [{"index": 0, "function": {"arguments": part}}]}
+        pieces.append(chunk(answer.index, delta))
     return pieces
 
 

@@ -23,6 +23,7 @@ CONVERSATION = [
     {"role": "user", "content": "Yes, three days in May."},
 ]
 WEATHER = {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}
+OPENAI_WEATHER = {"type": "function", "function": WEATHER}  # (as it is sent, and keyed)
 
 
 async def answer() -> Mapping[str, Any]:
@@ -50,50 +51,68 @@ def test_diff_names_changed_added_and_removed_fields() -> None:
 
 def test_a_sealed_diff_names_fields_and_shows_digests_not_values() -> None:
     secret_tool = {
-        "name": "lookup",
-        "description": "internal CRM",
-        "parameters": {"type": "object", "properties": {"customer_ssn": {"type": "string"}}},
+        "type": "function",
+        "function": {
+            "name": "lookup",
+            "description": "internal CRM",
+            "parameters": {"type": "object", "properties": {"customer_ssn": {"type": "string"}}},
+        },
     }
+    renamed = {
+        "type": "function",
+        "function": {
+            **secret_tool["function"],
+            "parameters": {"type": "object", "properties": {"pin": {}}},
+        },
+    }
+    system = {"role": "system", "content": "be terse"}
     stored = {
-        "system": ["be terse"],
-        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
-        "params": {"temperature": 0.7, "logprobs": True, "reasoning_effort": "low"},
-        "tools": [secret_tool],
+        "v": 2,
+        "body": {
+            "messages": [system, {"role": "user", "content": "hi"}],
+            "temperature": 0.7,
+            "logprobs": True,
+            "reasoning_effort": "low",
+            "tools": [secret_tool],
+        },
     }
-    renamed = {**secret_tool, "parameters": {"type": "object", "properties": {"pin": {}}}}
+    schema = {"type": "object", "properties": {"account_no": {}}}
     requested = {
-        "system": [],
-        "messages": [{"role": "user", "content": [{"type": "text", "text": "hello"}]}],
-        "params": {
+        "v": 2,
+        "body": {
+            "messages": [{"role": "user", "content": "hello"}],
             "temperature": 0.9,
             "logprobs": False,
             "reasoning_effort": "high",
-            "response_format": {"type": "object", "properties": {"account_no": {}}},
+            "response_format": schema,
             "odd name!": 1,
+            "tools": [renamed, OPENAI_WEATHER],
         },
-        "tools": [renamed, WEATHER],
     }
     lines = diff_requests(stored, requested, sealed=True)
     text = "\n".join(lines)
     for secret in ("be terse", "hello", "low", "high", "customer_ssn", "pin", "account_no"):
         assert secret not in text
     assert "odd name" not in text, "a parameter name that is no identifier stays unnamed"
+    body, asked = stored["body"], requested["body"]
     assert lines == [
-        f"messages[0].content changed ({value_digest(stored['messages'][0]['content'])} -> "
-        f"{value_digest(requested['messages'][0]['content'])})",
-        "params.logprobs: true -> false",
-        f"params.reasoning_effort changed ({value_digest('low')} -> {value_digest('high')})",
-        f"params.response_format added ({value_digest(requested['params']['response_format'])})",
-        "params.temperature: 0.7 -> 0.9",
-        f"params: other fields changed ({value_digest({})} -> {value_digest({'odd name!': 1})})",
-        f"system[0] removed (was {value_digest('be terse')})",
-        f"tools[0].parameters changed ({value_digest(secret_tool['parameters'])} -> "
-        f"{value_digest(renamed['parameters'])})",
-        f"tools[1] added ({value_digest(WEATHER)})",
+        "body.logprobs: true -> false",
+        f"body.messages[0].content changed ({value_digest('be terse')} -> {value_digest('hello')})",
+        f"body.messages[0].role changed ({value_digest('system')} -> {value_digest('user')})",
+        f"body.messages[1] removed (was {value_digest(body['messages'][1])})",
+        f"body.reasoning_effort changed ({value_digest('low')} -> {value_digest('high')})",
+        f"body.response_format added ({value_digest(schema)})",
+        "body.temperature: 0.7 -> 0.9",
+        f"body.tools[0].function.parameters changed "
+        f"({value_digest(secret_tool['function']['parameters'])} -> "
+        f"{value_digest(renamed['function']['parameters'])})",
+        f"body.tools[1] added ({value_digest(OPENAI_WEATHER)})",
+        f"body: other fields changed ({value_digest({})} -> {value_digest({'odd name!': 1})})",
     ]
-    assert diff_requests({"v": 1}, {"v": 1, "tools": [WEATHER]}, sealed=True) == [
-        f"tools added (1 item, {value_digest([WEATHER])})"
-    ]
+    assert asked["tools"][1] == OPENAI_WEATHER
+    assert diff_requests(
+        {"v": 2, "body": {}}, {"v": 2, "body": {"tools": [WEATHER]}}, sealed=True
+    ) == [f"body.tools added (1 item, {value_digest([WEATHER])})"]
 
 
 def test_digests_are_short_stable_and_canonical() -> None:
@@ -108,7 +127,7 @@ def test_a_response_schema_is_named_by_its_fields_keys_stay_unnamed() -> None:
     def wrapped(prop: str) -> dict[str, Any]:
         schema = {"type": "object", "properties": {prop: {"type": "string"}}}
         return {
-            "params": {
+            "body": {
                 "response_format": {
                     "type": "json_schema",
                     "json_schema": {"name": "report", "strict": True, "schema": schema},
@@ -118,7 +137,7 @@ def test_a_response_schema_is_named_by_its_fields_keys_stay_unnamed() -> None:
 
     lines = diff_requests(wrapped("salary"), wrapped("bonus"), sealed=True)
     assert len(lines) == 1
-    assert lines[0].startswith("params.response_format.json_schema.schema changed (sha256:")
+    assert lines[0].startswith("body.response_format.json_schema.schema changed (sha256:")
     assert "salary" not in lines[0]
     assert "bonus" not in lines[0]
 
@@ -135,9 +154,9 @@ async def test_replay_miss_shows_the_nearest_entry_and_the_difference(tmp_path: 
     message = str(info.value)
     assert "openai/gpt-4o" in message
     assert stored.key in message, "names the nearest stored entry's file"
-    assert "params.temperature: 0.7 -> 0.9" in message
-    assert "messages[2].content changed" in message
-    assert "tools added" in message
+    assert "body.temperature: 0.7 -> 0.9" in message
+    assert "body.messages[2].content changed" in message
+    assert "body.tools added" in message
     assert "SPARK_CACHE_MODE=read_write" in message
 
 

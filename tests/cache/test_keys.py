@@ -1,44 +1,54 @@
-"""Cache keys are a contract: pinned values, equivalent spellings, excluded and included fields."""
+"""Cache keys are a contract: pinned values, the wire rule's equivalent spellings, excluded and
+included fields — computed as a call computes them (``CacheManager.generate_cache_key``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from spark.cache.keys import (
-    EXCLUDED_PARAMS,
-    KEY_SCHEMA_VERSION,
-    canonical_json,
-    create_key,
-    normalize_embedding_request,
-    normalize_request,
-)
+from spark.cache import CacheConfig, CacheManager
+from spark.cache.keys import KEY_SCHEMA_VERSION, canonical_json
 from spark.errors import ConfigError
 
 QUESTION = "What is the capital of France?"
-# Pinned: if one of these changes, the key schema changed — bump KEY_SCHEMA_VERSION on purpose.
-PINNED_CHAT = "cec74c0382c43a5a1265df2848d825f158f824a4273b157c278db1b13bf067f6"
-PINNED_EMBED = "8d35a34041c9dc7d7a6f1248bd11f7eb677aacbde516e5dfeed861efe5cdc9ec"
-PINNED_TOOLS = "a3c356737fee9d1ab5d0d34943e1cf921c0052c5f2c72b50aed9e3ea47efaa89"
+BEDROCK = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+# Pinned: if one of these changes, the key schema changed — bump KEY_SCHEMA_VERSION on purpose
+# (and `spark cache migrate` must re-key the entries of the schema before).
+PINNED_CHAT = "333a5c5ab8a3fbbb8d347d22288aa542158d7f75b5ee4a19ca0509543acd7202"
+PINNED_EMBED = "bdf50fb42225f0e30c2a66e6722105266647dec2c5ab575edb4370343b134f4c"
+PINNED_TOOLS = "695df70109180ba4acd6029186c1160b040673c54412a661eaea8a73105c2a1f"
 WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
 
 
-def key(messages: Any = None, provider: str = "openai", model: str = "gpt-4o", **kw: Any) -> str:
-    """The key of a request, with the pinned request's defaults."""
-    if messages is None:
-        messages = [{"role": "user", "content": QUESTION}]
-        kw.setdefault("system_prompt", "Be brief.")
-    kw.setdefault("temperature", 0.2)
-    kw.setdefault("max_tokens", 100)
-    return create_key(normalize_request(provider, model, messages, **kw))
+@pytest.fixture(scope="module")
+def manager(tmp_path_factory: pytest.TempPathFactory) -> CacheManager:
+    root: Path = tmp_path_factory.mktemp("keys")
+    return CacheManager(root, CacheConfig(enabled=True, cache_dir=root))
 
 
-def test_schema_version_is_one() -> None:
-    assert KEY_SCHEMA_VERSION == 1
+@pytest.fixture
+def key(manager: CacheManager) -> Any:
+    def key_of(
+        messages: Any = None, provider: str = "openai", model: str = "gpt-4o", **kw: Any
+    ) -> str:
+        """The key of a request, with the pinned request's defaults."""
+        if messages is None:
+            messages = [{"role": "user", "content": QUESTION}]
+            kw.setdefault("system_prompt", "Be brief.")
+        kw.setdefault("temperature", 0.2)
+        kw.setdefault("max_tokens", 100)
+        return manager.generate_cache_key(provider, model, messages, **kw)
+
+    return key_of
 
 
-def test_pinned_chat_key() -> None:
+def test_schema_version_is_two() -> None:
+    assert KEY_SCHEMA_VERSION == 2
+
+
+def test_pinned_chat_key(key: Any) -> None:
     assert key() == PINNED_CHAT
 
 
@@ -64,24 +74,9 @@ def test_pinned_chat_key() -> None:
             id="system-message",
         ),
         pytest.param(
-            [{"role": "system", "content": [{"text": "Be brief."}]}, {"content": QUESTION}],
-            {},
-            id="system-part-default-role",
-        ),
-        pytest.param(
-            [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": QUESTION}],
-            {},
-            id="developer-role",
-        ),
-        pytest.param(
             [{"role": "user", "parts": [{"text": QUESTION}]}],
             {"system_prompt": "Be brief."},
             id="gemini-parts",
-        ),
-        pytest.param(
-            [{"role": "user", "content": QUESTION}],
-            {"system_prompt": ["Be brief."]},
-            id="system-list",
         ),
         pytest.param(
             [{"role": "user", "content": QUESTION}],
@@ -89,26 +84,27 @@ def test_pinned_chat_key() -> None:
             id="max-completion-tokens-alias",
         ),
         pytest.param(
-            [{"role": "USER", "content": QUESTION, "name": None}],
-            {"system_prompt": "Be brief.", "top_p": None, "seed": None},
-            id="none-is-not-given",
+            [{"role": "user", "content": QUESTION}],
+            {"system_prompt": "Be brief.", "top_p": None, "seed": None, "n": 1},
+            id="none-is-not-given-and-n-1-is-not-sent",
         ),
     ],
 )
-def test_equivalent_spellings_share_the_pinned_key(messages: Any, extra: dict[str, Any]) -> None:
+def test_equivalent_spellings_share_the_pinned_key(
+    key: Any, messages: Any, extra: dict[str, Any]
+) -> None:
     assert key(messages, **extra) == PINNED_CHAT
 
 
-def test_plain_string_messages_mean_one_user_message() -> None:
+def test_plain_string_messages_mean_one_user_message(key: Any) -> None:
     assert key(QUESTION, system_prompt="Be brief.") == PINNED_CHAT
 
 
-def test_integer_and_float_spellings_of_numbers_agree() -> None:
+def test_integer_and_float_spellings_of_numbers_agree(key: Any) -> None:
     assert key(temperature=1) == key(temperature=1.0)
-    assert key(max_tokens=100.0) == PINNED_CHAT
 
 
-def test_system_prompt_comes_before_leading_system_messages() -> None:
+def test_system_prompt_comes_before_leading_system_messages(key: Any) -> None:
     messages = [{"role": "system", "content": "Second."}, {"role": "user", "content": QUESTION}]
     both = key(messages, system_prompt="First.")
     assert both == key(
@@ -122,27 +118,38 @@ def test_system_prompt_comes_before_leading_system_messages() -> None:
 
 
 @pytest.mark.parametrize(
-    "name",
+    ("name", "value"),
     [
-        "api_key",
-        "base_url",
-        "timeout",
-        "max_retries",
-        "extra_headers",
-        "headers",
-        "user",
-        "metadata",
-        "stream",
-        "stream_options",
-        "region_name",
-        "endpoint_url",
-        "organization",
-        "request_timeout",
+        ("timeout", 30),
+        ("request_timeout", 30),
+        ("extra_headers", {"x-team": "search"}),
+        ("headers", {"x-team": "search"}),
+        ("extra_query", {"trace": "1"}),
+        ("user", "user-42"),
+        ("metadata", {"team": "search"}),
+        ("store", True),
+        ("service_tier", "flex"),
+        ("safety_identifier", "u-42"),
+        ("prompt_cache_key", "search"),
+        ("stream", True),
+        ("stream_options", {"include_usage": True}),
     ],
 )
-def test_fields_that_must_not_change_the_key(name: str) -> None:
-    assert name in EXCLUDED_PARAMS
-    assert key(**{name: "sk-secret-value"}) == PINNED_CHAT
+def test_fields_that_must_not_change_the_key(key: Any, name: str, value: Any) -> None:
+    assert key(**{name: value}) == PINNED_CHAT
+
+
+@pytest.mark.parametrize(
+    "name", ["api_key", "base_url", "max_retries", "organization", "temprature"]
+)
+def test_credentials_endpoints_model_and_typos_per_call_are_refused(key: Any, name: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        key(**{name: "x"})
+
+
+def test_a_model_id_per_call_is_refused(manager: CacheManager) -> None:
+    with pytest.raises(ConfigError, match="constructor"):
+        manager.generate_cache_key("openai", "gpt-4o", QUESTION, model="gpt-4o-mini")
 
 
 @pytest.mark.parametrize(
@@ -151,37 +158,53 @@ def test_fields_that_must_not_change_the_key(name: str) -> None:
         {"temperature": 0.3},
         {"max_tokens": 101},
         {"top_p": 0.9},
-        {"top_k": 40},
         {"stop": ["\n"]},
         {"seed": 7},
         {"presence_penalty": 0.5},
         {"frequency_penalty": 0.5},
         {"reasoning_effort": "high"},
         {"n": 2},
+        {"logprobs": True},
         {"response_format": {"type": "json_object"}},
-        {"namespace": "v2"},
+        {"extra_body": {"top_k": 40}},
         {"system_prompt": "Be verbose."},
         {"model": "gpt-4o-mini"},
-        {"provider": "gemini"},
-        {"tool_choice": "auto"},
+        {"provider": "gemini", "model": "gemini-2.0-flash"},
+        {"tool_choice": "auto", "tools": [{"name": "f", "parameters": WEATHER_SCHEMA}]},
         {"tools": [{"name": "get_weather", "parameters": WEATHER_SCHEMA}]},
     ],
-    ids=lambda change: next(iter(change)),
+    ids=lambda change: "+".join(change),
 )
-def test_fields_that_change_the_key(change: dict[str, Any]) -> None:
+def test_fields_that_change_the_key(key: Any, change: dict[str, Any]) -> None:
     assert key(**change) != PINNED_CHAT
 
 
-def test_message_text_order_and_roles_change_the_key() -> None:
-    assert (
-        key([{"role": "user", "content": QUESTION + "?"}], system_prompt="Be brief.") != PINNED_CHAT
+def test_message_text_order_and_roles_change_the_key(key: Any) -> None:
+    assert key([{"role": "user", "content": QUESTION + "?"}], system_prompt="Be brief.") != (
+        PINNED_CHAT
     )
     swapped = [{"role": "assistant", "content": QUESTION}]
     assert key(swapped, system_prompt="Be brief.") != PINNED_CHAT
+    developer = [
+        {"role": "developer", "content": "Be brief."},
+        {"role": "user", "content": QUESTION},
+    ]
+    assert key(developer) != PINNED_CHAT, "a developer message is sent as one: another request"
 
 
-def test_stop_as_string_equals_one_element_list() -> None:
-    assert key(stop="END") == key(stop=["END"]) == key(stop_sequences=["END"])
+def test_stop_as_string_equals_one_element_list(key: Any) -> None:
+    assert key(stop="END") == key(stop=["END"])
+
+
+def test_namespace_changes_every_key(tmp_path: Path) -> None:
+    keys = {
+        CacheManager(tmp_path / n, CacheConfig(cache_dir=tmp_path / n, namespace=n))
+        .bind()
+        .chat_request("openai", "gpt-4o", QUESTION)
+        .key
+        for n in ("", "v2")
+    }
+    assert len(keys) == 2
 
 
 def test_dict_order_never_matters() -> None:
@@ -216,66 +239,36 @@ def test_non_ascii_is_escaped_so_bytes_are_stable() -> None:
     ],
     ids=["neutral", "openai", "bedrock"],
 )
-@pytest.mark.parametrize(
-    "choice", ["auto", {"auto": {}}, {"type": "auto"}], ids=["word", "bedrock", "typed"]
-)
-def test_tool_spellings_share_a_pinned_key(tool: dict[str, Any], choice: Any) -> None:
-    model = "anthropic.claude-3-5-sonnet-20240620-v1:0"
-    request = normalize_request("bedrock", model, "Hi", tools=[tool], tool_choice=choice)
-    assert create_key(request) == PINNED_TOOLS
+@pytest.mark.parametrize("choice", ["auto", {"auto": {}}], ids=["word", "bedrock"])
+def test_tool_spellings_share_a_pinned_key(manager: CacheManager, tool: Any, choice: Any) -> None:
+    key = manager.generate_cache_key("bedrock", BEDROCK, "Hi", tools=[tool], tool_choice=choice)
+    assert key == PINNED_TOOLS
 
 
-@pytest.mark.parametrize(
-    ("choice", "normalized"),
-    [
-        ("any", "required"),
-        ("required", "required"),
-        ("none", "none"),
-        ({"type": "function", "function": {"name": "f"}}, {"name": "f"}),
-        ({"tool": {"name": "f"}}, {"name": "f"}),
-        ({"any": {}}, "required"),
-    ],
-)
-def test_tool_choice_spellings(choice: Any, normalized: Any) -> None:
-    assert normalize_request("openai", "m", "Hi", tool_choice=choice)["tool_choice"] == normalized
-
-
-def test_pinned_embedding_key_and_single_text_spelling() -> None:
-    batch = normalize_embedding_request("openai", "text-embedding-3-small", ["hello world"])
-    single = normalize_embedding_request("openai", "text-embedding-3-small", "hello world")
-    assert create_key(batch) == create_key(single) == PINNED_EMBED
-    chat = normalize_request("openai", "text-embedding-3-small", "hello world")
-    assert create_key(chat) != PINNED_EMBED
-
-
-def test_embedding_encoding_format_does_not_change_the_key() -> None:
-    plain = normalize_embedding_request("openai", "e", "x")
-    base64 = normalize_embedding_request("openai", "e", "x", encoding_format="base64")
-    assert create_key(plain) == create_key(base64)
-    assert create_key(
-        normalize_embedding_request("openai", "e", "x", dimensions=256)
-    ) != create_key(plain)
+def test_pinned_embedding_key_and_single_text_spelling(manager: CacheManager) -> None:
+    bound = manager.bind()
+    batch = bound.embedding_request("openai", "text-embedding-3-small", ["hello world"]).key
+    single = bound.embedding_request("openai", "text-embedding-3-small", "hello world").key
+    assert batch == single == PINNED_EMBED
+    chat = manager.generate_cache_key("openai", "text-embedding-3-small", "hello world")
+    assert chat != PINNED_EMBED
+    assert bound.embedding_request("openai", "e", "x", encoding_format="base64").key == (
+        bound.embedding_request("openai", "e", "x").key
+    )
+    assert bound.embedding_request("openai", "e", "x", dimensions=256).key != (
+        bound.embedding_request("openai", "e", "x").key
+    )
 
 
 @pytest.mark.parametrize(
     "messages",
-    [42, [42], ["not a dict"], [{"role": "system", "content": [{"image": "x"}]}]],
+    [42, [42], ["not a dict"]],
 )
-def test_bad_messages_are_a_clear_error(messages: Any) -> None:
+def test_bad_messages_are_a_clear_error(key: Any, messages: Any) -> None:
     with pytest.raises(ConfigError):
-        normalize_request("openai", "m", messages)
+        key(messages)
 
 
-def test_unserializable_parameter_is_a_clear_error() -> None:
-    with pytest.raises(ConfigError, match="cannot use a object"):
-        normalize_request("openai", "m", "Hi", temperature=object())
-
-
-def test_pydantic_like_values_are_dumped() -> None:
-    class Schema:
-        def model_dump(self, exclude_none: bool = False) -> dict[str, Any]:
-            return {"type": "json_schema"}
-
-    as_object = normalize_request("openai", "m", "Hi", response_format=Schema())
-    as_dict = normalize_request("openai", "m", "Hi", response_format={"type": "json_schema"})
-    assert create_key(as_object) == create_key(as_dict)
+def test_unserializable_parameter_is_a_clear_error(key: Any) -> None:
+    with pytest.raises(ConfigError, match="object"):
+        key(temperature=object())

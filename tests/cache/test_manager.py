@@ -94,7 +94,7 @@ async def test_entry_is_on_disk_when_the_call_returns(tmp_path: Path) -> None:
     envelope = json.loads(path.read_bytes())
     assert envelope["key"] == request.key
     assert envelope["payload"]["response"]["text"] == "Paris. #1"
-    assert envelope["payload"]["request"]["messages"][0]["content"][0]["text"] == "Hi"
+    assert envelope["payload"]["request"]["body"]["messages"][0]["content"] == "Hi"
 
 
 async def test_generate_cache_key_matches_the_stored_key(tmp_path: Path) -> None:

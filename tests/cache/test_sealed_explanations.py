@@ -121,18 +121,18 @@ def changed_call() -> dict[str, Any]:
 
 # The differences of changed_call() from recorded_call(), as a sealed explanation names them.
 NAMED = [
-    "system[0] changed (sha256:",
-    "messages[0].content changed (sha256:",
-    "messages[1].tool_calls[0].arguments changed (sha256:",
-    "messages[4] added (sha256:",
-    "tools[0].description changed (sha256:",
-    "tools[1].parameters changed (sha256:",
-    "tools[2] added (sha256:",
-    "params.response_format.json_schema.schema changed (sha256:",
-    "params.temperature: 0.7 -> 0.2",
-    "params.seed removed (was 7)",
-    "params.stop changed (sha256:",
-    "tool_choice changed (sha256:",
+    "body.messages[0].content changed (sha256:",  # the system text: the first message
+    "body.messages[1].content changed (sha256:",
+    "body.messages[2].tool_calls[0].function.arguments changed (sha256:",
+    "body.messages[5] added (sha256:",
+    "body.tools[0].function.description changed (sha256:",
+    "body.tools[1].function.parameters changed (sha256:",
+    "body.tools[2] added (sha256:",
+    "body.response_format.json_schema.schema changed (sha256:",
+    "body.temperature: 0.7 -> 0.2",
+    "body.seed removed (was 7)",
+    "body.stop changed (sha256:",
+    "body.tool_choice changed (sha256:",
 ]
 
 SPARK_TOML = """
@@ -279,10 +279,13 @@ async def test_a_plaintext_cache_keeps_the_value_detail(recorded: Recorded) -> N
     with pytest.raises(CacheMissError) as info:
         await recorded.make(mode="replay").generate(**changed_call())
     message = str(info.value)
-    assert 'tools[0].description: "QZX-desc0 internal CRM for ACME" -> "QZX-desc0-v2' in message
-    assert 'params.stop[0]: "QZX-stop" -> "QZX-stop-v2"' in message
-    assert "tools[1].parameters.properties.QZX_recipient added" in message
-    assert "params.temperature: 0.7 -> 0.2" in message
+    assert (
+        'body.tools[0].function.description: "QZX-desc0 internal CRM for ACME" -> "QZX-desc0-v2'
+        in message
+    )
+    assert 'body.stop[0]: "QZX-stop" -> "QZX-stop-v2"' in message
+    assert "body.tools[1].function.parameters.properties.QZX_recipient added" in message
+    assert "body.temperature: 0.7 -> 0.2" in message
     assert "sha256:" not in message
     assert "The entry is encrypted" not in message
 
@@ -350,7 +353,10 @@ def test_show_values_opts_in_to_the_text(recorded: Recorded) -> None:
         "cache", "explain", "--model", "chat", "--show-values", json.dumps(changed_call())
     )
     assert miss.exit_code == 1
-    assert 'tools[0].description: "QZX-desc0 internal CRM for ACME" -> "QZX-desc0-v2' in miss.stdout
+    assert (
+        'body.tools[0].function.description: "QZX-desc0 internal CRM for ACME" -> "QZX-desc0-v2'
+        in miss.stdout
+    )
     assert "sha256:" not in miss.stdout
     assert "--show-values prints the text of encrypted cache entries" in miss.stderr
     hit = spark_cli(

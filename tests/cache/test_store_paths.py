@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from spark.cache import CacheConfig, CacheManager, generate_key
-from spark.cache.bound import BoundCache, CacheRequest
+from spark.cache.bound import BoundCache, CacheRequest, make_request
 from spark.cache.codec import decode_envelope
 from spark.cache.stores.disk import quote_model_id, unquote_model_id
 from spark.errors import ConfigError
@@ -135,7 +135,9 @@ def test_stats_report_the_original_model_ids(tmp_path: Path) -> None:
 @pytest.mark.parametrize("provider", ["../x", "OpenAI", "", "open/ai", ".", "..", "a\x00b"])
 async def test_unsafe_provider_names_are_refused(tmp_path: Path, provider: str) -> None:
     manager, bound = make_bound(tmp_path)
-    request = bound.chat_request(provider, "gpt-4o", "hello")
+    with pytest.raises(ConfigError, match="unknown provider"):
+        bound.chat_request(provider, "gpt-4o", "hello")
+    request = make_request("chat", provider, "gpt-4o", "", {"messages": []})  # (built by hand)
     calls = 0
 
     async def call() -> dict[str, Any]:
@@ -234,7 +236,10 @@ SECRET = "sk-live-DO-NOT-STORE-123"
 
 def _entry_bytes(tmp_path: Path, encrypt: bool) -> tuple[bytes, CacheRequest]:
     manager, bound = make_bound(tmp_path, encrypt=encrypt)
-    request = ask(bound, PROMPT, system_prompt="be terse", api_key=SECRET, timeout=30)
+    # (a credential in a per-call header is sent, never keyed nor stored)
+    request = ask(
+        bound, PROMPT, system_prompt="be terse", timeout=30, extra_headers={"x-api-key": SECRET}
+    )
     assert bound.save(request, {"text": ANSWER, "cost_usd": 0.01})
     return Path(manager.store.location(PROVIDER, "gpt-4o", request.key)).read_bytes(), request
 

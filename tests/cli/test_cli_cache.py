@@ -66,7 +66,7 @@ def test_show_by_prefix_decrypts_with_the_configured_key(
     assert shown["meta"]["key"] == key
     assert shown["meta"]["encryption"] == "fernet"
     assert shown["payload"]["response"]["text"] == "answer 0"
-    assert shown["payload"]["request"]["messages"][0]["content"][0]["text"] == "question 0"
+    assert shown["payload"]["request"]["body"]["messages"][0]["content"] == "question 0"
     text = spark("cache", "show", key, "--profile", "ci").stdout
     assert "question 0" in text
     assert "answer 0" in text

@@ -35,7 +35,7 @@ def test_explain_a_hit_and_a_miss(
     assert "no cache entry for openai/gpt-4o-mini" in miss.output
     assert key in miss.output, "names the nearest entry"
     assert "messages[0].content changed" in miss.output
-    assert "params.temperature added: 0.5" in miss.output
+    assert "body.temperature added: 0.5" in miss.output
 
 
 def test_explain_of_an_encrypted_cache_names_fields_and_shows_digests(
@@ -48,7 +48,7 @@ def test_explain_of_an_encrypted_cache_names_fields_and_shows_digests(
     assert miss.exit_code == 1
     assert key in miss.output, "names the nearest entry"
     assert "messages[0].content changed (sha256:" in miss.output
-    assert "params.temperature added (0.5)" in miss.output
+    assert "body.temperature added (0.5)" in miss.output
     assert "question" not in miss.output
     found = spark(
         "cache",

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from spark.cache import CacheConfig
+from spark.testing import ProviderServer
 
 # Credentials of the test environment: tests assert they never reach a cache file.
 SECRET_OPENAI_KEY = "sk-test-SECRET-openai-0123456789"
@@ -35,3 +39,28 @@ def _cache_files_text(root: Path) -> str:
 def cache_files_text() -> Callable[[Path], str]:
     """A function returning every byte written under a directory, as text (for secret scans)."""
     return _cache_files_text
+
+
+SECRETS = {
+    "openai": {"api_key": SECRET_OPENAI_KEY},
+    "bedrock": {"aws_access_key_id": SECRET_AWS_KEY_ID, "aws_secret_access_key": SECRET_AWS_SECRET},
+    "gemini": {"api_key": SECRET_GOOGLE_KEY},
+}
+Models = Callable[..., Any]
+
+
+@pytest.fixture
+async def models(server: ProviderServer, cache_config: CacheConfig) -> AsyncIterator[Models]:
+    """``models(provider, model_id, **options)``: a model on the local server with the test's
+    secret-looking credentials, caching per ``cache_config``, retries off (options win); every
+    model built is closed when the test ends."""
+    built: list[Any] = []
+
+    def make(provider: str, model_id: str, **options: Any) -> Any:
+        options = {**SECRETS[provider], "cache_config": cache_config, **options}
+        built.append(server.model(provider, model_id, **options))
+        return built[-1]
+
+    yield make
+    for model in built:
+        await model.aclose()

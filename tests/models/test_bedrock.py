@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from spark.cache import CacheConfig
 from spark.errors import ProviderServerError, RateLimitError
 from spark.models.bedrock import BedrockModel
 from spark.testing import ProviderServer
@@ -45,24 +44,11 @@ MakeModel = Callable[..., BedrockModel]
 
 
 @pytest.fixture
-def make_model(
-    server: ProviderServer, cache_config: CacheConfig, credentials: dict[str, str]
-) -> MakeModel:
-    """A BedrockModel on the local server, caching in tmp, retries off; keywords override."""
-
-    def make(model_id: str = MODEL, **options: Any) -> BedrockModel:
-        settings: dict[str, Any] = {
-            "region": "us-east-1",
-            "endpoint_url": server.bedrock_endpoint_url,
-            "aws_access_key_id": credentials["aws_access_key_id"],
-            "aws_secret_access_key": credentials["aws_secret_access_key"],
-            "max_retries": 0,
-            "cache_config": cache_config,
-            "pricing": PRICE,
-        }
-        return BedrockModel(model_id, **{**settings, **options})
-
-    return make
+def make_model(models: Callable[..., Any]) -> MakeModel:
+    """BedrockModels on the local server (``tests/models/conftest.py``: ``models``)."""
+    return lambda model_id=MODEL, **options: models(
+        "bedrock", model_id, **{"pricing": PRICE, **options}
+    )
 
 
 def tokens(text: str) -> int:
@@ -327,9 +313,10 @@ async def test_streamed_tool_call_is_assembled_and_cached(
     server.queue_tool_call("get_weather", {"city": "Oslo", "unit": "C"}, provider="bedrock")
 
     chunks = await collect(model, "Weather in Oslo?", tools=[WEATHER])
+    replay = await collect(model, "Weather in Oslo?", tools=[WEATHER])
     response = await model.generate("Weather in Oslo?", tools=[WEATHER])
 
-    assert "".join(chunks) == ""
+    assert (chunks, replay) == ([], [])
     assert response.cached
     assert response.finish_reason == "tool_calls"
     assert dict(response.tool_calls[0].arguments) == {"city": "Oslo", "unit": "C"}

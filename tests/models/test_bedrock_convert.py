@@ -7,23 +7,19 @@ from typing import Any
 
 import pytest
 
-from spark.cache.keys import normalize_request
 from spark.errors import (
     AuthenticationError,
     BadRequestError,
+    ConfigError,
     ProviderConnectionError,
     ProviderError,
     ProviderServerError,
     RateLimitError,
 )
-from spark.models._bedrock_convert import (
-    StreamAssembler,
-    converse_request,
-    finish_reason,
-    parse_converse,
-    titan_body,
-)
+from spark.models._bedrock_answers import StreamAssembler, finish_reason, parse_converse
+from spark.models._bedrock_convert import prepare_chat, prepare_embedding
 from spark.models.bedrock import _classify_error
+from spark.models.wire import call_params
 from spark.types import ToolCall, Usage
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
@@ -31,7 +27,7 @@ TOOL = {"name": "lookup", "parameters": {"type": "object", "properties": {}}}
 
 
 def converse(messages: Any, **kwargs: Any) -> dict[str, Any]:
-    return converse_request(MODEL, normalize_request("bedrock", MODEL, messages, **kwargs))
+    return prepare_chat(MODEL, messages, call_params({}, kwargs)).arguments
 
 
 def test_parallel_tool_results_merge_into_one_user_message() -> None:
@@ -111,7 +107,7 @@ def test_params_split_between_inference_config_and_model_fields() -> None:
         stop=["x"],
         top_k=3,
         n=1,
-        anthropic_beta=["b"],
+        additionalModelRequestFields={"anthropic_beta": ["b"]},
         guardrailConfig={"guardrailIdentifier": "g", "guardrailVersion": "1"},
     )
 
@@ -121,7 +117,8 @@ def test_params_split_between_inference_config_and_model_fields() -> None:
         "temperature": 0.0,
         "stopSequences": ["x"],
     }
-    assert kwargs["additionalModelRequestFields"] == {"top_k": 3, "anthropic_beta": ["b"]}
+    assert kwargs["additionalModelRequestFields"] == {"anthropic_beta": ["b"], "top_k": 3}
+    assert "n" not in kwargs
     assert kwargs["guardrailConfig"]["guardrailIdentifier"] == "g"
 
 
@@ -230,7 +227,12 @@ def test_classify_error(
     assert _classify_error(status, code, streaming=streaming) == (error, reported)
 
 
-def test_titan_body_drops_transport_options() -> None:
-    body = json.loads(titan_body("hi", {"dimensions": 256, "timeout": 3, "normalize": None}))
+def test_titan_bodies_carry_the_parameters_and_refuse_transport_options() -> None:
+    call = prepare_embedding("amazon.titan-embed-text-v2:0", ["hi"], {"dimensions": 256})
 
-    assert body == {"inputText": "hi", "dimensions": 256}
+    assert [json.loads(body) for body in call.arguments["bodies"]] == [
+        {"inputText": "hi", "dimensions": 256}
+    ]
+    assert call.body == {"requests": [{"inputText": "hi", "dimensions": 256}]}
+    with pytest.raises(ConfigError, match="timeout is not a per-call option of bedrock"):
+        prepare_embedding("amazon.titan-embed-text-v2:0", ["hi"], {"timeout": 3})

@@ -40,23 +40,9 @@ MakeModel = Callable[..., BedrockModel]
 
 
 @pytest.fixture
-def make_model(
-    server: ProviderServer, cache_config: CacheConfig, credentials: dict[str, str]
-) -> MakeModel:
-    """A BedrockModel on the local server, caching in tmp, retries off; keywords override."""
-
-    def make(model_id: str = MODEL, **options: Any) -> BedrockModel:
-        settings: dict[str, Any] = {
-            "region": "us-east-1",
-            "endpoint_url": server.bedrock_endpoint_url,
-            "aws_access_key_id": credentials["aws_access_key_id"],
-            "aws_secret_access_key": credentials["aws_secret_access_key"],
-            "max_retries": 0,
-            "cache_config": cache_config,
-        }
-        return BedrockModel(model_id, **{**settings, **options})
-
-    return make
+def make_model(models: Callable[..., Any]) -> MakeModel:
+    """BedrockModels on the local server (``tests/models/conftest.py``: ``models``)."""
+    return lambda model_id=MODEL, **options: models("bedrock", model_id, **options)
 
 
 # -- errors ------------------------------------------------------------------------------------

@@ -10,31 +10,15 @@ import pytest
 from spark.cache import CacheConfig
 from spark.errors import ConfigError
 from spark.models.base import Model
-from spark.models.bedrock import BedrockModel
-from spark.models.gemini import GeminiModel
-from spark.models.openai import OpenAIModel
 from spark.testing import ProviderServer
 
 QUESTION = [{"role": "user", "content": "Who keeps the lighthouse?"}]
 
 
 def build(provider: str, server: ProviderServer, tmp_path: Path) -> Model:
+    model_id = {"openai": "gpt-4o", "bedrock": "anthropic.claude-3-haiku-20240307-v1:0"}
     config = CacheConfig(enabled=True, cache_dir=tmp_path / "c")
-    if provider == "openai":
-        return OpenAIModel(
-            "gpt-4o", base_url=server.openai_base_url, api_key="k", max_retries=0,
-            cache_config=config,
-        )  # fmt: skip
-    if provider == "bedrock":
-        return BedrockModel(
-            "anthropic.claude-3-haiku-20240307-v1:0", endpoint_url=server.bedrock_endpoint_url,
-            region="us-east-1", aws_access_key_id="a", aws_secret_access_key="b",
-            max_retries=0, cache_config=config,
-        )  # fmt: skip
-    return GeminiModel(
-        "gemini-2.0-flash", base_url=server.gemini_base_url, api_key="k", max_retries=0,
-        cache_config=config,
-    )  # fmt: skip
+    return server.model(provider, model_id.get(provider, "gemini-2.0-flash"), cache_config=config)
 
 
 OPTIONS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {

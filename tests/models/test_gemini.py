@@ -468,11 +468,20 @@ async def test_timeout_is_a_connection_error(make_model: Any, server: ProviderSe
         await model.get_text("Too slow")
 
 
-async def test_invalid_parameter_is_a_bad_request(make_model: Any, server: ProviderServer) -> None:
-    with pytest.raises(BadRequestError) as caught:
+async def test_unknown_parameter_is_a_config_error(make_model: Any, server: ProviderServer) -> None:
+    with pytest.raises(ConfigError) as caught:
         await make_model().get_text("Hi", not_a_gemini_setting=1)
 
     assert "not_a_gemini_setting" in str(caught.value)
+    assert server.count() == 0
+
+
+async def test_a_value_the_sdk_refuses_is_a_bad_request(
+    make_model: Any, server: ProviderServer
+) -> None:
+    with pytest.raises(BadRequestError):
+        await make_model().get_text("Hi", thinking_config={"not_a_field": 1})
+
     assert server.count() == 0
 
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -40,23 +40,9 @@ MakeModel = Callable[..., OpenAIModel]
 
 
 @pytest.fixture
-async def make_model(
-    server: ProviderServer, cache_config: CacheConfig, credentials: dict[str, str]
-) -> AsyncIterator[MakeModel]:
-    """Build OpenAIModels pointed at the local server, caching under tmp_path, no retries."""
-    built: list[OpenAIModel] = []
-
-    def make(model_id: str = MODEL, **options: Any) -> OpenAIModel:
-        options.setdefault("api_key", credentials["openai_api_key"])
-        options.setdefault("base_url", server.openai_base_url)
-        options.setdefault("max_retries", 0)
-        options.setdefault("cache_config", cache_config)
-        built.append(OpenAIModel(model_id, **options))
-        return built[-1]
-
-    yield make
-    for model in built:
-        await model.aclose()
+def make_model(models: Callable[..., Any]) -> MakeModel:
+    """OpenAIModels on the local server (``tests/models/conftest.py``: ``models``)."""
+    return lambda model_id=MODEL, **options: models("openai", model_id, **options)
 
 
 def chats(server: ProviderServer) -> int:
@@ -121,7 +107,13 @@ async def test_sampling_params_reach_the_wire_in_openai_names(
     model = make_model()
 
     await model.get_text(
-        HELLO, temperature=0.2, max_tokens=64, stop="END", seed=7, top_k=5, reasoning_effort="low"
+        HELLO,
+        temperature=0.2,
+        max_tokens=64,
+        stop="END",
+        seed=7,
+        reasoning_effort="low",
+        extra_body={"top_k": 5},
     )
 
     body = server.requests[-1].body
@@ -131,7 +123,8 @@ async def test_sampling_params_reach_the_wire_in_openai_names(
     assert body["stop"] == ["END"]
     assert body["seed"] == 7
     assert body["reasoning_effort"] == "low"
-    assert body["top_k"] == 5  # unknown to the SDK: sent through extra_body
+    assert body["top_k"] == 5  # unknown to the SDK: merged into the body by extra_body
+    assert "extra_body" not in body
     assert "stream" not in body
 
 

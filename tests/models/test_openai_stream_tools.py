@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx2
@@ -34,23 +34,9 @@ MakeModel = Callable[..., OpenAIModel]
 
 
 @pytest.fixture
-async def make_model(
-    server: ProviderServer, cache_config: CacheConfig, credentials: dict[str, str]
-) -> AsyncIterator[MakeModel]:
-    """Build OpenAIModels pointed at the local server, caching under tmp_path, no retries."""
-    built: list[OpenAIModel] = []
-
-    def make(model_id: str = MODEL, **options: Any) -> OpenAIModel:
-        options.setdefault("api_key", credentials["openai_api_key"])
-        options.setdefault("base_url", server.openai_base_url)
-        options.setdefault("max_retries", 0)
-        options.setdefault("cache_config", cache_config)
-        built.append(OpenAIModel(model_id, **options))
-        return built[-1]
-
-    yield make
-    for model in built:
-        await model.aclose()
+def make_model(models: Callable[..., Any]) -> MakeModel:
+    """OpenAIModels on the local server (``tests/models/conftest.py``: ``models``)."""
+    return lambda model_id=MODEL, **options: models("openai", model_id, **options)
 
 
 async def collect(model: OpenAIModel, messages: Any, **kwargs: Any) -> list[str]:

@@ -134,7 +134,7 @@ async def test_replay_miss_names_the_nearest_entry_and_the_difference(backend: B
     message = str(caught.value)
     assert "replay mode: no cache entry for openai/gpt-4o" in message
     assert "Nearest stored entry" in message
-    assert "params.temperature: 0.2 -> 0.7" in message
+    assert "body.temperature: 0.2 -> 0.7" in message
     assert provider.calls == 0
 
 

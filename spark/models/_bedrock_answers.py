@@ -1,0 +1,158 @@
+"""Bedrock's answers as Spark's neutral values: Converse responses, ConverseStream events and
+InvokeModel embeddings (Titan, Cohere).
+
+Pure code: dicts in, neutral values out, so every rule is testable without boto3.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from spark.errors import ProviderServerError
+from spark.types import EmbeddingResponse, ModelResponse, ToolCall, Usage
+
+__all__ = [
+    "StreamAssembler",
+    "embedding_response",
+    "finish_reason",
+    "parse_converse",
+]
+
+_PROVIDER = "bedrock"
+_FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+}
+# The vector type Spark returns when an embeddings call asks for several.
+_VECTOR_TYPES = ("float", "int8", "uint8", "binary", "ubinary")
+
+
+def finish_reason(stop_reason: str | None) -> str:
+    """Bedrock's ``stopReason`` in the neutral words ("stop", "length", "tool_calls", ...)."""
+    if stop_reason is None:
+        return "stop"
+    return _FINISH_REASONS.get(stop_reason, stop_reason)
+
+
+def _usage(usage: Mapping[str, Any] | None) -> Usage:
+    usage = usage or {}
+    return Usage(int(usage.get("inputTokens", 0)), int(usage.get("outputTokens", 0)))
+
+
+def parse_converse(response: Mapping[str, Any]) -> ModelResponse:
+    """A ``converse`` answer as a neutral ``ModelResponse`` (cost is the base class's job)."""
+    blocks = response.get("output", {}).get("message", {}).get("content") or []
+    text = "".join(block["text"] for block in blocks if "text" in block)
+    calls = tuple(
+        ToolCall(use["toolUseId"], use["name"], use.get("input") or {})
+        for use in (block["toolUse"] for block in blocks if "toolUse" in block)
+    )
+    return ModelResponse(
+        text=text,
+        tool_calls=calls,
+        finish_reason=finish_reason(response.get("stopReason")),
+        usage=_usage(response.get("usage")),
+    )
+
+
+class StreamAssembler:
+    """Collects ``converse_stream`` events: ``add`` returns each text delta, ``response``
+    the assembled answer (text, tool calls from their JSON input pieces, stop reason, usage)."""
+
+    def __init__(self, model_id: str) -> None:
+        self._model_id = model_id
+        self._text: list[str] = []
+        self._tools: dict[int, dict[str, Any]] = {}
+        self._stop_reason: str | None = None
+        self._usage = Usage()
+
+    def add(self, event: Mapping[str, Any]) -> str:
+        """Take one event; return its text delta ("" when it carries none)."""
+        if "contentBlockStart" in event:
+            start = event["contentBlockStart"]
+            use = start.get("start", {}).get("toolUse")
+            if use is not None:
+                index = int(start.get("contentBlockIndex", 0))
+                self._tools[index] = {"id": use["toolUseId"], "name": use["name"], "input": []}
+        elif "contentBlockDelta" in event:
+            return self._delta(event["contentBlockDelta"])
+        elif "messageStop" in event:
+            self._stop_reason = event["messageStop"].get("stopReason")
+        elif "metadata" in event:
+            self._usage = _usage(event["metadata"].get("usage"))
+        return ""
+
+    def _delta(self, block: Mapping[str, Any]) -> str:
+        delta = block.get("delta", {})
+        if "text" in delta:
+            self._text.append(delta["text"])
+            return str(delta["text"])
+        if "toolUse" in delta:
+            tool = self._tools.get(int(block.get("contentBlockIndex", 0)))
+            if tool is None:
+                raise self._broken("a tool input delta arrived before its toolUse start")
+            tool["input"].append(delta["toolUse"].get("input", ""))
+        return ""
+
+    def response(self) -> ModelResponse:
+        """The assembled answer; a stream that ended before ``messageStop`` is broken."""
+        if self._stop_reason is None:
+            raise self._broken("the stream ended before its messageStop event")
+        return ModelResponse(
+            text="".join(self._text),
+            tool_calls=tuple(self._tool_call(self._tools[i]) for i in sorted(self._tools)),
+            finish_reason=finish_reason(self._stop_reason),
+            usage=self._usage,
+        )
+
+    def _tool_call(self, tool: Mapping[str, Any]) -> ToolCall:
+        raw = "".join(tool["input"])
+        try:
+            arguments = json.loads(raw) if raw.strip() else {}
+        except ValueError as exc:
+            raise self._broken(f"tool {tool['name']!r} input is not JSON: {raw!r}") from exc
+        return ToolCall(tool["id"], tool["name"], arguments)
+
+    def _broken(self, why: str) -> ProviderServerError:
+        return ProviderServerError(
+            f"bedrock model {self._model_id!r}: broken stream: {why}", provider=_PROVIDER
+        )
+
+
+def embedding_response(answers: Sequence[tuple[Mapping[str, Any], int]]) -> EmbeddingResponse:
+    """The vectors of InvokeModel answers, in order: Titan's ``embedding`` (or its
+    ``embeddingsByType``), Cohere's ``embeddings`` (a list, or a map by type).
+
+    Each answer comes with the input token count Bedrock reported in its response header; a
+    Titan body's own ``inputTextTokenCount`` wins.
+    """
+    vectors: list[list[float]] = []
+    tokens = 0
+    for answer, counted in answers:
+        vectors += _vectors(answer)
+        tokens += int(answer.get("inputTextTokenCount", counted))
+    return EmbeddingResponse(vectors, Usage(input_tokens=tokens))
+
+
+def _vectors(answer: Mapping[str, Any]) -> list[list[float]]:
+    if "embedding" in answer:
+        return [[float(x) for x in answer["embedding"]]]
+    found: Any = answer.get("embeddingsByType", answer.get("embeddings"))
+    if isinstance(found, Mapping):
+        kind = next((k for k in _VECTOR_TYPES if k in found), None)
+        found = found.get(kind) if kind else None
+        if found and not isinstance(found[0], list):  # Titan's by-type map holds one vector
+            found = [found]
+    if not isinstance(found, list):
+        raise ProviderServerError(
+            f"bedrock embeddings answer holds no vectors (fields: {sorted(answer)})",
+            provider=_PROVIDER,
+        )
+    return [[float(x) for x in vector] for vector in found]

@@ -1,0 +1,182 @@
+"""Reading Gemini's answers (docs/models.md, "Gemini"): every candidate of a response or a
+stream, kept apart by index, tool calls, finish reasons, usage, logprobs when asked for; and
+embedding vectors. Reads ``google.genai.types`` objects by attribute: no SDK import here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from spark.errors import ProviderServerError
+from spark.models._gemini_contents import synthetic_call_id
+from spark.types import Choice, EmbeddingResponse, ModelResponse, ToolCall, Usage
+
+__all__ = ["PROVIDER", "ResponseAssembler", "embedding_response", "finish_reason", "usage_of"]
+
+PROVIDER = "gemini"
+
+_FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length"}
+# Finish reasons that mean "a filter stopped the answer" (OpenAI's ``content_filter``).
+_FILTERED = frozenset(
+    {
+        "SAFETY",
+        "RECITATION",
+        "BLOCKLIST",
+        "PROHIBITED_CONTENT",
+        "SPII",
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "IMAGE_RECITATION",
+    }
+)
+
+
+class _Candidate:
+    """What the chunks of one candidate said so far."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.calls: list[ToolCall] = []
+        self.raw_finish: str | None = None
+        self.logprobs: dict[str, Any] | None = None
+
+    def feed(self, candidate: Any) -> list[str]:
+        """Take in one candidate of a response or chunk; return its new answer text."""
+        pieces: list[str] = []
+        for part in getattr(getattr(candidate, "content", None), "parts", None) or []:
+            call = getattr(part, "function_call", None)
+            if call is not None:
+                self.calls.append(_tool_call(call, len(self.calls)))
+            elif getattr(part, "text", None) and not getattr(part, "thought", None):
+                pieces.append(part.text)
+        raw = getattr(candidate, "finish_reason", None)
+        if raw is not None:
+            self.raw_finish = str(getattr(raw, "value", raw))
+        result = getattr(candidate, "logprobs_result", None)
+        if result is not None:
+            self.logprobs = _merged_logprobs(
+                self.logprobs, result.model_dump(mode="json", exclude_none=True)
+            )
+        self.texts.extend(pieces)
+        return pieces
+
+    def choice(self, blocked: bool) -> Choice:
+        """This candidate as one of the answer's choices."""
+        reason = "content_filter" if blocked else finish_reason(self.raw_finish, self.calls)
+        return Choice("".join(self.texts), tuple(self.calls), reason, self.logprobs)
+
+
+def _merged_logprobs(before: dict[str, Any] | None, chunk: dict[str, Any]) -> dict[str, Any]:
+    """A stream reports the log-probabilities of each chunk's tokens: one report of them all."""
+    if before is None:
+        return chunk
+    merged = dict(before)
+    for name in ("top_candidates", "chosen_candidates"):
+        if name in chunk:
+            merged[name] = [*merged.get(name, []), *chunk[name]]
+    if "log_probability_sum" in chunk:
+        merged["log_probability_sum"] = (
+            merged.get("log_probability_sum", 0.0) + chunk["log_probability_sum"]
+        )
+    return merged
+
+
+class ResponseAssembler:
+    """Reads ``GenerateContentResponse`` objects (one answer, or each chunk of a stream).
+
+    Candidates (``candidate_count`` > 1) are kept apart by their ``index``; ``feed`` returns the
+    new answer text of the first one; ``result`` assembles every candidate. Thought parts
+    (``part.thought``) are reasoning, not answer, and are left out.
+    """
+
+    def __init__(self) -> None:
+        self.candidates: dict[int, _Candidate] = {}
+        self.blocked = False
+        self.usage: Usage = Usage()
+
+    def feed(self, chunk: Any) -> list[str]:
+        """Take in one response or stream chunk; return the first candidate's text pieces."""
+        candidates = getattr(chunk, "candidates", None) or []
+        pieces: list[str] = []
+        for position, candidate in enumerate(candidates):
+            index = getattr(candidate, "index", None)
+            index = position if index is None else int(index)
+            new = self.candidates.setdefault(index, _Candidate()).feed(candidate)
+            if index == 0:
+                pieces = new
+        if not candidates and getattr(
+            getattr(chunk, "prompt_feedback", None), "block_reason", None
+        ):
+            self.blocked = True
+        usage = getattr(chunk, "usage_metadata", None)
+        if usage is not None:
+            self.usage = usage_of(usage)
+        return pieces
+
+    @property
+    def started(self) -> bool:
+        """Whether any answer (text or a tool call) has arrived."""
+        return any(c.texts or c.calls for c in self.candidates.values())
+
+    @property
+    def finished(self) -> bool:
+        """Whether the answer ended properly (each candidate finished, or the prompt blocked)."""
+        if self.blocked:
+            return True
+        return bool(self.candidates) and all(
+            c.raw_finish is not None for c in self.candidates.values()
+        )
+
+    def result(self) -> ModelResponse:
+        """The assembled answer (cost and cache flags are the base class's business)."""
+        candidates = [self.candidates[i] for i in sorted(self.candidates)] or [_Candidate()]
+        choices = tuple(c.choice(self.blocked) for c in candidates)
+        return ModelResponse.of_choices(choices, self.usage)
+
+
+def _tool_call(call: Any, index: int) -> ToolCall:
+    name = str(call.name or "")
+    call_id = getattr(call, "id", None) or synthetic_call_id(index, name)
+    return ToolCall(id=str(call_id), name=name, arguments=dict(call.args or {}))
+
+
+def finish_reason(raw: str | None, calls: Sequence[ToolCall] = ()) -> str:
+    """Gemini's finish reason in Spark's words; a turn that called tools is ``tool_calls``.
+
+    Gemini says ``STOP`` even when it called a function, so the calls decide.
+    """
+    if calls and raw in (None, "STOP"):
+        return "tool_calls"
+    if raw is None:
+        return "stop"
+    if raw in _FILTERED:
+        return "content_filter"
+    return _FINISH_REASONS.get(raw, raw.lower())
+
+
+def usage_of(usage: Any) -> Usage:
+    """Token counts from ``usage_metadata``: thinking tokens count as output (billed so)."""
+    prompt = (getattr(usage, "prompt_token_count", None) or 0) + (
+        getattr(usage, "tool_use_prompt_token_count", None) or 0
+    )
+    output = (getattr(usage, "candidates_token_count", None) or 0) + (
+        getattr(usage, "thoughts_token_count", None) or 0
+    )
+    return Usage(input_tokens=int(prompt), output_tokens=int(output))
+
+
+def embedding_response(response: Any, expected: int) -> EmbeddingResponse:
+    """Vectors of an ``EmbedContentResponse``; input tokens only when Gemini reports them.
+
+    The API-key endpoint reports no token counts for embeddings, so usage is then 0 (and the
+    cost unknown): Spark never estimates a count it was not given. A batch must come back with
+    one vector per text, or the answer is refused (it would be cached wrong forever).
+    """
+    vectors = [list(embedding.values or []) for embedding in response.embeddings or []]
+    if len(vectors) != expected:
+        raise ProviderServerError(
+            f"Gemini returned {len(vectors)} embeddings for {expected} texts", provider=PROVIDER
+        )
+    usage = getattr(response, "usage_metadata", None)
+    tokens = getattr(usage, "prompt_token_count", None) or 0
+    return EmbeddingResponse(embeddings=vectors, usage=Usage(input_tokens=int(tokens)))

@@ -1,0 +1,179 @@
+"""Reading OpenAI's answers: completions (every choice, logprobs), streamed chunks assembled by
+choice index, and embeddings, into Spark's neutral responses (docs/models.md, "OpenAI").
+
+SDK answers are read by attribute; the SDK is imported for types only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from spark.types import Choice, EmbeddingResponse, ModelResponse, ToolCall, Usage
+
+if TYPE_CHECKING:
+    from openai.types import CreateEmbeddingResponse
+    from openai.types.chat import (
+        ChatCompletion,
+        ChatCompletionChunk,
+        ChatCompletionMessageToolCallUnion,
+    )
+    from openai.types.chat.chat_completion import Choice as SdkChoice
+    from openai.types.chat.chat_completion_chunk import Choice as SdkChunkChoice
+    from openai.types.completion_usage import CompletionUsage
+
+__all__ = [
+    "StreamAssembler",
+    "embedding_response",
+    "normalize_finish_reason",
+    "parse_arguments",
+    "response_from_completion",
+]
+
+_FINISH_REASONS = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+
+
+def response_from_completion(completion: ChatCompletion) -> ModelResponse:
+    """The neutral answer of a non-streamed completion: every choice, in index order."""
+    ordered = sorted(completion.choices, key=lambda choice: choice.index)
+    return ModelResponse.of_choices(tuple(map(_choice, ordered)), _usage(completion.usage))
+
+
+def _choice(choice: SdkChoice) -> Choice:
+    message = choice.message
+    calls = tuple(_tool_calls(message.tool_calls or ()))
+    logprobs = choice.logprobs.model_dump(mode="json") if choice.logprobs is not None else None
+    reason = normalize_finish_reason(choice.finish_reason, bool(calls))
+    return Choice(message.content or "", calls, reason, logprobs)
+
+
+def _tool_calls(calls: Iterable[ChatCompletionMessageToolCallUnion]) -> Iterator[ToolCall]:
+    """Function calls with parsed arguments; a custom tool's free text under ``input``."""
+    for call in calls:
+        if call.type == "function":
+            yield ToolCall(call.id, call.function.name, parse_arguments(call.function.arguments))
+        else:
+            yield ToolCall(call.id, call.custom.name, {"input": call.custom.input})
+
+
+def normalize_finish_reason(reason: str | None, called_tools: bool) -> str:
+    """``stop`` / ``length`` / ``tool_calls`` / ``content_filter`` (``tool_calls`` wins)."""
+    if called_tools:
+        return "tool_calls"
+    return _FINISH_REASONS.get(reason or "stop", reason or "stop")
+
+
+def parse_arguments(raw: str | None) -> dict[str, Any]:
+    """Tool call arguments as a dict; text that is not a JSON object is kept under ``_raw``."""
+    if not raw or not raw.strip():
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return {"_raw": raw}
+    return parsed if isinstance(parsed, dict) else {"_raw": raw}
+
+
+def _usage(usage: CompletionUsage | None) -> Usage:
+    if usage is None:
+        return Usage()
+    return Usage(int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0))
+
+
+@dataclass
+class _PartialCall:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _PartialChoice:
+    """One choice of a streamed completion, as its deltas arrive."""
+
+    chunks: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    calls: dict[int, _PartialCall] = field(default_factory=dict)
+    logprobs: dict[str, list[Any] | None] | None = None
+
+    def feed(self, choice: SdkChunkChoice) -> str:
+        """Take this choice's delta of one chunk; return its new text."""
+        if choice.finish_reason is not None:
+            self.finish_reason = choice.finish_reason
+        if choice.logprobs is not None:
+            self._feed_logprobs(choice.logprobs.model_dump(mode="json"))
+        for call in choice.delta.tool_calls or ():
+            partial = self.calls.setdefault(call.index, _PartialCall())
+            partial.id = call.id or partial.id
+            if call.function is not None:
+                partial.name = call.function.name or partial.name
+                if call.function.arguments:
+                    partial.arguments.append(call.function.arguments)
+        text = choice.delta.content or ""
+        if text:
+            self.chunks.append(text)
+        return text
+
+    def _feed_logprobs(self, dumped: dict[str, Any]) -> None:
+        """Concatenate token lists, so the result has the shape of a plain call's logprobs."""
+        merged = self.logprobs if self.logprobs is not None else {}
+        for name, tokens in dumped.items():
+            if tokens is None:
+                merged.setdefault(name, None)
+            else:
+                merged[name] = [*(merged.get(name) or []), *tokens]
+        self.logprobs = merged
+
+    def result(self) -> Choice:
+        calls = tuple(
+            ToolCall(p.id, p.name, parse_arguments("".join(p.arguments)))
+            for _, p in sorted(self.calls.items())
+        )
+        reason = normalize_finish_reason(self.finish_reason, bool(calls))
+        return Choice("".join(self.chunks), calls, reason, self.logprobs)
+
+
+@dataclass
+class StreamAssembler:
+    """Collects a streamed completion, every choice kept apart by index, and its usage."""
+
+    usage: Usage = field(default_factory=Usage)
+    _choices: dict[int, _PartialChoice] = field(default_factory=dict)
+
+    def feed(self, chunk: ChatCompletionChunk) -> str | None:
+        """Take one chunk; return the first choice's new text (None when it carries none)."""
+        if chunk.usage is not None:
+            self.usage = _usage(chunk.usage)
+        text: str | None = None
+        for choice in chunk.choices:
+            new = self._choices.setdefault(choice.index, _PartialChoice()).feed(choice)
+            if choice.index == 0 and new:
+                text = new
+        return text
+
+    @property
+    def finished(self) -> bool:
+        """Whether every choice said how it ended (a stream cut short never does)."""
+        choices = self._choices.values()
+        return bool(choices) and all(choice.finish_reason is not None for choice in choices)
+
+    def result(self) -> ModelResponse:
+        """The assembled answer: every choice in index order, usage."""
+        choices = tuple(partial.result() for _, partial in sorted(self._choices.items()))
+        return ModelResponse.of_choices(choices, self.usage)
+
+
+def embedding_response(response: CreateEmbeddingResponse) -> EmbeddingResponse:
+    """Vectors in input order as plain Python floats, with the prompt token count."""
+    ordered = sorted(response.data, key=lambda item: item.index)
+    vectors = [[float(x) for x in item.embedding] for item in ordered]
+    tokens = response.usage.prompt_tokens if response.usage is not None else 0
+    return EmbeddingResponse(embeddings=vectors, usage=Usage(input_tokens=int(tokens or 0)))

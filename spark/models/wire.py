@@ -1,0 +1,125 @@
+"""What a provider call puts on the wire, and the keyed form of it (docs/models.md, "Keys").
+
+Each provider's translation module turns a call's arguments into a ``WireCall``: the keyword
+arguments of the SDK call, exactly as the SDK takes them (media bytes included), and ``body``,
+the request as the SDK puts it on the wire less the fields that cannot change the answer
+(credentials, routing, tracing), with media replaced by a SHA-256 digest. The cache key is made
+from ``body``, so two calls that send the same request share one key and two that send different
+requests never do, whatever spelling produced them.
+
+Pure code: no SDK import, no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from spark.errors import ConfigError
+from spark.types import ToolSpec
+
+__all__ = [
+    "WireCall",
+    "call_params",
+    "digest_of",
+    "keyed_value",
+    "unknown_field",
+]
+
+_DATA_URL = re.compile(r"data:([^;,]*)(;[^,]*)?;base64,", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class WireCall:
+    """One prepared provider call: the SDK's keyword ``arguments`` and the keyed ``body``."""
+
+    arguments: dict[str, Any]
+    body: dict[str, Any]
+
+
+def digest_of(data: bytes | bytearray | memoryview) -> dict[str, Any]:
+    """The keyed (and stored) stand-in of media bytes: their SHA-256 and length."""
+    raw = bytes(data)
+    return {"sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw)}
+
+
+def keyed_value(value: Any) -> Any:
+    """A JSON-ready copy of ``value`` for the key and the stored request.
+
+    Mappings become dicts (keys as strings; ``None`` values kept: a ``None`` the caller sends is
+    sent), sequences lists, bytes a digest (``digest_of``), base64 ``data:`` URLs a digest of
+    the bytes they carry; pydantic models are dumped as their SDK sends them (no ``None``s).
+    """
+    if isinstance(value, str):
+        if value.startswith("data:") and len(value) > 256:
+            return _data_url_digest(value)
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): keyed_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [keyed_value(v) for v in value]
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$media": digest_of(value)}
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return keyed_value(dump(mode="python", exclude_none=True))
+    raise ConfigError(
+        f"cannot send a {type(value).__name__} in a request ({value!r}): use JSON values, bytes"
+        " for media, or the SDK's own types"
+    )
+
+
+def _data_url_digest(url: str) -> Any:
+    match = _DATA_URL.match(url)
+    if match is None:
+        return url
+    try:
+        raw = base64.b64decode(url[match.end() :], validate=True)
+    except (binascii.Error, ValueError):
+        return url
+    return {"$media": {"mime_type": match.group(1), **digest_of(raw)}}
+
+
+def unknown_field(name: str, known: Iterable[str], where: str, hint: str = "") -> ConfigError:
+    """The error for a keyword no spelling of ``where`` accepts, with close matches."""
+    close = difflib.get_close_matches(name, sorted(set(known)), n=3, cutoff=0.6)
+    suggestion = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    tail = f" {hint}" if hint else ""
+    return ConfigError(f"unknown parameter {name!r} for {where}{suggestion}{tail}")
+
+
+def call_params(defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """The keywords of one call: the model's ``default_params`` overridden by what the call
+    gives; a keyword given as ``None`` is not given (the default, if any, stays). ``ToolSpec``
+    tools become their dict form; ``tool_specs=`` (the original framework's name, with
+    ``parameters: {"json": schema}``) is ``tools=`` (docs/models.md, "Compatibility names")."""
+    params = {**defaults, **{name: value for name, value in given.items() if value is not None}}
+    params = {name: value for name, value in params.items() if value is not None}
+    if "tool_specs" in params:
+        if "tools" in params:
+            raise ConfigError("give the tools as tools= or as tool_specs=, not both")
+        specs = params.pop("tool_specs")
+        if not isinstance(specs, list | tuple):
+            raise ConfigError(f"tool_specs must be a list of tools, got {type(specs).__name__}")
+        params["tools"] = [_unwrapped(tool) for tool in specs]
+    tools = params.get("tools")
+    if tools:
+        params["tools"] = [t.to_dict() if isinstance(t, ToolSpec) else t for t in tools]
+    return params
+
+
+def _unwrapped(tool: Any) -> Any:
+    """A ``tool_specs`` entry in the neutral form: ``parameters: {"json": schema}`` unwrapped."""
+    if isinstance(tool, Mapping):
+        parameters = tool.get("parameters")
+        if isinstance(parameters, Mapping) and set(parameters) == {"json"}:
+            return {**tool, "parameters": parameters["json"]}
+    return tool
