@@ -37,6 +37,7 @@ from spark.cli._output import (
     entries as n_entries,
 )
 from spark.cli.keys import keygen, rotate_key
+from spark.cli.migrate import migrate
 from spark.cli.replay import explain, prune
 from spark.cli.report import report
 from spark.cli.stats import stats
@@ -61,6 +62,7 @@ cache.add_command(rotate_key)
 cache.add_command(explain)
 cache.add_command(prune)
 cache.add_command(report)
+cache.add_command(migrate)
 
 
 @cache.command("ls", short_help="List entries (metadata only).")

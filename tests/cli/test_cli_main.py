@@ -102,6 +102,7 @@ def test_every_command_has_help(spark: Invoke) -> None:
                 "prune",
                 "report",
                 "rotate-key",
+                "migrate",
             )
         ),
     }
