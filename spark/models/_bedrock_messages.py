@@ -38,6 +38,8 @@ MEDIA_PATHS = (
     "system[].guardContent.image.source.bytes",
 )
 _MEDIA_BLOCKS = ("image", "document", "video", "audio")
+_MEDIA_KINDS = frozenset(_MEDIA_BLOCKS)
+_SCALARS = frozenset({str, int, float, bool, bytes, type(None)})
 
 _ROLES = {"developer": "system", "human": "user", "ai": "assistant", "model": "assistant"}
 # The words of a tool choice -> Converse's (which has no "none": see converse_tool_choice).
@@ -47,6 +49,13 @@ _TOOL_KEYS = frozenset({"name", "description", "parameters", "input_schema", "st
 
 def copy_value(value: Any) -> Any:
     """A copy of nested dicts and lists (``None`` values and bytes kept as they are)."""
+    kind = type(value)
+    if kind is dict:
+        return {k if type(k) is str else str(k): copy_value(v) for k, v in value.items()}
+    if kind is list:
+        return [copy_value(v) for v in value]
+    if kind in _SCALARS:
+        return value
     if isinstance(value, Mapping):
         return {str(k): copy_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -56,13 +65,19 @@ def copy_value(value: Any) -> Any:
 
 def check_media(messages: list[dict[str, Any]], system: list[Any]) -> None:
     """Refuse base64 text where Converse takes bytes: boto3 would encode it a second time."""
-    blocks = [b for m in messages for b in m.get("content") or []]
-    blocks += [r for b in blocks if isinstance(b.get("toolResult"), Mapping)
-               for r in b["toolResult"].get("content") or []]  # fmt: skip
-    blocks += [b.get("guardContent") for b in [*blocks, *system] if isinstance(b, Mapping)]
-    for block in blocks:
-        for kind in _MEDIA_BLOCKS:
-            media = block.get(kind) if isinstance(block, Mapping) else None
+    pending: list[Any] = [b for m in messages for b in m.get("content") or []]
+    pending.extend(system)
+    while pending:
+        block = pending.pop()
+        if not isinstance(block, Mapping):
+            continue
+        result = block.get("toolResult")
+        if isinstance(result, Mapping):
+            pending.extend(result.get("content") or [])
+        if "guardContent" in block:
+            pending.append(block["guardContent"])
+        for kind in block.keys() & _MEDIA_KINDS:
+            media = block[kind]
             source = media.get("source") if isinstance(media, Mapping) else None
             if isinstance(source, Mapping) and isinstance(source.get("bytes"), str):
                 raise ConfigError(

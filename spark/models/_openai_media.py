@@ -1,17 +1,16 @@
 """OpenAI media parts (``image_url``, ``input_audio``, ``file``): bytes given in their data
-field become the base64 the API reads, and the keyed body holds a digest of the bytes instead of
-the base64 (docs/models.md, "OpenAI"). Pure code.
+field become the base64 the API reads, and the keyed body holds a digest of that base64 text
+instead of the text itself (docs/models.md, "OpenAI"). Pure code.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Mapping
 from typing import Any
 
 from spark.errors import ConfigError
-from spark.models.wire import digest_of
+from spark.models.wire import base64_digest
 
 __all__ = ["encode_media_bytes", "keyed_message"]
 
@@ -74,16 +73,12 @@ def keyed_message(message: Any) -> Any:
 
 
 def _keyed_part(part: Any) -> Any:
-    """A media part with its base64 data as a digest of the bytes (the key holds no media)."""
+    """A media part with its base64 data as a digest of that text (the key holds no media)."""
     found = _media_slot(part)
     data = found[1].get(found[2]) if found else None
     if found is None or not isinstance(data, str) or len(data) <= _INLINE_LIMIT:
         return part
     if data.startswith("data:"):
         return part  # ``keyed_value`` digests data URLs
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        return part
     kind, inner, slot = found
-    return {**part, kind: {**inner, slot: {"$media": digest_of(raw)}}}
+    return {**part, kind: {**inner, slot: base64_digest(data)}}

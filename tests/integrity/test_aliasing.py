@@ -97,6 +97,52 @@ async def test_tool_call_arguments_of_a_hit_are_the_callers_own(
     assert server.count(provider) == 1
 
 
+def _vandalize_choices(response: ModelResponse) -> None:
+    """Change every mutable part of every choice's logprobs (the choices themselves are frozen)."""
+
+    def wreck(value: Any) -> None:
+        if isinstance(value, dict):
+            for item in list(value.values()):
+                wreck(item)
+            value["injected"] = True
+        elif isinstance(value, list):
+            for item in value:
+                wreck(item)
+            value.append("HACKED")
+
+    for choice in response.choices:
+        wreck(choice.logprobs)
+
+
+@pytest.mark.parametrize(
+    ("provider", "asked"),
+    [
+        ("openai", {"n": 2, "logprobs": True, "top_logprobs": 2}),
+        ("gemini", {"candidate_count": 2, "response_logprobs": True, "logprobs": 2}),
+    ],
+)
+async def test_every_choice_and_its_logprobs_of_a_hit_are_the_callers_own(
+    provider: str,
+    asked: dict[str, Any],
+    models: MakeModel,
+    server: ProviderServer,
+    cache_config: CacheConfig,
+) -> None:
+    model = models(provider, cache_config, CHAT_MODELS[provider])
+    miss = await model.generate("Name two colours.", **asked)
+    assert len(miss.choices) == 2
+    assert all(choice.logprobs for choice in miss.choices)
+    expected = json.dumps([c.to_dict() for c in miss.choices], sort_keys=True)
+    _vandalize_choices(miss)
+    for _ in range(2):  # the memory tier, then again
+        hit = await model.generate("Name two colours.", **asked)
+        assert hit.cached
+        assert json.dumps([c.to_dict() for c in hit.choices], sort_keys=True) == expected
+        assert hit.logprobs == hit.choices[0].logprobs
+        _vandalize_choices(hit)
+    assert server.count(provider) == 1
+
+
 @pytest.mark.parametrize("provider", sorted(EMBED_MODELS))
 async def test_embedding_vectors_of_a_hit_are_the_callers_own(
     provider: str, models: MakeModel, server: ProviderServer, cache_config: CacheConfig
