@@ -1,81 +1,287 @@
-"""``CacheConfig``: the cache settings of one model (or of a manager's defaults), validated."""
+"""``CacheConfig``: the cache settings of one model, and the one rule of each setting.
+
+A setting's rule (its type, range or allowed values) is written once, as an annotated type
+here; spark.toml's cache tables (``spark/config/schema.py``), the ``SPARK_*`` variables
+(``spark/config/environment.py``) and :class:`CacheConfig` are all validated with these types,
+and :func:`combined_problems` holds the rules that involve several settings. The names are
+spark.toml's (``dir``, ``max_size_mb``); ``cache_dir`` and ``max_cache_size_mb`` remain
+:class:`CacheConfig`'s aliases.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, Literal, get_args
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path, PurePath
+from typing import Annotated, Any, Final, Literal, get_args, get_type_hints
+
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    PlainValidator,
+    ValidationError,
+    WrapValidator,
+    create_model,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from spark.errors import ConfigError
 
-__all__ = ["CacheBackend", "CacheConfig", "CacheMode", "default_cache_dir", "redact_url"]
+__all__ = [
+    "CACHE_ALIASES",
+    "CacheBackend",
+    "CacheConfig",
+    "CacheMode",
+    "combined_problems",
+    "default_cache_dir",
+    "describe_error",
+    "redact_url",
+    "show_value",
+]
 
 CacheMode = Literal["read_write", "read_only", "replay", "refresh"]
 CACHE_MODES: tuple[str, ...] = get_args(CacheMode)
 CacheBackend = Literal["disk", "redis"]
 CACHE_BACKENDS: tuple[str, ...] = get_args(CacheBackend)
 REDIS_SCHEMES: tuple[str, ...] = ("redis", "rediss", "unix")
+# The seed's CacheConfig names -> the names used everywhere (spark.toml, SPARK_*, CacheConfig).
+CACHE_ALIASES: dict[str, str] = {"cache_dir": "dir", "max_cache_size_mb": "max_size_mb"}
 
 
-def default_cache_dir() -> Path:
-    """``$SPARK_CACHE_DIR``, else ``$XDG_CACHE_HOME/spark/llm-responses``, else ``~/.cache/...``."""
-    explicit = os.environ.get("SPARK_CACHE_DIR")
+def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where a cache lives when no directory is given, as an absolute path.
+
+    ``$SPARK_CACHE_DIR`` (relative to the current directory), else
+    ``$XDG_CACHE_HOME/spark/llm-responses``, else ``~/.cache/spark/llm-responses``; ``env``
+    replaces ``os.environ``. Under spark.toml the environment source reads ``SPARK_CACHE_DIR``
+    first (and names it as the source), so both paths agree.
+    """
+    environ = os.environ if env is None else env
+    explicit = environ.get("SPARK_CACHE_DIR", "").strip()
     if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
+        return Path(explicit).expanduser().absolute()
+    xdg = environ.get("XDG_CACHE_HOME", "").strip()
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "spark" / "llm-responses"
+    return (base / "spark" / "llm-responses").absolute()
 
 
-@dataclass(frozen=True)
+# --- the rule of each setting ---------------------------------------------------------------
+
+
+def _number(value: Any, handler: Any) -> Any:
+    """A finite int or float (86400 stays an int); text only where the input is text (env)."""
+    try:
+        number = handler(value)
+    except ValidationError:
+        raise PydanticCustomError("number_type", "expected a number") from None
+    if not math.isfinite(number):
+        raise PydanticCustomError("finite_number", "expected a finite number")
+    return number
+
+
+def _at_least_zero(value: int | float) -> int | float:
+    if value < 0:
+        raise PydanticCustomError("greater_than_equal", "must be >= 0")
+    return value
+
+
+def _above_zero(value: int | float) -> int | float:
+    if value <= 0:
+        raise PydanticCustomError("greater_than", "must be > 0")
+    return value
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PydanticCustomError("int_type", "expected an integer")
+    return value
+
+
+def _path(value: Any) -> Any:
+    if not isinstance(value, str | PurePath):
+        raise PydanticCustomError("string_type", "expected a string")  # or a Path, in Python
+    return value
+
+
+def _one_of(name: str, allowed: tuple[str, ...]) -> PlainValidator:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise PydanticCustomError("string_type", "expected a string")
+        if value not in allowed:
+            listed = {"allowed": ", ".join(allowed)}
+            raise PydanticCustomError(f"unknown_{name}", "must be one of {allowed}", listed)
+        return value
+
+    return PlainValidator(check)
+
+
+def _redis_url(value: str) -> str:
+    """A ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL. The error shows the URL with
+    its password hidden (the "got" of other errors could show it)."""
+    if url_scheme(value) not in REDIS_SCHEMES:
+        allowed = ", ".join(f"{scheme}://" for scheme in REDIS_SCHEMES)
+        raise PydanticCustomError(
+            "redis_url",
+            "must start with {allowed} (got {shown})",
+            {"allowed": allowed, "shown": show_value(redact_url(value))},
+        )
+    return value
+
+
+Number = Annotated[int | float, WrapValidator(_number)]
+NonNegative = Annotated[Number, AfterValidator(_at_least_zero)]
+Positive = Annotated[Number, AfterValidator(_above_zero)]
+NonNegativeInt = Annotated[int, PlainValidator(_integer), AfterValidator(_at_least_zero)]
+PathValue = Annotated[Path | str, PlainValidator(_path)]
+Mode = Annotated[CacheMode, _one_of("mode", CACHE_MODES)]
+Backend = Annotated[CacheBackend, _one_of("backend", CACHE_BACKENDS)]
+RedisUrl = Annotated[str, AfterValidator(_redis_url)]
+
+
+def combined_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The rules that involve several settings, as ``(key, problem)``: the key to blame."""
+    if values.get("backend") == "redis" and not values.get("url"):
+        return [("backend", '"redis" needs a url, e.g. url = "redis://localhost:6379/0"')]
+    return []
+
+
+# --- wording --------------------------------------------------------------------------------
+
+# pydantic error type -> our wording; other types keep the message our validators wrote.
+_WORDING: dict[str, str] = {
+    "bool_type": "expected true or false",
+    "bool_parsing": "must be one of true, false, 1, 0, yes, no, on, off",
+    "string_type": "expected a string",
+}
+_SAYS_WHAT_IT_GOT = frozenset({"redis_url"})  # it shows the URL with the password hidden
+
+
+def show_value(value: Any) -> str:
+    """``value`` as it would look in TOML (strings double-quoted)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | PurePath):
+        return json.dumps(str(value))
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return str(value)
+
+
+def describe_error(error: ErrorDetails) -> str:
+    """What is wrong with one value: ``must be > 0 (got 0)``."""
+    message = _WORDING.get(error["type"], error["msg"])
+    if error["type"] in _SAYS_WHAT_IT_GOT:
+        return message
+    return f"{message} (got {show_value(error['input'])})"
+
+
+# --- CacheConfig ----------------------------------------------------------------------------
+
+
+class _Unset:
+    """The value of an alias argument that was not given (None is a value: "the default")."""
+
+
+_UNSET: Final = _Unset()
+
+
+@dataclass(frozen=True, init=False)
 class CacheConfig:
-    """How one model caches. Every field has the default of DESIGN §1.
+    """How one model caches; the keys and defaults of spark.toml's ``[cache]``
+    (docs/configuration.md), plus ``memory_max_entries`` / ``memory_max_bytes``, the bounds
+    of the in-process tier in front of the store.
 
     ``ttl_seconds`` of 0 (or None) means entries never expire. ``mode`` is one of
-    ``read_write`` (default), ``read_only`` (never writes), ``replay`` (never calls the provider;
-    a miss is an error) and ``refresh`` (never reads; always calls and overwrites).
-    ``memory_max_entries`` / ``memory_max_bytes`` bound the in-process tier in front of the disk.
+    ``read_write`` (default), ``read_only`` (never writes), ``replay`` (never calls the
+    provider; a miss is an error) and ``refresh`` (never reads; always calls and overwrites).
+    ``backend`` is ``disk`` (entries under ``dir``) or ``redis`` (entries in the Redis at
+    ``url`` under the key ``prefix``; the password comes from the URL or from the variable
+    named by ``password_env``); with ``local_tier`` a Redis cache keeps a disk copy under
+    ``dir``. ``timeout_ms`` bounds each Redis connect and reply; after a failure Redis is
+    skipped for ``cooldown_seconds``. ``lock_seconds`` is how long one process may hold the
+    cross-process claim on a miss before another takes over.
 
-    ``backend`` is ``disk`` (default: entries under ``cache_dir``) or ``redis`` (entries in the
-    Redis at ``url``, ``redis://``, ``rediss://`` for TLS or ``unix://``, under the key
-    ``prefix``; the password comes from the URL or from the variable named by ``password_env``).
-    With ``local_tier`` a Redis cache keeps a disk copy of what it reads under ``cache_dir``.
-    ``timeout_ms`` bounds each Redis connect and reply; after a failure Redis is skipped for
-    ``cooldown_seconds``. ``lock_seconds`` is how long one process may hold the cross-process
-    claim on a miss before another takes over.
+    ``cache_dir`` and ``max_cache_size_mb`` are the old names of ``dir`` and ``max_size_mb``,
+    accepted as keywords (also by ``dataclasses.replace``) and readable as attributes; given
+    together with the new name, the old name wins. Invalid values raise :class:`ConfigError`
+    listing every problem.
     """
 
-    enabled: bool = False
-    cache_dir: Path | str | None = None
-    ttl_seconds: float | None = 86400
-    max_cache_size_mb: float = 1024
-    mode: CacheMode = "read_write"
-    namespace: str = ""
-    encrypt: bool = False
-    key_env: str = "SPARK_CACHE_KEY"
-    key_file: Path | str | None = None
-    memory_max_entries: int = 2048
-    memory_max_bytes: int = 64 * 1024 * 1024
-    backend: CacheBackend = "disk"
-    url: str | None = None
-    password_env: str | None = None
-    prefix: str = "spark:"
-    local_tier: bool = False
-    timeout_ms: float = 100
-    cooldown_seconds: float = 5
-    lock_seconds: float = 30
+    enabled: bool
+    dir: PathValue | None
+    ttl_seconds: NonNegative | None
+    max_size_mb: Positive
+    mode: Mode
+    namespace: str
+    encrypt: bool
+    key_env: str
+    key_file: PathValue | None
+    memory_max_entries: NonNegativeInt
+    memory_max_bytes: NonNegativeInt
+    backend: Backend
+    url: RedisUrl | None
+    password_env: str | None
+    prefix: str
+    local_tier: bool
+    timeout_ms: Positive
+    cooldown_seconds: NonNegative
+    lock_seconds: Positive
 
-    def __post_init__(self) -> None:
-        problems = list(_problems(self))
-        if problems:
-            raise ConfigError("invalid CacheConfig: " + "; ".join(problems), problems)
+    def __init__(
+        self,
+        enabled: bool = False,
+        dir: Path | str | None = None,
+        ttl_seconds: float | None = 86400,
+        max_size_mb: float = 1024,
+        mode: CacheMode = "read_write",
+        namespace: str = "",
+        encrypt: bool = False,
+        key_env: str = "SPARK_CACHE_KEY",
+        key_file: Path | str | None = None,
+        memory_max_entries: int = 2048,
+        memory_max_bytes: int = 64 * 1024 * 1024,
+        backend: CacheBackend = "disk",
+        url: str | None = None,
+        password_env: str | None = None,
+        prefix: str = "spark:",
+        local_tier: bool = False,
+        timeout_ms: float = 100,
+        cooldown_seconds: float = 5,
+        lock_seconds: float = 30,
+        *,
+        cache_dir: Path | str | _Unset | None = _UNSET,
+        max_cache_size_mb: float | _Unset = _UNSET,
+    ) -> None:
+        arguments = dict(locals())  # every parameter by name: the settings and the aliases
+        values = {name: arguments[name] for name in _SETTINGS}
+        spelled = {name: name for name in _SETTINGS}
+        for alias, name in CACHE_ALIASES.items():
+            if arguments[alias] is not _UNSET:
+                values[name], spelled[name] = arguments[alias], alias
+        _check(values, spelled)
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def cache_dir(self) -> Path | str | None:
+        """The old name of :attr:`dir`."""
+        return self.dir
+
+    @property
+    def max_cache_size_mb(self) -> float:
+        """The old name of :attr:`max_size_mb`."""
+        return self.max_size_mb
 
     @property
     def resolved_dir(self) -> Path:
-        """The cache directory as an absolute path (the default directory when unset)."""
-        raw = self.cache_dir
+        """The cache directory as an absolute path (:func:`default_cache_dir` when unset)."""
+        raw = self.dir
         path = default_cache_dir() if raw is None or raw == "" else Path(raw).expanduser()
         return path.absolute()
 
@@ -89,35 +295,24 @@ class CacheConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-def _problems(config: CacheConfig) -> list[str]:
-    problems: list[str] = []
-    if config.mode not in CACHE_MODES:
-        allowed = ", ".join(CACHE_MODES)
-        problems.append(f"mode must be one of {allowed}, got {config.mode!r}")
-    if config.ttl_seconds is not None and config.ttl_seconds < 0:
-        problems.append(f"ttl_seconds must be >= 0 (0 = never expire), got {config.ttl_seconds}")
-    if config.max_cache_size_mb <= 0:
-        problems.append(f"max_cache_size_mb must be > 0, got {config.max_cache_size_mb}")
-    if config.memory_max_entries < 0 or config.memory_max_bytes < 0:
-        problems.append("memory_max_entries and memory_max_bytes must be >= 0")
-    if not isinstance(config.namespace, str):
-        problems.append(f"namespace must be a string, got {type(config.namespace).__name__}")
-    return problems + _backend_problems(config)
+_SETTINGS: tuple[str, ...] = tuple(f.name for f in fields(CacheConfig))
+# The rules of CacheConfig's annotations as one strict pydantic model (Python values are not
+# coerced: "60" is not a TTL).
+_RULE_FIELDS: dict[str, Any] = {
+    name: (rule, ...) for name, rule in get_type_hints(CacheConfig, include_extras=True).items()
+}
+_RULES = create_model("CacheConfig", __config__=ConfigDict(strict=True), **_RULE_FIELDS)
 
 
-def _backend_problems(config: CacheConfig) -> list[str]:
-    if config.backend not in CACHE_BACKENDS:
-        allowed = ", ".join(CACHE_BACKENDS)
-        return [f"backend must be one of {allowed}, got {config.backend!r}"]
-    problems: list[str] = []
-    if config.backend == "redis" and not config.url:
-        problems.append('backend "redis" needs a url, e.g. "redis://localhost:6379/0"')
-    if config.url and url_scheme(config.url) not in REDIS_SCHEMES:
-        allowed = ", ".join(f"{scheme}://" for scheme in REDIS_SCHEMES)
-        problems.append(f"url must start with {allowed}, got {url_scheme(config.url)!r}")
-    if config.timeout_ms <= 0 or config.lock_seconds <= 0 or config.cooldown_seconds < 0:
-        problems.append("timeout_ms and lock_seconds must be > 0, cooldown_seconds >= 0")
-    return problems
+def _check(values: dict[str, Any], spelled: Mapping[str, str]) -> None:
+    """Raise :class:`ConfigError` naming each invalid setting as the caller spelled it."""
+    problems = [f"{spelled[key]}: {problem}" for key, problem in combined_problems(values)]
+    try:
+        _RULES.model_validate(values)
+    except ValidationError as exc:
+        problems += [f"{spelled[str(e['loc'][0])]}: {describe_error(e)}" for e in exc.errors()]
+    if problems:
+        raise ConfigError("invalid CacheConfig: " + "; ".join(problems), problems)
 
 
 def url_scheme(url: str) -> str:

@@ -86,7 +86,7 @@ class CacheManager:
     ):
         base = config or CacheConfig(enabled=True)
         self.cache_dir: Path = Path(cache_dir or base.resolved_dir).expanduser().absolute()
-        self.config: CacheConfig = replace(base, enabled=True, cache_dir=self.cache_dir)
+        self.config: CacheConfig = replace(base, enabled=True, dir=self.cache_dir)
         self.store: EntryStore = store or open_store(self.config, self.cache_dir)
         self.memory = MemoryTier(self.config.memory_max_entries, self.config.memory_max_bytes)
         self.counters = CacheStatsCounters(Ledger(self.store.ledger_sink()))

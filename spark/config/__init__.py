@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from spark.config.init_file import render_default_toml
 from spark.config.loader import CONFIG_FILE_NAME, find_config_file, load_settings
+from spark.config.readers import ENV_VARS
 from spark.config.schema import KNOWN_PROVIDERS
 from spark.config.settings import ModelSettings, Price, Settings
-from spark.config.sources import ENV_VARS, ResolvedValue
+from spark.config.sources import ResolvedValue
 
 __all__ = [
     "CONFIG_FILE_NAME",

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from spark.cache.config import combined_problems, default_cache_dir
 from spark.config.schema import KNOWN_PROVIDERS
 from spark.config.settings import Price
 from spark.config.sources import (
@@ -18,7 +19,6 @@ from spark.config.sources import (
     Source,
     cache_sources,
     deep_merge,
-    default_cache_dir,
     model_sources,
     resolve,
 )
@@ -100,7 +100,7 @@ def check_profile(resolution: Resolution, invalid: set[tuple[str, ...]]) -> list
     ``provider`` is not reported a second time as missing.
     """
     problems = _incomplete_models(resolution, invalid) + _no_key_source(resolution)
-    problems += _redis_without_url(resolution)
+    problems += _combined_problems(resolution)
     return list(dict.fromkeys(problems))
 
 
@@ -136,13 +136,19 @@ def _no_key_source(resolution: Resolution) -> list[str]:
     return problems
 
 
-def _redis_without_url(resolution: Resolution) -> list[str]:
+def _combined_problems(resolution: Resolution) -> list[str]:
+    """The rules of several settings (``backend = "redis"`` needs a ``url``), each blamed on
+    the table that set the key it names."""
     return [
-        f'{_where(values["backend"].source)} backend: "redis" needs a url'
-        ' (e.g. url = "redis://localhost:6379/0")'
+        _blame(values[key].source, key) + problem
         for values in resolution.cache_values.values()
-        if values["backend"].value == "redis" and not values["url"].value
+        for key, problem in combined_problems({k: v.value for k, v in values.items()})
     ]
+
+
+def _blame(source: str, key: str) -> str:
+    """``env SPARK_CACHE_BACKEND: `` (the variable names the key), else ``<table> key: ``."""
+    return f"{source}: " if source.startswith("env ") else f"{_where(source)} {key}: "
 
 
 def _where(source: str) -> str:

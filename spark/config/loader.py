@@ -12,11 +12,12 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from spark.cache.config import CACHE_ALIASES
 from spark.config.assemble import Resolution, check_profile, layers_for, resolve_profile
 from spark.config.problems import (
     format_validation_error,
@@ -24,16 +25,16 @@ from spark.config.problems import (
     problem_message,
     show_value,
 )
+from spark.config.readers import read_toml
 from spark.config.schema import CacheTable, ProfileDocument, SparkDocument
 from spark.config.settings import Settings
-from spark.config.sources import FILE_TO_CACHE_CONFIG, ArgumentSource, EnvSource, toml_key
+from spark.config.sources import ArgumentSource, EnvSource, toml_key
 from spark.errors import ConfigError
 
 __all__ = ["CONFIG_FILE_NAME", "PROFILE_DIR_NAME", "find_config_file", "load_settings"]
 
 CONFIG_FILE_NAME = "spark.toml"
 PROFILE_DIR_NAME = "profiles"
-_ARGUMENT_SYNONYMS = {name: key for key, name in FILE_TO_CACHE_CONFIG.items()}
 
 
 @dataclass
@@ -171,8 +172,7 @@ def _read_document(
 ) -> dict[str, Any]:
     """The validated content of one TOML file; invalid keys are reported and dropped."""
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
+        data = read_toml(path)
     except tomllib.TOMLDecodeError as exc:
         problems.append(f"{label}: invalid TOML: {exc}")
         return {}
@@ -258,11 +258,10 @@ def _choose_profile(
 
 
 def _validated_overrides(overrides: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
-    """Explicit cache arguments under file key names, checked like a ``[cache]`` table."""
+    """Explicit cache arguments (``cache_dir`` meaning ``dir``, as for ``CacheConfig``),
+    checked like a ``[cache]`` table."""
     values = {
-        _ARGUMENT_SYNONYMS.get(key, key): str(value) if isinstance(value, PurePath) else value
-        for key, value in overrides.items()
-        if value is not None
+        CACHE_ALIASES.get(key, key): value for key, value in overrides.items() if value is not None
     }
     try:
         CacheTable.model_validate(values)

@@ -8,7 +8,6 @@ refresh (got "replya")``. Unknown keys get the closest known key suggested (diff
 from __future__ import annotations
 
 import difflib
-import json
 import types
 from collections.abc import Mapping, Sequence
 from typing import Any, Union, get_args, get_origin
@@ -16,24 +15,21 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from spark.cache.config import CACHE_ALIASES, describe_error, show_value
 from spark.config.sources import toml_key
 
 __all__ = ["format_validation_error", "invalid_locations", "problem_message", "show_value"]
 
-# pydantic error type -> our wording; anything else keeps the message our validators wrote.
-_MESSAGES: dict[str, str] = {
-    "missing": "required",
-    "bool_type": "expected true or false",
-    "string_type": "expected a string",
+# Errors about the document's shape; a value's errors are worded by ``describe_error``.
+_TABLE_ERRORS: dict[str, str] = {
     "model_type": "expected a table",
     "model_attributes_type": "expected a table",
     "dict_type": "expected a table",
 }
-_NO_GOT = frozenset({"missing", "extra_forbidden", "redis_url"})  # redis_url: says it redacted
-# Names from elsewhere in Spark (CacheConfig fields, constructor arguments) -> the file's key.
+# Names from elsewhere in Spark (CacheConfig's old names, model constructor arguments) -> the
+# file's key.
 _SYNONYMS: dict[str, str] = {
-    "cache_dir": "dir",
-    "max_cache_size_mb": "max_size_mb",
+    **CACHE_ALIASES,
     "cache_ttl_seconds": "ttl_seconds",
     "enable_cache": "enabled",
 }
@@ -43,19 +39,6 @@ def problem_message(problems: Sequence[str]) -> str:
     """The message of a ``ConfigError``: a count, then every problem on its own line."""
     count = f"{len(problems)} problem" + ("s" if len(problems) != 1 else "")
     return f"invalid Spark configuration ({count}):\n" + "\n".join(f"  {p}" for p in problems)
-
-
-def show_value(value: Any) -> str:
-    """``value`` as it would look in TOML (strings double-quoted)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return str(value)
 
 
 def format_validation_error(
@@ -97,10 +80,12 @@ def _format_one(error: ErrorDetails, where: str, root: type[BaseModel]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         message = _unknown_key_message(key, _allowed_keys(root, table))
+    elif kind == "missing":
+        message = "required"
+    elif kind in _TABLE_ERRORS:
+        message = f"{_TABLE_ERRORS[kind]} (got {show_value(error['input'])})"
     else:
-        message = _MESSAGES.get(kind, error["msg"])
-    if kind not in _NO_GOT:
-        message += f" (got {show_value(error['input'])})"
+        message = describe_error(error)
     header = f" [{'.'.join(toml_key(part) for part in table)}]" if table else ""
     return f"{where}:{header} {key}: {message}"
 

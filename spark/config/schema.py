@@ -7,15 +7,22 @@ merged document by the loader, not here.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from datetime import date
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
 from pydantic_core import PydanticCustomError
 
-from spark.cache.config import CACHE_BACKENDS, CACHE_MODES, REDIS_SCHEMES, redact_url, url_scheme
+from spark.cache.config import (
+    Backend,
+    Mode,
+    NonNegative,
+    NonNegativeInt,
+    PathValue,
+    Positive,
+    RedisUrl,
+)
+from spark.models.registry import MODEL_CLASSES
 
 __all__ = [
     "CACHE_KEYS",
@@ -32,65 +39,17 @@ __all__ = [
 # The providers an alias may name. The model registry is the real owner of this set; it lives
 # here as one constant (read at validation time, not baked into the schema) so that the registry
 # can supply it later without the schema changing.
-KNOWN_PROVIDERS: frozenset[str] = frozenset({"openai", "bedrock", "gemini"})
-
-
-def _number(value: Any) -> int | float:
-    """A TOML integer or float, kept as given (86400 stays an int); booleans are not numbers."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise PydanticCustomError("number_type", "expected a number")
-    return value
-
-
-def _integer(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise PydanticCustomError("int_type", "expected an integer")
-    return value
-
-
-def _at_least_zero(value: int | float) -> int | float:
-    if value < 0:
-        raise PydanticCustomError("greater_than_equal", "must be >= 0")
-    return value
-
-
-def _above_zero(value: int | float) -> int | float:
-    if value <= 0:
-        raise PydanticCustomError("greater_than", "must be > 0")
-    return value
-
-
-def _check_one_of(value: str, name: str, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        listed = {"allowed": ", ".join(allowed)}
-        raise PydanticCustomError(f"unknown_{name}", "must be one of {allowed}", listed)
-    return value
-
-
-def _known_mode(value: str) -> str:
-    return _check_one_of(value, "mode", CACHE_MODES)
-
-
-def _known_backend(value: str) -> str:
-    return _check_one_of(value, "backend", CACHE_BACKENDS)
-
-
-def _redis_url(value: str) -> str:
-    """A ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL. The error shows the URL with
-    its password hidden (the "got" pydantic would add could show it)."""
-    if url_scheme(value) not in REDIS_SCHEMES:
-        allowed = ", ".join(f"{scheme}://" for scheme in REDIS_SCHEMES)
-        raise PydanticCustomError(
-            "redis_url",
-            "must start with {allowed} (got {shown})",
-            {"allowed": allowed, "shown": f'"{redact_url(value)}"'},
-        )
-    return value
+#: The providers a ``[models.<alias>]`` may name: those with a model class.
+KNOWN_PROVIDERS: frozenset[str] = frozenset(MODEL_CLASSES)
 
 
 def _known_provider(value: str) -> str:
     # Read at validation time, so a provider the registry adds later is accepted.
-    return _check_one_of(value, "provider", sorted(KNOWN_PROVIDERS))
+    allowed = sorted(KNOWN_PROVIDERS)
+    if value not in allowed:
+        listed = {"allowed": ", ".join(allowed)}
+        raise PydanticCustomError("unknown_provider", "must be one of {allowed}", listed)
+    return value
 
 
 def _date_text(value: Any) -> str:
@@ -102,13 +61,6 @@ def _date_text(value: Any) -> str:
     return value
 
 
-Number = Annotated[int | float, PlainValidator(_number)]
-NonNegative = Annotated[Number, AfterValidator(_at_least_zero)]
-Positive = Annotated[Number, AfterValidator(_above_zero)]
-NonNegativeInt = Annotated[int, PlainValidator(_integer), AfterValidator(_at_least_zero)]
-Mode = Annotated[str, AfterValidator(_known_mode)]
-Backend = Annotated[str, AfterValidator(_known_backend)]
-RedisUrl = Annotated[str, AfterValidator(_redis_url)]
 Provider = Annotated[str, AfterValidator(_known_provider)]
 DateText = Annotated[str, PlainValidator(_date_text)]
 
@@ -120,17 +72,18 @@ class _Table(BaseModel):
 
 
 class CacheTable(_Table):
-    """``[cache]`` and every ``[... .cache]`` table."""
+    """``[cache]`` and every ``[... .cache]`` table: :class:`~spark.cache.config.CacheConfig`'s
+    names and rules (every key optional: a table is an overlay)."""
 
     enabled: bool | None = None
-    dir: str | None = None
+    dir: PathValue | None = None
     ttl_seconds: NonNegative | None = None
     max_size_mb: Positive | None = None
     mode: Mode | None = None
     namespace: str | None = None
     encrypt: bool | None = None
     key_env: str | None = None
-    key_file: str | None = None
+    key_file: PathValue | None = None
     backend: Backend | None = None
     url: RedisUrl | None = None
     password_env: str | None = None

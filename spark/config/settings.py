@@ -13,7 +13,7 @@ from typing import Any
 from spark.cache.config import CacheConfig, redact_url
 from spark.config.problems import problem_message
 from spark.config.schema import CACHE_KEYS, ModelTable
-from spark.config.sources import FILE_TO_CACHE_CONFIG, ResolvedValue
+from spark.config.sources import ResolvedValue
 from spark.errors import ConfigError
 from spark.types import Price
 
@@ -58,9 +58,9 @@ class Settings:
     deferred_problems: list[str] = field(default_factory=list, repr=False)
 
     def cache_config(self, alias: str | None = None) -> CacheConfig:
-        """The cache settings of ``alias`` (None: the ``[cache]`` rules), ``cache_dir`` absolute."""
+        """The cache settings of ``alias`` (None: the ``[cache]`` rules), ``dir`` absolute."""
         values = self.cache_values[self._known(alias)]
-        return CacheConfig(**{FILE_TO_CACHE_CONFIG.get(k, k): v.value for k, v in values.items()})
+        return CacheConfig(**{key: value.value for key, value in values.items()})
 
     def model(self, alias: str) -> ModelSettings:
         """Provider, model id, provider options and cache settings of ``alias``."""

@@ -1,34 +1,27 @@
 """Configuration sources: small objects that each return a dict and say where it came from.
 
-Pure code: no file is read here. The precedence of a model's cache settings is the one list in
+Pure code: no file is read here (pydantic-settings' source classes read the environment and
+the TOML files, ``readers.py``; these objects label what they read). The precedence of a model's cache settings is the one list in
 :func:`cache_sources`, lowest first, in the spirit of pydantic-settings'
 ``settings_customise_sources``; :func:`resolve` walks it and remembers which source won.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spark.cache.config import (
-    CACHE_BACKENDS,
-    CACHE_MODES,
-    REDIS_SCHEMES,
-    CacheConfig,
-    redact_url,
-    url_scheme,
-)
+from pydantic import ValidationError
+
+from spark.cache.config import CacheConfig, default_cache_dir, describe_error
+from spark.config.readers import ENV_VARS, SparkEnvironment, read_environment
 from spark.config.schema import CACHE_KEYS, PATH_KEYS
 
 __all__ = [
-    "ENV_VARS",
-    "FILE_TO_CACHE_CONFIG",
     "ArgumentSource",
     "DefaultsSource",
     "DocumentLayer",
@@ -38,27 +31,10 @@ __all__ = [
     "TableSource",
     "cache_sources",
     "deep_merge",
-    "default_cache_dir",
     "model_sources",
     "resolve",
 ]
 
-# spark.toml cache keys -> CacheConfig fields (the rest keep their names).
-FILE_TO_CACHE_CONFIG: dict[str, str] = {"dir": "cache_dir", "max_size_mb": "max_cache_size_mb"}
-
-# Environment variable -> cache key it sets.
-ENV_VARS: dict[str, str] = {
-    "SPARK_ENABLE_CACHE": "enabled",
-    "SPARK_CACHE_TTL": "ttl_seconds",
-    "SPARK_CACHE_DIR": "dir",
-    "SPARK_CACHE_MODE": "mode",
-    "SPARK_CACHE_MAX_SIZE_MB": "max_size_mb",
-    "SPARK_CACHE_BACKEND": "backend",
-    "SPARK_CACHE_URL": "url",
-}
-
-_TRUE = ("true", "1", "yes", "on")
-_FALSE = ("false", "0", "no", "off")
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -91,17 +67,6 @@ def resolve_path(value: str | Path, base_dir: Path) -> Path:
     """``value`` with ``~`` expanded, relative to ``base_dir`` unless it is absolute."""
     path = Path(value).expanduser()
     return path if path.is_absolute() else base_dir / path
-
-
-def default_cache_dir(env: Mapping[str, str]) -> Path:
-    """The built-in cache directory: ``$XDG_CACHE_HOME/spark/llm-responses`` or ``~/.cache/...``.
-
-    ``SPARK_CACHE_DIR`` is deliberately not read here: it is the environment source's job, so
-    that ``explain`` can name it.
-    """
-    xdg = env.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return (base / "spark" / "llm-responses").absolute()
 
 
 @dataclass(frozen=True)
@@ -148,8 +113,8 @@ class DefaultsSource(Source):
         self._env = env
 
     def __call__(self) -> dict[str, Any]:
-        defaults = {f.name: f.default for f in fields(CacheConfig)}
-        values = {key: defaults[FILE_TO_CACHE_CONFIG.get(key, key)] for key in CACHE_KEYS}
+        defaults = CacheConfig()
+        values = {key: getattr(defaults, key) for key in CACHE_KEYS}
         values["dir"] = default_cache_dir(self._env)
         return values
 
@@ -182,77 +147,28 @@ class TableSource(Source):
 
 
 class EnvSource(Source):
-    """``SPARK_*`` cache variables, parsed; bad values become :attr:`problems`, not exceptions."""
+    """The ``SPARK_*`` cache variables, read by pydantic-settings' environment source and
+    checked with each key's rule; bad values become :attr:`problems`, not exceptions."""
 
     def __init__(self, env: Mapping[str, str], cwd: Path) -> None:
+        raw = read_environment(env)
         self.problems: list[str] = []
-        self._values: dict[str, Any] = {}
-        for var, key in ENV_VARS.items():
-            raw = env.get(var, "").strip()
-            if raw:
-                self._parse(var, key, raw, cwd)
-
-    def _parse(self, var: str, key: str, raw: str, cwd: Path) -> None:
         try:
-            self._values[key] = _PARSERS[key](raw, cwd)
-        except ValueError as exc:
-            shown = redact_url(raw) if key == "url" else raw  # a URL may hold a password
-            self.problems.append(f"env {var}: {exc} (got {json.dumps(shown)})")
+            checked = SparkEnvironment(**raw)
+        except ValidationError as exc:
+            errors = exc.errors()
+            self.problems = [f"env {e['loc'][0]}: {describe_error(e)}" for e in errors]
+            bad = {e["loc"][0] for e in errors}
+            checked = SparkEnvironment(**{k: v for k, v in raw.items() if k not in bad})
+        self._values = checked.model_dump(exclude_unset=True)
+        if "dir" in self._values:  # relative to where the command runs, unlike the file's
+            self._values["dir"] = resolve_path(self._values["dir"], cwd)
 
     def __call__(self) -> dict[str, Any]:
         return dict(self._values)
 
     def label(self, key: str) -> str:
         return "env " + next(var for var, k in ENV_VARS.items() if k == key)
-
-
-def _parse_bool(raw: str, cwd: Path) -> bool:
-    if raw.lower() in _TRUE + _FALSE:
-        return raw.lower() in _TRUE
-    spellings = (word for pair in zip(_TRUE, _FALSE, strict=True) for word in pair)
-    raise ValueError("must be one of " + ", ".join(spellings))
-
-
-def _parse_number(raw: str, *, strictly_positive: bool) -> int | float:
-    try:
-        number: int | float = int(raw)
-    except ValueError:
-        try:
-            number = float(raw)
-        except ValueError:
-            raise ValueError("expected a number") from None
-    if not math.isfinite(number) or number < 0 or (strictly_positive and number == 0):
-        raise ValueError("must be > 0" if strictly_positive else "must be >= 0")
-    return number
-
-
-def _parse_mode(raw: str, cwd: Path) -> str:
-    if raw not in CACHE_MODES:
-        raise ValueError("must be one of " + ", ".join(CACHE_MODES))
-    return raw
-
-
-def _parse_backend(raw: str, cwd: Path) -> str:
-    if raw not in CACHE_BACKENDS:
-        raise ValueError("must be one of " + ", ".join(CACHE_BACKENDS))
-    return raw
-
-
-def _parse_url(raw: str, cwd: Path) -> str:
-    if url_scheme(raw) not in REDIS_SCHEMES:
-        raise ValueError("must start with " + ", ".join(f"{s}://" for s in REDIS_SCHEMES))
-    return raw
-
-
-_PARSERS: dict[str, Callable[[str, Path], Any]] = {
-    "enabled": _parse_bool,
-    "ttl_seconds": lambda raw, cwd: _parse_number(raw, strictly_positive=False),
-    "max_size_mb": lambda raw, cwd: _parse_number(raw, strictly_positive=True),
-    "mode": _parse_mode,
-    "dir": lambda raw, cwd: resolve_path(raw, cwd),
-    "backend": _parse_backend,
-    "url": _parse_url,
-}
 
 
 class ArgumentSource(Source):
