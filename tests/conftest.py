@@ -15,7 +15,7 @@ from spark.testing import ProviderServer
 from spark.testing._state import DEFAULT_ANSWER_CHARS
 
 _PREFIXES = ("SPARK_", "OPENAI_", "AWS_", "GOOGLE_", "GEMINI_")
-_NAMES = ("ENVIRONMENT", "XDG_CACHE_HOME")
+_NAMES = ("ENVIRONMENT", "XDG_CACHE_HOME", "COLUMNS")
 
 
 @pytest.fixture(autouse=True)

@@ -53,8 +53,9 @@ class KeyRing:
                 fernets.setdefault(fingerprint(key), Fernet(key.encode("ascii")))
             except (ValueError, UnicodeEncodeError) as exc:
                 raise EncryptionKeyError(
-                    f"encryption key #{position} is not a valid Fernet key (32 url-safe "
-                    "base64-encoded bytes); make one with `spark cache keygen`"
+                    f"encryption key #{position} is not a valid Fernet key (44 characters of "
+                    "url-safe base64, as `spark cache keygen` prints them): was it cut or "
+                    "quoted when it was copied?"
                 ) from exc
         return cls(primary=fingerprint(cleaned[0]), fernets=fernets)
 
@@ -124,7 +125,7 @@ def load_keyring(
         where = f"the environment variable {key_env}"
         where += f" or the key file {path}" if path else " (no key_file is configured)"
         raise EncryptionKeyError(
-            f"cache encryption is on but no key was found in {where}; "
-            f"create one with `spark cache keygen` and set {key_env}"
+            f"cache encryption is on but no key was found in {where} "
+            '(docs/testing.md, "Make a key")'
         )
     return None

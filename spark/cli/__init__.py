@@ -41,7 +41,8 @@ class SparkGroup(click.Group):
             state = ctx.find_object(CliState)
             if state is not None and state.traceback:
                 raise
-            raise translate(exc) from exc
+            rules, command = (state.rules, state.command) if state else (None, ())
+            raise translate(exc, rules=rules, command=command) from exc
 
 
 @click.group("spark", cls=SparkGroup, context_settings={"help_option_names": ["-h", "--help"]})

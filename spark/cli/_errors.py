@@ -1,16 +1,25 @@
 """How the command line reports failure: every error becomes ``error: ...`` plus what to do.
 
 :func:`translate` is the one table from exception to message; ``SparkGroup`` (in
-``spark.cli``) applies it to every command, so no command catches errors of its own.
+``spark.cli``) applies it to every command, so no command catches errors of its own. The hint
+fits the situation, not only the exception's class: a missing key of a cache that already holds
+sealed entries names the fingerprint those entries need (a new key cannot open them), while a
+new cache is told to make one; a configuration error met by `spark config validate` does not
+send the user back to `spark config validate`.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+from itertools import islice
 from typing import IO, Any
 
 import click
 
+from spark.cache import CacheConfig, CacheManager, KeyRing, admin
 from spark.cache.codec import CorruptEntryError
+from spark.cache.stores.base import EntryStore
 from spark.errors import (
     AuthenticationError,
     CacheError,
@@ -24,7 +33,10 @@ from spark.errors import (
     SparkError,
 )
 
-__all__ = ["CliError", "translate"]
+__all__ = ["CliError", "key_needed_hint", "sealed_fingerprints", "translate", "verify_hint"]
+
+# How many entries an error path reads to learn which keys a cache is sealed with.
+_SAMPLE = 200
 
 
 class CliError(click.ClickException):
@@ -43,13 +55,13 @@ class CliError(click.ClickException):
             click.echo(self.hint, err=True, file=file)
 
 
-# Exception class -> what to do about it (the first matching class wins).
+# Exception class -> what to do about it (the first matching class wins). The classes whose
+# hint depends on the situation (ConfigError, EncryptionKeyError, DecryptionError) are
+# handled by `_situational_hint` first.
 _HINTS: tuple[tuple[type[BaseException], str], ...] = (
     (ConfigError, "Fix the configuration, then check it with `spark config validate`."),
-    (EncryptionKeyError, "Make a key with `spark cache keygen`; see `spark cache keygen --help`."),
-    (DecryptionError, "Set the key the cache was written with (see `spark cache verify`)."),
     (CacheMissError, ""),  # its message already says how to record the entry
-    (CorruptEntryError, "Delete the entry, or find every bad one with `spark cache verify`."),
+    (CorruptEntryError, "Re-record the entry; `spark cache verify` finds every bad one."),
     (CacheError, "Inspect the cache with `spark cache ls` and `spark cache verify`."),
     (AuthenticationError, "Check the provider's API key or credentials."),
     (RateLimitError, "The provider is throttling: wait and try again."),
@@ -63,12 +75,131 @@ _HINTS: tuple[tuple[type[BaseException], str], ...] = (
 )
 
 
-def translate(exc: BaseException) -> CliError:
-    """The one-line report of ``exc``."""
+def translate(
+    exc: BaseException, *, rules: CacheConfig | None = None, command: Sequence[str] = ()
+) -> CliError:
+    """The one-line report of ``exc``, raised by ``command`` (e.g. ``("config", "validate")``)
+    while it worked with the cache ``rules`` (None: before it knew them)."""
     if isinstance(exc, CliError):
         return exc
-    hint = next((text for kind, text in _HINTS if isinstance(exc, kind)), "")
+    hint = _situational_hint(exc, rules, tuple(command))
+    if hint is None:
+        hint = next((text for kind, text in _HINTS if isinstance(exc, kind)), "")
     return CliError(_message(exc), hint)
+
+
+def _situational_hint(
+    exc: BaseException, rules: CacheConfig | None, command: tuple[str, ...]
+) -> str | None:
+    """The hint of an error whose remedy depends on where it happened; None: the table's."""
+    if isinstance(exc, ConfigError) and "pip install" in str(exc):
+        return ""  # a provider SDK is missing: the message names the install command
+    if isinstance(exc, ConfigError) and command[:2] == ("config", "validate"):
+        return "Fix each problem listed above, then run it again."
+    if isinstance(exc, EncryptionKeyError):
+        if "no key was found" not in str(exc):
+            return ""  # a malformed key, an unreadable or 0644 key file: the message says it
+        if rules is None:
+            return ""
+        return key_needed_hint(rules, sealed_fingerprints(_store_of(rules)), None)
+    if isinstance(exc, DecryptionError):
+        if "tampered" in str(exc):
+            return "Re-record the entry; `spark cache verify` lists every damaged one."
+        if exc.fingerprint:
+            key_env = rules.key_env if rules is not None else "SPARK_CACHE_KEY"
+            return (
+                f"Set {key_env} to the key with fingerprint {exc.fingerprint} (the one the "
+                "entry was sealed with); `spark cache verify` lists what else it needs."
+            )
+    return None
+
+
+def _store_of(rules: CacheConfig) -> EntryStore | None:
+    """The store of ``rules``' cache, when it is a directory that exists (no Redis round trips
+    on an error path)."""
+    if rules.backend != "disk" or not rules.resolved_dir.is_dir():
+        return None
+    return CacheManager(rules.resolved_dir, rules).store
+
+
+def sealed_fingerprints(store: EntryStore | None) -> Counter[str]:
+    """The key fingerprints a sample of the cache's entries are sealed with, and how many."""
+    if store is None:
+        return Counter()
+    sample = islice(admin.list_entries(store), _SAMPLE)
+    return Counter(info.key_fingerprint for info in sample if info.encrypted)
+
+
+def key_needed_hint(rules: CacheConfig, needed: Counter[str], keyring: KeyRing | None) -> str:
+    """What to do when entries need keys we do not hold (``needed``: fingerprint -> count), or,
+    with no sealed entry at all, how to make the first key."""
+    file = f", or write it to the key file {rules.key_file}" if rules.key_file else ""
+    missing = [fp for fp, _ in needed.most_common() if keyring is None or fp not in keyring.fernets]
+    if not needed:
+        return (
+            f"No entry is sealed yet: make a key with `spark cache keygen` and set "
+            f"{rules.key_env} to it{file}."
+        )
+    if not missing:
+        return ""
+    names = " and ".join(
+        f"{fp} ({needed[fp]} {'entry' if needed[fp] == 1 else 'entries'})" for fp in missing
+    )
+    held = f"; yours: {', '.join(keyring.fingerprints)}" if keyring is not None else ""
+    return (
+        f"The entries are sealed with key {names}{held}. Set {rules.key_env} to that key"
+        f"{file} (several keys: comma-separated, the one to encrypt with first). A new key "
+        "from `spark cache keygen` cannot open them."
+    )
+
+
+def verify_hint(
+    store: EntryStore,
+    rules: CacheConfig,
+    problems: Sequence[admin.EntryProblem],
+    keyring: KeyRing | None,
+) -> str:
+    """What to do about the problems `spark cache verify` found, one line per kind of remedy:
+    the right key first (never "delete" for a key we lack), then re-keying, then re-recording."""
+    kinds = Counter(problem.kind for problem in problems)
+    lines: list[str] = []
+    keyless = [p for p in problems if p.kind in ("no key", "unknown key")]
+    if keyless:
+        needed = Counter(_fingerprint_of(store, p.path) for p in keyless)
+        needed.pop("", None)
+        lines.append(key_needed_hint(rules, needed, keyring))
+    if kinds["plaintext"]:
+        lines.append(
+            "Plaintext entries: seal them with `spark cache rotate-key` (it encrypts them), or "
+            "re-record them with encryption on."
+        )
+    if kinds["stale"]:
+        lines.append("Stale entries: re-key them with `spark cache migrate`.")
+    if kinds["unavailable"]:
+        lines.append("The store could not be reached: check it, then run verify again.")
+    if kinds["refused"]:
+        lines.append(
+            "Refused paths are not entry files (a symlink, a FIFO, a folder, a file over 64 "
+            "MiB): move them out of the cache directory."
+        )
+    damaged = sum(
+        n
+        for kind, n in kinds.items()
+        if kind not in ("no key", "unknown key", "plaintext", "stale", "unavailable", "refused")
+    )
+    if damaged:
+        lines.append(
+            "Damaged entries: re-record them (`pytest --spark-cache=refresh`); "
+            "`spark cache show KEY` shows one."
+        )
+    return "\n".join(line for line in lines if line)
+
+
+def _fingerprint_of(store: EntryStore, path: str) -> str:
+    try:
+        return admin.entry_content(store, path, None).meta.key_fingerprint
+    except (OSError, CorruptEntryError):
+        return ""
 
 
 def _message(exc: BaseException) -> str:

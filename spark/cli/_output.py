@@ -7,7 +7,7 @@ always be piped.
 from __future__ import annotations
 
 import json
-import math
+import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import PurePath
@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
+
+from spark.reporting.money import format_usd
 
 __all__ = [
     "echo_json",
@@ -32,12 +34,14 @@ __all__ = [
     "json_option",
     "print_table",
     "progress",
+    "shorten_middle",
     "stdout",
     "warn",
 ]
 
 T = TypeVar("T")
 _PIPE_WIDTH = 160  # rich's 80 columns would truncate tables that are piped or captured
+_MIN_SHORTENED = 12  # a shortened model id keeps at least this many characters
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
 
@@ -45,7 +49,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (
 def stdout() -> Console:
     """A console on the current stdout (looked up now, so tests' captured streams work)."""
     console = Console(highlight=False, soft_wrap=False)
-    if not console.is_terminal:
+    if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
         console = Console(highlight=False, width=_PIPE_WIDTH)
     return console
 
@@ -72,26 +76,77 @@ def print_table(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any] | None],
     *,
-    fold: Sequence[str] = ("Model", "Value", "Source"),
+    fold: Sequence[str] = ("Value", "Source"),
+    shorten: Sequence[str] = ("Model",),
 ) -> None:
-    """A rich table on stdout; a None row starts a new section (a rule between row groups).
+    """A rich table on stdout that fits the terminal; a None row starts a new section.
 
-    Only the ``fold`` columns (long names: model ids, paths) wrap on a narrow terminal; every
-    other cell stays whole, so keys, sizes and dates are never cut.
+    Every column stays: on a narrow terminal (80 columns) the gaps between columns shrink,
+    then the ``shorten`` columns (model ids) lose characters in their middle — the end of an
+    id (its date, its version) tells models apart — and only the ``fold`` columns (paths,
+    values) wrap. Every other cell stays whole, so keys, sizes, dates and dollars are never cut.
+    Rejected: letting rich squeeze columns, which hid the model column at 80 columns.
     """
-    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    console = stdout()
+    cells = [None if row is None else [str(cell) for cell in row] for row in rows]
+    gap, widths = _layout(columns, cells, console.width, shorten)
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        header_style="bold",
+        pad_edge=False,
+        show_edge=False,
+        padding=(0, 1, 0, 0) if gap == 2 else 0,
+    )
     for name in columns:
         justify: Literal["left", "right"] = "right" if name.lower() in _NUMERIC else "left"
         if name in fold:
             table.add_column(name, justify=justify, overflow="fold")
         else:
             table.add_column(name, justify=justify, no_wrap=True, min_width=len(name))
-    for row in rows:
+    for row in cells:
         if row is None:
             table.add_section()
-        else:
-            table.add_row(*(Text(str(cell)) for cell in row))  # no markup: `[cache]` is data
-    stdout().print(table)
+            continue
+        shown = [
+            shorten_middle(cell, widths[name]) if name in widths else cell
+            for name, cell in zip(columns, row, strict=True)
+        ]
+        table.add_row(*(Text(cell) for cell in shown))  # no markup: `[cache]` is data
+    console.print(table)
+
+
+def _layout(
+    columns: Sequence[str], rows: Sequence[Sequence[str] | None], width: int, shorten: Sequence[str]
+) -> tuple[int, dict[str, int]]:
+    """The gap between columns and the width of each ``shorten`` column: two spaces and every
+    cell whole when that fits, else one space, then shortened columns (down to
+    ``_MIN_SHORTENED`` characters; a table wider still is left to wrap)."""
+    natural = [
+        max([len(name)] + [len(row[i]) for row in rows if row is not None])
+        for i, name in enumerate(columns)
+    ]
+    widths = {name: natural[i] for i, name in enumerate(columns) if name in shorten}
+    for gap in (2, 1):
+        if sum(natural) + gap * (len(columns) - 1) <= width:
+            return gap, widths
+    excess = sum(natural) + len(columns) - 1 - width
+    for name, natural_width in widths.items():
+        cut = min(excess, natural_width - max(len(name), min(_MIN_SHORTENED, natural_width)))
+        widths[name] -= max(cut, 0)
+        excess -= max(cut, 0)
+    return 1, widths
+
+
+def shorten_middle(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, an ellipsis in its middle: the start (the
+    family) and a longer end (the date and version) stay —
+    ``anthropic.claude-3-5-sonnet-20240620-v1:0`` in 24: ``anthropic…-20240620-v1:0``."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    head = (width - 1) * 2 // 5
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
 
 
 _NUMERIC = frozenset({"entries", "size", "hits", "misses", "hit rate", "saved", "spent"})
@@ -130,15 +185,6 @@ def format_time(epoch: float | None, *, never: str = "never") -> str:
     if epoch is None:
         return never
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
-
-
-def format_usd(amount: float | None) -> str:
-    """Dollars with enough digits for the fractions of a cent that single calls cost."""
-    if amount is None or (isinstance(amount, float) and math.isnan(amount)):
-        return "-"
-    if amount == 0 or abs(amount) >= 1:
-        return f"${amount:,.2f}"
-    return f"${amount:.6f}"
 
 
 def format_rate(hits: int, misses: int) -> str:

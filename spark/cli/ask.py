@@ -8,9 +8,9 @@ import time
 
 import click
 
-from spark.cli._context import CliState, pass_state, profile_option
+from spark.cli._context import CliState, alias_of, pass_state, profile_option
 from spark.cli._output import echo_json, format_latency, format_usd, json_option
-from spark.profiles import from_profile
+from spark.profiles import model_from_settings
 from spark.types import ModelResponse
 
 __all__ = ["ask", "describe_response"]
@@ -19,7 +19,10 @@ __all__ = ["ask", "describe_response"]
 @click.command(short_help="Ask a configured model one question.")
 @click.argument("prompt")
 @click.option(
-    "--model", "alias", required=True, metavar="ALIAS", help="A model alias ([models.<ALIAS>])."
+    "--model",
+    required=True,
+    metavar="MODEL",
+    help="A model alias ([models.<ALIAS>]), or the model id of one.",
 )
 @profile_option
 @click.option("--system", metavar="TEXT", help="A system prompt.")
@@ -29,7 +32,7 @@ __all__ = ["ask", "describe_response"]
 def ask(
     state: CliState,
     prompt: str,
-    alias: str,
+    model: str,
     profile: str | None,
     system: str | None,
     no_cache: bool,
@@ -44,18 +47,20 @@ def ask(
     """
     if prompt == "-":
         prompt = sys.stdin.read().strip()
-    model = from_profile(
-        alias, profile, config_path=state.config_path, enabled=False if no_cache else None
-    )
+    settings = state.settings(profile, enabled=False if no_cache else None)
+    alias = alias_of(settings, model)
+    chosen = settings.model(alias)
+    state.rules = chosen.cache
+    llm = model_from_settings(chosen, settings.pricing)
     started = time.perf_counter()
-    response = asyncio.run(model.generate(prompt, system_prompt=system))
+    response = asyncio.run(llm.generate(prompt, system_prompt=system))
     latency = time.perf_counter() - started
     if as_json:
         echo_json(
             {
                 "alias": alias,
-                "provider": model.provider,
-                "model_id": model.model_id,
+                "provider": llm.provider,
+                "model_id": llm.model_id,
                 "text": response.text,
                 "cached": response.cached,
                 "latency_s": round(latency, 6),

@@ -22,8 +22,16 @@ from spark.cache.stores.maintenance import (
     remove_stray_temps,
     temp_files_beside,
 )
-from spark.cli._context import CliState, cache_target, dir_option, pass_state, profile_option
-from spark.cli._errors import CliError
+from spark.cli._context import (
+    CacheTarget,
+    CliState,
+    cache_target,
+    dir_option,
+    filtered_target,
+    pass_state,
+    profile_option,
+)
+from spark.cli._errors import CliError, verify_hint
 from spark.cli._output import (
     echo_json,
     format_expiry,
@@ -47,7 +55,10 @@ __all__ = ["cache"]
 _KEY_RE = re.compile(rf"^[0-9a-fA-F]{{{admin.MIN_KEY_PREFIX},64}}$")
 provider_option = click.option("--provider", metavar="NAME", help="Only this provider's entries.")
 model_option = click.option(
-    "--model", "model_id", metavar="MODEL_ID", help="Only this model id's entries (e.g. gpt-4o)."
+    "--model",
+    "model",
+    metavar="MODEL",
+    help="Only this model's entries: an alias of spark.toml or a model id (e.g. gpt-4o).",
 )
 
 
@@ -75,7 +86,7 @@ cache.add_command(migrate)
 def list_entries(
     state: CliState,
     provider: str | None,
-    model_id: str | None,
+    model: str | None,
     profile: str | None,
     cache_dir: Path | None,
     as_json: bool,
@@ -84,8 +95,8 @@ def list_entries(
 
     Reads only the metadata of each entry: no payload is decrypted and no key is needed.
     """
-    target = cache_target(state, profile, cache_dir)
-    entries = list(admin.list_entries(target.store, provider, model_id))
+    target, only = filtered_target(state, profile, cache_dir, provider, model)
+    entries = list(admin.list_entries(target.store, only.provider, only.model_id))
     if as_json:
         echo_json([entry.to_dict() for entry in entries])
         return
@@ -175,7 +186,7 @@ def show_entry(
 def clear(
     state: CliState,
     provider: str | None,
-    model_id: str | None,
+    model: str | None,
     yes: bool,
     profile: str | None,
     cache_dir: Path | None,
@@ -186,10 +197,10 @@ def clear(
     Asks for confirmation unless --yes. The directory itself (and its ledger) stays; on Redis,
     only this cache's key prefix is touched.
     """
-    target = cache_target(state, profile, cache_dir)
+    target, only = filtered_target(state, profile, cache_dir, provider, model)
     store = target.store
-    entries = admin.entry_files(store, provider, model_id)
-    what = "/".join(part for part in (provider, model_id) if part) or "all providers"
+    entries = admin.entry_files(store, only.provider, only.model_id)
+    what = only.label
     if entries and not yes:
         click.confirm(
             f"Delete {n_entries(len(entries))} ({what}) from {target.where}?",
@@ -197,7 +208,7 @@ def clear(
             err=True,
         )
     removed = sum(store.remove(e.location) for e in progress(entries, "Deleting"))
-    store.after_clear(provider, quote_model_id(model_id) if model_id else None)
+    store.after_clear(only.provider, quote_model_id(only.model_id) if only.model_id else None)
     if as_json:
         echo_json({"removed": removed, "cache_dir": target.cache_dir, "store": target.where})
     else:
@@ -268,6 +279,7 @@ def verify(
         spark cache verify --profile testing --require-encrypted
     """
     target = cache_target(state, profile, cache_dir)
+    _require_cache(target, profile)
     keyring = target.keyring()
     entries = admin.entry_files(target.store)
     report = admin.verify_entries(
@@ -300,10 +312,21 @@ def verify(
     if problems:
         raise CliError(
             f"{len(problems)} of {len(entries)} cache entries failed verification",
-            "Delete or re-record them; `spark cache show KEY` shows one entry.",
+            verify_hint(target.store, target.config, problems, keyring),
         )
     if not as_json:
         click.echo(f"OK: {n_entries(len(entries))} in {target.where}")
+
+
+def _require_cache(target: CacheTarget, profile: str | None) -> None:
+    """A cache directory to verify must exist: `OK: 0 entries` would pass a CI check on a typo."""
+    if target.config.backend != "disk" or target.cache_dir.is_dir():
+        return
+    name = profile or target.settings.profile
+    raise CliError(
+        f"no cache directory at {target.cache_dir} (the cache of profile {name})",
+        "Record the cache first, or fix the profile's dir in spark.toml (or give --dir).",
+    )
 
 
 def _shown(path: str) -> str:

@@ -13,7 +13,14 @@ import click
 from spark.cache import admin
 from spark.cache.codec import CorruptEntryError, EntryMeta
 from spark.cache.explain import miss_explanation
-from spark.cli._context import CliState, cache_target, dir_option, pass_state, profile_option
+from spark.cli._context import (
+    CliState,
+    alias_of,
+    cache_target,
+    dir_option,
+    pass_state,
+    profile_option,
+)
 from spark.cli._errors import CliError
 from spark.cli._output import echo_json, format_time, json_option, warn
 
@@ -25,7 +32,11 @@ __all__ = ["explain", "prune"]
 
 @click.command(short_help="Say whether a request is cached, and if not, what differs.")
 @click.argument("request_json", metavar="REQUEST")
-@click.option("--model", "alias", metavar="ALIAS", help="Take provider and model from this alias.")
+@click.option(
+    "--model",
+    metavar="MODEL",
+    help="Take provider and model from this alias of spark.toml (or the alias of this model id).",
+)
 @click.option(
     "--show-values",
     is_flag=True,
@@ -38,7 +49,7 @@ __all__ = ["explain", "prune"]
 def explain(
     state: CliState,
     request_json: str,
-    alias: str | None,
+    model: str | None,
     show_values: bool,
     profile: str | None,
     cache_dir: Path | None,
@@ -49,7 +60,7 @@ def explain(
     REQUEST is JSON (inline, @FILE, or - for stdin) with the arguments of get_text:
     "messages" (or "prompt"), and optionally "system_prompt", "tools", "tool_choice",
     "temperature", "max_tokens" and other parameters, plus "provider" and "model_id" unless
-    --model names an alias:
+    --model names an alias (or the model id of one):
 
     \b
         spark cache explain --model gpt-4o '{"messages": "Hi", "temperature": 0.7}'
@@ -61,12 +72,14 @@ def explain(
     values). --show-values shows the text, and the stored answer of a hit: use it on your own
     terminal, never in CI.
     """
-    target = cache_target(state, profile, cache_dir, alias)
+    settings = state.settings(profile)
+    alias = None if model is None else alias_of(settings, model)
+    target = cache_target(state, profile, cache_dir, alias, settings=settings)
     arguments = _read_request(request_json)
     if alias is not None:
-        model = target.settings.model(alias)
-        arguments.setdefault("provider", model.provider)
-        arguments.setdefault("model_id", model.model_id)
+        aliased = target.settings.model(alias)
+        arguments.setdefault("provider", aliased.provider)
+        arguments.setdefault("model_id", aliased.model_id)
     provider, model_id = _identity(arguments)
     messages = arguments.pop("messages", arguments.pop("prompt", None))
     if messages is None:

@@ -45,17 +45,19 @@ def report(
     """Write one self-contained HTML page about the cache (no network needed to view it).
 
     Charts of the hit rate and dollars saved per day (from the ledger every process adds to),
-    entries and bytes by provider and model, and the requests served from the cache most often.
+    entries and bytes by provider and model, and the requests served from the cache most often
+    (provider, model, when recorded, and the start of the question unless the cache encrypts).
     With --json, prints the same data instead.
     """
     target = cache_target(state, profile, cache_dir)
     # A directory is checked to exist (a typo is an error, not an empty report).
     source = target.manager if target.config.backend == "redis" else target.cache_dir
+    encrypted = target.config.encrypt  # then no text of a request is shown, even a plaintext one
     if as_json:
-        echo_json(collect_report_data(source, top=top))
+        echo_json(collect_report_data(source, top=top, encrypted=encrypted))
         return
     try:
-        path = write_report(source, out_path, top=top)
+        path = write_report(source, out_path, top=top, encrypted=encrypted)
     except OSError as exc:
         raise CliError(f"cannot write {out_path}: {exc}", "Choose another --html path.") from exc
     click.echo(f"wrote {path}")

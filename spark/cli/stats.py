@@ -15,7 +15,14 @@ import click
 
 from spark.cache.ledger import LedgerRow
 from spark.cache.stores.maintenance import scan_stats
-from spark.cli._context import CliState, cache_target, dir_option, pass_state, profile_option
+from spark.cli._context import (
+    CliState,
+    EntryFilter,
+    dir_option,
+    filtered_target,
+    pass_state,
+    profile_option,
+)
 from spark.cli._output import (
     echo_json,
     format_rate,
@@ -68,9 +75,10 @@ class StatsRow:
 
 
 def combine(
-    disk: dict[str, Any], ledger: Iterable[LedgerRow], only: tuple[str, str] | None = None
+    disk: dict[str, Any], ledger: Iterable[LedgerRow], only: EntryFilter | None = None
 ) -> list[StatsRow]:
-    """One row per (provider, model id) found on disk or in the ledger, sorted."""
+    """One row per (provider, model id) found on disk or in the ledger, sorted; ``only`` keeps
+    the rows of one provider and/or model id."""
     rows: dict[tuple[str, str], StatsRow] = {}
 
     def row(provider: str, model_id: str) -> StatsRow:
@@ -85,7 +93,12 @@ def combine(
         row(item.provider, item.model_id).add(
             StatsRow("", "", 0, 0, item.hits, item.misses, item.saved_usd, item.spent_usd)
         )
-    return [rows[k] for k in sorted(rows) if only is None or k == only]
+    return [rows[k] for k in sorted(rows) if only is None or _selected(k, only)]
+
+
+def _selected(row: tuple[str, str], only: EntryFilter) -> bool:
+    provider, model_id = row
+    return only.provider in (None, provider) and only.model_id in (None, model_id)
 
 
 def totals(rows: Iterable[StatsRow], provider: str = "", model_id: str = "") -> StatsRow:
@@ -98,14 +111,22 @@ def totals(rows: Iterable[StatsRow], provider: str = "", model_id: str = "") -> 
 
 @click.command(short_help="Entries, size, hit rate and dollars saved.")
 @profile_option
+@click.option("--provider", metavar="NAME", help="Only this provider's models.")
 @click.option(
-    "--model", "alias", metavar="ALIAS", help="Only this alias's model (in its cache dir)."
+    "--model",
+    metavar="MODEL",
+    help="Only this model: an alias of spark.toml (in its cache dir) or a model id.",
 )
 @dir_option
 @json_option
 @pass_state
 def stats(
-    state: CliState, profile: str | None, alias: str | None, cache_dir: Path | None, as_json: bool
+    state: CliState,
+    profile: str | None,
+    provider: str | None,
+    model: str | None,
+    cache_dir: Path | None,
+    as_json: bool,
 ) -> None:
     """Show entries and size, hit rate and dollars saved, by provider and model.
 
@@ -113,11 +134,7 @@ def stats(
     recorded cost of the calls that hits replaced) and spent add up every process that used
     the cache, from its ledger (a file beside the entries, or hashes in the Redis).
     """
-    target = cache_target(state, profile, cache_dir, alias)
-    only = None
-    if alias is not None:
-        model = target.settings.model(alias)
-        only = (model.provider, model.model_id)
+    target, only = filtered_target(state, profile, cache_dir, provider, model)
     sink = target.store.ledger_sink()
     has_ledger = sink.exists()
     rows = combine(scan_stats(target.store).as_dict(), sink.rows(), only)

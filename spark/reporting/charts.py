@@ -11,13 +11,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-__all__ = ["Series", "bar_chart", "column_chart", "line_chart", "nice_max"]
+__all__ = ["Series", "bar_chart", "column_chart", "line_chart", "nice_ticks"]
 
 Format = Callable[[float], str]
 
 _W, _H = 720, 240
 _LEFT, _RIGHT, _TOP, _BOTTOM = 64, 12, 28, 36
 _MAX_X_LABELS = 12
+_TICK_STEPS = (1.0, 2.0, 2.5, 5.0)  # times a power of ten
 
 
 @dataclass(frozen=True)
@@ -29,15 +30,32 @@ class Series:
     values: Sequence[float | None]
 
 
-def nice_max(value: float) -> float:
-    """A round axis maximum at or above ``value`` (1, 2, 2.5 or 5 times a power of ten)."""
-    if value <= 0 or not math.isfinite(value):
-        return 1.0
-    power = 10.0 ** math.floor(math.log10(value))
-    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
-        if value <= step * power * (1 + 1e-9):
-            return step * power
-    return 10 * power
+def nice_ticks(value: float, resolution: float) -> list[float]:
+    """The y-axis ticks of a chart whose largest value is ``value``: 0, then at most four equal
+    round steps (1, 2, 2.5 or 5 times a power of ten) up to a top at or above it.
+
+    Every step is a multiple of ``resolution``, the smallest difference the axis labels show
+    (``0.0001`` for dollars), so no two labels read the same. Rejected: quarters of a round
+    maximum, whose ``$0.005`` and ``$0.0125`` round alike at two decimals.
+    """
+    if not math.isfinite(value) or value <= 0:
+        value = resolution
+    raw = value / 4
+    low = math.floor(math.log10(resolution))
+    high = math.ceil(math.log10(max(raw, resolution))) + 1
+    step = min(
+        m * 10.0**k
+        for k in range(low, high + 1)
+        for m in _TICK_STEPS
+        if m * 10.0**k >= raw * (1 - 1e-9) and _multiple(m * 10.0**k, resolution)
+    )
+    count = max(1, math.ceil(value / step - 1e-9))
+    return [round(step * i, 12) for i in range(count + 1)]
+
+
+def _multiple(step: float, resolution: float) -> bool:
+    ratio = step / resolution
+    return ratio >= 1 - 1e-9 and abs(ratio - round(ratio)) < 1e-6
 
 
 def _empty(message: str) -> str:
@@ -48,18 +66,20 @@ def _empty(message: str) -> str:
     )
 
 
-def _frame(labels: Sequence[str], top: float, fmt: Format, series: Sequence[Series]) -> list[str]:
+def _frame(
+    labels: Sequence[str], ticks: Sequence[float], fmt: Format, series: Sequence[Series]
+) -> list[str]:
     """Grid lines with y labels, x labels, and a legend when there are several series."""
     parts: list[str] = []
-    plot_h = _H - _TOP - _BOTTOM
-    for i in range(5):
-        y = _TOP + plot_h * (1 - i / 4)
+    top = ticks[-1]
+    for tick in ticks:
+        y = _y(tick, top)
         parts.append(
             f'<line class="grid" x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
         )
         parts.append(
             f'<text class="axis" x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{escape(fmt(top * i / 4))}</text>"
+            f"{escape(fmt(tick))}</text>"
         )
     every = max(1, math.ceil(len(labels) / _MAX_X_LABELS))
     for index, label in enumerate(labels):
@@ -103,19 +123,22 @@ def column_chart(
     series: Sequence[Series],
     fmt: Format,
     *,
+    resolution: float,
     tips: Sequence[str] | None = None,
 ) -> str:
     """Grouped vertical columns, one group per label (e.g. dollars saved and spent per day).
 
+    ``resolution`` is the smallest difference ``fmt`` shows (the axis steps are no finer);
     ``tips`` gives one tooltip per label, shared by the group's columns.
     """
     values = [v for item in series for v in item.values if v is not None]
     if not labels or not values:
         return _empty(f"{label}: no data yet")
-    top = nice_max(max(values))
+    ticks = nice_ticks(max(values), resolution)
+    top = ticks[-1]
     group = (_W - _LEFT - _RIGHT) / len(labels)
     width = max(group * 0.8 / len(series), 0.5)
-    parts = _frame(labels, top, fmt, series)
+    parts = _frame(labels, ticks, fmt, series)
     for index, name in enumerate(labels):
         start = _x_center(index, len(labels)) - width * len(series) / 2
         for number, item in enumerate(series):
@@ -139,12 +162,17 @@ def line_chart(
     fmt: Format,
     top: float,
     *,
+    resolution: float,
     tips: Sequence[str] | None = None,
 ) -> str:
-    """One line with a dot per point; ``None`` values leave a gap (e.g. hit rate per day).
+    """One line with a dot per point on an axis up to ``top`` at least; ``None`` values leave
+    a gap (e.g. hit rate per day).
 
-    ``tips`` replaces the default ``"label: value"`` tooltip of each point.
+    ``resolution`` is the smallest difference ``fmt`` shows; ``tips`` replaces the default
+    ``"label: value"`` tooltip of each point.
     """
+    ticks = nice_ticks(top, resolution)
+    top = ticks[-1]
     if not labels or all(value is None for value in series.values):
         return _empty(f"{label}: no data yet")
     color = escape(series.color)
@@ -161,7 +189,7 @@ def line_chart(
             )
         previous = value  # after a gap (None) the next point starts a new segment
     line = f'<path d="{" ".join(segments)}" fill="none" stroke="{color}" stroke-width="2"/>'
-    return _svg(label, [*_frame(labels, top, fmt, [series]), line, *dots])
+    return _svg(label, [*_frame(labels, ticks, fmt, [series]), line, *dots])
 
 
 def bar_chart(label: str, items: Sequence[tuple[str, float]], fmt: Format, color: str) -> str:

@@ -7,12 +7,15 @@ script reads back (``<script id="spark-data">``) can never disagree; ``spark cac
 
 from __future__ import annotations
 
+import re
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from spark.cache import admin
+from spark.cache.codec import CorruptEntryError
 from spark.cache.ledger import LedgerRow
 from spark.cache.manager import CacheManager
 from spark.errors import ConfigError
@@ -21,19 +24,27 @@ __all__ = ["REPORT_SCHEMA", "collect_report_data"]
 
 REPORT_SCHEMA = 1
 _DIGITS = 10  # dollars: enough for a fraction of a cent per call, without float noise
+_PREVIEW_CHARS = 60
 
 
-def collect_report_data(cache: str | Path | CacheManager, *, top: int = 20) -> dict[str, Any]:
+def collect_report_data(
+    cache: str | Path | CacheManager, *, top: int = 20, encrypted: bool = False
+) -> dict[str, Any]:
     """Everything the report shows about a cache directory (or a manager's cache, e.g. a Redis
     one), as JSON-ready data.
 
     Keys: ``schema``, ``generated_at``, ``cache_dir`` (the directory, or the Redis URL and
     prefix), ``totals``, ``days`` (per day, all models), ``ledger`` (per day and model, as the
     ledger holds it), ``providers`` and ``models`` (entries and bytes stored, with the ledger's
-    all-time figures), ``top_requests``.
+    all-time figures), ``top_requests`` (each with its key, provider, model, hits, dollars
+    saved, last hit, ``recorded_at`` and ``sealed`` from its entry — None when the entry is
+    gone — and a ``preview`` of the question, only from a plaintext entry of a cache that does
+    not encrypt: a report of an encrypted cache shows no text of it).
+    ``encrypted`` says the cache's rules encrypt (a manager's own rules count too).
     A directory that does not exist is a ``ConfigError`` (an empty one gives empty figures).
     """
     manager = cache if isinstance(cache, CacheManager) else _manager_of(cache)
+    sealed_cache = encrypted or manager.config.encrypt
     stats = manager.get_stats()
     ledger = manager.counters.ledger
     rows = ledger.rows(by_day=True)
@@ -55,10 +66,58 @@ def collect_report_data(cache: str | Path | CacheManager, *, top: int = 20) -> d
                 "hits": row.hits,
                 "saved_usd": _usd(row.saved_usd),
                 "last_hit": row.last_hit,
+                **_entry_facts(manager, row.key, show_text=not sealed_cache),
             }
             for row in ledger.top_requests(limit=top)
         ],
     }
+
+
+def _entry_facts(manager: CacheManager, key: str, *, show_text: bool) -> dict[str, Any]:
+    """When the entry of ``key`` was recorded, whether it is sealed, and what it asked (only
+    for a plaintext entry of a cache that does not encrypt)."""
+    facts: dict[str, Any] = {"recorded_at": None, "sealed": None, "preview": None}
+    try:
+        path = manager.store.find(key)
+        content = admin.entry_content(manager.store, path, None) if path else None
+    except (OSError, CorruptEntryError):  # gone or damaged: the ledger's figures still stand
+        return facts
+    if content is None:
+        return facts
+    facts["recorded_at"], facts["sealed"] = content.meta.created_at, content.meta.sealed
+    if show_text and not content.meta.sealed and content.payload is not None:
+        facts["preview"] = preview(content.payload.get("request"))
+    return facts
+
+
+def preview(request: Any) -> str | None:
+    """The start of a stored request's last message (or first input), on one line:
+    ``What is the capital of France?``; None when it holds no text."""
+    body = request.get("body") if isinstance(request, Mapping) else None
+    if not isinstance(body, Mapping):
+        return None
+    turns = body.get("messages") or body.get("contents")
+    if isinstance(turns, list) and turns:
+        source: Any = turns[-1]
+    else:
+        source = body.get("input") or body.get("inputText") or body.get("texts")
+    text = " ".join(re.sub(r"\s+", " ", part).strip() for part in _texts(source)).strip()
+    if not text:
+        return None
+    return text if len(text) <= _PREVIEW_CHARS else text[: _PREVIEW_CHARS - 1] + "…"
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """The strings of a message: itself, its ``content``/``text``/``parts``, in order."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+    elif isinstance(value, Mapping):
+        for name in ("content", "text", "parts"):
+            if name in value:
+                yield from _texts(value[name])
 
 
 def _manager_of(cache_dir: str | Path) -> CacheManager:

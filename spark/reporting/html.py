@@ -20,6 +20,7 @@ from typing import Any
 from spark.cache.manager import CacheManager
 from spark.reporting.charts import Series, bar_chart, column_chart, line_chart
 from spark.reporting.data import collect_report_data
+from spark.reporting.money import USD_STEP, format_usd
 
 __all__ = ["CHART_DAYS", "embed_json", "render_html", "render_report", "write_report"]
 
@@ -43,18 +44,24 @@ font-variant-numeric:tabular-nums}code{font-size:12px;word-break:break-all}
 """
 
 
-def render_report(cache_dir: str | Path | CacheManager, *, top: int = 20) -> str:
+def render_report(
+    cache_dir: str | Path | CacheManager, *, top: int = 20, encrypted: bool = False
+) -> str:
     """The HTML report of ``cache_dir`` or a manager's cache (``ConfigError`` when there is no
-    such directory)."""
-    return render_html(collect_report_data(cache_dir, top=top))
+    such directory); ``encrypted``: its rules encrypt, so no text of a request is shown."""
+    return render_html(collect_report_data(cache_dir, top=top, encrypted=encrypted))
 
 
 def write_report(
-    cache_dir: str | Path | CacheManager, out_path: str | Path, *, top: int = 20
+    cache_dir: str | Path | CacheManager,
+    out_path: str | Path,
+    *,
+    top: int = 20,
+    encrypted: bool = False,
 ) -> Path:
     """Write the HTML report of ``cache_dir`` (or a manager's cache) to ``out_path``
     (atomically); returns its path."""
-    page = render_report(cache_dir, top=top)
+    page = render_report(cache_dir, top=top, encrypted=encrypted)
     target = Path(out_path).expanduser().absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -103,8 +110,8 @@ def render_html(data: Mapping[str, Any]) -> str:
 def _cards(totals: Mapping[str, Any]) -> str:
     cards = [
         ("Hit rate", _percent(totals["hit_rate"])),
-        ("Saved", _usd(totals["saved_usd"])),
-        ("Spent", _usd(totals["spent_usd"])),
+        ("Saved", format_usd(totals["saved_usd"])),
+        ("Spent", format_usd(totals["spent_usd"])),
         ("Hits / misses", f"{totals['hits']:,} / {totals['misses']:,}"),
         ("Entries", f"{totals['entries']:,}"),
         ("On disk", _bytes(totals["size_bytes"])),
@@ -128,14 +135,18 @@ def _time_charts(days: Sequence[Mapping[str, Any]]) -> list[str]:
         for label, row in zip(labels, rows, strict=True)
     ]
     money_tips = [
-        f"{label}: saved {_usd(a)}, spent {_usd(b)}"
+        f"{label}: saved {format_usd(a)}, spent {format_usd(b)}"
         for label, a, b in zip(labels, saved, spent, strict=True)
     ]
     return [
         "<p class=muted>Hit rate per day (hits over lookups, every model).</p>",
-        line_chart("hit rate per day", short, rate_series, _percent, 1.0, tips=rate_tips),
+        line_chart(
+            "hit rate per day", short, rate_series, _percent, 1.0, resolution=0.001, tips=rate_tips
+        ),
         "<p class=muted>Dollars saved by hits and spent on misses, per day.</p>",
-        column_chart("dollars per day", short, money, _usd, tips=money_tips),
+        column_chart(
+            "dollars per day", short, money, format_usd, resolution=USD_STEP, tips=money_tips
+        ),
         _table(
             ["Day", "Hits", "Misses", "Hit rate", "Saved", "Spent"],
             [_day_row(d) for d in reversed(days)],
@@ -181,36 +192,60 @@ def _storage(
 
 
 def _day_row(d: Mapping[str, Any]) -> list[Any]:
-    rate, saved, spent = _percent(d["hit_rate"]), _usd(d["saved_usd"]), _usd(d["spent_usd"])
+    rate, saved, spent = (
+        _percent(d["hit_rate"]),
+        format_usd(d["saved_usd"]),
+        format_usd(d["spent_usd"]),
+    )
     return [d["day"], d["hits"], d["misses"], rate, saved, spent]
 
 
 def _model_row(m: Mapping[str, Any]) -> list[Any]:
-    size, rate, saved = _bytes(m["size_bytes"]), _percent(m["hit_rate"]), _usd(m["saved_usd"])
+    size, rate, saved = _bytes(m["size_bytes"]), _percent(m["hit_rate"]), format_usd(m["saved_usd"])
     return [m["provider"], m["model_id"], m["entries"], size, m["hits"], m["misses"], rate, saved]
 
 
 def _top_requests(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Which request each is: what it asked (a preview only from a cache that does not
+    encrypt) and its short key, provider, model, when it was recorded; then its hits."""
     if not rows:
         return "<p class=muted>No request has been served from the cache yet.</p>"
     return _table(
-        ["Key", "Provider / model", "Hits", "Saved", "Last hit"],
+        ["Request", "Provider", "Model", "Recorded", "Hits", "Saved", "Last hit"],
         [
             [
-                _Code(str(r["key"])),
-                f"{r['provider']} / {r['model_id']}",
+                _Request(_asked(r), str(r["key"])),
+                r["provider"],
+                r["model_id"],
+                _when(r.get("recorded_at")),
                 r["hits"],
-                _usd(r["saved_usd"]),
+                format_usd(r["saved_usd"]),
                 _when(r["last_hit"]),
             ]
             for r in rows
         ],
-        2,
+        4,
     )
 
 
-class _Code(str):
-    """A cell shown as ``<code>`` (still escaped)."""
+def _asked(row: Mapping[str, Any]) -> str:
+    if row.get("preview"):
+        return f"“{row['preview']}”"
+    if row.get("sealed") is None:
+        return "(entry no longer in the cache)"
+    return "(encrypted)" if row["sealed"] else "(text not shown: the cache encrypts)"
+
+
+class _Request(str):
+    """A request cell: what it asked, then its short key as ``<code>``, the full key as its
+    tooltip (everything escaped)."""
+
+    key: str
+
+    def __new__(cls, asked: str, key: str) -> _Request:
+        cell = super().__new__(cls, asked)
+        cell.key = key
+        return cell
 
 
 def _table(
@@ -232,18 +267,11 @@ def _table(
 
 
 def _cell(value: Any, number: bool) -> str:
-    if isinstance(value, _Code):
-        return f"<td><code>{escape(value)}</code></td>"
+    if isinstance(value, _Request):
+        key = escape(value.key)
+        return f'<td>{escape(value)} <code title="{key}">{escape(value.key[:12])}</code></td>'
     text = f"{value:,}" if isinstance(value, int) else str(value)
     return f"<td class=n>{escape(text)}</td>" if number else f"<td>{escape(text)}</td>"
-
-
-def _usd(value: float) -> str:
-    if value == 0:
-        return "$0.00"
-    if abs(value) < 0.01:
-        return f"${value:.6f}".rstrip("0")
-    return f"${value:,.2f}"
 
 
 def _percent(value: float) -> str:

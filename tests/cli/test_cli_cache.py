@@ -195,7 +195,7 @@ def test_stats_of_one_alias(spark: Invoke, fill: Fill) -> None:
     assert [r["provider"] for r in stats["by_model"]] == ["bedrock"]
     unknown = spark("cache", "stats", "--model", "nope")
     assert unknown.exit_code == 1
-    assert "unknown model alias 'nope'" in unknown.stderr
+    assert "unknown model 'nope'" in unknown.stderr
 
 
 def test_unreadable_directory_is_one_error_line(

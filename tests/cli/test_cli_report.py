@@ -10,6 +10,7 @@ from pathlib import Path
 from click.testing import Result
 
 from spark.cache import CacheConfig, CacheManager
+from spark.cache.ledger import Ledger
 
 
 async def test_report_writes_a_page_with_the_ledger_data(
@@ -47,3 +48,22 @@ def test_report_of_a_missing_directory_is_one_line(
     result = spark("cache", "report", "--dir", str(tmp_path / "nope"), "--html", "x.html")
     assert result.exit_code == 1
     assert "Traceback" not in result.output
+
+
+def test_report_of_an_encrypting_profile_shows_no_request_text(
+    spark: Callable[..., Result], fill: Callable[..., list[str]], cache_dir: Path, tmp_path: Path
+) -> None:
+    (key,) = fill(1)  # plaintext "question 0", in the cache of the `vault` profile (encrypt)
+    ledger = Ledger(cache_dir)
+    ledger.record("openai", "gpt-4o-mini", hit=True, cost=0.002, key=key)
+    ledger.flush()
+    plain = json.loads(spark("cache", "report", "--json").stdout)["top_requests"]
+    assert [(r["preview"], r["sealed"]) for r in plain] == [("question 0", False)]
+    out = tmp_path / "vault.html"
+    result = spark("cache", "report", "--profile", "vault", "--html", str(out))
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert "question 0" not in page
+    assert "(text not shown: the cache encrypts)" in page
+    assert "openai</td><td>gpt-4o-mini</td>" in page
+    assert "$0.0020" in page

@@ -18,7 +18,7 @@ from spark.errors import ConfigError
 from spark.models.bedrock import BedrockModel
 from spark.models.openai import OpenAIModel
 from spark.reporting import collect_report_data, render_report, write_report
-from spark.reporting.charts import Series, line_chart, nice_max
+from spark.reporting.charts import Series, line_chart, nice_ticks
 from spark.reporting.html import CHART_DAYS, embed_json, render_html
 from spark.testing import ProviderServer
 from spark.types import Price
@@ -182,7 +182,7 @@ def test_days_over_time_with_gaps(cache_dir: Path, read_page: ReadPage) -> None:
     assert "<title>2025-03-01: 66.7% (4 hits, 2 misses)</title>" in hit_rate_chart
     assert "<title>2025-03-04: 0.0% (0 hits, 2 misses)</title>" in hit_rate_chart
     dollars_chart = page.split('aria-label="dollars per day"')[1].split("</svg>")[0]
-    assert "<title>2025-03-04: saved $0.00, spent $0.40</title>" in dollars_chart
+    assert "<title>2025-03-04: saved $0.0000, spent $0.4000</title>" in dollars_chart
 
 
 def test_an_empty_cache_still_makes_a_page(cache_dir: Path, read_page: ReadPage) -> None:
@@ -252,6 +252,9 @@ def test_collect_report_data_is_json_and_matches_the_page(
             "hits": 1,
             "saved_usd": 0.25,
             "last_hit": pytest.approx(time.time(), abs=60),
+            "recorded_at": None,  # (no entry holds k1)
+            "sealed": None,
+            "preview": None,
         }
     ]
 
@@ -270,17 +273,13 @@ def test_embed_json_cannot_break_out_of_its_element() -> None:
 
 
 def test_chart_helpers() -> None:
-    assert [nice_max(v) for v in (0, 0.7, 1, 3, 4.2, 17, 0.0031)] == [
-        1.0,
-        1.0,
-        1.0,
-        5.0,
-        5.0,
-        20.0,
-        0.005,
-    ]
-    svg = line_chart("rate", ["a", "b", "c"], Series("r", "#000", [0.5, None, 1.0]), str, 1.0)
+    assert [nice_ticks(v, 1)[-1] for v in (0, 0.7, 1, 3, 4.2, 17)] == [1, 1, 1, 3, 6, 20]
+    assert nice_ticks(0.0031, 0.0001) == [0.0, 0.001, 0.002, 0.003, 0.004]
+    svg = line_chart(
+        "rate", ["a", "b", "c"], Series("r", "#000", [0.5, None, 1.0]), str, 1.0, resolution=0.01
+    )
     assert svg.count("<circle") == 2
     assert svg.count(" M") + svg.count('"M') == 2  # the gap starts a new segment
-    assert "no data yet" in line_chart("rate", ["a"], Series("r", "#000", [None]), str, 1.0)
+    empty = line_chart("rate", ["a"], Series("r", "#000", [None]), str, 1.0, resolution=0.01)
+    assert "no data yet" in empty
     assert CHART_DAYS == 90
