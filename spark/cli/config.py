@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
+from spark.cache import KeyRing
+from spark.cache.crypto import read_key_file
 from spark.cli._context import CliState, pass_state, profile_option
 from spark.cli._errors import CliError
 from spark.cli._output import echo_json, json_option, print_table, warn
 from spark.config import CONFIG_FILE_NAME, Settings, render_default_toml
 from spark.config.problems import problem_message
-from spark.errors import ConfigError
+from spark.errors import ConfigError, EncryptionKeyError
 
 __all__ = ["config"]
 
@@ -33,7 +37,10 @@ def config() -> None:
 @profile_option
 @click.option("--all-profiles", is_flag=True, help="Check every profile, not only the active one.")
 @click.option(
-    "--strict", is_flag=True, help="Treat warnings (e.g. an encryption key not present) as errors."
+    "--strict",
+    is_flag=True,
+    help="Also refuse what any command would refuse here: an encryption key that is missing or "
+    "malformed, a key file others can read.",
 )
 @json_option
 @pass_state
@@ -43,8 +50,10 @@ def validate(
     """Check spark.toml and the environment for the active profile.
 
     Prints `OK: <file> (profile P, N models)`, or every problem, one per line, and exits 1.
-    Warnings (an encrypted cache whose key is not present here) are printed; --strict makes
-    them errors. Suitable for CI and pre-commit hooks.
+    What depends on this machine rather than on the file (an encrypted cache whose key is not
+    here, a malformed key in the key variable, a key file others can read or that holds no
+    key) is printed as a warning naming its profile; --strict makes each one an error, as
+    every command using that cache would. Suitable for CI and pre-commit hooks.
     """
     try:
         active = state.settings(profile)
@@ -56,7 +65,7 @@ def validate(
             "Create one with `spark config init`, or name it with --config or SPARK_CONFIG.",
         )
     names = active.profiles if all_profiles and active.profiles else [active.profile]
-    checked, problems = _check_profiles(state, active, names, strict)
+    checked, problems = _check_profiles(state, active, names, strict, all_profiles)
     if problems:
         _fail(as_json, active.path, problems)
     if as_json:
@@ -64,27 +73,103 @@ def validate(
         return
     for report in checked:
         for line in report["warnings"]:
-            warn(f"profile {report['profile']}: {line}" if all_profiles else line)
+            warn(line)
         count = len(report["models"])
         noun = "model" if count == 1 else "models"
         click.echo(f"OK: {active.path} (profile {report['profile']}, {count} {noun})")
 
 
 def _check_profiles(
-    state: CliState, active: Settings, names: list[str], strict: bool
+    state: CliState, active: Settings, names: list[str], strict: bool, all_profiles: bool
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """A report per profile that loads cleanly, and every problem of those that do not."""
+    """A report per profile that loads cleanly, and every problem, each naming its profile.
+
+    With one profile, the problems the file has in the other profiles (they name their own
+    table) are reported too; with every profile, each profile reports its own.
+    """
     checked: list[dict[str, Any]] = []
     problems: list[str] = []
     for name in names:
         try:
             settings = active if name == active.profile else state.settings(name)
-            warnings = settings.validate(strict_keys=strict)
         except ConfigError as exc:
-            problems += exc.problems or [str(exc)]
+            problems += [f"profile {name}: {line}" for line in exc.problems or [str(exc)]]
             continue
-        checked.append({"profile": name, "models": settings.model_aliases, "warnings": warnings})
+        if not all_profiles:
+            try:
+                settings.validate()
+            except ConfigError as exc:
+                problems += exc.problems or [str(exc)]
+        local = [f"profile {name}: {line}" for line in [*settings.warnings, *_key_checks(settings)]]
+        if strict:
+            problems += local
+        checked.append(
+            {
+                "profile": name,
+                "models": settings.model_aliases,
+                "warnings": [] if strict else local,
+            }
+        )
     return checked, list(dict.fromkeys(problems))
+
+
+def _key_checks(settings: Settings) -> list[str]:
+    """What loading the keys of each cache of ``settings`` would refuse on this machine.
+
+    A cache that is on reads its key variable (and its key file when the variable is unset)
+    even when it does not encrypt, so a malformed key breaks it too; a key file is checked
+    whenever it exists, since others being able to read it is a leak of its own.
+    """
+    found: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for alias in [None, *settings.model_aliases]:
+        rules = settings.cache_config(alias)
+        source = (rules.key_env, str(rules.key_file or ""))
+        if not (rules.enabled or rules.encrypt) or source in seen:
+            continue
+        seen.add(source)
+        found += _malformed(rules.key_env, os.environ.get(rules.key_env, ""))
+        if rules.key_file:
+            found += _key_file_problems(
+                Path(rules.key_file).expanduser(),
+                needed=rules.enabled and rules.encrypt and not os.environ.get(rules.key_env),
+            )
+    return found
+
+
+def _malformed(where: str, value: str) -> list[str]:
+    """A line for each key of a comma-separated list that is not a Fernet key (never the key
+    itself: it is a secret)."""
+    keys = [key.strip() for key in value.split(",") if key.strip()]
+    problems = []
+    for position, key in enumerate(keys, start=1):
+        try:
+            KeyRing.from_keys([key])
+        except EncryptionKeyError:
+            problems.append(
+                f"{where}: key #{position} of {len(keys)} is not a valid Fernet key (44 "
+                "characters of url-safe base64, as `spark cache keygen` prints them): every "
+                "command using this cache refuses it"
+            )
+    return problems
+
+
+def _key_file_problems(path: Path, *, needed: bool) -> list[str]:
+    """What is wrong with the key file at ``path``: others can read it, it cannot be read, a
+    key in it is malformed, or (when the cache needs it) it holds no key."""
+    if not path.exists():
+        return []  # a key file not there yet is the missing-key warning's
+    try:
+        keys = read_key_file(path)
+    except EncryptionKeyError as exc:
+        return [str(exc)]
+    problems = _malformed(f"key file {path}", ",".join(keys))
+    if needed and not keys:
+        problems.append(
+            f"key file {path} holds no key (one key per line): the cache encrypts and "
+            "cannot be used without one"
+        )
+    return problems
 
 
 def _fail(as_json: bool, path: Path | None, problems: list[str]) -> NoReturn:
@@ -149,22 +234,37 @@ def _show(value: Any) -> str:
 @config.command(short_help="Write a starter spark.toml.")
 @click.option(
     "--path",
-    type=click.Path(path_type=Path),
-    default=Path(CONFIG_FILE_NAME),
+    "path_text",
+    metavar="PATH",
+    default=CONFIG_FILE_NAME,
     show_default=True,
-    help="Where to write it (a directory gets a spark.toml inside).",
+    help="Where to write it (a directory, or a path ending in /, gets a spark.toml inside).",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def init(path: Path, force: bool) -> None:
+def init(path_text: str, force: bool) -> None:
     """Write a starter spark.toml: a cache-off base and the four usual profiles.
 
     development (cache on, 1 day), testing (30 days, encrypted, replay-only, under
     tests/llm_cache), staging (1 hour) and production (off, but embeddings cached for a week).
     An existing file is never overwritten without --force.
     """
-    target = path / CONFIG_FILE_NAME if path.is_dir() else path
+    target = _init_target(path_text)
     if target.exists() and not force:
         raise CliError(f"{target} already exists", "Use --force to overwrite it.")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(_STARTER_HEADER + render_default_toml(), encoding="utf-8")
-    click.echo(f"Wrote {target}. Check it with `spark config validate`.")
+    here = target.parent.resolve() == Path.cwd().resolve()
+    check = (
+        "spark config validate"
+        if here
+        else f"spark --config {shlex.quote(str(target))} config validate"
+    )
+    click.echo(f"Wrote {target}. Check it with `{check}`.")
+
+
+def _init_target(path_text: str) -> Path:
+    """The file ``--path`` means: ``DIR/spark.toml`` for an existing directory or a path that
+    ends with a separator (``newdir/``), else the path itself."""
+    path = Path(path_text).expanduser()
+    ends_as_dir = path_text.endswith("/") or path_text.endswith(os.sep)
+    return path / CONFIG_FILE_NAME if ends_as_dir or path.is_dir() else path

@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
 from spark.cache import KeyRing, admin, generate_key
-from spark.cache.codec import CorruptEntryError
 from spark.cache.crypto import fingerprint
-from spark.cache.stores.base import EntryRef
 from spark.cli._context import (
     CacheTarget,
     CliState,
@@ -32,9 +28,23 @@ from spark.cli._context import (
     profile_option,
 )
 from spark.cli._errors import CliError
-from spark.cli._output import echo_json, json_option, progress, warn
+from spark.cli._output import echo_json, json_option, warn
 from spark.cli._output import entries as n_entries
-from spark.errors import CacheError, DecryptionError, EncryptionKeyError
+from spark.cli._rotation import (
+    Census,
+    Plan,
+    RotationRun,
+    StopOnSignal,
+    check_census,
+    check_target,
+    failed,
+    interrupted,
+    make_plan,
+    reencrypt_all,
+    resume_command,
+    take_census,
+)
+from spark.errors import EncryptionKeyError
 
 __all__ = ["keygen", "rotate_key"]
 
@@ -78,24 +88,6 @@ def keygen(write_path: Path | None, as_json: bool) -> None:
         click.echo(f"key {fp}: store it as SPARK_CACHE_KEY; it is not saved anywhere", err=True)
 
 
-@dataclass
-class _Plan:
-    """Where a rotation goes: the new key, the full key list, and where that list is kept."""
-
-    new_key: str
-    keys: list[str]
-    old_fingerprints: list[str]
-    key_file: Path | None  # None: the keys live in the environment variable
-    key_env: str
-    outcomes: Counter[str] = field(default_factory=Counter)
-    failures: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def secret_line(self) -> str:
-        """``SPARK_CACHE_KEY=new,old``: the value to store when the keys live in a variable."""
-        return f"{self.key_env}={','.join(self.keys)}"
-
-
 @click.command("rotate-key", short_help="Re-encrypt every entry under a new key.")
 @click.option(
     "--new-key",
@@ -131,10 +123,14 @@ def rotate_key(
     The new key list (the new key first, then the old ones) is saved before any entry is
     touched: written to the profile's key_file (mode 0600) when one is configured, otherwise
     printed as the value of SPARK_CACHE_KEY to store as the secret. Each entry is rewritten
-    atomically; plaintext entries are encrypted too when the profile encrypts. If it stops
-    half-way, run it again with --resume (or give the same new key again): entries already
-    under the new key are skipped. Once every entry is re-encrypted, retire the old key by
-    dropping it from the list.
+    atomically; plaintext entries are encrypted too. Ctrl-C (or SIGTERM) stops it after the
+    entry in hand and prints how far it got and the exact command to resume; --resume then
+    skips the entries already under the new key. Once every entry is re-encrypted, retire the
+    old key by dropping it from the list.
+
+    Nothing changes when the profile does not encrypt, when its cache is empty, when no
+    profile is named (--profile or ENVIRONMENT) while another profile encrypts a cache of its
+    own, or when --resume lacks a key some entries are sealed with (that key is named).
 
     To choose the new key, keep it off the command line:
 
@@ -148,18 +144,45 @@ def rotate_key(
         raise click.UsageError("give either --resume or a new key, not both")
     chosen = _chosen_key(new_key, new_key_env)
     target = cache_target(state, profile, cache_dir)
-    plan = _plan(target, chosen, resume)
+    named = profile is not None or bool(os.environ.get("ENVIRONMENT", "").strip())
+    check_target(state, target, named, cache_dir)
+    settings = target.settings
+    command = resume_command(
+        state.config_path, settings.profile if settings.profiles else None, cache_dir
+    )
+    plan = make_plan(target, chosen, resume, command)
     entries = admin.entry_files(target.store)
-    if entries and not yes:
+    where = f"the cache of profile {settings.profile} ({target.where})"
+    census = take_census(target.store, entries)
+    check_census(plan, census, resume, where)
+    if not yes:
         click.confirm(
             f"Re-encrypt {n_entries(len(entries))} in {target.where} under key "
             f"{fingerprint(plan.new_key)}?",
             abort=True,
             err=True,
         )
-    _save_keys(plan, as_json)
-    _rotate(target, plan, entries)
-    _report(target, plan, as_json)
+    run = RotationRun(total=len(entries))
+    with StopOnSignal() as stop:
+        _save_keys(plan, as_json)
+        try:
+            reencrypt_all(
+                target.store,
+                entries,
+                KeyRing.from_keys([plan.new_key]),
+                KeyRing.from_keys(plan.keys),
+                encrypt_plaintext=True,
+                stop=stop,
+                run=run,
+            )
+        except OSError as exc:
+            raise CliError(
+                f"rotation stopped at {entries[run.done].location} after {run.done} of "
+                f"{n_entries(run.total)}: {exc}",
+                f"Fix the cause (nothing is lost: every entry opens with the new key list). "
+                f"{plan.resume_steps()}",
+            ) from exc
+    _report(target, plan, census, run, as_json)
 
 
 def _chosen_key(new_key: str | None, new_key_env: str | None) -> str | None:
@@ -222,45 +245,15 @@ def _valid(key: str, source: str) -> str:
     return key
 
 
-def _resume_hint(plan: _Plan) -> str:
-    """How to finish an interrupted rotation, with no key typed on a command line."""
-    if plan.key_file is not None:
-        return "run `spark cache rotate-key --resume` to finish"
-    return (
-        f"finish with `spark cache rotate-key --resume` once {plan.key_env} holds that list (set "
-        f"it without typing it on a command line: your secret store, or `read -rs "
-        f"{plan.key_env} && export {plan.key_env}` in a shell), or give the new key (the first "
-        f"of the list) again with {_SAFE_FORMS}"
-    )
-
-
-def _plan(target: CacheTarget, new_key: str | None, resume: bool) -> _Plan:
-    config = target.config
-    old_keys, source = admin.configured_keys(config.key_env, config.key_file, os.environ)
-    if resume:
-        if not old_keys:
-            raise CliError(f"--resume: no key is configured ({config.key_env} or key_file)")
-        new_key = old_keys[0]
-    new_key = (new_key or generate_key()).strip()
-    KeyRing.from_keys([new_key])  # a malformed --new-key fails here, before anything changes
-    keys = list(dict.fromkeys([new_key, *old_keys]))
-    olds = [fingerprint(k) for k in keys[1:]]
-    in_file = source == "file" or (source == "" and config.key_file is not None)
-    key_file = Path(config.key_file).expanduser() if in_file and config.key_file else None
-    if source == "env" and config.key_file:
-        warn(f"{config.key_env} is set, so it is used instead of the key file {config.key_file}")
-    if not config.encrypt:
-        warn("encryption is off for this profile: new entries are written in plaintext")
-    return _Plan(new_key, keys, olds, key_file, config.key_env)
-
-
-def _save_keys(plan: _Plan, as_json: bool) -> None:
+def _save_keys(plan: Plan, as_json: bool) -> None:
+    """Keep the new key list before any entry is sealed with it: in the key file, or printed
+    as the value to store in the variable (printed now, not at the end: if the run is
+    interrupted, the value is already in hand)."""
     if plan.key_file is not None:
         admin.write_key_file(plan.key_file, plan.keys, overwrite=True)
         if not as_json:
             click.echo(f"Saved {len(plan.keys)} keys to {plan.key_file} (new key first).")
         return
-    # Printed now, not at the end: if the run is interrupted the value is already in hand.
     click.echo("Store this as the secret (new key first, then the old ones):", err=as_json)
     click.echo(plan.secret_line, err=as_json)
     click.echo(
@@ -270,29 +263,9 @@ def _save_keys(plan: _Plan, as_json: bool) -> None:
     )
 
 
-def _rotate(target: CacheTarget, plan: _Plan, entries: list[EntryRef]) -> None:
-    goal = KeyRing.from_keys([plan.new_key])
-    readers = KeyRing.from_keys(plan.keys)
-    store = target.store
-    for done, entry in enumerate(progress(entries, "Re-encrypting")):
-        try:
-            outcome = admin.reencrypt_entry(
-                store, entry, goal, readers, encrypt_plaintext=target.config.encrypt
-            )
-        except (CorruptEntryError, DecryptionError) as exc:
-            plan.failures.append((entry.location, str(exc)))
-            continue
-        except OSError as exc:
-            where = plan.key_file or f"the {plan.key_env} value printed above"
-            raise CacheError(
-                f"rotation stopped at {entry.location} after {done} of {len(entries)} entries: "
-                f"{exc}. The new key list is in {where}; fix the cause, then "
-                f"{_resume_hint(plan)}"
-            ) from exc
-        plan.outcomes[outcome.name.lower()] += 1
-
-
-def _report(target: CacheTarget, plan: _Plan, as_json: bool) -> None:
+def _report(
+    target: CacheTarget, plan: Plan, census: Census, run: RotationRun, as_json: bool
+) -> None:
     new_fp = fingerprint(plan.new_key)
     if as_json:
         echo_json(
@@ -301,29 +274,32 @@ def _report(target: CacheTarget, plan: _Plan, as_json: bool) -> None:
                 "new_key_fingerprint": new_fp,
                 "old_key_fingerprints": plan.old_fingerprints,
                 "key_file": plan.key_file,
-                **{o.name.lower(): plan.outcomes[o.name.lower()] for o in admin.RotationOutcome},
-                "failed": [{"path": p, "reason": r} for p, r in plan.failures],
+                **{o.name.lower(): run.outcomes[o.name.lower()] for o in admin.RotationOutcome},
+                "failed": [{"path": p, "reason": r} for p, r in run.failures],
+                "done": run.done,
+                "total": run.total,
+                "interrupted": run.stopped_by or None,
+                "resume": plan.command if run.stopped_by else None,
             }
         )
     else:
         counts = [
-            f"{plan.outcomes[o.name.lower()]} {o.value}"
+            f"{run.outcomes[o.name.lower()]} {o.value}"
             for o in admin.RotationOutcome
-            if plan.outcomes[o.name.lower()]
+            if run.outcomes[o.name.lower()]
         ]
         click.echo(f"Key {new_fp}: {', '.join(counts) or 'no entries'}.")
-        for path, reason in plan.failures:
+        for path, reason in run.failures:
             click.echo(f"{path}: {reason}")
-    if plan.failures:
-        raise CliError(
-            f"{n_entries(len(plan.failures))} could not be re-encrypted (listed above)",
-            "They still need a key you do not hold, or are corrupt: delete them (or supply their "
-            f"key), then {_resume_hint(plan)}, before retiring any key.",
-        )
+    if run.stopped_by:
+        if plan.key_file is None:  # the list again, next to the way to resume with it
+            click.echo(plan.secret_line, err=as_json)
+        raise interrupted(plan, run)
+    if run.failures:
+        raise failed(plan, census, run)
     if plan.old_fingerprints and not as_json:
-        where = plan.key_file or plan.key_env
         click.echo(
             f"To retire the old key(s) {', '.join(plan.old_fingerprints)}: once every machine "
-            f"and CI secret uses the new list, drop them from {where}, keeping only the first "
-            "key; `spark cache verify` then reports any entry still under an old key."
+            f"and CI secret uses the new list, drop them from {plan.holder}, keeping only the "
+            "first key; `spark cache verify` then reports any entry still under an old key."
         )

@@ -54,7 +54,7 @@ def test_validate_lists_every_problem_without_a_traceback(spark: Invoke, project
         "colour",
     ):
         assert any(needle in line and "spark.toml: [cache]" in line for line in lines), needle
-    assert any("provider: must be one of bedrock, gemini, openai" in line for line in lines)
+    assert any("provider: must be one of bedrock, echo, gemini, openai" in line for line in lines)
     assert "Traceback" not in result.output
 
 
@@ -85,12 +85,13 @@ def test_validate_unknown_environment(
 def test_validate_warns_of_a_missing_key_and_strict_fails(spark: Invoke, project: Path) -> None:
     result = spark("config", "validate", "--profile", "ci")
     assert result.exit_code == 0
-    assert "warning: encryption is on" in result.stderr
+    assert "warning: profile ci: encryption is on" in result.stderr
     assert "key file" in result.stderr
     assert result.stdout.startswith("OK: ")
     strict = spark("config", "validate", "--profile", "ci", "--strict")
     assert strict.exit_code == 1
     assert "error: invalid Spark configuration" in strict.stderr
+    assert "  profile ci: encryption is on for [cache]" in strict.stderr
     assert "no key was found" in strict.stderr
 
 
@@ -183,6 +184,26 @@ def test_init_into_a_directory(spark: Invoke, tmp_path: Path) -> None:
     target.mkdir()
     assert spark("config", "init", "--path", str(target)).exit_code == 0
     assert (target / "spark.toml").is_file()
+
+
+def test_init_into_a_new_directory_named_with_a_trailing_slash(
+    spark: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = spark("config", "init", "--path", "newdir/")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "newdir").is_dir()
+    assert tomllib.loads((tmp_path / "newdir" / "spark.toml").read_text())["profiles"]
+    # The check it suggests finds the file written elsewhere than the current directory.
+    assert result.stdout == (
+        "Wrote newdir/spark.toml. Check it with `spark --config newdir/spark.toml config "
+        "validate`.\n"
+    )
+    checked = spark("--config", "newdir/spark.toml", "config", "validate")
+    assert checked.exit_code == 0, checked.output
+    # A path without the slash is the file's own name, as before.
+    assert spark("config", "init", "--path", "other.toml").exit_code == 0
+    assert (tmp_path / "other.toml").is_file()
 
 
 def test_profile_file_overlay_is_validated(spark: Invoke, project: Path) -> None:

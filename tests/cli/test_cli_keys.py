@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from spark.cache import KeyRing, generate_key
+from spark.cache import CacheConfig, CacheManager, KeyRing, generate_key
 from spark.cache.codec import decode_envelope, open_payload
 from spark.cache.crypto import fingerprint, read_key_file
 from spark.cache.stores.disk import DiskStore
@@ -154,21 +154,59 @@ def test_rotate_key_from_the_environment_prints_the_new_secret(
     assert report["old_key_fingerprints"] == [fingerprint(old)]
 
 
-def test_rotate_key_reports_entries_it_cannot_open(
+def test_rotate_key_names_the_key_it_does_not_hold(
     spark: Invoke,
     cache_dir: Path,
     fill: Fill,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("SPARK_CACHE_KEY", generate_key())
+    lost = generate_key()
+    monkeypatch.setenv("SPARK_CACHE_KEY", lost)
     fill(1, encrypt=True)  # sealed with a key that is then lost
-    monkeypatch.setenv("SPARK_CACHE_KEY", generate_key())
+    held = generate_key()
+    monkeypatch.setenv("SPARK_CACHE_KEY", held)
     fill(2, encrypt=True, start=10)
+    before = _entries(cache_dir)
+    # --resume: refused up front, one line naming the key, nothing changed.
+    resume = spark("cache", "rotate-key", "--profile", "vault", "--resume", "--yes")
+    assert resume.exit_code == 1
+    assert resume.stderr.startswith(
+        f"error: --resume: 1 of 3 entries are sealed with key {fingerprint(lost)}, which "
+        f"SPARK_CACHE_KEY does not hold (it holds {fingerprint(held)}); nothing was changed\n"
+    )
+    assert "SPARK_CACHE_KEY=" not in resume.output
+    assert _entries(cache_dir) == before
+    # A fresh rotation re-encrypts what it can open and ends with the key the rest need.
     result = spark("cache", "rotate-key", "--profile", "vault", "--yes")
     assert result.exit_code == 1
     assert "2 re-encrypted" in result.stdout
     assert "uses a key we do not hold" in result.stdout
-    assert "error: 1 entry could not be re-encrypted" in result.stderr
+    assert (
+        "error: 1 entry could not be re-encrypted (listed above): 1 of 3 entries are sealed "
+        f"with key {fingerprint(lost)}, which SPARK_CACHE_KEY does not hold"
+    ) in result.stderr
+    assert "Add that key to SPARK_CACHE_KEY after the keys there" in result.stderr
+    assert "spark cache rotate-key --resume --profile vault" in result.stderr
+    assert "delete" not in result.stderr
+
+
+def test_rotate_key_reports_a_tampered_entry_and_rotates_the_rest(
+    spark: Invoke, cache_dir: Path, fill: Fill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPARK_CACHE_KEY", generate_key())
+    fill(3, encrypt=True)
+    victim = min(cache_dir.rglob("*.json"))
+    document = json.loads(victim.read_bytes())
+    token = document["payload"]
+    document["payload"] = token[:60] + ("B" if token[60] != "B" else "C") + token[61:]
+    victim.write_text(json.dumps(document))
+    result = spark("cache", "rotate-key", "--profile", "vault", "--yes")
+    assert result.exit_code == 1
+    assert "2 re-encrypted" in result.stdout
+    assert f"{victim}: " in result.stdout
+    assert "tampered" in result.stdout
+    assert "error: 1 entry could not be re-encrypted (listed above)" in result.stderr
+    assert "`spark cache verify`" in result.stderr
 
 
 def test_rotate_key_confirms_and_validates(
@@ -293,9 +331,8 @@ def test_an_interrupted_rotation_resumes_with_no_key_on_the_command_line(
     new = line.removeprefix("SPARK_CACHE_KEY=").split(",")[0]
     # How to go on names only the safe forms: a hidden prompt, stdin, a variable.
     assert "never type it on a command line" in stopped.stderr
-    assert "read -rs SPARK_CACHE_KEY" in stopped.stderr
-    assert "`--new-key -`" in stopped.stderr
-    assert "`--new-key-env NAME`" in stopped.stderr
+    assert "`read -rs SPARK_CACHE_KEY && export SPARK_CACHE_KEY`, then paste it" in stopped.stderr
+    assert "Then finish with:\n  spark cache rotate-key --resume --profile vault" in stopped.stderr
     assert "--new-key KEY" not in stopped.stderr
 
     monkeypatch.setattr(DiskStore, "write", real_write)
@@ -305,3 +342,122 @@ def test_an_interrupted_rotation_resumes_with_no_key_on_the_command_line(
     assert "2 re-encrypted" in resumed.stdout
     assert "warning: a key given" not in resumed.stderr
     assert sorted(_decrypt_all(cache_dir, new)) == [f"answer {i}" for i in range(4)]
+
+
+# -- rotate-key refuses a cache it has no business rotating ---------------------------------------
+
+STARTER = """\
+[spark]
+default_profile = "development"
+
+[cache]
+dir = "user-cache"
+
+[profiles.development.cache]
+enabled = true
+
+[profiles.testing.cache]
+enabled = true
+dir = "tests/llm_cache"
+encrypt = true
+mode = "replay"
+"""
+
+
+def _starter_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The docs' layout: a development default that does not encrypt, and a testing profile
+    whose committed cache (tests/llm_cache) does; three entries in it."""
+    (project / "spark.toml").write_text(STARTER)
+    committed = project / "tests" / "llm_cache"
+    monkeypatch.setenv("SPARK_CACHE_KEY", generate_key())
+    monkeypatch.delenv("ENVIRONMENT", raising=False)
+    config = CacheConfig(enabled=True, cache_dir=committed, encrypt=True)
+    bound = CacheManager(committed, config).bind(config)
+    for index in range(3):
+        request = bound.chat_request("openai", "gpt-4o-mini", f"question {index}")
+        assert bound.save(request, {"text": f"answer {index}", "cost_usd": 0.0})
+    return committed
+
+
+def test_rotate_key_without_a_profile_does_not_rotate_the_default_user_cache(
+    spark: Invoke, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    committed = _starter_project(project, monkeypatch)
+    before = _entries(committed)
+    result = spark("cache", "rotate-key", "--yes")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"error: profile development does not encrypt its cache ({project / 'user-cache'}): "
+        "there is no key to rotate\n"
+    )
+    assert "`spark cache rotate-key --profile testing`" in result.stderr
+    assert str(committed) in result.stderr
+    assert "SPARK_CACHE_KEY=" not in result.output  # no new secret printed
+    assert _entries(committed) == before
+    # Named (by --profile, or by ENVIRONMENT as the docs run it), it goes ahead.
+    monkeypatch.setenv("ENVIRONMENT", "testing")
+    named = spark("cache", "rotate-key", "--yes")
+    assert named.exit_code == 0, named.output
+    assert "3 re-encrypted" in named.stdout
+
+
+def test_rotate_key_does_not_guess_between_two_encrypting_profiles(
+    spark: Invoke, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    committed = _starter_project(project, monkeypatch)
+    text = STARTER.replace(
+        "[profiles.development.cache]\n", "[profiles.development.cache]\nencrypt = true\n"
+    )
+    (project / "spark.toml").write_text(text)
+    before = _entries(committed)
+    result = spark("cache", "rotate-key", "--yes")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: no profile named: the active one, development (")
+    assert "`spark cache rotate-key --profile development`" in result.stderr
+    assert "`spark cache rotate-key --profile testing`" in result.stderr
+    assert "SPARK_CACHE_KEY=" not in result.output
+    assert _entries(committed) == before
+    assert spark("cache", "rotate-key", "--profile", "testing", "--yes").exit_code == 0
+
+
+def test_rotate_key_refuses_a_profile_that_does_not_encrypt(
+    spark: Invoke, cache_dir: Path, fill: Fill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPARK_CACHE_KEY", generate_key())
+    fill(2)
+    before = _entries(cache_dir)
+    result = spark("cache", "rotate-key", "--profile", "dev", "--yes")
+    assert result.exit_code == 1
+    assert "error: profile dev does not encrypt its cache" in result.stderr
+    # Every profile of the test spark.toml shares one directory: no other cache to point at.
+    assert "set encrypt = true (with key_env or key_file)" in result.stderr
+    assert "SPARK_CACHE_KEY=" not in result.output
+    assert _entries(cache_dir) == before
+
+
+def test_rotate_key_with_nothing_to_rotate(
+    spark: Invoke, project: Path, key_file: Callable[..., str]
+) -> None:
+    old = key_file()
+    result = spark("cache", "rotate-key", "--profile", "ci", "--yes")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"error: nothing to rotate: the cache of profile ci ({project / 'cache'}) holds no "
+        "entries\n"
+    )
+    assert read_key_file(project / "secrets" / "cache.key") == [old]  # no new key saved
+
+
+def test_resume_with_no_rotation_to_finish(
+    spark: Invoke, cache_dir: Path, fill: Fill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = generate_key()
+    monkeypatch.setenv("SPARK_CACHE_KEY", key)
+    fill(2, encrypt=True)
+    result = spark("cache", "rotate-key", "--profile", "vault", "--resume", "--yes")
+    assert result.exit_code == 1
+    assert (
+        f"error: --resume: every entry is already under key {fingerprint(key)}, the only key in "
+        "SPARK_CACHE_KEY: there is no rotation to finish"
+    ) in result.stderr
+    assert "run `spark cache rotate-key` without --resume" in result.stderr

@@ -1,0 +1,152 @@
+"""``spark config validate --strict`` refuses what the other commands refuse, naming the profile.
+
+Each case is checked both ways: the command that uses the cache refuses it, and ``validate
+--strict`` fails with a line that says which profile and what is wrong (never the key itself);
+without ``--strict`` the same line is a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from spark.cache import generate_key
+
+Invoke = Callable[..., Result]
+Fill = Callable[..., list[str]]
+
+BAD_KEY = "not-a-fernet-key"
+
+
+@pytest.fixture(autouse=True)
+def _no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ENVIRONMENT", raising=False)
+    monkeypatch.delenv("SPARK_CACHE_KEY", raising=False)
+
+
+def test_a_malformed_key_variable(
+    spark: Invoke, project: Path, fill: Fill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = generate_key()
+    monkeypatch.setenv("SPARK_CACHE_KEY", good)
+    fill(1, encrypt=True)
+    monkeypatch.setenv("SPARK_CACHE_KEY", f"{good},{BAD_KEY}")
+    refused = spark("cache", "verify", "--profile", "vault")
+    assert refused.exit_code == 1  # what the other commands do with it
+
+    line = (
+        "profile vault: SPARK_CACHE_KEY: key #2 of 2 is not a valid Fernet key (44 characters "
+        "of url-safe base64, as `spark cache keygen` prints them)"
+    )
+    lenient = spark("config", "validate", "--profile", "vault")
+    assert lenient.exit_code == 0
+    assert f"warning: {line}" in lenient.stderr
+    strict = spark("config", "validate", "--profile", "vault", "--strict")
+    assert strict.exit_code == 1
+    assert strict.stdout == ""
+    assert f"  {line}" in strict.stderr
+    assert BAD_KEY not in strict.output
+    assert good not in strict.output
+
+
+def test_a_key_file_others_can_read(
+    spark: Invoke, project: Path, fill: Fill, key_file: Callable[..., str]
+) -> None:
+    key_file()
+    path = project / "secrets" / "cache.key"
+    fill(1, encrypt=True, key_file=path)
+    path.chmod(0o644)
+    refused = spark("cache", "verify", "--profile", "ci")
+    assert refused.exit_code == 1
+    assert "readable by others" in refused.stderr
+
+    strict = spark("config", "validate", "--profile", "ci", "--strict")
+    assert strict.exit_code == 1
+    assert (
+        f"  profile ci: key file {path} is readable by others (mode 644); run `chmod 600 {path}`"
+    ) in strict.stderr
+    path.chmod(0o600)
+    assert spark("config", "validate", "--profile", "ci", "--strict").exit_code == 0
+
+
+def test_a_key_file_with_a_malformed_key_or_none(spark: Invoke, project: Path) -> None:
+    path = project / "secrets" / "cache.key"
+    path.parent.mkdir()
+    path.write_text(f"# the CI key\n{BAD_KEY}\n")
+    path.chmod(0o600)
+    strict = spark("config", "validate", "--profile", "ci", "--strict")
+    assert strict.exit_code == 1
+    assert f"  profile ci: key file {path}: key #1 of 1 is not a valid Fernet key" in (
+        strict.stderr
+    )
+    assert BAD_KEY not in strict.output
+    path.write_text("# nothing yet\n")
+    empty = spark("config", "validate", "--profile", "ci", "--strict")
+    assert empty.exit_code == 1
+    assert f"  profile ci: key file {path} holds no key (one key per line)" in empty.stderr
+
+
+def test_all_profiles_name_the_profile_of_each_problem(
+    spark: Invoke, project: Path, key_file: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_file()
+    path = project / "secrets" / "cache.key"
+    path.chmod(0o640)
+    monkeypatch.setenv("SPARK_CACHE_KEY", BAD_KEY)
+    result = spark("config", "validate", "--all-profiles", "--strict")
+    assert result.exit_code == 1
+    problems = [line for line in result.stderr.splitlines() if line.startswith("  ")]
+    assert problems
+    assert all(line.startswith("  profile ") for line in problems), problems
+    # Every cache that is on reads SPARK_CACHE_KEY, so each profile has that problem; only ci
+    # has the key file.
+    for name in ("ci", "dev", "vault"):
+        assert any(
+            line.startswith(f"  profile {name}: SPARK_CACHE_KEY: key #1") for line in problems
+        )
+    assert [line for line in problems if "readable by others" in line] == [
+        f"  profile ci: key file {path} is readable by others (mode 640); run `chmod 600 {path}`"
+    ]
+    report = json.loads(spark("config", "validate", "--all-profiles", "--strict", "--json").stdout)
+    assert report["ok"] is False
+    assert sorted({p.split(":")[0] for p in report["problems"]}) == [
+        "profile ci",
+        "profile dev",
+        "profile vault",
+    ]
+
+    # Without --strict: the same lines as warnings, each naming its profile; exit 0.
+    lenient = spark("config", "validate", "--all-profiles")
+    assert lenient.exit_code == 0
+    warnings = [line for line in lenient.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings
+    assert all(line.startswith("warning: profile ") for line in warnings), warnings
+
+
+def test_a_profile_of_its_own_names_itself(spark: Invoke, project: Path) -> None:
+    text = (project / "spark.toml").read_text()
+    (project / "spark.toml").write_text(
+        text + '\n[profiles.ci.models.extra]\nprovider = "openai"\n'
+    )
+    result = spark("config", "validate", "--all-profiles")
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if "extra" in line]
+    assert lines
+    assert all(line.startswith("  profile ci: ") for line in lines), lines
+
+
+def test_strict_passes_when_every_key_is_in_order(
+    spark: Invoke, project: Path, key_file: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_file()
+    monkeypatch.setenv("SPARK_CACHE_KEY", f"{generate_key()},{generate_key()}")
+    result = spark("config", "validate", "--all-profiles", "--strict")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert len(result.stdout.splitlines()) == 3
+    assert os.environ["SPARK_CACHE_KEY"] not in result.output
