@@ -10,8 +10,9 @@ streaming) well enough for the real `openai`, `boto3` and `google-genai` SDKs::
         ...
         assert server.count(provider="openai", operation="chat") == 1
 
-`spark.testing.fixtures.provider_server` is a pytest fixture yielding a started server, and
-`python -m spark.testing` serves one until Ctrl-C, printing the variables that point SDKs at it.
+Under pytest, the `provider_server` fixture (registered by Spark's plugin, nothing to import)
+yields a started server; `python -m spark.testing` serves one until Ctrl-C, printing the
+variables that point SDKs at it.
 """
 
 from __future__ import annotations

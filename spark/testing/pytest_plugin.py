@@ -1,24 +1,30 @@
 """Spark's pytest plugin: record a test suite's LLM calls once, replay them in CI.
 
-Installed with Spark (entry point ``pytest11``), inert unless asked:
+Installed with Spark (entry point ``pytest11``), safe by default:
 
+- With ``ENVIRONMENT`` unset, a spark.toml that has a ``testing`` profile makes it the active
+  profile for the session (the report header says which profile is active and why), so
+  forgetting ``ENVIRONMENT=testing`` replays instead of calling the provider.
 - ``--spark-cache=replay|record|refresh|off`` sets the cache mode of every model built from
   spark.toml during the session (``record`` = read_write: existing entries are used, new ones
   written; ``refresh`` re-asks every question, rewriting only answers that changed).
 - ``@pytest.mark.spark_cache(mode=..., dir=...)`` gives one test its own mode or directory;
-  the ``spark_cache`` fixture gives a test its cache directory, mode and manager.
+  the ``spark_cache`` and ``provider_server`` fixtures (``spark.testing.fixtures``) are
+  registered by the plugin itself.
 - A replay miss fails the test with the explanation (nearest entry and the difference), not a
   traceback — also when it surfaces wrapped (in an exception group, or as the cause of another
   error). What an encrypted cache holds stays sealed in that report: the explanation names the
   fields that differ and shows digests, not text (docs/testing.md, "Replay in CI").
 - With ``--spark-skip-without-key`` (or ``SPARK_SKIP_WITHOUT_KEY=1``), tests that need a cache
   key that is not set are skipped instead of failed — for forks whose CI has no secrets.
-- At the end: hits, misses and entries recorded; after a recording run, which entries were
-  used (for ``spark cache prune --unused``).
+- At the end: hits, misses and entries recorded; calls that went to a provider while spark.toml
+  has a testing profile; after a recording run, which entries were used (for ``spark cache
+  prune --unused``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -28,12 +34,19 @@ from typing import Any
 import pytest
 
 from spark.cache import CacheManager
-from spark.errors import CacheMissError, DecryptionError, EncryptionKeyError
+from spark.config import find_config_file, load_settings
+from spark.errors import CacheMissError, ConfigError, DecryptionError, EncryptionKeyError
+from spark.testing.fixtures import SparkCacheHandle
 
-__all__ = ["SparkCacheHandle", "spark_cache"]
+__all__ = ["TESTING_PROFILE", "SparkCacheHandle"]
 
+# Registers ``provider_server`` and ``spark_cache`` (a module already registered by a user's
+# own ``pytest_plugins`` line is not registered twice).
+pytest_plugins = ["spark.testing.fixtures"]
+
+TESTING_PROFILE = "testing"
 MODES = {"replay": "replay", "record": "read_write", "refresh": "refresh", "off": None}
-_STASH: dict[str, Any] = {}
+logger = logging.getLogger("spark.testing")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,20 +67,99 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Apply ``--spark-cache`` for the whole session, through Spark's environment variables."""
+    """Choose the session's profile and apply ``--spark-cache``, through Spark's environment
+    variables (so models built with ``from_profile`` and ``spark`` subprocesses follow)."""
     config.addinivalue_line(
         "markers", "spark_cache(mode=None, dir=None): this test's Spark cache mode or directory"
     )
     choice = config.getoption("--spark-cache")
-    _STASH["choice"] = choice
-    _STASH["saved_env"] = {}
+    session = _session_profile()
+    saved: dict[str, str | None] = {}
+    config.stash[_CHOICE] = choice
+    config.stash[_SESSION] = session
+    config.stash[_SAVED_ENV] = saved
+    if session.defaulted:
+        _set_env({"ENVIRONMENT": TESTING_PROFILE}, saved)
     if choice is not None:
-        _set_env(_mode_env(choice), _STASH["saved_env"])
+        _set_env(_mode_env(choice), saved)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Restore the environment the session started with."""
-    _restore_env(_STASH.pop("saved_env", {}))
+    _restore_env(config.stash.get(_SAVED_ENV, {}))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Which spark.toml and profile the session uses, and what chose the profile."""
+    session = config.stash.get(_SESSION, None)
+    return [session.header()] if session is not None and session.path else []
+
+
+@dataclass(frozen=True)
+class _SessionProfile:
+    """The session's spark.toml, whether it has a testing profile, and the profile chosen."""
+
+    path: Path | None = None
+    has_testing: bool = False
+    environment: str = ""  # ENVIRONMENT as the session started (stripped)
+
+    @property
+    def defaulted(self) -> bool:
+        """True when the plugin, not ENVIRONMENT, makes ``testing`` the session's profile."""
+        return self.has_testing and not self.environment
+
+    @property
+    def testing_active(self) -> bool:
+        """True when the session runs under the testing profile."""
+        return self.defaulted or self.environment == TESTING_PROFILE
+
+    def header(self) -> str:
+        """The report header line."""
+        if self.defaulted:
+            chosen = f"profile {TESTING_PROFILE} (ENVIRONMENT is unset: the default under pytest)"
+        elif self.environment:
+            chosen = f"profile {self.environment} (ENVIRONMENT)"
+        else:
+            chosen = "its default profile (ENVIRONMENT is unset, no testing profile)"
+        return f"spark: {self.path}, {chosen}"
+
+
+# This session's state: pytest may run sessions inside one process (pytester), so none of it
+# is module-global.
+_SESSION = pytest.StashKey[_SessionProfile]()
+_CHOICE = pytest.StashKey["str | None"]()
+_SAVED_ENV = pytest.StashKey[dict[str, "str | None"]]()
+
+
+def _session_profile() -> _SessionProfile:
+    """What spark.toml the session's models will find, and whether it has a testing profile.
+
+    A spark.toml that cannot be read or validated changes nothing here: every ``from_profile``
+    call then fails with its problems, so no test reaches a provider through it.
+    """
+    environment = os.environ.get("ENVIRONMENT", "").strip()
+    try:
+        path = find_config_file()
+    except ConfigError:
+        return _SessionProfile(environment=environment)
+    if path is None:
+        return _SessionProfile(environment=environment)
+    return _SessionProfile(path, _has_testing_profile(path), environment)
+
+
+def _has_testing_profile(path: Path) -> bool:
+    """Whether ``path`` defines a testing profile (its environment variables left out: they are
+    checked where models are built)."""
+    try:
+        load_settings(path, profile=TESTING_PROFILE, env={})
+    except ConfigError:
+        # Unknown, or defined with problems: the profile list of the default profile tells.
+        try:
+            return TESTING_PROFILE in load_settings(path, env={}).profiles
+        except ConfigError as exc:
+            logger.debug("spark.testing: %s has problems: %s", path, exc)
+            return False
+    return True
 
 
 def _mode_env(choice: str) -> dict[str, str]:
@@ -91,18 +183,6 @@ def _restore_env(saved: dict[str, str | None]) -> None:
             os.environ[name] = value
 
 
-@dataclass(frozen=True)
-class SparkCacheHandle:
-    """What the ``spark_cache`` fixture gives a test."""
-
-    mode: str | None
-    dir: Path | None
-
-    def manager(self) -> CacheManager:
-        """The manager of this test's cache directory (the default directory when unset)."""
-        return CacheManager.get_instance(self.dir)
-
-
 @pytest.fixture(autouse=True)
 def _spark_cache_marker(request: pytest.FixtureRequest) -> Iterator[None]:
     """Apply ``@pytest.mark.spark_cache(mode=..., dir=...)`` for the marked test only."""
@@ -113,6 +193,12 @@ def _spark_cache_marker(request: pytest.FixtureRequest) -> Iterator[None]:
     values: dict[str, str] = {}
     mode = marker.kwargs.get("mode")
     if mode is not None:
+        if mode not in MODES:
+            pytest.fail(
+                f"@pytest.mark.spark_cache(mode={mode!r}): unknown mode;"
+                f" use one of {', '.join(sorted(MODES))}",
+                pytrace=False,
+            )
         values.update(_mode_env(mode))
     if marker.kwargs.get("dir") is not None:
         values["SPARK_CACHE_DIR"] = str(Path(marker.kwargs["dir"]).absolute())
@@ -124,20 +210,12 @@ def _spark_cache_marker(request: pytest.FixtureRequest) -> Iterator[None]:
         _restore_env(saved)
 
 
-@pytest.fixture
-def spark_cache(request: pytest.FixtureRequest) -> SparkCacheHandle:
-    """This test's cache mode and directory (from the marker, the option or the environment)."""
-    directory = os.environ.get("SPARK_CACHE_DIR")
-    off = os.environ.get("SPARK_ENABLE_CACHE", "").lower() in ("0", "false", "no", "off")
-    mode = None if off else os.environ.get("SPARK_CACHE_MODE")
-    return SparkCacheHandle(mode=mode, dir=Path(directory) if directory else None)
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """A replay miss or a missing key reads as its message, not a traceback."""
+    """A replay miss, a missing key or a spark.toml problem reads as its message, not a
+    traceback."""
     report = yield
     excinfo = call.excinfo
     if excinfo is None or not report.failed:
@@ -158,11 +236,11 @@ def pytest_runtest_makereport(
     return report
 
 
-_REPORTED = (CacheMissError, EncryptionKeyError, DecryptionError)
+_REPORTED = (CacheMissError, EncryptionKeyError, DecryptionError, ConfigError)
 
 
 def _spark_error(error: BaseException) -> BaseException | None:
-    """The replay miss or key error that made the test fail: ``error`` itself, or one found
+    """The replay miss, key or configuration error that made the test fail: ``error`` itself, or one found
     in its exception groups and causes (a few levels deep), else None."""
     pending: list[tuple[BaseException, int]] = [(error, 0)]
     seen: set[int] = set()
@@ -188,10 +266,12 @@ def _skip_without_key(item: pytest.Item) -> bool:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    """Hits, misses and recorded entries of every cache used; the usage record after a record."""
+    """Hits, misses and recorded entries of every cache used; calls that went to a provider
+    while spark.toml has a testing profile; the usage record after a record."""
     managers = [m for m in CacheManager.instances() if m.counters.hits or m.counters.misses]
     if not managers:
         return
+    choice = config.stash.get(_CHOICE, None)
     terminalreporter.section("Spark LLM cache")
     for manager in managers:
         counters = manager.counters
@@ -199,9 +279,46 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"{manager.cache_dir}: {counters.hits} hits, {counters.misses} misses, "
             f"{counters.writes} entries recorded, ${counters.saved_cost_usd:.4f} saved"
         )
-        if _STASH.get("choice") in ("record", "refresh") and exitstatus == 0:
+        if choice in ("record", "refresh") and exitstatus == 0:
             manager.write_usage_record()
             terminalreporter.write_line(
                 f"  usage recorded: `spark cache prune --unused --dir {manager.cache_dir}` "
                 "removes entries this run did not use"
             )
+    warning = _live_warning(config.stash.get(_SESSION, None), choice, managers)
+    if warning:
+        terminalreporter.write_line(warning, yellow=True, bold=True)
+
+
+def _live_warning(
+    session: _SessionProfile | None, choice: str | None, managers: list[CacheManager]
+) -> str | None:
+    """The summary line for a run whose calls went to a provider while a testing profile
+    exists, or None.
+
+    A miss of a cache that does not replay is a provider call (made, or tried and failed); a
+    replay miss never is. A cache first opened in replay mode counts its writes instead: each
+    is an answer that a test with its own mode (a marker) fetched. Rejected alternative:
+    counting at the provider clients, which belong to the models, not to this plugin.
+    """
+    if session is None or not session.has_testing:
+        return None
+    live = sum(
+        m.counters.writes if m.config.mode == "replay" else m.counters.misses for m in managers
+    )
+    if not live:
+        return None
+    calls = f"{live} call{'s' if live != 1 else ''} went to a live provider"
+    if not session.testing_active:
+        return (
+            f"{calls} under profile {session.environment} (ENVIRONMENT={session.environment}),"
+            f" though {session.path} has a testing profile: unset ENVIRONMENT (or set"
+            f" ENVIRONMENT={TESTING_PROFILE}) to replay the recorded answers instead"
+        )
+    cause = (
+        f"--spark-cache={choice}"
+        if choice
+        else "a cache that does not replay: a spark_cache marker, SPARK_CACHE_MODE or the"
+        " profile's own mode"
+    )
+    return f"{calls} although the testing profile is active ({cause})"

@@ -47,7 +47,7 @@ def test_asks():
 
 @pytest.mark.spark_cache(mode="off")
 def test_marker_turns_the_cache_off(spark_cache):
-    assert spark_cache.mode is None
+    assert spark_cache.mode == "off"
     assert ask("always live") != ""
 """
 
