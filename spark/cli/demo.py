@@ -2,18 +2,20 @@
 
 The same questions go twice to an OpenAI, a Bedrock and a Gemini model sharing one temporary
 cache: the first round pays the (simulated) provider latency, the second is answered from disk.
+On a base install (a provider SDK missing) the questions go to ``EchoModel`` instead, which
+needs no SDK; the cache does the same work.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ import click
 
 from spark.cli._output import echo_json, format_latency, format_usd, json_option
 from spark.models.base import Model
+from spark.models.echo import EchoModel
+from spark.models.pricing import BUILTIN_PRICES
 from spark.testing import ProviderServer
 
 __all__ = ["QUESTIONS", "demo"]
@@ -43,7 +47,10 @@ _MODELS = (
     ("bedrock", "anthropic.claude-3-haiku-20240307-v1:0"),
     ("gemini", "gemini-2.0-flash"),
 )
-_SDKS = ("openai", "boto3", "google.genai")
+_SDKS = {"openai": "openai", "boto3": "boto3", "google.genai": "google-genai"}  # import: pip
+# EchoModel stands in for all three on a base install, priced as the cheapest of them so that
+# the dollars saved are a real figure for a real model.
+_ECHO_PRICED_AS = "gpt-4o-mini"
 _WORDS = 8
 
 
@@ -69,7 +76,7 @@ class Answer:
     default=6,
     show_default=True,
     type=click.IntRange(1, len(QUESTIONS)),
-    help="How many questions to ask (spread over the three providers).",
+    help="How many questions to ask (spread over the models asked).",
 )
 @click.option(
     "--latency",
@@ -86,23 +93,25 @@ def demo(count: int, latency: float, as_json: bool) -> None:
     one model of each over a fresh temporary cache, asks each question once (every call reaches
     the provider) and then again (answered from the cache), and prints the second round's
     median latency, the hit rate and the dollars saved. No network, no API keys.
+
+    Without the provider SDKs (a base install) the questions go to EchoModel, Spark's offline
+    model, through the same cache.
     """
     questions = list(QUESTIONS[:count])
     show = None if as_json else _print_answer
+    missing = missing_sdks()
     if show is not None:
-        click.echo(
-            f"Asking {count} questions twice, spread over OpenAI, Bedrock and Gemini (a local "
-            f"stand-in; each provider call takes {latency:g} s)."
-        )
+        click.echo(_intro(count, latency, missing))
     cache_dir = Path(tempfile.mkdtemp(prefix="spark-demo-"))
     try:
-        with ProviderServer(latency=latency) as server:
-            answers, stats = asyncio.run(_run(server, cache_dir, questions, show))
+        with _models(cache_dir, latency, missing) as models:
+            answers, stats = asyncio.run(_run(models, questions, show))
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
     summary = _summary(answers, stats)
     if as_json:
-        echo_json({**summary, "answers": [asdict(a) for a in answers]})
+        backend = "echo" if missing else "provider_server"
+        echo_json({**summary, "backend": backend, "answers": [asdict(a) for a in answers]})
         return
     click.echo("")
     click.echo(
@@ -113,7 +122,50 @@ def demo(count: int, latency: float, as_json: bool) -> None:
         f"Hit rate: {100 * summary['hit_rate']:.1f}% "
         f"({summary['hits']} hits, {summary['misses']} misses)"
     )
-    click.echo(f"Dollars saved: {format_usd(summary['saved_usd'])}")
+    priced = f" (EchoModel priced as {_ECHO_PRICED_AS})" if missing else ""
+    click.echo(f"Dollars saved: {format_usd(summary['saved_usd'])}{priced}")
+
+
+def missing_sdks() -> list[str]:
+    """The provider SDKs that cannot be imported, by their pip names (imported now, so that the
+    first round times the calls, not the imports)."""
+    missing = []
+    for module, package in _SDKS.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(package)
+    return missing
+
+
+def _intro(count: int, latency: float, missing: list[str]) -> str:
+    if not missing:
+        return (
+            f"Asking {count} questions twice, spread over OpenAI, Bedrock and Gemini (a local "
+            f"stand-in; each provider call takes {latency:g} s)."
+        )
+    return (
+        f"Asking {count} questions twice of EchoModel, Spark's offline model (each call takes "
+        f"{latency:g} s). Not installed: {', '.join(missing)}; with the provider SDKs "
+        "(pip install -e '.[all]' in a Spark checkout) the demo asks OpenAI, Bedrock and "
+        "Gemini stand-ins instead."
+    )
+
+
+@contextmanager
+def _models(cache_dir: Path, latency: float, missing: list[str]) -> Iterator[list[Model]]:
+    """The demo's models: the three providers against a local server, or EchoModel."""
+    if missing:
+        yield [echo_model(cache_dir, latency)]
+        return
+    with ProviderServer(latency=latency) as server:
+        yield build_models(server, cache_dir)
+
+
+def echo_model(cache_dir: Path, latency: float) -> EchoModel:
+    """The base install's demo model, caching in ``cache_dir``."""
+    price = BUILTIN_PRICES[_ECHO_PRICED_AS]
+    return EchoModel(latency=latency, enable_cache=True, cache_dir=cache_dir, pricing=price)
 
 
 def build_models(server: ProviderServer, cache_dir: Path) -> list[Model]:
@@ -122,9 +174,6 @@ def build_models(server: ProviderServer, cache_dir: Path) -> list[Model]:
     from spark.models.gemini import GeminiModel
     from spark.models.openai import OpenAIModel
 
-    for sdk in _SDKS:  # imported now, so that the first round times the calls, not the imports
-        with contextlib.suppress(ImportError):  # a missing SDK fails on its first call, clearly
-            importlib.import_module(sdk)
     cache: dict[str, Any] = {"enable_cache": True, "cache_dir": cache_dir, "max_retries": 0}
     (_, openai_id), (_, bedrock_id), (_, gemini_id) = _MODELS
     return [
@@ -142,12 +191,8 @@ def build_models(server: ProviderServer, cache_dir: Path) -> list[Model]:
 
 
 async def _run(
-    server: ProviderServer,
-    cache_dir: Path,
-    questions: list[str],
-    show: Callable[[Answer, bool], None] | None,
+    models: list[Model], questions: list[str], show: Callable[[Answer, bool], None] | None
 ) -> tuple[list[Answer], dict[str, Any]]:
-    models = build_models(server, cache_dir)
     answers = []
     for round_number in (1, 2):
         for index, question in enumerate(questions):

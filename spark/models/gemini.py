@@ -27,6 +27,7 @@ from spark.errors import (
 )
 from spark.models import _gemini_convert as convert
 from spark.models._gemini_answers import PROVIDER, ResponseAssembler, embedding_response
+from spark.models._loop_clients import LoopClients
 from spark.models.base import Messages, Model, ModelOptions, StreamPiece
 from spark.types import EmbeddingResponse, ModelResponse
 
@@ -37,7 +38,10 @@ if TYPE_CHECKING:
 
 __all__ = ["GeminiModel"]
 
-_INSTALL_HINT = "GeminiModel needs the google-genai SDK: pip install 'spark-llm-cache[gemini]'"
+_INSTALL_HINT = (
+    "GeminiModel needs the google-genai SDK: pip install google-genai (in a Spark checkout: pip"
+    " install -e '.[gemini]')"
+)
 # Transport failures are recognised by class name, so one table serves whichever HTTP stack
 # the SDK runs on (httpx, httpx2 or aiohttp) without importing any of them here.
 _CONNECT_FAILURES = frozenset(
@@ -85,16 +89,33 @@ class GeminiModel(Model):
         self._base_url = base_url
         self._timeout = timeout
         self._max_retries = max_retries
-        # Held for the model's lifetime: a garbage-collected client closes its connections.
-        self._client: Client | None = client
+        self._injected_client = client
+        self._clients: LoopClients[Client] = LoopClients(self._build_client, _close_client)
 
     # -- the SDK client -------------------------------------------------------------------
 
     def _sdk_client(self) -> Client:
-        """The injected client, else the one built on the first provider call."""
-        if self._client is None:
-            self._client = self._build_client()
-        return self._client
+        """The injected client, else the client of the running event loop (built on first use,
+        closed when that loop shuts down: see ``spark.models._loop_clients``). The SDK's async
+        connection pool belongs to one loop, so a second ``asyncio.run`` gets its own client."""
+        if self._injected_client is not None:
+            return self._injected_client
+        return self._clients.current()
+
+    async def _client(self) -> Client:
+        """``_sdk_client``, after closing the clients of loops closed without shutting down."""
+        client = self._sdk_client()
+        await self._clients.close_stale()
+        return client
+
+    async def aclose(self) -> None:
+        """Close the SDK client(s) this model built; an injected client is left to its owner.
+
+        Optional: the client of a loop is closed when that loop shuts down (``asyncio.run``
+        returns), so scripts need not call it; long-lived loops may, to release connections.
+        """
+        await self._clients.close_current()
+        await self._clients.close_stale()
 
     def _build_client(self) -> Client:
         try:
@@ -131,7 +152,7 @@ class GeminiModel(Model):
 
     async def _complete(self, call: WireCall) -> ModelResponse:
         """One ``generate_content`` call: every candidate, usage."""
-        client = self._sdk_client()
+        client = await self._client()
         with _provider_errors(self.model_id):
             response = await client.aio.models.generate_content(**call.arguments)
         assembler = ResponseAssembler()
@@ -145,7 +166,7 @@ class GeminiModel(Model):
         A stream that errors, drops or ends without a finish reason raises
         ``ProviderServerError`` (or the error its in-stream status maps to).
         """
-        client = self._sdk_client()
+        client = await self._client()
         with _provider_errors(self.model_id):
             stream = await client.aio.models.generate_content_stream(**call.arguments)
         assembler = ResponseAssembler()
@@ -173,10 +194,18 @@ class GeminiModel(Model):
 
     async def _embed(self, call: WireCall) -> EmbeddingResponse:
         """One ``embed_content`` call for a batch."""
-        client = self._sdk_client()
+        client = await self._client()
         with _provider_errors(self.model_id):
             response = await client.aio.models.embed_content(**call.arguments)
         return embedding_response(response, len(call.arguments["contents"]))
+
+
+async def _close_client(client: Client) -> None:
+    """Close both halves of a google-genai client: the async pool, then the sync one."""
+    try:
+        await client.aio.aclose()
+    finally:
+        client.close()
 
 
 @contextmanager

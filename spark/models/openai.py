@@ -7,10 +7,7 @@ one place, ``_provider_errors``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import sys
-import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Unpack
@@ -26,6 +23,7 @@ from spark.errors import (
 )
 from spark.models import _openai_answers as answers
 from spark.models import _openai_convert as convert
+from spark.models._loop_clients import LoopClients
 from spark.models.base import Messages, Model, ModelOptions, StreamPiece
 
 if TYPE_CHECKING:
@@ -37,7 +35,10 @@ if TYPE_CHECKING:
 __all__ = ["OpenAIModel"]
 
 PROVIDER = "openai"
-_INSTALL_HINT = "OpenAIModel needs the openai SDK: pip install 'spark-llm-cache[openai]'"
+_INSTALL_HINT = (
+    "OpenAIModel needs the openai SDK: pip install openai (in a Spark checkout: pip install -e"
+    " '.[openai]')"
+)
 
 
 class OpenAIModel(Model):
@@ -75,37 +76,18 @@ class OpenAIModel(Model):
         # (``timeout=None`` even means "no timeout" to the SDK).
         self._client_options = {name: value for name, value in options.items() if value is not None}
         self._injected_client = client
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._clients: LoopClients[AsyncOpenAI] = LoopClients(self._build_client, _close_client)
 
     # -- the SDK client -------------------------------------------------------------------
 
     async def _sdk_client(self) -> AsyncOpenAI:
-        """The injected client, else the client of the running event loop (built on first use).
-
-        The SDK's connection pool belongs to the loop that opened it: one client shared across
-        loops fails with "Event loop is closed" under a second ``asyncio.run`` and breaks calls
-        from threads with their own loops. So each loop gets its own client, and clients of
-        closed loops are closed. Rejected: one client per model (breaks sync wrappers).
-        """
+        """The injected client, else the client of the running event loop (built on first use,
+        closed when that loop shuts down: see ``spark.models._loop_clients``)."""
         if self._injected_client is not None:
             return self._injected_client
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = self._build_client()
-            await self._close_stale_clients()
+        client = self._clients.current()
+        await self._clients.close_stale()
         return client
-
-    async def _close_stale_clients(self) -> None:
-        """Close the clients of closed loops, so the SDK never schedules their close (doomed to
-        fail and logged as "Task exception was never retrieved") when they are collected."""
-        for loop, client in list(self._clients.items()):
-            if loop.is_closed():
-                self._clients.pop(loop, None)
-                with contextlib.suppress(RuntimeError, OSError):  # its sockets died with it
-                    await client.close()
 
     def _build_client(self) -> AsyncOpenAI:
         try:
@@ -122,13 +104,11 @@ class OpenAIModel(Model):
     async def aclose(self) -> None:
         """Close the SDK client(s) this model built; an injected client is left to its owner.
 
-        Optional: an unclosed client is closed when garbage-collected, but only cleanly while
-        its event loop still runs, so long-lived programs and test fixtures should call this.
+        Optional: the client of a loop is closed when that loop shuts down (``asyncio.run``
+        returns), so scripts need not call it; long-lived loops may, to release connections.
         """
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.close()
-        await self._close_stale_clients()
+        await self._clients.close_current()
+        await self._clients.close_stale()
 
     # -- provider calls -------------------------------------------------------------------
 
@@ -184,6 +164,10 @@ class OpenAIModel(Model):
         with _provider_errors(self.model_id):
             response = await client.embeddings.create(**call.arguments)
         return answers.embedding_response(response)
+
+
+async def _close_client(client: AsyncOpenAI) -> None:
+    await client.close()
 
 
 def _check_async_client(client: Any) -> None:

@@ -27,6 +27,7 @@ MODEL_CLASSES: dict[str, str] = {
     "openai": "spark.models.openai:OpenAIModel",
     "bedrock": "spark.models.bedrock:BedrockModel",
     "gemini": "spark.models.gemini:GeminiModel",
+    "echo": "spark.models.echo:EchoModel",  # offline, no SDK (docs/models.md, "EchoModel")
 }
 
 # Each provider's pure translation: ``prepare_chat``, ``prepare_embedding``, ``cache_model_id``.
@@ -34,6 +35,7 @@ TRANSLATIONS: dict[str, str] = {
     "openai": "spark.models._openai_convert",
     "bedrock": "spark.models._bedrock_convert",
     "gemini": "spark.models._gemini_convert",
+    "echo": "spark.models._echo_convert",
 }
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import statistics
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -59,7 +62,7 @@ def test_ask_misses_then_hits(spark: Invoke, ask_project: Path, server: Provider
     assert status.startswith("cached: no · ")
     assert " in / " in status
     assert "out tokens" in status
-    assert "cost $0.0" in status
+    assert re.search(r"cost <?\$\d+\.\d{4}$", status), status  # the one money format
     second = spark("ask", "What is the capital of France?", "--model", "gpt", "--json")
     answer = json.loads(second.stdout)
     assert answer["cached"] is True
@@ -81,6 +84,20 @@ def test_ask_no_cache_and_system_prompt(
     assert not (ask_project / "cache").exists()
 
 
+def test_ask_takes_the_model_id_of_an_alias(
+    spark: Invoke, ask_project: Path, server: ProviderServer
+) -> None:
+    result = spark("ask", "Which alias?", "--model", "gpt-4o-mini", "--json")
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert (answer["alias"], answer["model_id"]) == ("gpt", "gpt-4o-mini")
+    assert server.count(provider="openai") == 1
+    unaliased = spark("ask", "Hi", "--model", "gpt-4.1-nano")
+    assert unaliased.exit_code == 1
+    assert unaliased.stderr.startswith("error: --model gpt-4.1-nano: no alias in ")
+    assert 'model_id = "gpt-4.1-nano"' in unaliased.stderr
+
+
 def test_ask_reads_the_prompt_from_stdin(spark: Invoke, ask_project: Path) -> None:
     result = spark("ask", "-", "--model", "gpt", "--json", input="From stdin?\n")
     assert result.exit_code == 0, result.output
@@ -90,7 +107,8 @@ def test_ask_reads_the_prompt_from_stdin(spark: Invoke, ask_project: Path) -> No
 def test_ask_errors_are_one_line(spark: Invoke, ask_project: Path, server: ProviderServer) -> None:
     unknown = spark("ask", "Hi", "--model", "gpt5")
     assert unknown.exit_code == 1
-    assert unknown.stderr.startswith("error: unknown model alias 'gpt5'; known aliases: gpt\n")
+    assert unknown.stderr.startswith("error: --model gpt5: no alias in ")
+    assert "Did you mean gpt or gpt-4o?" in unknown.stderr
     profile = spark("ask", "Hi", "--model", "gpt", "--profile", "prod")
     assert profile.exit_code == 1
     assert "unknown profile" in profile.stderr
@@ -98,6 +116,7 @@ def test_ask_errors_are_one_line(spark: Invoke, ask_project: Path, server: Provi
     assert no_key.exit_code == 1
     assert no_key.stderr.startswith("error: cache encryption is on but no key was found")
     assert "SPARK_CACHE_KEY" in no_key.stderr
+    assert "No entry is sealed yet: make a key with `spark cache keygen`" in no_key.stderr
     server.fail_next(401, provider="openai")
     refused = spark("ask", "Hello?", "--model", "gpt")
     assert refused.exit_code == 1
@@ -116,6 +135,7 @@ def test_demo_prints_latency_hit_rate_and_dollars_saved(spark: Invoke) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     answers = report["answers"]
+    assert report["backend"] == "provider_server"
     assert [a["provider"] for a in answers] == ["openai", "bedrock", "gemini"] * 2
     assert [a["cached"] for a in answers] == [False] * 3 + [True] * 3
     assert (report["hits"], report["misses"], report["hit_rate"]) == (3, 3, 0.5)
@@ -140,3 +160,59 @@ def test_demo_human_output(spark: Invoke) -> None:
     assert float(saved.removeprefix("Dollars saved: $")) > 0
     median = next(line for line in lines if line.startswith("Second round median latency: "))
     assert "µs" in median or " ms " in median
+
+
+# A base install: the provider SDKs cannot be imported (a real subprocess, so nothing the test
+# session already imported helps).
+_BASE_INSTALL_SPARK = """
+import importlib.abc, sys
+class _Blocked(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("openai", "boto3", "botocore") or name.startswith("google.genai"):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked)", name=name)
+sys.meta_path.insert(0, _Blocked())
+from spark.cli import main
+sys.argv = ["spark", *sys.argv[1:]]
+main()
+"""
+
+
+def base_install_spark(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _BASE_INSTALL_SPARK, *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_demo_on_a_base_install_asks_echo_model_and_hits_in_round_two(tmp_path: Path) -> None:
+    done = base_install_spark(tmp_path, "demo", "-n", "3", "--latency", "0.05", "--json")
+
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    answers = report["answers"]
+    assert report["backend"] == "echo"
+    assert [a["provider"] for a in answers] == ["echo"] * 6
+    assert [a["cached"] for a in answers] == [False] * 3 + [True] * 3
+    assert answers[0]["text"] == "Echo: What is the capital of France?"
+    assert (report["hits"], report["misses"], report["hit_rate"]) == (3, 3, 0.5)
+    assert report["saved_usd"] > 0  # priced as gpt-4o-mini
+    assert report["second_round_median_s"] < 0.05 <= report["first_round_median_s"]
+    assert "Traceback" not in done.stderr
+
+
+def test_demo_on_a_base_install_says_what_is_missing(tmp_path: Path) -> None:
+    done = base_install_spark(tmp_path, "demo", "-n", "2", "--latency", "0")
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("Asking 2 questions twice of EchoModel, Spark's offline model")
+    assert "Not installed: openai, boto3, google-genai;" in lines[0]
+    assert "pip install -e '.[all]'" in lines[0]
+    round_two = lines[lines.index("Round 2, the same questions again:") + 1 :][:2]
+    assert all(" hit " in line for line in round_two)
+    assert "Hit rate: 50.0% (2 hits, 2 misses)" in lines
+    assert any(line.endswith("(EchoModel priced as gpt-4o-mini)") for line in lines)
+    assert done.stderr == ""
