@@ -71,7 +71,7 @@ _HINTS: tuple[tuple[type[BaseException], str], ...] = (
     (PermissionError, "Check the file's permissions."),
     (FileNotFoundError, "Check the path."),
     (OSError, ""),
-    (ImportError, "Install the provider's extra: pip install 'spark-llm-cache[all]'."),
+    (ImportError, "Install the provider's SDK (in a Spark checkout: pip install -e '.[all]')."),
 )
 
 

@@ -142,6 +142,8 @@ class ProviderServer:
         from spark.models.registry import model_class  # the layer this one tests
 
         defaults: dict[str, Any] = {"max_retries": 0}
+        if provider == "echo":  # offline: it needs no server
+            return model_class(provider)(model_id, **options)
         if provider == "openai":
             defaults |= {"base_url": self.openai_base_url, "api_key": _DUMMY_ENV["OPENAI_API_KEY"]}
         elif provider == "bedrock":

@@ -158,7 +158,10 @@ def test_missing_redis_package_is_a_config_error_with_the_install_hint(
 ) -> None:
     monkeypatch.setitem(sys.modules, "redis", None)  # `import redis` now fails
     monkeypatch.delitem(sys.modules, "spark.cache.stores.redis")
-    with pytest.raises(ConfigError, match=r"pip install 'spark-llm-cache\[redis\]'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"pip install redis \(in a Spark checkout: pip install -e '\.\[redis\]'\)",
+    ):
         spark.cache.stores.open_store(config_for(redis_server.url, prefix), Path("unused"))
 
 

@@ -316,3 +316,12 @@ async def test_server_model_builds_a_model_pointed_at_the_server(
     (recorded,) = server.requests
     assert (recorded.provider, recorded.model) == (provider, model_id)
     await model.aclose()
+
+
+async def test_server_model_builds_an_echo_model_that_needs_no_server(
+    server: ProviderServer,
+) -> None:
+    model = server.model("echo", "echo")
+    assert model.provider == "echo"
+    assert "Hello" in await model.get_text("Hello")
+    assert server.requests == []

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["INSTALL_HINT", "open_redis_store", "open_store", "store_identity"]
 
-INSTALL_HINT = "pip install 'spark-llm-cache[redis]'"
+INSTALL_HINT = "pip install redis (in a Spark checkout: pip install -e '.[redis]')"
 
 
 def store_identity(config: CacheConfig, cache_dir: Path) -> Path | tuple[str, ...]:
