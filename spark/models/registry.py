@@ -3,6 +3,7 @@ spark`` needs no SDK; the translations never import one)."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Mapping, Sequence
 from types import ModuleType
@@ -50,7 +51,9 @@ def model_class(provider: str) -> type[Model]:
     return cls
 
 
+@functools.cache
 def _translation(provider: str) -> ModuleType:
+    """The translation module of ``provider`` (looked up once: keys are built on the hit path)."""
     target = TRANSLATIONS.get(provider)
     if target is None:
         known = ", ".join(sorted(TRANSLATIONS))
