@@ -51,6 +51,7 @@ class CacheStatsCounters:
     misses: int = 0
     corrupt: int = 0
     writes: int = 0
+    bypasses: int = 0  # calls made past the cache (cache_mode="off", provider-held state)
     saved_cost_usd: float = 0.0
     spent_cost_usd: float = 0.0
 
@@ -61,6 +62,10 @@ class CacheStatsCounters:
         if cost:
             self.saved_cost_usd += cost
         self.ledger.record(request.provider, request.model_id, hit=True, cost=cost, key=request.key)
+
+    def record_bypass(self) -> None:
+        """Count a call made past the cache (it neither reads nor writes an entry)."""
+        self.bypasses += 1
 
     def record_miss(self, request: CacheRequest, response: Mapping[str, Any] | None) -> None:
         """Count a miss, and what the provider call it needed cost (when known)."""
@@ -208,6 +213,7 @@ class CacheManager:
             misses=counters.misses,
             corrupt_entries_seen=counters.corrupt,
             writes=counters.writes,
+            bypasses=counters.bypasses,
             hit_rate=counters.hits / lookups if lookups else 0.0,
             saved_cost_usd=round(counters.saved_cost_usd, 10),
             spent_cost_usd=round(counters.spent_cost_usd, 10),

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, TypedDict
 
 from spark.cache import BoundCache, CacheConfig, CacheManager, CacheRequest, CacheResult
 from spark.cache.bound import make_request
+from spark.models._tally import count_provider_call
 from spark.models.pricing import PriceTable, default_price_table
 from spark.models.wire import WireCall, call_params
 from spark.types import EmbeddingResponse, ModelResponse, Price
@@ -187,6 +188,7 @@ class Model(ABC):
         """
         request, call = self._chat_call(messages, kwargs)
         if self._cache is None:
+            count_provider_call(self.provider)
             async for piece in self._stream(call):
                 if isinstance(piece, str):
                     yield piece
@@ -226,6 +228,8 @@ class Model(ABC):
     # -- cost -----------------------------------------------------------------------------
 
     def _priced(self, response: ModelResponse) -> ModelResponse:
+        """The provider's answer with its cost (every provider text call comes through here)."""
+        count_provider_call(self.provider)
         cost = self.prices.cost(self._cache_model_id(), response.usage)
         return dataclasses.replace(
             response, cost_usd=cost, cached=False, provider=self.provider, model_id=self.model_id
@@ -233,6 +237,7 @@ class Model(ABC):
 
     def _priced_embedding(self, response: EmbeddingResponse) -> EmbeddingResponse:
         # No token count (Gemini's API-key endpoint reports none): the cost is unknown, not 0.
+        count_provider_call(self.provider)
         counted = response.usage.total_tokens > 0
         cost = self.prices.cost(self._cache_model_id(), response.usage) if counted else None
         return EmbeddingResponse(response.embeddings, response.usage, cost, cached=False)

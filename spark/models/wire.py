@@ -36,10 +36,16 @@ _DATA_URL = re.compile(r"data:([^;,]*)(;[^,]*)?;base64,", re.ASCII)
 
 @dataclass(frozen=True, slots=True)
 class WireCall:
-    """One prepared provider call: the SDK's keyword ``arguments`` and the keyed ``body``."""
+    """One prepared provider call: the SDK's keyword ``arguments`` and the keyed ``body``.
+
+    ``bypass`` names the field that makes the answer depend on state the provider holds (e.g.
+    the Responses API's ``previous_response_id``): such a call is made uncached and counted as a
+    bypass (docs/caching.md, "Per-call cache controls").
+    """
 
     arguments: dict[str, Any]
     body: dict[str, Any]
+    bypass: str = ""
 
 
 def digest_of(data: bytes | bytearray | memoryview) -> dict[str, Any]:
