@@ -1,10 +1,11 @@
-"""Benchmark the Redis backend against the disk store, in one run (issue 7).
+"""Benchmark the Redis backend against the disk store, in one run (issues 7 and 15).
 
-Starts its own ``redis-server`` on a free loopback port (no persistence) and measures:
+Starts its own ``redis-server`` on a free loopback port and a 3-master Redis Cluster (no
+persistence) and measures:
 
 - hit latency of ``BoundCache.get_or_call``: disk store (disk-path hit, memory-tier hit), Redis,
-  and Redis behind a local disk tier, sampled in turn; medians and the Redis/disk ratio;
-- throughput of 4 processes hammering one Redis with 90% hits (calls/s);
+  Redis behind a local disk tier, and the cluster, sampled in turn; medians and the ratios;
+- throughput of 4 processes hammering one Redis, then the cluster, with 90% hits (calls/s);
 - a dead Redis: the first call after a crash (refused) and after a hang (SIGSTOP: one timeout),
   then the latency a call adds once the circuit breaker is open.
 
@@ -62,6 +63,44 @@ def free_port() -> int:
         return port
 
 
+def start_cluster(directory: Path) -> tuple[str, list[subprocess.Popen[bytes]]]:
+    """A 3-master cluster (``redis-cli --cluster create``); its URL and processes."""
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    ports: list[int] = []
+    while len(ports) < 3:
+        port = free_port()
+        if port < 55000:  # (its cluster bus listens on port + 10000)
+            ports.append(port)
+    processes = []
+    for port in ports:
+        args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
+        args += ["no", "--cluster-enabled", "yes", "--dir", str(directory)]
+        args += ["--cluster-config-file", str(directory / f"nodes-{port}.conf")]
+        processes.append(
+            subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        )
+    for port in ports:
+        client = redis.Redis(port=port)
+        for _ in range(500):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.01)
+    cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+    nodes = [f"127.0.0.1:{port}" for port in ports]
+    subprocess.run(
+        [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    for port in ports:
+        client = redis.Redis(port=port)
+        while client.cluster("info")["cluster_state"] != "ok":
+            time.sleep(0.05)
+    return f"redis://127.0.0.1:{ports[0]}/0", processes
+
+
 async def provider() -> dict[str, Any]:
     if HOLD:
         await asyncio.sleep(HOLD)
@@ -103,9 +142,11 @@ async def hit_latencies(caches: dict[str, BoundCache], repeat: int) -> dict[str,
     return {name: statistics.median(values) / 1000 for name, values in samples.items()}
 
 
-def hammer(url: str, prefix: str, seconds: float, start_at: float, worker: int) -> tuple[int, int]:
+def hammer(
+    url: str, cluster: bool, prefix: str, seconds: float, start_at: float, worker: int
+) -> tuple[int, int]:
     """One process: 90% hits on a shared warm set, 10% new keys; returns (calls, hits)."""
-    config = CacheConfig(enabled=True, backend="redis", url=url, prefix=prefix)
+    config = CacheConfig(enabled=True, backend="redis", url=url, prefix=prefix, cluster=cluster)
     bound = bound_of(config)
 
     async def run() -> tuple[int, int]:
@@ -125,10 +166,14 @@ def hammer(url: str, prefix: str, seconds: float, start_at: float, worker: int) 
     return asyncio.run(run())
 
 
-def throughput(url: str, processes: int, seconds: float) -> tuple[float, float]:
+def throughput(
+    url: str, processes: int, seconds: float, cluster: bool = False
+) -> tuple[float, float]:
     """Calls/s of ``processes`` processes together, and their hit rate."""
     prefix = "bench-hammer:"
-    warm = bound_of(CacheConfig(enabled=True, backend="redis", url=url, prefix=prefix))
+    warm = bound_of(
+        CacheConfig(enabled=True, backend="redis", url=url, prefix=prefix, cluster=cluster)
+    )
 
     async def fill() -> None:
         for n in range(200):
@@ -139,7 +184,7 @@ def throughput(url: str, processes: int, seconds: float) -> tuple[float, float]:
     start_at = time.time() + 1.0
     context = multiprocessing.get_context("spawn")
     with context.Pool(processes) as pool:
-        args = [(url, prefix, seconds, start_at, n) for n in range(processes)]
+        args = [(url, cluster, prefix, seconds, start_at, n) for n in range(processes)]
         results = pool.starmap(hammer, args)
     calls = sum(c for c, _ in results)
     hits = sum(h for _, h in results)
@@ -191,6 +236,8 @@ def main() -> None:
     port = free_port()
     server = start_redis(port)
     url = f"redis://127.0.0.1:{port}/0"
+    nodes_dir = tempfile.TemporaryDirectory()
+    cluster_url, cluster = start_cluster(Path(nodes_dir.name))
     try:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
@@ -203,6 +250,9 @@ def main() -> None:
                 "tiered (memory tier)": bound_of(
                     replace(redis_config, prefix="bench-t:", local_tier=True, cache_dir=root / "t")
                 ),
+                "cluster (3 masters)": bound_of(
+                    replace(redis_config, url=cluster_url, cluster=True, prefix="bench-c:")
+                ),
             }
             latencies = asyncio.run(hit_latencies(caches, repeat))
         report(f"Hit latency, median of {repeat} (get_or_call incl. key hashing)", latencies, "µs")
@@ -210,15 +260,26 @@ def main() -> None:
             ratio = latencies["redis"] / latencies[base]
             print(f"  redis / {base:<26} {ratio:10.2f} x")
         print("  (goal: a Redis hit within 3x of the disk store's disk-path hit)")
+        ratio = latencies["cluster (3 masters)"] / latencies["redis"]
+        print(f"  cluster / redis                    {ratio:10.2f} x   (goal: within 1.2x)")
         seconds = 2.0 if args.quick else 5.0
         rate, hit_rate = throughput(url, 4, seconds)
         print(f"\n4 processes on one Redis, 90% hits, {seconds:g} s")
         print(
             f"  throughput                         {rate:10.0f} calls/s (hit rate {hit_rate:.0%})"
         )
+        rate, hit_rate = throughput(cluster_url, 4, seconds, cluster=True)
+        print(f"4 processes on a 3-master cluster, 90% hits, {seconds:g} s")
+        print(
+            f"  throughput                         {rate:10.0f} calls/s (hit rate {hit_rate:.0%})"
+        )
     finally:
         server.kill()
         server.wait()
+        for process in cluster:
+            process.kill()
+            process.wait()
+        nodes_dir.cleanup()
     for fault in ("killed", "hung"):
         figures = asyncio.run(dead_redis(free_port(), 200 if args.quick else 1000, fault))
         report(f"Dead Redis ({fault}; timeout_ms=100)", figures, "ms", digits=3)

@@ -111,18 +111,23 @@ def entry_files(
 def list_entries(
     store: EntryStore, provider: str | None = None, model_id: str | None = None
 ) -> Iterator[EntryInfo]:
-    """The metadata of every entry (the payload is never opened)."""
+    """The metadata of every entry (the payload is never opened); an entry deleted meanwhile
+    (by another process, or evicted by Redis) is not listed."""
     for entry in entry_files(store, provider, model_id):
-        yield _info(store, entry)
+        info = _info(store, entry)
+        if info is not None:
+            yield info
 
 
-def _info(store: EntryStore, entry: EntryRef) -> EntryInfo:
+def _info(store: EntryStore, entry: EntryRef) -> EntryInfo | None:
     base = EntryInfo(entry.location, entry.provider, entry.model_slot, entry.key, entry.size)
     found = reader.read_entry(
         store, entry.location, where=Where.of(entry), with_payload=False, touch=False
     )
+    if found is None:
+        return None
     if not isinstance(found, StoredEntry):
-        return replace(base, error=found.reason if found else "deleted meanwhile")
+        return replace(base, error=found.reason)
     meta = found.meta
     return EntryInfo(
         entry.location,

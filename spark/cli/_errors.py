@@ -19,7 +19,7 @@ import click
 
 from spark.cache import CacheConfig, CacheManager, KeyRing, admin
 from spark.cache.codec import CorruptEntryError
-from spark.cache.stores.base import EntryStore
+from spark.cache.stores.base import EntryStore, StoreUnavailableError
 from spark.errors import (
     AuthenticationError,
     CacheError,
@@ -92,6 +92,8 @@ def _situational_hint(
     exc: BaseException, rules: CacheConfig | None, command: tuple[str, ...]
 ) -> str | None:
     """The hint of an error whose remedy depends on where it happened; None: the table's."""
+    if isinstance(exc, StoreUnavailableError):
+        return "Check that the server is running and reachable (url and timeout_ms in spark.toml)."
     if isinstance(exc, ConfigError) and "pip install" in str(exc):
         return ""  # a provider SDK is missing: the message names the install command
     if isinstance(exc, ConfigError) and command[:2] == ("config", "validate"):

@@ -256,6 +256,11 @@ def cleanup(state: CliState, profile: str | None, cache_dir: Path | None, as_jso
 
 @cache.command(short_help="Check that every entry parses and decrypts.")
 @click.option("--require-encrypted", is_flag=True, help="Fail on any plaintext entry.")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Redis: add entries that its index sets lost (e.g. evicted) back to them.",
+)
 @profile_option
 @dir_option
 @json_option
@@ -263,6 +268,7 @@ def cleanup(state: CliState, profile: str | None, cache_dir: Path | None, as_jso
 def verify(
     state: CliState,
     require_encrypted: bool,
+    repair: bool,
     profile: str | None,
     cache_dir: Path | None,
     as_json: bool,
@@ -277,10 +283,14 @@ def verify(
 
     \b
         spark cache verify --profile testing --require-encrypted
+
+    On Redis it also finds entries that the index sets behind listings and statistics no
+    longer name (an index set evicted under allkeys-lru); --repair adds them back.
     """
     target = cache_target(state, profile, cache_dir)
     _require_cache(target, profile)
     keyring = target.keyring()
+    unindexed, dangling = target.store.rebuild_index(repair)
     entries = admin.entry_files(target.store)
     report = admin.verify_entries(
         target.store,
@@ -298,9 +308,19 @@ def verify(
                 "ok": len(entries) - sum(1 for p in problems if p.key),
                 "problems": [asdict(p) for p in problems],
                 "old_format": report.old_format,
+                "unindexed": unindexed,
+                "reindexed": unindexed if repair else 0,
+                "dangling_removed": dangling,
             }
         )
     else:
+        if unindexed and repair:
+            click.echo(f"Indexed {n_entries(unindexed)} again that listings had lost.")
+        elif unindexed:
+            click.echo(
+                f"{n_entries(unindexed)} missing from the index (not listed or counted; evicted "
+                "under allkeys-lru?): `spark cache verify --repair` adds them back."
+            )
         for problem in problems:
             click.echo(f"{_shown(problem.path)}: {problem.kind}: {problem.reason}")
         if report.old_format:

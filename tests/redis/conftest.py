@@ -23,7 +23,13 @@ except ImportError:  # the package is in the `redis` and `all` extras that CI in
         raise
     collect_ignore_glob = ["test_*.py"]
 else:
-    from _redis_support import Backend, RedisServer, redis_server_binary
+    from _redis_support import (
+        Backend,
+        RedisServer,
+        SentinelSetup,
+        ThreeMasterCluster,
+        redis_server_binary,
+    )
 
     from spark.cache.ledger import close_all_ledgers as _flush_all
 
@@ -53,6 +59,28 @@ def redis_server(redis_binary: str) -> Iterator[RedisServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(
+    redis_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ThreeMasterCluster]:
+    """A 3-master Redis Cluster for the whole session (no node of it is ever killed)."""
+    cluster = ThreeMasterCluster(redis_binary, tmp_path_factory.mktemp("cluster")).start()
+    yield cluster
+    _flush_all()
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(
+    redis_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SentinelSetup]:
+    """A master, a replica and a Sentinel for the whole session (never failed over)."""
+    setup = SentinelSetup(redis_binary, tmp_path_factory.mktemp("sentinel")).start()
+    yield setup
+    _flush_all()
+    setup.stop()
+
+
 @pytest.fixture
 def own_redis(redis_binary: str) -> Iterator[RedisServer]:
     """A server of this test's own, to kill or pause."""
@@ -76,12 +104,25 @@ def raw(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client.close()
 
 
-@pytest.fixture(params=["disk", "redis", "tiered"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path, prefix: str) -> Backend:
-    """The same contract runs on each store: disk, Redis, and Redis behind a local disk tier."""
+@pytest.fixture(params=["disk", "redis", "tiered", "cluster", "sentinel"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path, prefix: str) -> Iterator[Backend]:
+    """The same contract runs on each store: disk, Redis, Redis behind a local disk tier, a
+    3-master Redis Cluster, and a Redis found through Sentinel."""
     kind: str = request.param
     if kind == "disk":
-        return Backend(kind, tmp_path, "", prefix)
+        yield Backend(kind, tmp_path, "", prefix)
+        return
+    if kind == "cluster":
+        cluster: ThreeMasterCluster = request.getfixturevalue("redis_cluster")
+        client = cluster.client()
+        yield Backend(kind, tmp_path, cluster.url, prefix, client)
+        client.close()
+        return
+    if kind == "sentinel":
+        setup: SentinelSetup = request.getfixturevalue("redis_sentinel")
+        direct = redis.Redis(port=setup.master.port)
+        yield Backend(kind, tmp_path, setup.address, prefix, direct)
+        direct.close()
+        return
     server: RedisServer = request.getfixturevalue("redis_server")
-    client = request.getfixturevalue("raw")
-    return Backend(kind, tmp_path, server.url, prefix, client)
+    yield Backend(kind, tmp_path, server.url, prefix, request.getfixturevalue("raw"))

@@ -94,7 +94,7 @@ async def test_ttl_expires_the_entry(backend: Backend) -> None:
     await ask(bound, "short-lived", provider)
     assert (await ask(bound, "short-lived", provider)).cached
     if backend.client is not None:  # the TTL is Redis's own, set from expires_at
-        [name] = backend.client.scan_iter(match=f"{bound.manager.config.prefix}e:*")
+        [name] = backend.entry_names(bound.manager.config)
         assert 0 < backend.client.pttl(name) <= 400
     await asyncio.sleep(0.5)
     assert not (await ask(bound, "short-lived", provider)).cached
@@ -105,7 +105,7 @@ async def test_ttl_zero_sets_no_expiry(backend: Backend) -> None:
     bound = bound_of(backend.config(ttl_seconds=0))
     await ask(bound, "forever", Provider())
     if backend.client is not None:
-        [name] = backend.client.scan_iter(match=f"{bound.manager.config.prefix}e:*")
+        [name] = backend.entry_names(bound.manager.config)
         assert backend.client.pttl(name) == -1  # exists, no expiry
     assert (await ask(bound, "forever", Provider())).cached
 

@@ -33,12 +33,14 @@ def run_fleet(
     tmp: Path,
     *prompts: str,
     local_tier: bool = False,
+    extra: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """Start ``count`` worker processes together; their JSON reports."""
     barrier = tmp / f"barrier-{time.monotonic_ns()}"
     barrier.mkdir()
     common = ["--url", redis_url, "--prefix", prefix, "--base-url", server.openai_base_url]
     common += ["--barrier", str(barrier)] + (["--local-tier"] if local_tier else [])
+    common += list(extra)
     workers = [
         subprocess.Popen(
             [

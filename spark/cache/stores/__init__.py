@@ -25,11 +25,14 @@ INSTALL_HINT = "pip install redis (in a Spark checkout: pip install -e '.[redis]
 
 def store_identity(config: CacheConfig, cache_dir: Path) -> Path | tuple[str, ...]:
     """What makes two configs share one process-wide manager: the directory of a disk cache;
-    the URL (password hidden), key prefix and local tier of a Redis cache."""
+    the server(s) (password hidden), key prefix and local tier of a Redis cache."""
     if config.backend != "redis":
         return cache_dir
     local = str(cache_dir) if config.local_tier else ""
-    return ("redis", redact_url(str(config.url)), config.prefix, local)
+    server = redact_url(str(config.url))
+    if config.cluster or config.sentinel:
+        server = f"{server} cluster={config.cluster} sentinel={config.sentinel}/{config.service}"
+    return ("redis", server, config.prefix, local)
 
 
 def open_store(config: CacheConfig, cache_dir: Path) -> EntryStore:
@@ -52,7 +55,8 @@ def open_redis_store(config: CacheConfig) -> RedisStore:
     ``password_env`` names a variable that is not set.
     """
     try:
-        from spark.cache.stores.redis import RedisStore, connect
+        from spark.cache.stores.redis import RedisStore
+        from spark.cache.stores.redis_connect import connector, where
     except ModuleNotFoundError as exc:
         if exc.name != "redis":
             raise
@@ -64,11 +68,11 @@ def open_redis_store(config: CacheConfig) -> RedisStore:
             raise ConfigError(
                 f"the Redis password variable {config.password_env} (password_env) is not set"
             )
-    url = str(config.url)
     return RedisStore(
-        connect(config, password),
-        url=url,
+        connector(config, password),
+        url=where(config),
         prefix=config.prefix,
         cooldown_s=config.cooldown_seconds,
         lock_s=config.lock_seconds,
+        cluster=config.cluster,
     )

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from spark.errors import CacheError
+
 if TYPE_CHECKING:
     from spark.cache.ledger import LedgerSink
 
@@ -33,8 +35,9 @@ Version = tuple[int, int, int]
 MAX_ENTRY_BYTES = 64 * 2**20
 
 
-class StoreError(OSError):
-    """A store operation failed (e.g. Redis refused a command); the cache treats it as a miss."""
+class StoreError(CacheError, OSError):
+    """A store operation failed (e.g. Redis refused a command); the cache treats it as a miss
+    (an ``OSError``), and an admin call raises it as what it also is, a ``CacheError``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,5 +124,14 @@ class EntryStore(Protocol):
         lock), None while another process holds the claim.
         """
 
+    def renew_lock(self, key: str, token: str) -> bool:
+        """Extend a claim of ``try_lock`` by its full duration while the provider call runs;
+        False when it is no longer ours (it expired and another process took it)."""
+
     def unlock(self, key: str, token: str) -> None:
         """Give up a claim of ``try_lock`` (only if it is still ours)."""
+
+    def rebuild_index(self, repair: bool = False) -> tuple[int, int]:
+        """Check the store's listing index against the entries themselves: (entries missing
+        from it, members whose entry is gone), fixed when ``repair``. A directory is its own
+        index: (0, 0)."""

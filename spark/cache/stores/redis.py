@@ -9,29 +9,36 @@ Layout under the cache's key prefix ``P`` (``spark:`` by default, so teams can s
     P lock:{key}                       the cross-process claim of a miss (SET NX PX)
     P ledger:...                       hit/miss figures (``spark.cache.ledger.redis``)
 
+On a Redis Cluster the entries are spread over 256 shards, the first two hex digits ``ab`` of
+the key, each a hash tag: ``P{ab}e:...``, ``P{ab}models`` and ``P{ab}idx:...``. An entry and its
+index members share a slot, so a write is still one MULTI; the ledger is ``P{ledger}:...``, in
+one slot. A single server is one shard with no tag (the layout above).
+
 A location (``location``) is ``{provider}/{model_slot}/{key}``, the disk layout without the
 root; ``model_slot`` is ``quote_model_id``'s, so it never holds a ``/``. The index sets let
 statistics, clearing and listing work without ``KEYS``: ``walk`` SSCANs them and pipelines
 ``STRLEN``; members whose entry Redis has already expired or evicted are dropped from the index
-as they are met. Eviction is Redis's ``maxmemory-policy``. Every failure is a ``StoreError``;
-an unreachable server opens the circuit breaker (``StoreUnavailableError``).
+as they are met. Eviction is Redis's ``maxmemory-policy``; an entry whose index was evicted is
+found again by ``rebuild_index`` (a SCAN). Every failure is a ``StoreError``; an unreachable
+server opens the circuit breaker (``StoreUnavailableError``), on a cluster the breaker of the
+node that holds the key.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from redis.exceptions import AskError, RedisClusterException
 
 from spark.cache.codec import decode_envelope
-from spark.cache.config import CacheConfig, redact_url
 from spark.cache.stores.base import (
     MAX_ENTRY_BYTES,
     EntryRef,
@@ -45,36 +52,28 @@ from spark.cache.stores.disk import check_provider, quote_model_id
 if TYPE_CHECKING:
     from spark.cache.ledger import LedgerSink
 
-__all__ = ["RedisStore", "connect", "text"]
+__all__ = ["SHARDS", "RedisStore", "text"]
 
 T = TypeVar("T")
 _KEY_RE = re.compile(r"^[0-9a-f]{64}$")
-_BATCH = 500
+_BATCH = 500  # members per SSCAN page, entries per STRLEN pipeline
+_SETS_PER_ROUND = 32  # index sets scanned together (one pipeline)
+#: The hash tags of a cluster's shards: every two-hex-digit start of a key.
+SHARDS: tuple[str, ...] = tuple(f"{{{n:02x}}}" for n in range(256))
 # Compare-and-delete: a process only ever releases its own claim, never one that expired and
 # was taken over by another process (rejected: GET then DEL, which races exactly there).
 _UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end"
+# Compare-and-extend, for the same reason: renew the claim only while it is still ours.
+_RENEW = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
+)
 # Forget a model whose index is empty, atomically: a writer adds to both sets in one MULTI.
 _DROP_EMPTY = (
     "if redis.call('SCARD', KEYS[2]) == 0 then return redis.call('SREM', KEYS[1], ARGV[1]) end"
 )
-_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
-
-
-def connect(config: CacheConfig, password: str | None) -> redis.Redis:
-    """A client for ``config.url`` with short socket timeouts and no retry of a timeout.
-
-    A refused connection is retried once at once (a pooled connection may predate a server
-    restart); a timeout is not, so a hung server costs one ``timeout_ms``, not several.
-    """
-    timeout = config.timeout_ms / 1000
-    extra: dict[str, Any] = {"password": password} if password else {}
-    return redis.Redis.from_url(
-        str(config.url),
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-        **extra,
-    )
+_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError, RedisClusterException)
+Pipe = Any  # a redis-py Pipeline or ClusterPipeline
 
 
 def _envelope_expiry(data: bytes) -> float | None:
@@ -89,33 +88,131 @@ def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _glob_escape(value: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", value)
+
+
 class RedisStore:
-    """Entry bytes in Redis under one key prefix; see the module docstring for the layout."""
+    """Entry bytes in Redis under one key prefix; see the module docstring for the layout.
+
+    ``connect`` builds the client (``redis.Redis``, or ``RedisCluster`` with ``cluster``); it
+    is called on first use, behind the circuit breaker. ``where`` names the server(s).
+    """
 
     validates_cheaply = False  # a version would be a round trip: no memory tier
     evicts = False  # Redis's maxmemory-policy evicts
 
     def __init__(
         self,
-        client: redis.Redis,
+        connect: Callable[[], Any],
         *,
         url: str,
         prefix: str = "spark:",
         cooldown_s: float = 5.0,
         lock_s: float = 30.0,
+        cluster: bool = False,
     ) -> None:
-        self.client = client
-        self.url = redact_url(url)
+        self._connect = connect
+        self._client: Any = None
+        self._scripts: dict[str, Any] = {}
+        self._connecting = threading.Lock()
+        self.url = url
         self.prefix = prefix
+        self.cluster = cluster
         self.lock_ms = int(lock_s * 1000)
-        self.breaker = CircuitBreaker(f"Redis {self.url}", cooldown_s)
+        self.cooldown_s = cooldown_s
+        self.breaker = CircuitBreaker(f"Redis {url}" if not cluster else url, cooldown_s)
+        self._node_breakers: dict[str, CircuitBreaker] = {}
         self._dirs: dict[tuple[str, str], str] = {}
-        self._unlock = client.register_script(_UNLOCK)
-        self._drop_empty = client.register_script(_DROP_EMPTY)
+        self.shards: tuple[str, ...] = SHARDS if cluster else ("",)
 
     def describe(self) -> str:
-        """The URL (password hidden) and the key prefix."""
+        """The server(s) (password hidden) and the key prefix."""
         return f"{self.url} prefix {self.prefix!r}"
+
+    @property
+    def client(self) -> Any:
+        """The client, built on first use (call it inside ``run``: building may fail)."""
+        client = self._client
+        if client is None:
+            with self._connecting:
+                if self._client is None:
+                    built = self._connect()
+                    self._scripts = {s: built.register_script(s) for s in (_UNLOCK, _RENEW)}
+                    self._client = built
+                client = self._client
+        return client
+
+    # -- names ----------------------------------------------------------------------------
+
+    def shard(self, key: str) -> str:
+        """The hash tag of ``key``'s shard ("" on one server)."""
+        return "{" + key[:2] + "}" if self.cluster else ""
+
+    def entry_name(self, path: str) -> str:
+        """The Redis key of the entry at ``path``."""
+        return self.prefix + self.shard(path[path.rfind("/") + 1 :]) + "e:" + path
+
+    def _models_name(self, shard: str) -> str:
+        return self.prefix + shard + "models"
+
+    def _index_name(self, shard: str, model: str) -> str:
+        return f"{self.prefix}{shard}idx:{model}"
+
+    # -- running commands -----------------------------------------------------------------
+
+    def run(self, operation: Callable[[], T], name: str | None = None) -> T:
+        """``operation()`` behind the circuit breaker (on a cluster: of the node holding the
+        key ``name``), Redis errors translated to ``StoreError``."""
+        breaker = self._breaker_of(name)
+        breaker.check()
+        try:
+            result = operation()
+        except _UNREACHABLE as exc:
+            raise breaker.failed(exc) from exc
+        except redis.RedisError as exc:  # e.g. OOM under noeviction, READONLY replica
+            raise StoreError(f"{breaker.where}: {exc}") from exc
+        breaker.succeeded()
+        return result
+
+    def _breaker_of(self, name: str | None) -> CircuitBreaker:
+        if name is None or not self.cluster or self._client is None:
+            return self.breaker
+        try:
+            node = self._client.get_node_from_key(name)
+        except (redis.RedisError, RedisClusterException):  # the slot map is being rebuilt
+            return self.breaker
+        if node is None:
+            return self.breaker
+        breaker = self._node_breakers.get(node.name)
+        if breaker is None:
+            where = f"{self.url} node {node.name}"
+            breaker = self._node_breakers.setdefault(
+                node.name, CircuitBreaker(where, self.cooldown_s)
+            )
+        return breaker
+
+    def execute(
+        self, build: Callable[[Pipe], object], *, transaction: bool, name: str | None = None
+    ) -> list[Any]:
+        """The replies of the commands ``build`` queues on a pipeline (a MULTI when
+        ``transaction``: on a cluster all its keys must share a slot)."""
+
+        def send() -> list[Any]:
+            pipe = self.client.pipeline(transaction=transaction)
+            build(pipe)
+            return cast("list[Any]", pipe.execute())
+
+        return self.run(send, name)
+
+    def _each(self, command: str, names: Iterable[str], *args: Any) -> list[Any]:
+        """``command name *args`` for every name, pipelined (a cluster groups them by node)."""
+        listed = list(names)
+        if not listed:
+            return []
+        return self.execute(
+            lambda pipe: [getattr(pipe, command)(n, *args) for n in listed], transaction=False
+        )
 
     # -- one entry ------------------------------------------------------------------------
 
@@ -127,49 +224,54 @@ class RedisStore:
             self._dirs[(provider, model_id)] = folder
         return f"{folder}/{key}"
 
-    def run(self, operation: Callable[[], T]) -> T:
-        """``operation()`` behind the circuit breaker, Redis errors translated to ``StoreError``."""
-        self.breaker.check()
-        try:
-            result = operation()
-        except _UNREACHABLE as exc:
-            raise self.breaker.failed(exc) from exc
-        except redis.RedisError as exc:  # e.g. OOM under noeviction, READONLY replica
-            raise StoreError(f"Redis {self.url}: {exc}") from exc
-        self.breaker.succeeded()
-        return result
-
     def read(self, path: str, *, touch: bool = True) -> tuple[bytes, Version] | None:
         """The entry's bytes (None when Redis has none: never written, expired or evicted);
         an entry over ``MAX_ENTRY_BYTES`` is refused. Redis tracks uses itself."""
-        name = self.prefix + "e:" + path
-        data = cast("bytes | None", self.run(lambda: self.client.get(name)))
+        name = self.entry_name(path)
+        data = self.run(partial(self._get, name), name)
         if data is not None and len(data) > MAX_ENTRY_BYTES:
             raise EntryRefusedError(f"{len(data)} bytes, over the limit of one entry")
         return None if data is None else (data, (0, 0, len(data)))
 
+    def _get(self, name: str) -> bytes | None:
+        """GET; on a cluster straight from the node that holds the slot (the hit path), through
+        the cluster client (which follows a moved slot) only when that node redirects."""
+        client = self.client
+        if not self.cluster:
+            return cast("bytes | None", client.get(name))
+        node = client.get_node_from_key(name)
+        if node is not None and node.redis_connection is not None:
+            try:
+                return cast("bytes | None", node.redis_connection.get(name))
+            except AskError:  # (MOVED too) the slot has moved: let the cluster client follow
+                pass
+        return cast("bytes | None", client.get(name))
+
     def version(self, path: str) -> Version | None:
         """(0, 0, size) of the entry, None when it is gone."""
-        size = int(self.run(lambda: self.client.strlen(self.prefix + "e:" + path)))
+        name = self.entry_name(path)
+        size = int(self.run(lambda: self.client.strlen(name), name))
         return (0, 0, size) if size else None
 
     def write(self, path: str, data: bytes, expires_at: float | None = None) -> Version:
         """SET the entry (expiring natively at ``expires_at``, by default the envelope's own, so
         a rewrite keeps its expiry) and index it, in one MULTI."""
         provider, model_slot, key = path.split("/")
-        name = self.prefix + "e:" + path
+        name, shard = self.entry_name(path), self.shard(key)
         if expires_at is None:
             expires_at = _envelope_expiry(data)
-        pipe = self.client.pipeline(transaction=True)
-        if expires_at is None:
-            pipe.set(name, data)
-        elif expires_at <= time.time():
-            pipe.delete(name)  # already expired (a rewrite of an old entry): nothing to keep
-        else:
-            pipe.set(name, data, pxat=int(expires_at * 1000))
-        pipe.sadd(self.prefix + "models", f"{provider}/{model_slot}")
-        pipe.sadd(f"{self.prefix}idx:{provider}/{model_slot}", key)
-        self.run(pipe.execute)
+
+        def build(pipe: Pipe) -> None:
+            if expires_at is None:
+                pipe.set(name, data)
+            elif expires_at <= time.time():
+                pipe.delete(name)  # already expired (a rewrite of an old entry): nothing to keep
+            else:
+                pipe.set(name, data, pxat=int(expires_at * 1000))
+            pipe.sadd(self._models_name(shard), f"{provider}/{model_slot}")
+            pipe.sadd(self._index_name(shard, f"{provider}/{model_slot}"), key)
+
+        self.execute(build, transaction=True, name=name)
         return (0, 0, len(data))
 
     def touch(self, path: str, version: Version, now_ns: int) -> None:
@@ -178,97 +280,175 @@ class RedisStore:
     def remove(self, path: str) -> bool:
         """DEL the entry and drop it from its index; False when it was already gone."""
         provider, model_slot, key = path.split("/")
-        pipe = self.client.pipeline(transaction=True)
-        pipe.delete(self.prefix + "e:" + path)
-        pipe.srem(f"{self.prefix}idx:{provider}/{model_slot}", key)
-        deleted, _ = self.run(pipe.execute)
+        name, index = (
+            self.entry_name(path),
+            self._index_name(self.shard(key), f"{provider}/{model_slot}"),
+        )
+
+        def build(pipe: Pipe) -> None:
+            pipe.delete(name)
+            pipe.srem(index, key)
+
+        deleted, _ = self.execute(build, transaction=True, name=name)
         return bool(deleted)
 
     def find(self, key: str) -> str | None:
         """The location of ``key`` under any provider/model (one pipelined EXISTS per model)."""
         if not _KEY_RE.match(key):
             return None
-        paths = [f"{model}/{key}" for model in sorted(self._models())]
-        pipe = self.client.pipeline(transaction=False)
-        for path in paths:
-            pipe.exists(self.prefix + "e:" + path)
-        found = self.run(pipe.execute) if paths else []
+        shard = self.shard(key)
+        members = self.run(lambda: self.client.smembers(self._models_name(shard)))
+        paths = [f"{text(model)}/{key}" for model in sorted(members)]
+        found = self._each("exists", [self.entry_name(p) for p in paths])
         return next((path for path, hit in zip(paths, found, strict=True) if hit), None)
 
     # -- every entry ----------------------------------------------------------------------
 
-    def _models(self) -> set[str]:
-        members = self.run(lambda: self.client.smembers(self.prefix + "models"))
-        return {text(member) for member in members}
+    def _model_sets(
+        self, provider: str | None = None, model_slot: str | None = None
+    ) -> list[tuple[str, str]]:
+        """(shard, "{provider}/{model_slot}") of every index set, optionally of one provider /
+        model folder."""
+        replies = self._each("smembers", [self._models_name(s) for s in self.shards])
+        pairs = []
+        for shard, members in zip(self.shards, replies, strict=True):
+            for member in members:
+                model = text(member)
+                prov, _, slot = model.partition("/")
+                if (provider is None or prov == provider) and (model_slot in (None, slot)):
+                    pairs.append((shard, model))
+        return sorted(pairs, key=lambda pair: (pair[1], pair[0]))
 
-    def _selected(self, provider: str | None, model_slot: str | None) -> list[tuple[str, str]]:
-        pairs = (tuple(model.split("/", 1)) for model in self._models())
-        return sorted(
-            (p, m)
-            for p, m in pairs
-            if (provider is None or p == provider) and (model_slot is None or m == model_slot)
-        )
-
-    def _batches(self, provider: str, model_slot: str) -> Iterator[tuple[list[str], list[int]]]:
-        """(keys, entry sizes) of one model's index, a batch at a time. Members whose entry is
-        gone (size 0: expired or evicted) are removed from the index on the way."""
-        index = f"{self.prefix}idx:{provider}/{model_slot}"
-        stem = f"{self.prefix}e:{provider}/{model_slot}/"
-        seen: set[str] = set()  # SSCAN may repeat a member while the set is rehashed
-        cursor = 0
-        while True:
-            cursor, members = self.run(partial(self.client.sscan, index, cursor, count=_BATCH))
-            keys = sorted({text(m) for m in members} - seen)
-            seen.update(keys)
-            pipe = self.client.pipeline(transaction=False)
-            for key in keys:
-                pipe.strlen(stem + key)
-            sizes = [int(size) for size in self.run(pipe.execute)] if keys else []
-            gone = [key for key, size in zip(keys, sizes, strict=True) if not size]
+    def _scan(self, sets: list[tuple[str, str]]) -> Iterator[tuple[str, list[str], list[int]]]:
+        """(model, keys, entry sizes) of the index sets ``sets``, a page at a time, several sets
+        per pipeline. Members whose entry is gone (size 0: expired or evicted) are removed from
+        their index on the way."""
+        pending = list(sets)
+        cursors: dict[tuple[str, str], int] = {}
+        seen: dict[tuple[str, str], set[str]] = defaultdict(set)  # SSCAN may repeat a member
+        while pending:
+            group, pending = pending[:_SETS_PER_ROUND], pending[_SETS_PER_ROUND:]
+            pages = self.execute(partial(self._sscan, group, cursors), transaction=False)
+            found: list[tuple[tuple[str, str], list[str]]] = []
+            for pair, (cursor, members) in zip(group, pages, strict=True):
+                keys = sorted({text(member) for member in members} - seen[pair])
+                seen[pair].update(keys)
+                found.append((pair, keys))
+                if int(cursor):
+                    cursors[pair] = int(cursor)
+                    pending.append(pair)
+            names = [self.prefix + s + "e:" + f"{m}/{k}" for (s, m), keys in found for k in keys]
+            sizes = iter(int(size) for size in self._each("strlen", names))
+            gone: list[tuple[str, list[str]]] = []
+            for (shard, model), keys in found:
+                got = [next(sizes) for _ in keys]
+                missing = [k for k, size in zip(keys, got, strict=True) if not size]
+                if missing:
+                    gone.append((self._index_name(shard, model), missing))
+                yield model, keys, got
             if gone:
-                self.run(partial(self.client.srem, index, *gone))
-            yield keys, sizes
-            if not cursor:
-                return
+                self.execute(partial(_srem_each, gone), transaction=False)
+
+    def _sscan(
+        self, group: list[tuple[str, str]], cursors: dict[tuple[str, str], int], pipe: Pipe
+    ) -> None:
+        for shard, model in group:
+            index = self._index_name(shard, model)
+            pipe.sscan(index, cursors.get((shard, model), 0), count=_BATCH)
 
     def walk(
         self, provider: str | None = None, model_slot: str | None = None
     ) -> Iterator[EntryRef]:
         """Every live entry (optionally of one provider / model folder) with its size."""
-        for prov, model in self._selected(provider, model_slot):
-            for keys, sizes in self._batches(prov, model):
-                for key, size in zip(keys, sizes, strict=True):
-                    if size:
-                        yield EntryRef(f"{prov}/{model}/{key}", prov, model, key, size, 0)
+        for model, keys, sizes in self._scan(self._model_sets(provider, model_slot)):
+            prov, _, slot = model.partition("/")
+            for key, size in zip(keys, sizes, strict=True):
+                if size:
+                    yield EntryRef(f"{model}/{key}", prov, slot, key, size, 0)
 
     def cleanup_expired(self, now: float | None = None) -> int:
         """Drop index members of entries Redis has expired or evicted; returns how many.
 
         Redis deletes an entry at its ``expires_at`` by itself (``now`` is Redis's clock).
         """
-        removed = 0
-        for prov, model in self._selected(None, None):
-            for _, sizes in self._batches(prov, model):
-                removed += sizes.count(0)
+        removed = sum(sizes.count(0) for _, _, sizes in self._scan(self._model_sets()))
         self.after_clear()
         return removed
 
+    def rebuild_index(self, repair: bool = False) -> tuple[int, int]:
+        """(entries the index sets miss, index members whose entry is gone): every entry is
+        found with SCAN (on a cluster: on every master). With ``repair`` the missing entries are
+        indexed again; dangling members are always dropped. An index set evicted under
+        ``allkeys-lru`` hides its entries from listings until this runs."""
+        dangling = self.cleanup_expired()
+        shard_glob = "{??}" if self.cluster else ""
+        pattern = _glob_escape(self.prefix) + shard_glob + "e:*"
+        missing = 0
+        batch: list[tuple[str, str, str]] = []
+        for name in self.run(lambda: list(self.client.scan_iter(match=pattern, count=1000))):
+            rest = text(name)[len(self.prefix) :]
+            shard, _, path = rest.partition("e:") if self.cluster else ("", "", rest[2:])
+            parts = path.split("/")
+            if len(parts) == 3:
+                batch.append((shard, f"{parts[0]}/{parts[1]}", parts[2]))
+        for start in range(0, len(batch), _BATCH):
+            missing += self._reindex(batch[start : start + _BATCH], repair)
+        return missing, dangling
+
+    def _reindex(self, entries: list[tuple[str, str, str]], repair: bool) -> int:
+        def check(pipe: Pipe) -> None:
+            for shard, model, key in entries:
+                pipe.sismember(self._models_name(shard), model)
+                pipe.sismember(self._index_name(shard, model), key)
+
+        replies = self.execute(check, transaction=False)
+        lost = [
+            entry
+            for entry, listed, indexed in zip(entries, replies[::2], replies[1::2], strict=True)
+            if not (listed and indexed)
+        ]
+        if repair and lost:
+
+            def add(pipe: Pipe) -> None:
+                for shard, model, key in lost:
+                    pipe.sadd(self._models_name(shard), model)
+                    pipe.sadd(self._index_name(shard, model), key)
+
+            self.execute(add, transaction=False)
+        return len(lost)
+
     def evict(self, max_bytes: int) -> tuple[int, int]:
-        """Nothing (Redis's maxmemory-policy evicts); returns (0, Redis's used memory)."""
-        info: dict[str, Any] = self.run(lambda: self.client.info("memory"))
-        return 0, int(info.get("used_memory", 0))
+        """Nothing (Redis's maxmemory-policy evicts); returns (0, Redis's used memory: on a
+        cluster, of every master)."""
+
+        def used() -> int:
+            if not self.cluster:
+                return int(self.client.info("memory").get("used_memory", 0))
+            info = self.client.info("memory", target_nodes="primaries")
+            if "used_memory" in info:  # (one master answered)
+                return int(info["used_memory"])
+            return sum(int(node.get("used_memory", 0)) for node in info.values())
+
+        return 0, self.run(used)
 
     def after_clear(self, provider: str | None = None, model_slot: str | None = None) -> None:
         """Forget the models whose index is now empty (atomically, racing no writer)."""
-        for prov, model in self._selected(provider, model_slot):
-            keys = [self.prefix + "models", f"{self.prefix}idx:{prov}/{model}"]
-            self.run(partial(self._drop_empty, keys=keys, args=[f"{prov}/{model}"]))
+        pairs = self._model_sets(provider, model_slot)
+        if not pairs:
+            return
+
+        def build(pipe: Pipe) -> None:
+            for shard, model in pairs:
+                keys = (self._models_name(shard), self._index_name(shard, model))
+                pipe.execute_command("EVAL", _DROP_EMPTY, 2, *keys, model)
+
+        self.execute(build, transaction=False)
 
     def ledger_sink(self) -> LedgerSink:
         """Hashes and sorted sets beside the entries (``spark.cache.ledger.redis``)."""
         from spark.cache.ledger.redis import RedisLedger
 
-        return RedisLedger(self)
+        return RedisLedger(self, self.prefix + ("{ledger}:" if self.cluster else "ledger:"))
 
     # -- single flight across processes ---------------------------------------------------
 
@@ -276,10 +456,25 @@ class RedisStore:
         """``SET P lock:{key} token NX PX lock_ms``: the token, or None when another holds it."""
         token = secrets.token_hex(8)
         name = self.prefix + "lock:" + key
-        taken = self.run(lambda: self.client.set(name, token, nx=True, px=self.lock_ms))
+        taken = self.run(lambda: self.client.set(name, token, nx=True, px=self.lock_ms), name)
         return token if taken else None
+
+    def renew_lock(self, key: str, token: str) -> bool:
+        """Extend our claim to a full ``lock_ms`` again (compare-and-PEXPIRE in Lua)."""
+        name = self.prefix + "lock:" + key
+        return bool(self.run(partial(self._script, _RENEW, name, token, self.lock_ms), name))
 
     def unlock(self, key: str, token: str) -> None:
         """Delete the claim only if it still holds our token (compare-and-delete in Lua)."""
         name = self.prefix + "lock:" + key
-        self.run(lambda: self._unlock(keys=[name], args=[token]))
+        self.run(partial(self._script, _UNLOCK, name, token), name)
+
+    def _script(self, script: str, name: str, *args: object) -> Any:
+        """Run one of the Lua scripts on the key ``name`` (EVALSHA, loaded when missing)."""
+        client = self.client
+        return self._scripts[script](keys=[name], args=list(args), client=client)
+
+
+def _srem_each(gone: list[tuple[str, list[str]]], pipe: Pipe) -> None:
+    for index, keys in gone:
+        pipe.srem(index, *keys)

@@ -148,9 +148,17 @@ class TieredStore:
         """The remote's claim."""
         return self.remote.try_lock(key)
 
+    def renew_lock(self, key: str, token: str) -> bool:
+        """Renew the remote's claim."""
+        return self.remote.renew_lock(key, token)
+
     def unlock(self, key: str, token: str) -> None:
         """Release the remote's claim."""
         self.remote.unlock(key, token)
+
+    def rebuild_index(self, repair: bool = False) -> tuple[int, int]:
+        """The remote's index (the local copies are files: their own index)."""
+        return self.remote.rebuild_index(repair)
 
 
 def _expired(data: bytes) -> bool:

@@ -1,7 +1,7 @@
 """One "machine" of the fleet tests: a real OpenAIModel whose cache is a shared Redis.
 
 Run as ``python fleet_worker.py --url URL --prefix P --base-url PROVIDER --barrier DIR
---worker N --local DIR [--local-tier] PROMPT...``: says it is ready (``DIR/ready-N``), waits for
+--worker N --local DIR [--local-tier] [--lock-seconds S] [--cluster] PROMPT...``: says it is ready (``DIR/ready-N``), waits for
 the start time in ``DIR/go``, asks each prompt with ``model.generate`` and prints a JSON report.
 """
 
@@ -41,6 +41,8 @@ async def ask(args: argparse.Namespace) -> dict[str, object]:
         prefix=args.prefix,
         cache_dir=args.local,
         local_tier=args.local_tier,
+        lock_seconds=args.lock_seconds,
+        cluster=args.cluster,
     )
     model = OpenAIModel(
         "gpt-4o", base_url=args.base_url, api_key="sk-fleet", max_retries=0, cache_config=config
@@ -64,6 +66,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--worker", type=int, required=True)
     parser.add_argument("--local", required=True)
     parser.add_argument("--local-tier", action="store_true")
+    parser.add_argument("--lock-seconds", type=float, default=30.0)
+    parser.add_argument("--cluster", action="store_true")
     parser.add_argument("prompts", nargs="+")
     args = parser.parse_args(argv)
     print(json.dumps(asyncio.run(ask(args))))
