@@ -8,7 +8,8 @@ For each provider, with an encrypted cache and 1 KB / 32 KB answers, in one proc
   ``BoundCache.get_or_call``), sampled in turn: the model layer's overhead in µs;
 - the same call uncached through the raw SDK against the local server (no added latency): the
   speed-up of a hit.
-Then 50 concurrent identical calls on a cold cache with 300 ms of provider latency (requests that
+Then OpenAI's Responses API hit next to its chat-completions hit (``OpenAIModel(api=...)``,
+sampled in turn, p50 and p90), 50 concurrent identical calls on a cold cache with 300 ms of provider latency (requests that
 reach the server), the time to key a request (``model.cache_key``) plain and with a 1 MB image in
 each provider's native spelling, and ``import spark.models.openai`` + the first hit in a fresh
 process.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import gc
 import os
 import statistics
@@ -139,6 +141,40 @@ async def measure(
     return m, e, r
 
 
+async def bench_responses_api(server: ProviderServer, repeat: int) -> None:
+    """An OpenAI hit through the Responses API next to one through chat completions."""
+    for size in (1024, 32 * 1024):
+        server.answer_chars = size
+        with tempfile.TemporaryDirectory() as tmp:
+            config = CacheConfig(enabled=True, cache_dir=tmp, encrypt=True)
+            chat = server.model("openai", MODELS["openai"], cache_config=config)
+            responses = server.model(
+                "openai", MODELS["openai"], cache_config=config, api="responses"
+            )
+            for model in (chat, responses):
+                await model.get_text(QUESTION)  # the miss that fills the cache
+            times: dict[Model, list[int]] = {chat: [], responses: []}
+            gc.disable()
+            try:
+                for _ in range(repeat):
+                    for model, samples in times.items():
+                        samples.append(await sample(functools.partial(model.get_text, QUESTION)))
+            finally:
+                gc.enable()
+            for model in times:
+                await model.aclose()
+        (c50, c90), (r50, r90) = (_p50_p90(samples) for samples in times.values())
+        print(
+            f"openai  {size // 1024:>3} KB  chat hit p50 {c50:7.1f}µs (p90 {c90:7.1f})"
+            f"  responses hit p50 {r50:7.1f}µs (p90 {r90:7.1f})  ratio {r50 / c50:4.2f}"
+        )
+
+
+def _p50_p90(samples: list[int]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return ordered[len(ordered) // 2] / 1000, ordered[int(len(ordered) * 0.9)] / 1000
+
+
 async def bench_single_flight(server: ProviderServer) -> None:
     """50 concurrent identical calls on a cold cache with 300 ms of provider latency."""
     server.answer_chars = 200
@@ -242,6 +278,7 @@ def main() -> None:
     with ProviderServer() as server:
         for provider in MODELS:
             asyncio.run(bench_provider(provider, server, repeat))
+        asyncio.run(bench_responses_api(server, repeat))
         asyncio.run(bench_single_flight(server))
         bench_keys(server, repeat)
         bench_fresh_process(server, 3 if args.quick else 9)

@@ -8,6 +8,7 @@
     │   ├── EncryptionKeyError      encryption is on but no usable key was found
     │   ├── DecryptionError         an entry cannot be decrypted with the keys we hold
     │   └── CacheMissError          replay mode found no usable entry for a request
+    ├── StructuredOutputError       ``get_json``: the answer does not match the schema (``raw_text``)
     └── ProviderError               a provider call failed (never cached); ``status``: HTTP status
         ├── AuthenticationError     401/403: bad or missing credentials
         ├── RateLimitError          429 / throttling
@@ -33,6 +34,7 @@ __all__ = [
     "ProviderServerError",
     "RateLimitError",
     "SparkError",
+    "StructuredOutputError",
     "error_class_for_status",
 ]
 
@@ -76,6 +78,16 @@ class CacheMissError(CacheError):
         self.provider = provider
         self.model_id = model_id
         self.key = key
+
+
+class StructuredOutputError(SparkError):
+    """``get_json``: the model's answer is not JSON or does not match the schema. Such an answer
+    is never cached. ``raw_text`` is the answer as the model gave it; ``problems`` the reasons."""
+
+    def __init__(self, message: str, *, raw_text: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.raw_text = raw_text
+        self.problems: list[str] = list(problems or [])
 
 
 class ProviderError(SparkError):

@@ -14,7 +14,9 @@ from typing import Any, ClassVar, Literal
 
 from spark.agents.cost import TOTAL, CostStats, CostTracker, reset_total_cost_stats
 from spark.agents.tools import Tool, ToolResult, as_tool, run_tool_calls
+from spark.errors import StructuredOutputError
 from spark.models.base import Model
+from spark.models.structured import StructuredSchema, structured_schema
 from spark.types import ModelResponse, ToolCall, Usage
 
 __all__ = ["Agent", "AgentConfig", "AgentResult", "AgentStep", "StopReason"]
@@ -80,6 +82,7 @@ class AgentResult:
     steps: tuple[AgentStep, ...]
     stats: CostStats
     stop_reason: StopReason = "answer"
+    value: Any = None  # ``run_json``'s checked answer (None for ``run``)
 
     @property
     def stopped_by_max_steps(self) -> bool:
@@ -153,8 +156,26 @@ class Agent:
         """Ask ``query``; the final answer text."""
         return (await self.run_detailed(query)).text
 
+    async def run_json(self, schema: Any, query: str) -> Any:
+        """Ask ``query``; the final answer as structured data, like ``model.get_json``: an
+        instance of ``schema`` (a pydantic ``BaseModel`` subclass) or the parsed object (a
+        JSON-schema dict). Tools run as in ``run``; every model call asks for the schema, and a
+        final answer that does not fit raises ``StructuredOutputError`` and is not cached."""
+        structured = structured_schema(schema)
+        result = await self._run(query, structured)
+        if result.stop_reason != "answer":
+            raise StructuredOutputError(
+                f"agent {self.name!r} stopped after max_steps={self.config.max_steps} without a"
+                " final answer",
+                raw_text=result.text,
+            )
+        return result.value
+
     async def run_detailed(self, query: str) -> AgentResult:
         """Ask ``query``; the answer with every step, tool result and cost figure."""
+        return await self._run(query, None)
+
+    async def _run(self, query: str, structured: StructuredSchema | None) -> AgentResult:
         if self._running:
             raise RuntimeError(
                 f"agent {self.name!r} is already running; runs share one conversation, "
@@ -164,24 +185,24 @@ class Agent:
         start = len(self._history)
         self._history.append({"role": "user", "content": query})
         try:
-            return await self._loop()
+            return await self._loop(structured)
         except BaseException:
             del self._history[start:]
             raise
         finally:
             self._running = False
 
-    async def _loop(self) -> AgentResult:
+    async def _loop(self, structured: StructuredSchema | None) -> AgentResult:
         steps: list[AgentStep] = []
         stats = CostStats()
         for number in range(1, self.config.max_steps + 1):
-            response = await self._call_model()
+            response, value = await self._call_model(structured)
             stats += self._count(response)
             if not response.tool_calls:
                 steps.append(AgentStep(response))
                 if response.text:
                     self._history.append({"role": "assistant", "content": response.text})
-                return AgentResult(response.text, tuple(steps), stats, "answer")
+                return AgentResult(response.text, tuple(steps), stats, "answer", value)
             if number < self.config.max_steps:
                 results = await run_tool_calls(response.tool_calls, self._tools)
             else:  # no model call would read them: do not cause a tool's side effects for nothing
@@ -191,20 +212,25 @@ class Agent:
         logger.info("agent %r stopped after max_steps=%d", self.name, self.config.max_steps)
         return AgentResult(_last_text(steps), tuple(steps), stats, "max_steps")
 
-    async def _call_model(self) -> ModelResponse:
-        response = await self.config.model.generate(
-            list(self._history),
-            system_prompt=self.config.system_prompt,
-            tools=self._specs or None,
+    async def _call_model(self, structured: StructuredSchema | None) -> tuple[ModelResponse, Any]:
+        kwargs: dict[str, Any] = {
+            "system_prompt": self.config.system_prompt,
+            "tools": self._specs or None,
             **self.config.params,
-        )
+        }
+        value = None
+        if structured is None:
+            response = await self.config.model.generate(list(self._history), **kwargs)
+        else:
+            model = self.config.model
+            response, value = await model.structured_call(structured, list(self._history), kwargs)
         logger.debug(
             "agent %r: %s, %d tool call(s)",
             self.name,
             "cache hit" if response.cached else "provider call",
             len(response.tool_calls),
         )
-        return response
+        return response, value
 
     def _remember_tool_turn(self, response: ModelResponse, results: list[ToolResult]) -> None:
         calls = [call.to_dict() for call in response.tool_calls]

@@ -23,7 +23,7 @@ from spark.cache.keys import create_key, keyed_request
 from spark.cache.memory import MemoryEntry
 from spark.cache.policy import CachePolicy, is_cacheable
 from spark.cache.reader import BadEntry, StoredEntry, Where, read_entry
-from spark.cache.replay import replay_error
+from spark.cache.replay import refused_by_schema, replay_error
 from spark.cache.shape import own_copy
 from spark.cache.stores.base import StoreUnavailableError
 from spark.errors import CacheMissError
@@ -67,6 +67,8 @@ class CacheResult:
 
 
 ProviderCall = Callable[[], Awaitable[Mapping[str, Any]]]
+#: Whether a stored response may still be served (e.g. it matches ``get_json``'s schema).
+Accept = Callable[[Mapping[str, Any]], bool]
 #: A provider stream: text chunks, then (last) the stored form of the whole answer.
 ProviderStream = Callable[[], AsyncIterator[str | dict[str, Any]]]
 
@@ -138,21 +140,29 @@ class BoundCache:
 
     # -- the call path --------------------------------------------------------------------
 
-    async def get_or_call(self, request: CacheRequest, call: ProviderCall) -> CacheResult:
+    async def get_or_call(
+        self, request: CacheRequest, call: ProviderCall, accept: Accept | None = None
+    ) -> CacheResult:
         """The cached answer, or the provider's (stored per the policy), one call per key.
 
         Identical concurrent misses in one event loop share the first caller's provider call.
         The response handed out is the caller's own: changing it changes no later hit.
+        ``accept``: whether a stored answer may still be served (``get_json``'s schema check);
+        one it refuses is a miss, and the provider's answer replaces it.
         """
         if self.policy.reads:
             response = self.lookup(request)
-            if response is not None:
+            if response is not None and (accept is None or accept(response)):
                 self.manager.counters.record_hit(request, response)
                 return CacheResult(response, True, request.key)
             if self.policy.replay:
                 self.manager.counters.record_miss(request, None)
+                if response is not None:
+                    store = self.manager.store
+                    where = store.location(request.provider, request.model_id, request.key)
+                    raise refused_by_schema(request, where)
                 raise self.replay_miss(request)
-        return await self._single_flight(request, call)
+        return await self._single_flight(request, call, accept)
 
     async def stream_or_call(
         self, request: CacheRequest, open_stream: ProviderStream
@@ -197,10 +207,18 @@ class BoundCache:
             raise
         flight.succeed(request.key, lead, (stored, False))
 
-    async def _single_flight(self, request: CacheRequest, call: ProviderCall) -> CacheResult:
+    async def _single_flight(
+        self, request: CacheRequest, call: ProviderCall, accept: Accept | None = None
+    ) -> CacheResult:
         async def lead() -> tuple[Mapping[str, Any], bool]:
             try:
-                return await self._call_once_across_processes(request, call)
+                answer = await self._call_once_across_processes(request, call)
+                if accept is not None and answer[1] and not accept(answer[0]):
+                    response = await call()  # (another process stored an answer we refuse)
+                    self.manager.counters.record_miss(request, response)
+                    self.save(request, response)
+                    answer = (response, False)
+                return answer
             except asyncio.CancelledError:
                 raise
             except BaseException:
@@ -233,14 +251,31 @@ class BoundCache:
                 self._release(request.key, token)
             self.manager.counters.record_hit(request, stored)
             return stored, True
+        renewal = asyncio.ensure_future(self._keep_claim(request.key, token)) if token else None
         try:
             response = await call()
             self.manager.counters.record_miss(request, response)
             self.save(request, response)
         finally:
+            if renewal is not None:
+                renewal.cancel()
             if token:
                 self._release(request.key, token)
         return response, False
+
+    async def _keep_claim(self, key: str, token: str) -> None:
+        """Renew our claim every third of ``lock_seconds`` while the provider call runs, so a
+        call longer than that is still made once; a process that dies stops renewing, and its
+        claim expires. Stops when the claim is no longer ours."""
+        every = self.manager.config.lock_seconds / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if not self.manager.store.renew_lock(key, token):
+                    logger.debug("lost the claim on %s: another process took it over", key)
+                    return
+            except OSError:  # the store is away: try again; without it the claim lapses
+                continue
 
     def _recheck(self, request: CacheRequest) -> dict[str, Any] | None:
         """Read the store again within one call: a bad entry is counted once per call."""

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from spark.cache.bound import CacheRequest
     from spark.cache.reader import BadEntry
 
-__all__ = ["replay_error"]
+__all__ = ["refused_by_schema", "replay_error"]
 
 
 def replay_error(request: CacheRequest, bad: BadEntry, key_env: str, where: str) -> CacheError:
@@ -42,4 +42,17 @@ def replay_error(request: CacheRequest, bad: BadEntry, key_env: str, where: str)
         f"replay: {what} is unusable ({bad.kind}: {bad.reason}); re-record it (pytest "
         "--spark-cache=record) and commit it. `spark cache verify` lists every such entry.",
         **ids,
+    )
+
+
+def refused_by_schema(request: CacheRequest, location: str) -> CacheMissError:
+    """The replay-mode error for a recorded answer that no longer matches ``get_json``'s schema
+    (its validators changed since it was recorded)."""
+    return CacheMissError(
+        f"replay: the recorded answer for {request.provider}/{request.model_id} at {location} no "
+        "longer matches the schema get_json was given; re-record it (pytest "
+        "--spark-cache=record) and commit it.",
+        provider=request.provider,
+        model_id=request.model_id,
+        key=request.key,
     )

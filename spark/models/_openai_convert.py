@@ -218,8 +218,28 @@ def _response_format(value: Any) -> Any:
     value = schema_of() if isinstance(value, type) and callable(schema_of) else _as_mapping(value)
     if isinstance(value, Mapping) and value.get("type") not in _RESPONSE_FORMAT_TYPES:
         name = re.sub(r"[^A-Za-z0-9_-]+", "_", str(value.get("title") or "response"))[:64]
-        return {"type": "json_schema", "json_schema": {"name": name, "schema": dict(value)}}
+        spec: dict[str, Any] = {"name": name, "schema": dict(value)}
+        if strict_compatible(value):  # OpenAI then guarantees the schema (docs/models.md)
+            spec["strict"] = True
+        return {"type": "json_schema", "json_schema": spec}
     return value
+
+
+def strict_compatible(schema: Any) -> bool:
+    """Whether OpenAI's strict structured output takes ``schema`` as it is: every object closed
+    (``additionalProperties: false``) with all its properties required."""
+    if isinstance(schema, list):
+        return all(strict_compatible(item) for item in schema)
+    if not isinstance(schema, Mapping):
+        return True
+    if schema.get("type") == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        closed = schema.get("additionalProperties") is False
+        if not closed or set(schema.get("required") or ()) != set(properties):
+            return False
+    return all(
+        strict_compatible(value) for value in schema.values() if isinstance(value, dict | list)
+    )
 
 
 # -- messages ---------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import math
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -25,6 +26,7 @@ from typing import Any, ClassVar, Unpack
 from spark.errors import ConfigError
 from spark.models import _echo_convert as convert
 from spark.models.base import Messages, Model, ModelOptions, StreamPiece
+from spark.models.structured import example_of
 from spark.models.wire import WireCall
 from spark.types import Choice, EmbeddingResponse, ModelResponse, Price, ToolCall, Usage
 
@@ -89,6 +91,9 @@ def echo_answer(arguments: Mapping[str, Any]) -> ModelResponse:
     limit = arguments.get("max_tokens")
     if limit is not None and _words(text) > limit:
         text, finish = " ".join(text.split()[:limit]), "length"
+    schema = arguments.get("output_schema")
+    if isinstance(schema, Mapping):  # asked for JSON: an example that fits the schema
+        text = json.dumps(example_of(schema, text))
     forced = _forced_tool(arguments.get("tools") or [], arguments.get("tool_choice"))
     calls = (ToolCall("echo_call_0", forced, {}),) if forced else ()
     if forced:

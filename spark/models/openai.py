@@ -1,4 +1,5 @@
-"""``OpenAIModel``: Spark's cache in front of OpenAI Chat Completions and Embeddings.
+"""``OpenAIModel``: Spark's cache in front of OpenAI Chat Completions (or the Responses API,
+``api="responses"``) and Embeddings.
 
 The ``openai`` SDK is imported lazily, when the first provider call builds the client: importing
 this module or answering from the cache never loads it. SDK exceptions become Spark errors in
@@ -23,6 +24,8 @@ from spark.errors import (
 )
 from spark.models import _openai_answers as answers
 from spark.models import _openai_convert as convert
+from spark.models import _openai_responses as responses
+from spark.models import _responses_answers as responses_answers
 from spark.models._loop_clients import LoopClients
 from spark.models.base import Messages, Model, ModelOptions, StreamPiece
 
@@ -35,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = ["OpenAIModel"]
 
 PROVIDER = "openai"
+#: The text APIs an ``OpenAIModel`` can call (docs/models.md, "Responses API").
+APIS = ("chat", "responses")
 _INSTALL_HINT = (
     "OpenAIModel needs the openai SDK: pip install openai (in a Spark checkout: pip install -e"
     " '.[openai]')"
@@ -46,7 +51,9 @@ class OpenAIModel(Model):
 
     Provider options left as ``None`` keep the SDK's own defaults, including its environment
     variables (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``OPENAI_ORG_ID``) and its retries.
-    ``client`` injects a ready ``openai.AsyncOpenAI``, used exactly as given.
+    ``client`` injects a ready ``openai.AsyncOpenAI``, used exactly as given. ``api`` picks the
+    text API: ``"chat"`` (``chat.completions.create``, the default) or ``"responses"``
+    (``responses.create``).
     """
 
     provider: ClassVar[str] = PROVIDER
@@ -61,8 +68,13 @@ class OpenAIModel(Model):
         timeout: float | None = None,
         max_retries: int | None = None,
         client: AsyncOpenAI | None = None,
+        api: str = "chat",
         **model_options: Unpack[ModelOptions],
     ) -> None:
+        if api not in APIS:
+            allowed = " or ".join(repr(name) for name in APIS)
+            raise ConfigError(f"OpenAIModel api must be {allowed}, got {api!r}")
+        self.api = api
         super().__init__(model_id, **model_options)
         _check_async_client(client)
         options: dict[str, Any] = {
@@ -113,7 +125,10 @@ class OpenAIModel(Model):
     # -- provider calls -------------------------------------------------------------------
 
     def _prepare_chat(self, messages: Messages, params: Mapping[str, Any]) -> WireCall:
-        """The ``chat.completions.create`` call (docs/models.md, "OpenAI")."""
+        """The ``chat.completions.create`` call (docs/models.md, "OpenAI"), or with
+        ``api="responses"`` the ``responses.create`` call."""
+        if self.api == "responses":
+            return responses.prepare_chat(self.model_id, messages, params)
         return convert.prepare_chat(self.model_id, messages, params)
 
     def _prepare_embedding(self, texts: list[str], params: Mapping[str, Any]) -> WireCall:
@@ -123,6 +138,10 @@ class OpenAIModel(Model):
     async def _complete(self, call: WireCall) -> ModelResponse:
         """One Chat Completions call: every choice, logprobs when asked for, usage."""
         client = await self._sdk_client()
+        if self.api == "responses":
+            with _provider_errors(self.model_id):
+                answer = await client.responses.create(**call.arguments)
+            return responses_answers.response_from_responses(answer)
         with _provider_errors(self.model_id):
             completion = await client.chat.completions.create(**call.arguments)
         return answers.response_from_completion(completion)
@@ -133,6 +152,10 @@ class OpenAIModel(Model):
 
         A stream that errors or ends without a finish reason raises ``ProviderServerError``.
         """
+        if self.api == "responses":
+            async for piece in self._stream_responses(call):
+                yield piece
+            return
         client = await self._sdk_client()
         with _provider_errors(self.model_id):
             stream = await client.chat.completions.create(
@@ -149,6 +172,30 @@ class OpenAIModel(Model):
                 if chunk is None:
                     break
                 text = assembler.feed(chunk)
+                if text:
+                    yield text
+        if not assembler.finished:
+            raise ProviderServerError(
+                f"OpenAI model {self.model_id!r}: the stream ended before the answer finished",
+                provider=PROVIDER,
+            )
+        yield assembler.result()
+
+    async def _stream_responses(self, call: WireCall) -> AsyncIterator[StreamPiece]:
+        """Stream a Responses API call: its ``output_text`` deltas, then the response of its
+        ``response.completed`` event."""
+        client = await self._sdk_client()
+        with _provider_errors(self.model_id):
+            stream = await client.responses.create(**call.arguments, stream=True)
+        assembler = responses_answers.ResponsesStreamAssembler(self.model_id)
+        async with stream:
+            events = aiter(stream)
+            while True:
+                with _provider_errors(self.model_id, streaming=True):
+                    event = await anext(events, None)
+                if event is None:
+                    break
+                text = assembler.feed(event)
                 if text:
                     yield text
         if not assembler.finished:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from spark.models.wire import WireCall
 
 __all__ = [
+    "API_TRANSLATIONS",
     "MODEL_CLASSES",
     "cache_model_id",
     "model_class",
@@ -38,6 +39,12 @@ TRANSLATIONS: dict[str, str] = {
     "gemini": "spark.models._gemini_convert",
     "echo": "spark.models._echo_convert",
 }
+# Text APIs besides a provider's default one: (provider, ``api``) -> its translation (the
+# ``api=`` of ``OpenAIModel``; docs/models.md, "Responses API").
+API_TRANSLATIONS: dict[tuple[str, str], str] = {
+    ("openai", "responses"): "spark.models._openai_responses",
+}
+_DEFAULT_APIS = {"openai": "chat"}
 
 
 def model_class(provider: str) -> type[Model]:
@@ -64,9 +71,29 @@ def _translation(provider: str) -> ModuleType:
 def prepare_chat(
     provider: str, model_id: str, messages: Any, params: Mapping[str, Any]
 ) -> WireCall:
-    """The SDK call ``model.get_text(messages, **params)`` makes (no model needed)."""
-    call: WireCall = _translation(provider).prepare_chat(model_id, messages, params)
+    """The SDK call ``model.get_text(messages, **params)`` makes (no model needed).
+
+    ``params["api"]`` names the text API of a model built with one (``api="responses"``).
+    """
+    api = params.get("api")
+    if api is None or api == _DEFAULT_APIS.get(provider):
+        module = _translation(provider)
+    else:
+        module = _api_translation(provider, str(api))
+    given = {name: value for name, value in params.items() if name != "api"}
+    call: WireCall = module.prepare_chat(model_id, messages, given)
     return call
+
+
+@functools.cache
+def _api_translation(provider: str, api: str) -> ModuleType:
+    target = API_TRANSLATIONS.get((provider, api))
+    if target is None:
+        apis = [name for (owner, name) in API_TRANSLATIONS if owner == provider]
+        allowed = [_DEFAULT_APIS[provider], *apis] if provider in _DEFAULT_APIS else []
+        known = " or ".join(repr(name) for name in allowed) or "none (it has one text API)"
+        raise ConfigError(f"unknown api {api!r} for provider {provider!r}; known: {known}")
+    return importlib.import_module(target)
 
 
 def prepare_embedding(

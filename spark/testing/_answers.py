@@ -132,3 +132,20 @@ def embedding(provider: str, model: str, text: str, dimensions: int) -> list[flo
 def short_id(seed: str, length: int = 24) -> str:
     """Return a stable identifier fragment (response ids, tool call ids) from a seed."""
     return hashlib.sha256(f"id:{seed}".encode()).hexdigest()[:length]
+
+
+def scripted_text(plan_text: str | None, schema: Any, seed: str, generated: str) -> str:
+    """The text of an answer: the scripted one, else JSON fitting the asked-for schema (as a
+    model with structured output answers), else the generated words."""
+    if plan_text is not None:
+        return plan_text
+    if isinstance(schema, str):  # (Bedrock sends its schema as JSON text)
+        try:
+            schema = json.loads(schema)
+        except ValueError:
+            schema = None
+    if isinstance(schema, Mapping):
+        from spark.models.structured import example_of  # (pure; the model layer owns schemas)
+
+        return json.dumps(example_of(schema, f"answer {seed[:6]}"))
+    return generated

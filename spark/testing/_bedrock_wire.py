@@ -23,6 +23,7 @@ from spark.testing._exchange import (
     JsonObject,
     Reply,
     Route,
+    UsageScript,
     Wire,
     json_reply,
     status_phrase,
@@ -98,6 +99,14 @@ def _tool_result(messages: list[Any]) -> str | None:
     return " ".join(results) if results else None
 
 
+def _asked_schema(body: Mapping[str, Any]) -> Any:
+    """The JSON schema (text) of ``outputConfig.textFormat.structure.jsonSchema``, if any."""
+    found: Any = body.get("outputConfig")
+    for name in ("textFormat", "structure", "jsonSchema", "schema"):
+        found = found.get(name) if isinstance(found, Mapping) else None
+    return found
+
+
 def _converse_values(exchange: Exchange) -> tuple[str, str, int]:
     """Return the request seed, answer text and input token count of a Converse request."""
     body = exchange.body
@@ -106,19 +115,27 @@ def _converse_values(exchange: Exchange) -> tuple[str, str, int]:
     text = _answers.answer_text(
         seed, exchange.plan.answer_chars, tool_result=_tool_result(messages)
     )
+    text = _answers.scripted_text(exchange.plan.text, _asked_schema(body), seed, text)
     fragments = _answers.collect_text([body.get("system"), messages])
     if offers_tools(body):
         fragments.append(_answers.canonical_json(body["toolConfig"]))
     return seed, text, _answers.input_tokens(fragments)
 
 
-def _usage(input_tokens: int, output_text: str) -> JsonObject:
+def _usage(input_tokens: int, output_text: str, script: UsageScript | None) -> JsonObject:
+    """Converse's usage: tokens read from or written to the prompt cache are reported apart
+    from ``inputTokens`` (and only when there are some)."""
     output_tokens = _answers.token_count(len(output_text))
-    return {
+    usage: JsonObject = {
         "inputTokens": input_tokens,
         "outputTokens": output_tokens,
         "totalTokens": input_tokens + output_tokens,
     }
+    if script is not None and (script.cache_read_tokens or script.cache_write_tokens):
+        usage["cacheReadInputTokens"] = script.cache_read_tokens
+        usage["cacheWriteInputTokens"] = script.cache_write_tokens
+        usage["totalTokens"] += script.cache_read_tokens + script.cache_write_tokens
+    return usage
 
 
 def _latency_ms(exchange: Exchange) -> int:
@@ -162,7 +179,7 @@ def converse(exchange: Exchange) -> Reply:
     payload = {
         "output": {"message": {"role": "assistant", "content": [content]}},
         "stopReason": stop_reason,
-        "usage": _usage(input_tokens, text),
+        "usage": _usage(input_tokens, text, exchange.plan.usage),
         "metrics": {"latencyMs": _latency_ms(exchange)},
     }
     return json_reply(payload)
@@ -190,7 +207,7 @@ def converse_stream(exchange: Exchange) -> Reply:
         pieces = [_delta({"toolUse": {"input": part}}) for part in _answers.split_arguments(text)]
         stop_reason = "tool_use"
     metadata = {
-        "usage": _usage(input_tokens, text),
+        "usage": _usage(input_tokens, text, exchange.plan.usage),
         "metrics": {"latencyMs": _latency_ms(exchange)},
     }
     tail = [

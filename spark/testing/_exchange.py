@@ -35,6 +35,17 @@ class StreamFailure:
 
 
 @dataclass(frozen=True)
+class UsageScript:
+    """Token counts the next text answer reports beyond its own (``ProviderServer.queue_usage``):
+    prompt tokens read from or written to the provider's prompt cache, reasoning tokens."""
+
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    provider: str | None = None
+
+
+@dataclass(frozen=True)
 class Plan:
     """What the server decided for one request before any answer is built."""
 
@@ -43,6 +54,8 @@ class Plan:
     fail_status: int | None = None
     stream_failure: StreamFailure | None = None
     tool_call: ToolCall | None = None
+    text: str | None = None  # the answer's exact text (``ProviderServer.queue_text``)
+    usage: UsageScript | None = None  # extra token counts (``ProviderServer.queue_usage``)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from spark.testing._exchange import (
     JsonObject,
     Reply,
     Route,
+    UsageScript,
     Wire,
     json_reply,
     sse_event,
@@ -77,6 +78,14 @@ def _tool_result(contents: list[Any]) -> str | None:
     return " ".join(results) if results else None
 
 
+def _asked_schema(body: Mapping[str, Any]) -> Any:
+    """The JSON schema of ``generationConfig.responseJsonSchema`` (or ``responseSchema``)."""
+    config = body.get("generationConfig")
+    if not isinstance(config, Mapping):
+        return None
+    return config.get("responseJsonSchema") or config.get("responseSchema")
+
+
 def _generate_values(exchange: Exchange) -> tuple[str, list[str], int]:
     """Return the request seed, each candidate's answer text and the prompt token count.
 
@@ -94,6 +103,7 @@ def _generate_values(exchange: Exchange) -> tuple[str, list[str], int]:
         )
         for index in range(_candidate_count(body))
     ]
+    texts[0] = _answers.scripted_text(exchange.plan.text, _asked_schema(body), seed, texts[0])
     fragments = _answers.collect_text([body.get("systemInstruction"), contents])
     if body.get("tools"):
         fragments.append(_answers.canonical_json(body["tools"]))
@@ -137,16 +147,28 @@ def _logprobs(body: Mapping[str, Any], seed: str, tokens: list[str]) -> JsonObje
     return result
 
 
-def _usage(prompt_tokens: int, output_texts: list[str] | None) -> JsonObject:
+def _usage(
+    prompt_tokens: int, output_texts: list[str] | None, script: UsageScript | None = None
+) -> JsonObject:
+    """Gemini's usage: cached content is part of ``promptTokenCount``; thinking tokens are
+    ``thoughtsTokenCount``, apart from ``candidatesTokenCount`` (scripted counts, last event)."""
+    cached = script.cache_read_tokens if script and output_texts is not None else 0
+    prompt_tokens += cached
     usage: JsonObject = {
         "promptTokenCount": prompt_tokens,
         "totalTokenCount": prompt_tokens,
         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
     }
+    if cached:
+        usage["cachedContentTokenCount"] = cached
+        usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
     if output_texts is not None:
         output_tokens = sum(_answers.token_count(len(text)) for text in output_texts)
+        thoughts = script.reasoning_tokens if script else 0
         usage["candidatesTokenCount"] = output_tokens
-        usage["totalTokenCount"] = prompt_tokens + output_tokens
+        usage["totalTokenCount"] = prompt_tokens + output_tokens + thoughts
+        if thoughts:
+            usage["thoughtsTokenCount"] = thoughts
     return usage
 
 
@@ -203,7 +225,7 @@ def generate(exchange: Exchange) -> Reply:
         logprobs = _logprobs(exchange.body, f"{seed}:{index}", tokens)
         merged = [{"text": "".join(tokens)}] if tokens else parts
         candidates.append(_candidate(index, merged, True, logprobs))
-    usage = _usage(prompt_tokens, billed)
+    usage = _usage(prompt_tokens, billed, exchange.plan.usage)
     return json_reply(_response(exchange, seed, candidates, usage))
 
 
@@ -226,7 +248,8 @@ def generate_stream(exchange: Exchange) -> Reply:
             tokens = [part["text"]] if "text" in part else []
             logprobs = _logprobs(exchange.body, f"{seed}:{index}", tokens)
             candidates.append(_candidate(index, [part], step == len(parts) - 1, logprobs))
-        usage = _usage(prompt_tokens, billed if step == count - 1 else None)
+        last = step == count - 1
+        usage = _usage(prompt_tokens, billed if last else None, exchange.plan.usage)
         events.append(sse_event(_response(exchange, seed, candidates, usage), _SSE_SEPARATOR))
     failure = exchange.plan.stream_failure
     return stream_reply("text/event-stream", [], events, [], failure, _stream_error)

@@ -1,4 +1,5 @@
-"""OpenAI's HTTP API as the `openai` SDK sees it: chat completions (plain, SSE) and embeddings."""
+"""OpenAI's HTTP API as the `openai` SDK sees it: chat completions (plain, SSE), embeddings and
+the Responses API (`_openai_responses_wire`)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from spark.testing import _answers
+from spark.testing import _answers, _openai_responses_wire
 from spark.testing._exchange import (
     Exchange,
     JsonObject,
     Reply,
     Route,
     ToolCall,
+    UsageScript,
     Wire,
     json_reply,
     sse_event,
@@ -83,6 +85,13 @@ class _Answer:
     tokens: tuple[JsonObject, ...] | None  # logprobs of the text's tokens, when asked for
 
 
+def _asked_schema(body: Mapping[str, Any]) -> Any:
+    """The JSON schema of ``response_format: {"type": "json_schema", ...}``, if asked for."""
+    found = body.get("response_format")
+    spec = found.get("json_schema") if isinstance(found, Mapping) else None
+    return spec.get("schema") if isinstance(spec, Mapping) else None
+
+
 def _answers_of(exchange: Exchange) -> tuple[list[_Answer], int]:
     """Return the `n` choices of a chat request and its input token count."""
     body = exchange.body
@@ -98,6 +107,7 @@ def _answers_of(exchange: Exchange) -> tuple[list[_Answer], int]:
         text = _answers.answer_text(
             choice_seed, exchange.plan.answer_chars, tool_result=_tool_result(messages)
         )
+        text = _answers.scripted_text(exchange.plan.text, _asked_schema(body), choice_seed, text)
         if call is not None:
             text = json.dumps(call.arguments)
         tokens = _token_logprobs(choice_seed, text, top) if body.get("logprobs") is True else None
@@ -137,14 +147,19 @@ def _logprobs(tokens: tuple[JsonObject, ...] | None) -> JsonObject | None:
     return None if tokens is None else {"content": list(tokens), "refusal": None}
 
 
-def _usage(prompt_tokens: int, answers: list[_Answer]) -> JsonObject:
-    completion_tokens = sum(_answers.token_count(len(answer.text)) for answer in answers)
+def _usage(prompt_tokens: int, answers: list[_Answer], script: UsageScript | None) -> JsonObject:
+    """OpenAI's usage: cached tokens are part of ``prompt_tokens``, reasoning tokens part of
+    ``completion_tokens`` (a scripted count adds to the request's own)."""
+    cached = script.cache_read_tokens if script else 0
+    reasoning = script.reasoning_tokens if script else 0
+    prompt_tokens += cached
+    completion_tokens = reasoning + sum(_answers.token_count(len(a.text)) for a in answers)
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": reasoning, "audio_tokens": 0},
     }
 
 
@@ -164,7 +179,7 @@ def chat(exchange: Exchange) -> Reply:
     answers, prompt_tokens = _answers_of(exchange)
     payload = _envelope(answers[0].seed, exchange.model, "chat.completion")
     payload["choices"] = [_choice_object(answer) for answer in answers]
-    payload["usage"] = _usage(prompt_tokens, answers)
+    payload["usage"] = _usage(prompt_tokens, answers, exchange.plan.usage)
     return json_reply(payload)
 
 
@@ -211,7 +226,8 @@ def chat_stream(exchange: Exchange) -> Reply:
     pieces = _interleaved([_answer_chunks(answer, chunk) for answer in answers])
     tail = [chunk(a.index, {}, "tool_calls" if a.call else "stop") for a in answers]
     if with_usage:
-        tail.append(sse_event({**envelope, "choices": [], "usage": _usage(prompt_tokens, answers)}))
+        usage_of_all = _usage(prompt_tokens, answers, exchange.plan.usage)
+        tail.append(sse_event({**envelope, "choices": [], "usage": usage_of_all}))
     tail.append(sse_event("[DONE]"))
     failure = exchange.plan.stream_failure
     return stream_reply("text/event-stream", head, pieces, tail, failure, _stream_error)
@@ -288,8 +304,15 @@ WIRE = Wire(
     routes=(
         Route(re.compile(r"^/v1/chat/completions$"), "chat", streamed="chat_stream"),
         Route(re.compile(r"^/v1/embeddings$"), "embeddings"),
+        Route(re.compile(r"^/v1/responses$"), "responses", streamed="responses_stream"),
     ),
-    handlers={"chat": chat, "chat_stream": chat_stream, "embeddings": embeddings},
+    handlers={
+        "chat": chat,
+        "chat_stream": chat_stream,
+        "embeddings": embeddings,
+        "responses": _openai_responses_wire.responses,
+        "responses_stream": _openai_responses_wire.responses_stream,
+    },
     error=error,
     offers_tools=offers_tools,
 )

@@ -11,12 +11,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
-from spark.testing._exchange import JsonObject, Plan, StreamFailure, ToolCall
+from spark.testing._exchange import JsonObject, Plan, StreamFailure, ToolCall, UsageScript
 
 PROVIDERS = ("openai", "bedrock", "gemini")
 DEFAULT_ANSWER_CHARS = 200
 
 _T = TypeVar("_T")
+# The operations answered with text (the Responses API's route too, when it is served).
+_TEXT_OPERATIONS = frozenset(
+    {
+        "chat",
+        "chat_stream",
+        "converse",
+        "converse_stream",
+        "generate",
+        "generate_stream",
+        "responses",
+        "responses_stream",
+    }
+)
 
 
 # Headers that carry credentials: recorded as "<redacted>", never their values.
@@ -70,6 +83,8 @@ class ServerState:
         self._failures: list[_Injection[int]] = []
         self._stream_failures: list[_Injection[StreamFailure]] = []
         self._tool_calls: list[_Injection[ToolCall]] = []
+        self._texts: list[_Injection[str]] = []
+        self._usages: list[_Injection[UsageScript]] = []
         self.latency = latency
         self.answer_chars = answer_chars
 
@@ -116,6 +131,8 @@ class ServerState:
             self._failures.clear()
             self._stream_failures.clear()
             self._tool_calls.clear()
+            self._texts.clear()
+            self._usages.clear()
 
     def add_failure(self, status: int, count: int, provider: str | None) -> None:
         """Make the next `count` matching requests fail with HTTP `status`."""
@@ -124,6 +141,14 @@ class ServerState:
     def add_stream_failure(self, failure: StreamFailure, count: int) -> None:
         """Make the next `count` matching streamed answers break as `failure` says."""
         self._add(self._stream_failures, failure, count, failure.provider)
+
+    def add_text(self, text: str, provider: str | None) -> None:
+        """Make the next matching request that is answered with text answer exactly `text`."""
+        self._add(self._texts, text, 1, provider)
+
+    def add_usage(self, usage: UsageScript, count: int) -> None:
+        """Make the next `count` matching text answers report `usage`'s extra token counts."""
+        self._add(self._usages, usage, count, usage.provider)
 
     def add_tool_call(self, call: ToolCall) -> None:
         """Make the next matching request that offers tools answer with `call`."""
@@ -151,7 +176,11 @@ class ServerState:
                 return replace(plan, fail_status=status)
             failure = _take(self._stream_failures, request.provider) if streamed else None
             call = _take(self._tool_calls, request.provider) if offers_tools else None
-            return replace(plan, stream_failure=failure, tool_call=call)
+            answers_text = call is None and request.operation in _TEXT_OPERATIONS
+            text = _take(self._texts, request.provider) if answers_text else None
+            in_text = request.operation in _TEXT_OPERATIONS
+            usage = _take(self._usages, request.provider) if in_text else None
+            return replace(plan, stream_failure=failure, tool_call=call, text=text, usage=usage)
 
 
 def _take(queue: list[_Injection[_T]], provider: str) -> _T | None:

@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote
 
 from spark.testing import _bedrock_wire, _gemini_wire, _openai_wire
@@ -23,6 +23,7 @@ from spark.testing._exchange import (
     Route,
     StreamFailure,
     ToolCall,
+    UsageScript,
     Wire,
     json_reply,
     status_phrase,
@@ -73,6 +74,15 @@ class ProviderServer:
         self._httpd: HttpServer | None = None
         self._thread: threading.Thread | None = None
 
+    #: The servers started in this process and not yet stopped (``serving()``).
+    _serving: ClassVar[set[int]] = set()
+
+    @classmethod
+    def serving(cls) -> bool:
+        """Whether any ``ProviderServer`` serves in this process right now (the pytest plugin
+        does not count calls to a local fake as calls to a live provider)."""
+        return bool(cls._serving)
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> ProviderServer:
@@ -87,12 +97,14 @@ class ProviderServer:
             daemon=True,
         )
         self._thread.start()
+        ProviderServer._serving.add(id(self))
         return self
 
     def stop(self) -> None:
         """Stop serving, cut open connections and release the port; safe to call twice."""
         httpd, thread = self._httpd, self._thread
         self._httpd = self._thread = None
+        ProviderServer._serving.discard(id(self))
         if httpd is None:
             return
         httpd.shutdown()
@@ -229,6 +241,41 @@ class ProviderServer:
             raise ValueError("chunks must be >= 0")
         failure = StreamFailure(chunks, status, disconnect, provider)
         self._state.add_stream_failure(failure, count)
+
+    def queue_text(self, text: str, provider: str | None = None) -> None:
+        """Answer the next text request (of `provider`, or any) with exactly `text`.
+
+        Texts queue up in order, one per request. Without one, a request that asks for a JSON
+        schema (structured output) gets JSON that fits it, and any other a generated text.
+        """
+        self._state.add_text(str(text), provider)
+
+    def queue_usage(
+        self,
+        *,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        provider: str | None = None,
+        count: int = 1,
+    ) -> None:
+        """Make the next `count` text answers (of `provider`, or any) report prompt tokens
+        served from (`cache_read_tokens`) or written to (`cache_write_tokens`) the provider's
+        prompt cache, and `reasoning_tokens`, in each provider's own usage fields.
+
+        The cached tokens are prompt tokens on top of the request's own; each provider reports
+        them its way: OpenAI's `prompt_tokens_details.cached_tokens` (within `prompt_tokens`),
+        Bedrock's `cacheReadInputTokens` / `cacheWriteInputTokens` (outside `inputTokens`),
+        Gemini's `cachedContentTokenCount` (within `promptTokenCount`). Reasoning tokens are
+        OpenAI's `completion_tokens_details.reasoning_tokens` (within `completion_tokens`) and
+        Gemini's `thoughtsTokenCount`; Bedrock reports none. OpenAI and Gemini report no
+        cache writes.
+        """
+        counts = (cache_read_tokens, cache_write_tokens, reasoning_tokens)
+        if any(type(n) is not int or n < 0 for n in counts):
+            raise ValueError("token counts must be integers >= 0")
+        script = UsageScript(cache_read_tokens, cache_write_tokens, reasoning_tokens, provider)
+        self._state.add_usage(script, count)
 
     def queue_tool_call(
         self, name: str, arguments: dict[str, Any], provider: str | None = None

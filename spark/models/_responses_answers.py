@@ -1,0 +1,119 @@
+"""Reading Responses API answers (a ``Response``, or its stream of events) into Spark's neutral
+``ModelResponse``: the text, function calls as ``ToolCall``, finish reason, usage with cached
+and reasoning tokens (docs/models.md, "Responses API").
+
+SDK answers are read by attribute; the SDK is imported for types only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from spark.errors import ProviderServerError, RateLimitError
+from spark.models._openai_answers import parse_arguments
+from spark.types import Choice, ModelResponse, ToolCall, Usage
+
+if TYPE_CHECKING:
+    from openai.types.responses import Response, ResponseStreamEvent
+    from openai.types.responses.response_usage import ResponseUsage
+
+__all__ = ["ResponsesStreamAssembler", "response_from_responses"]
+
+PROVIDER = "openai"
+_INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"}
+
+
+def response_from_responses(response: Response) -> ModelResponse:
+    """The neutral answer of a ``Response``: its output text, function calls, finish, usage."""
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    logprobs: list[Any] = []
+    for item in response.output:
+        if item.type == "message":
+            for part in item.content:
+                if part.type == "output_text":
+                    texts.append(part.text)
+                    logprobs.extend(p.model_dump(mode="json") for p in part.logprobs or ())
+        elif item.type == "function_call":
+            calls.append(ToolCall(item.call_id, item.name, parse_arguments(item.arguments)))
+        elif item.type == "custom_tool_call":
+            calls.append(ToolCall(item.call_id, item.name, {"input": item.input}))
+    choice = Choice(
+        "".join(texts), tuple(calls), _finish_reason(response, bool(calls)), logprobs or None
+    )
+    return ModelResponse.of_choices((choice,), usage_of(response.usage))
+
+
+def _finish_reason(response: Response, called_tools: bool) -> str:
+    if called_tools:
+        return "tool_calls"
+    details = response.incomplete_details
+    if response.status == "incomplete" and details is not None and details.reason:
+        return _INCOMPLETE.get(details.reason, details.reason)
+    return "stop"
+
+
+def usage_of(usage: ResponseUsage | None) -> Usage:
+    """Token counts: ``input_tokens`` includes the cached ones, ``output_tokens`` the
+    reasoning ones, as on the API."""
+    if usage is None:
+        return Usage()
+    given = usage.input_tokens_details
+    made = usage.output_tokens_details
+    return Usage(
+        input_tokens=int(usage.input_tokens or 0),
+        output_tokens=int(usage.output_tokens or 0),
+        cache_read_tokens=int(getattr(given, "cached_tokens", 0) or 0),
+        cache_write_tokens=int(getattr(given, "cache_write_tokens", 0) or 0),
+        reasoning_tokens=int(getattr(made, "reasoning_tokens", 0) or 0),
+    )
+
+
+@dataclass
+class ResponsesStreamAssembler:
+    """Collects a streamed response: the text deltas as they come, then the final response of
+    ``response.completed`` (or ``response.incomplete``)."""
+
+    model_id: str
+    chunks: list[str] = field(default_factory=list)
+    final: ModelResponse | None = None
+
+    def feed(self, event: ResponseStreamEvent) -> str | None:
+        """Take one event; return its new answer text (None when it carries none).
+
+        ``error`` and ``response.failed`` events raise the Spark error of the failure.
+        """
+        data: Any = event  # read by its ``type`` (a union of 60 event classes)
+        kind = data.type
+        if kind == "response.output_text.delta":
+            if data.delta:
+                self.chunks.append(data.delta)
+                return str(data.delta)
+        elif kind in {"response.completed", "response.incomplete"}:
+            self.final = response_from_responses(data.response)
+        elif kind == "error":
+            self._fail(data.code, data.message)
+        elif kind == "response.failed":
+            error = data.response.error
+            self._fail(error.code if error else None, error.message if error else "failed")
+        return None
+
+    def _fail(self, code: str | None, message: str) -> None:
+        cls = RateLimitError if code == "rate_limit_exceeded" else ProviderServerError
+        text = f"OpenAI model {self.model_id!r}: the stream broke off: {message}"
+        raise cls(text, provider=PROVIDER)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the response said how it ended (a stream cut short never does)."""
+        return self.final is not None
+
+    def result(self) -> ModelResponse:
+        """The final response (the streamed text when the final event carried no output)."""
+        final = self.final or ModelResponse(text="".join(self.chunks))
+        if final.text or not self.chunks or final.tool_calls:
+            return final
+        return ModelResponse.of_choices(
+            (Choice("".join(self.chunks), (), final.finish_reason, final.logprobs),), final.usage
+        )

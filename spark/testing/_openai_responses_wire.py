@@ -1,0 +1,232 @@
+"""OpenAI's Responses API as the `openai` SDK sees it: `POST /v1/responses`, JSON and SSE events.
+
+The answer follows the chat route's rules (deterministic text per request, a function call when
+one is queued and tools are offered, a quoted tool result when the input ends with
+`function_call_output` items, JSON fitting `text.format`'s schema). Usage reports the
+instructions and tools as cached input tokens when the request names a `prompt_cache_key`, and
+reasoning tokens (part of the output tokens) when it asks for `reasoning`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from spark.testing import _answers
+from spark.testing._exchange import Exchange, JsonObject, Reply, json_reply, stream_reply
+
+PROVIDER = "openai"
+_REASONING_TOKENS = {"minimal": 8, "low": 16, "medium": 32, "high": 64, "xhigh": 96}
+_DEFAULT_REASONING_TOKENS = 32
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What one request is answered: its text (a function call's arguments when it calls one)."""
+
+    seed: str
+    text: str
+    call_name: str | None
+    usage: JsonObject
+
+
+def _answer_of(exchange: Exchange) -> _Answer:
+    body = exchange.body
+    items = body.get("input")
+    items = [{"role": "user", "content": items}] if isinstance(items, str) else items or []
+    seed = _answers.request_seed(PROVIDER, exchange.model, body)
+    text = _answers.answer_text(seed, exchange.plan.answer_chars, tool_result=_tool_result(items))
+    text = _answers.scripted_text(exchange.plan.text, _asked_schema(body), seed, text)
+    call = exchange.plan.tool_call
+    if call is not None:
+        text = json.dumps(call.arguments)
+    return _Answer(seed, text, call.name if call else None, _usage(body, items, text))
+
+
+def _tool_result(items: list[Any]) -> str | None:
+    """The outputs of the trailing `function_call_output` items, if the input ends with them."""
+    results: list[str] = []
+    for item in reversed(items):
+        if not isinstance(item, Mapping) or item.get("type") != "function_call_output":
+            break
+        results.insert(0, _answers.text_of(item.get("output")))
+    return " ".join(results) if results else None
+
+
+def _asked_schema(body: Mapping[str, Any]) -> Any:
+    """The JSON schema of `text.format: {"type": "json_schema", "schema": ...}`, if asked for."""
+    text = body.get("text")
+    found = text.get("format") if isinstance(text, Mapping) else None
+    if isinstance(found, Mapping) and found.get("type") == "json_schema":
+        return found.get("schema")
+    return None
+
+
+def _usage(body: Mapping[str, Any], items: list[Any], text: str) -> JsonObject:
+    prefix = [body["instructions"]] if isinstance(body.get("instructions"), str) else []
+    if body.get("tools"):
+        prefix.append(_answers.canonical_json(body["tools"]))
+    fragments = [*prefix, *_answers.collect_text(items), *_outputs(items)]
+    input_tokens = _answers.input_tokens(fragments)
+    cached = _answers.input_tokens(prefix) if prefix and body.get("prompt_cache_key") else 0
+    reasoning = _reasoning_tokens(body.get("reasoning"))
+    output_tokens = _answers.token_count(len(text)) + reasoning
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {
+            "cached_tokens": min(cached, input_tokens),
+            "cache_write_tokens": 0,
+        },
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
+def _outputs(items: list[Any]) -> list[str]:
+    return [
+        _answers.text_of(item.get("output"))
+        for item in items
+        if isinstance(item, Mapping) and item.get("type") == "function_call_output"
+    ]
+
+
+def _reasoning_tokens(reasoning: Any) -> int:
+    if not isinstance(reasoning, Mapping):
+        return 0
+    effort = reasoning.get("effort")
+    if effort == "none":
+        return 0
+    return _REASONING_TOKENS.get(str(effort), _DEFAULT_REASONING_TOKENS)
+
+
+# -- the response object ----------------------------------------------------------------------
+
+
+def _item(answer: _Answer, status: str = "completed") -> JsonObject:
+    """The output item: a function call, else an assistant message with one `output_text`."""
+    if answer.call_name is not None:
+        return {
+            "id": f"fc_{_answers.short_id(answer.seed)}",
+            "type": "function_call",
+            "status": status,
+            "call_id": f"call_{_answers.short_id(answer.seed)}",
+            "name": answer.call_name,
+            "arguments": answer.text if status == "completed" else "",
+        }
+    content = [_text_part(answer.text)] if status == "completed" else []
+    return {
+        "id": f"msg_{_answers.short_id(answer.seed)}",
+        "type": "message",
+        "status": status,
+        "role": "assistant",
+        "content": content,
+    }
+
+
+def _text_part(text: str) -> JsonObject:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def _response(exchange: Exchange, answer: _Answer, *, done: bool) -> JsonObject:
+    """The `Response` object; `done=False` gives it as `response.created` shows it."""
+    body = exchange.body
+    created = int(time.time())
+    payload: JsonObject = {
+        "id": f"resp_{_answers.short_id(answer.seed)}",
+        "object": "response",
+        "created_at": created,
+        "status": "completed" if done else "in_progress",
+        "completed_at": created if done else None,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "model": exchange.model,
+        "output": [_item(answer)] if done else [],
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "previous_response_id": body.get("previous_response_id"),
+        "reasoning": body.get("reasoning") or {"effort": None, "summary": None},
+        "service_tier": "default",
+        "store": body.get("store", True),
+        "temperature": body.get("temperature", 1.0),
+        "text": body.get("text") or {"format": {"type": "text"}},
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools") or [],
+        "top_p": body.get("top_p", 1.0),
+        "truncation": body.get("truncation", "disabled"),
+        "usage": answer.usage if done else None,
+        "user": body.get("user"),
+        "metadata": body.get("metadata") or {},
+    }
+    return payload
+
+
+def responses(exchange: Exchange) -> Reply:
+    """Answer `POST /v1/responses` without streaming: one `Response` object."""
+    return json_reply(_response(exchange, _answer_of(exchange), done=True))
+
+
+# -- the event stream -------------------------------------------------------------------------
+
+
+class _Events:
+    """Numbered server-sent events (`event: <type>` and the JSON with `sequence_number`)."""
+
+    def __init__(self) -> None:
+        self.sequence = 0
+
+    def __call__(self, kind: str, **fields: Any) -> bytes:
+        payload = {"type": kind, "sequence_number": self.sequence, **fields}
+        self.sequence += 1
+        return f"event: {kind}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
+
+
+def responses_stream(exchange: Exchange) -> Reply:
+    """Answer `POST /v1/responses` with `stream: true`: `response.created`, the output item's
+    events (text deltas or function-call argument deltas), then `response.completed`."""
+    answer = _answer_of(exchange)
+    event = _Events()
+    started = _response(exchange, answer, done=False)
+    item = _item(answer)
+    where = {"item_id": item["id"], "output_index": 0}
+    head = [
+        event("response.created", response=started),
+        event("response.in_progress", response=started),
+        event("response.output_item.added", output_index=0, item=_item(answer, "in_progress")),
+    ]
+    if answer.call_name is None:
+        head.append(
+            event("response.content_part.added", **where, content_index=0, part=_text_part(""))
+        )
+        pieces = [
+            event("response.output_text.delta", **where, content_index=0, delta=piece, logprobs=[])
+            for piece in _answers.split_chunks(answer.text)
+        ]
+        tail = [
+            event(
+                "response.output_text.done", **where, content_index=0, text=answer.text, logprobs=[]
+            ),
+            event(
+                "response.content_part.done", **where, content_index=0, part=_text_part(answer.text)
+            ),
+        ]
+    else:
+        pieces = [
+            event("response.function_call_arguments.delta", **where, delta=piece)
+            for piece in _answers.split_arguments(answer.text)
+        ]
+        tail = [event("response.function_call_arguments.done", **where, arguments=answer.text)]
+    tail.append(event("response.output_item.done", output_index=0, item=item))
+    tail.append(event("response.completed", response=_response(exchange, answer, done=True)))
+    failure = exchange.plan.stream_failure
+
+    def error_event(status: int) -> bytes:
+        code = "rate_limit_exceeded" if status == 429 else "server_error"
+        message = f"The stream failed with status {status} (injected by spark.testing)."
+        return event("error", code=code, message=message, param=None)
+
+    return stream_reply("text/event-stream", head, pieces, tail, failure, error_event)

@@ -1,0 +1,239 @@
+"""``get_json``: native structured output per provider, checked before it is stored.
+
+The real SDKs against spark.testing's server, which answers a request that asks for a JSON
+schema with JSON that fits it (as a model with structured output does) unless a test scripts
+the answer's text (``queue_text``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from spark.cache import CacheConfig
+from spark.errors import CacheMissError, ConfigError, StructuredOutputError
+from spark.testing import ProviderServer
+
+Models = Callable[..., Any]
+
+PROVIDERS = [
+    ("openai", "gpt-4o-mini"),
+    ("bedrock", "anthropic.claude-3-haiku-20240307-v1:0"),
+    ("gemini", "gemini-2.5-flash"),
+]
+DICT_SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "rank": {"type": "integer", "minimum": 1}},
+    "required": ["city", "rank"],
+}
+
+
+class City(BaseModel):
+    name: str
+    population: int
+
+
+def entry_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.json") if p.parent.parent.parent == root)
+
+
+def schema_on_wire(provider: str, body: dict[str, Any]) -> Any:
+    """The JSON schema a recorded request asked for, wherever its provider puts it."""
+    if provider == "openai":
+        return body["response_format"]["json_schema"]["schema"]
+    if provider == "bedrock":
+        return json.loads(body["outputConfig"]["textFormat"]["structure"]["jsonSchema"]["schema"])
+    return body["generationConfig"]["responseJsonSchema"]
+
+
+@pytest.mark.parametrize(("provider", "model_id"), PROVIDERS)
+async def test_pydantic_schema_gives_an_instance_sent_natively_and_cached(
+    models: Models, server: ProviderServer, provider: str, model_id: str
+) -> None:
+    model = models(provider, model_id)
+    first = await model.get_json(City, "The largest city of Peru?")
+    assert isinstance(first, City)
+    assert server.count(provider) == 1
+    assert schema_on_wire(provider, server.requests[-1].body) == City.model_json_schema()
+    again = await model.get_json(City, "The largest city of Peru?")
+    assert again == first
+    assert again is not first  # the caller's own object
+    assert server.count(provider) == 1  # a hit
+
+
+@pytest.mark.parametrize(("provider", "model_id"), PROVIDERS)
+async def test_dict_schema_gives_the_parsed_object(
+    models: Models, server: ProviderServer, provider: str, model_id: str
+) -> None:
+    model = models(provider, model_id)
+    value = await model.get_json(DICT_SCHEMA, "Rank a city")
+    assert isinstance(value, dict)
+    assert set(value) == {"city", "rank"}
+    assert value["rank"] >= 1
+    value["city"] = "changed by the caller"
+    assert (await model.get_json(DICT_SCHEMA, "Rank a city"))["city"] != "changed by the caller"
+    assert server.count(provider) == 1
+
+
+@pytest.mark.parametrize(("provider", "model_id"), PROVIDERS)
+@pytest.mark.parametrize(
+    "bad_text",
+    ["Sure! Here is the city.", '{"name": "Lima"}', '{"name": "Lima", "population": "many"}'],
+)
+async def test_an_invalid_answer_raises_and_is_never_stored(
+    models: Models,
+    server: ProviderServer,
+    cache_config: CacheConfig,
+    provider: str,
+    model_id: str,
+    bad_text: str,
+) -> None:
+    model = models(provider, model_id)
+    server.queue_text(bad_text, provider=provider)
+    with pytest.raises(StructuredOutputError) as caught:
+        await model.get_json(City, "The largest city of Chile?")
+    assert caught.value.raw_text == bad_text
+    assert caught.value.problems
+    assert entry_files(cache_config.resolved_dir) == []  # nothing stored
+    good = await model.get_json(City, "The largest city of Chile?")  # reaches the server again
+    assert isinstance(good, City)
+    assert server.count(provider) == 2
+    assert len(entry_files(cache_config.resolved_dir)) == 1
+
+
+async def test_a_fenced_json_answer_is_read(models: Models, server: ProviderServer) -> None:
+    model = models("bedrock", "anthropic.claude-3-haiku-20240307-v1:0")
+    server.queue_text('```json\n{"name": "Quito", "population": 2800000}\n```')
+    assert await model.get_json(City, "Capital of Ecuador?") == City(
+        name="Quito", population=2800000
+    )
+
+
+async def test_the_schema_is_part_of_the_key(models: Models, server: ProviderServer) -> None:
+    model = models("openai", "gpt-4o-mini")
+    await model.get_json(City, "Describe a city")
+    await model.get_json(DICT_SCHEMA, "Describe a city")
+    await model.get_text("Describe a city")
+    assert server.count("openai") == 3  # three requests, three keys
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+
+
+async def test_openai_strict_when_the_schema_allows_it(
+    models: Models, server: ProviderServer
+) -> None:
+    model = models("openai", "gpt-4o-mini")
+    await model.get_json(Strict, "Name one")
+    assert server.requests[-1].body["response_format"]["json_schema"]["strict"] is True
+    await model.get_json(City, "Name one")  # extra fields allowed: not strict-compatible
+    assert "strict" not in server.requests[-1].body["response_format"]["json_schema"]
+
+
+class Lenient(BaseModel):
+    name: str
+    population: int
+
+
+class Picky(BaseModel):  # the same JSON schema as Lenient, a stricter validator
+    model_config = ConfigDict(title="Lenient")
+    name: str
+    population: int
+
+    @field_validator("population")
+    @classmethod
+    def huge(cls, value: int) -> int:
+        if value < 10**9:
+            raise ValueError("too small for this schema")
+        return value
+
+
+async def test_a_stored_answer_that_no_longer_validates_is_a_miss(
+    models: Models, server: ProviderServer, cache_config: CacheConfig
+) -> None:
+    assert Picky.model_json_schema() == Lenient.model_json_schema()
+    model = models("gemini", "gemini-2.5-flash")
+    server.queue_text('{"name": "Lima", "population": 10000000}')
+    await model.get_json(Lenient, "A big city")
+    server.queue_text('{"name": "Earth", "population": 8000000000}')
+    fresh = await model.get_json(Picky, "A big city")  # the stored answer fails Picky: a miss
+    assert fresh.population == 8000000000
+    assert server.count("gemini") == 2
+    assert await model.get_json(Picky, "A big city") == fresh  # the new answer replaced it
+    assert server.count("gemini") == 2
+    assert len(entry_files(cache_config.resolved_dir)) == 1
+
+
+async def test_get_json_in_replay(
+    server: ProviderServer, cache_config: CacheConfig, tmp_path: Path
+) -> None:
+    recorder = server.model("openai", "gpt-4o-mini", cache_config=cache_config, api_key="sk-x")
+    recorded = await recorder.get_json(City, "A city to replay")
+    replaying = CacheConfig(enabled=True, cache_dir=cache_config.resolved_dir, mode="replay")
+    replayer = server.model("openai", "gpt-4o-mini", cache_config=replaying, api_key="sk-x")
+    assert await replayer.get_json(City, "A city to replay") == recorded
+    with pytest.raises(CacheMissError):
+        await replayer.get_json(City, "A city never recorded")
+    assert server.count("openai") == 1
+    await recorder.aclose()
+    await replayer.aclose()
+
+
+async def test_a_replayed_answer_that_no_longer_validates_names_the_file(
+    server: ProviderServer, cache_config: CacheConfig
+) -> None:
+    recorder = server.model("openai", "gpt-4o-mini", cache_config=cache_config, api_key="sk-x")
+    server.queue_text('{"name": "Lima", "population": 10}')
+    await recorder.get_json(Lenient, "Replay me")
+    replaying = CacheConfig(enabled=True, cache_dir=cache_config.resolved_dir, mode="replay")
+    replayer = server.model("openai", "gpt-4o-mini", cache_config=replaying, api_key="sk-x")
+    with pytest.raises(CacheMissError, match=r"no longer matches the schema") as caught:
+        await replayer.get_json(Picky, "Replay me")
+    assert str(cache_config.resolved_dir) in str(caught.value)
+    assert server.count("openai") == 1
+    await recorder.aclose()
+    await replayer.aclose()
+
+
+async def test_without_a_cache(server: ProviderServer) -> None:
+    model = server.model("openai", "gpt-4o-mini", api_key="sk-x")
+    assert isinstance(await model.get_json(City, "No cache"), City)
+    server.queue_text("nope")
+    with pytest.raises(StructuredOutputError):
+        await model.get_json(City, "No cache either")
+    await model.aclose()
+
+
+@pytest.mark.parametrize(
+    ("schema", "kwargs", "match"),
+    [
+        ("not a schema", {}, "pydantic BaseModel subclass or a JSON-schema dict"),
+        (int, {}, "pydantic BaseModel subclass"),
+        ({}, {}, "needs a schema"),
+        ({"type": "no-such-type"}, {}, "not a valid JSON schema"),
+        (City, {"response_format": {"type": "json_object"}}, "leave out response_format"),
+    ],
+)
+async def test_bad_schemas_are_config_errors(
+    models: Models, server: ProviderServer, schema: Any, kwargs: dict[str, Any], match: str
+) -> None:
+    model = models("openai", "gpt-4o-mini")
+    with pytest.raises(ConfigError, match=match):
+        await model.get_json(schema, "Hi", **kwargs)
+    assert server.count() == 0
+
+
+async def test_echo_model_answers_json_that_fits(tmp_path: Path) -> None:
+    from spark.models.echo import EchoModel
+
+    model = EchoModel("echo-1", cache_config=CacheConfig(enabled=True, cache_dir=tmp_path / "c"))
+    city = await model.get_json(City, "Lima")
+    assert city == City(name="Echo: Lima", population=1)
+    assert await model.get_json(DICT_SCHEMA, "x") == {"city": "Echo: x", "rank": 2}
