@@ -95,10 +95,14 @@ def _above_zero(value: int | float) -> int | float:
     return value
 
 
-def _integer(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+def _integer(value: Any, handler: Any) -> Any:
+    """An int (never a bool); text only where the input is text (env)."""
+    if isinstance(value, bool):
         raise PydanticCustomError("int_type", "expected an integer")
-    return value
+    try:
+        return handler(value)
+    except ValidationError:
+        raise PydanticCustomError("int_type", "expected an integer") from None
 
 
 def _path(value: Any) -> Any:
@@ -132,21 +136,61 @@ def _redis_url(value: str) -> str:
     return value
 
 
+def _sentinels(value: Any) -> tuple[str, ...]:
+    """Sentinel addresses ``host:port``: a list (spark.toml, Python) or, from a variable, one
+    comma-separated string; kept as a tuple (a ``CacheConfig`` is hashable)."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise PydanticCustomError("sentinel_type", 'expected a list of "host:port" strings')
+    if not value:
+        raise PydanticCustomError("sentinel_empty", 'expected at least one "host:port"')
+    for address in value:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise PydanticCustomError(
+                "sentinel_address",
+                'expected "host:port" (got {shown})',
+                {"shown": show_value(address)},
+            )
+    return tuple(value)
+
+
 Number = Annotated[int | float, WrapValidator(_number)]
 NonNegative = Annotated[Number, AfterValidator(_at_least_zero)]
 Positive = Annotated[Number, AfterValidator(_above_zero)]
-NonNegativeInt = Annotated[int, PlainValidator(_integer), AfterValidator(_at_least_zero)]
+NonNegativeInt = Annotated[int, WrapValidator(_integer), AfterValidator(_at_least_zero)]
 PathValue = Annotated[Path | str, PlainValidator(_path)]
 Mode = Annotated[CacheMode, _one_of("mode", CACHE_MODES)]
 Backend = Annotated[CacheBackend, _one_of("backend", CACHE_BACKENDS)]
 RedisUrl = Annotated[str, AfterValidator(_redis_url)]
+# (Any, not a tuple type: the environment source then passes a variable's text to the rule
+# instead of decoding it as JSON.)
+Sentinels = Annotated[Any, PlainValidator(_sentinels)]
 
 
 def combined_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The rules that involve several settings, as ``(key, problem)``: the key to blame."""
-    if values.get("backend") == "redis" and not values.get("url"):
-        return [("backend", '"redis" needs a url, e.g. url = "redis://localhost:6379/0"')]
-    return []
+    problems: list[tuple[str, str]] = []
+    sentinel, service = values.get("sentinel"), values.get("service")
+    if values.get("backend") == "redis" and not values.get("url") and not sentinel:
+        problems.append(("backend", '"redis" needs a url, e.g. url = "redis://localhost:6379/0"'))
+    if values.get("cluster") and sentinel:
+        problems.append(
+            ("cluster", "cannot be used with sentinel: a Redis Cluster fails over by itself")
+        )
+    if sentinel and not service:
+        problems.append(
+            ("sentinel", 'needs service = "<name>", the master\'s name in the Sentinel config')
+        )
+    if service and not sentinel:
+        problems.append(("service", 'is used only with sentinel = ["host:port", ...]'))
+    prefix = values.get("prefix")
+    if values.get("cluster") and isinstance(prefix, str) and ("{" in prefix or "}" in prefix):
+        problems.append(
+            ("prefix", "must not contain { or } with cluster = true (Spark sets the hash tags)")
+        )
+    return problems
 
 
 # --- wording --------------------------------------------------------------------------------
@@ -157,7 +201,9 @@ _WORDING: dict[str, str] = {
     "bool_parsing": "must be one of true, false, 1, 0, yes, no, on, off",
     "string_type": "expected a string",
 }
-_SAYS_WHAT_IT_GOT = frozenset({"redis_url"})  # it shows the URL with the password hidden
+_SAYS_WHAT_IT_GOT = frozenset(
+    {"redis_url", "sentinel_address"}
+)  # it shows the URL with the password hidden
 
 
 def show_value(value: Any) -> str:
@@ -205,7 +251,10 @@ class CacheConfig:
     named by ``password_env``); with ``local_tier`` a Redis cache keeps a disk copy under
     ``dir``. ``timeout_ms`` bounds each Redis connect and reply; after a failure Redis is
     skipped for ``cooldown_seconds``. ``lock_seconds`` is how long one process may hold the
-    cross-process claim on a miss before another takes over.
+    cross-process claim on a miss before another takes over (it is renewed while the call
+    runs). ``cluster`` talks to a Redis Cluster (``url`` is any of its nodes); ``sentinel``
+    (``"host:port"`` addresses) with ``service`` finds the master through Redis Sentinel
+    (docs/redis.md).
 
     ``cache_dir`` and ``max_cache_size_mb`` are the old names of ``dir`` and ``max_size_mb``,
     accepted as keywords (also by ``dataclasses.replace``) and readable as attributes; given
@@ -232,6 +281,9 @@ class CacheConfig:
     timeout_ms: Positive
     cooldown_seconds: NonNegative
     lock_seconds: Positive
+    cluster: bool
+    sentinel: Sentinels | None
+    service: str | None
 
     def __init__(
         self,
@@ -254,6 +306,9 @@ class CacheConfig:
         timeout_ms: float = 100,
         cooldown_seconds: float = 5,
         lock_seconds: float = 30,
+        cluster: bool = False,
+        sentinel: tuple[str, ...] | list[str] | str | None = None,
+        service: str | None = None,
         *,
         cache_dir: Path | str | _Unset | None = _UNSET,
         max_cache_size_mb: float | _Unset = _UNSET,
@@ -265,6 +320,8 @@ class CacheConfig:
             if arguments[alias] is not _UNSET:
                 values[name], spelled[name] = arguments[alias], alias
         _check(values, spelled)
+        if values["sentinel"] is not None:  # a list or a variable's text: the rule's tuple
+            values["sentinel"] = _sentinels(values["sentinel"])
         for name, value in values.items():
             object.__setattr__(self, name, value)
 

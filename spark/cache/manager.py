@@ -35,6 +35,7 @@ from spark.cache.stores import open_store, store_identity
 from spark.cache.stores.base import EntryStore
 from spark.cache.stores.disk import check_provider, quote_model_id
 from spark.cache.stores.maintenance import scan_stats
+from spark.errors import ConfigError
 
 __all__ = ["CacheManager", "CacheStatsCounters"]
 
@@ -54,6 +55,7 @@ class CacheStatsCounters:
     bypasses: int = 0  # calls made past the cache (cache_mode="off", provider-held state)
     saved_cost_usd: float = 0.0
     spent_cost_usd: float = 0.0
+    provider_cache_saved_usd: float = 0.0  # what providers' prompt caches took off the misses
 
     def record_hit(self, request: CacheRequest, response: Mapping[str, Any]) -> None:
         """Count a hit, which saved the recorded cost of the call it replaced."""
@@ -73,7 +75,17 @@ class CacheStatsCounters:
         cost = valid_amount(response.get("cost_usd")) if response is not None else None
         if cost:
             self.spent_cost_usd += cost
-        self.ledger.record(request.provider, request.model_id, hit=False, cost=cost)
+        raw = response.get("provider_cache_saved_usd") if response is not None else None
+        cache_saved = valid_amount(raw)
+        if cache_saved:
+            self.provider_cache_saved_usd += cache_saved
+        self.ledger.record(
+            request.provider,
+            request.model_id,
+            hit=False,
+            cost=cost,
+            provider_cache_saved=cache_saved,
+        )
 
 
 class CacheManager:
@@ -94,7 +106,9 @@ class CacheManager:
         self.config: CacheConfig = replace(base, enabled=True, dir=self.cache_dir)
         self.store: EntryStore = store or open_store(self.config, self.cache_dir)
         self.memory = MemoryTier(self.config.memory_max_entries, self.config.memory_max_bytes)
-        self.counters = CacheStatsCounters(Ledger(self.store.ledger_sink()))
+        self.counters = CacheStatsCounters(
+            Ledger(self.store.ledger_sink(), may_create=self._writes_entries)
+        )
         self.flight: SingleFlight[tuple[Mapping[str, Any], bool]] = SingleFlight()
         self.used_keys: set[str] = set()  # keys this process read or wrote (for prune --unused)
         self.max_bytes = int(self.config.max_cache_size_mb * 1024 * 1024)
@@ -112,10 +126,15 @@ class CacheManager:
 
     @classmethod
     def get_instance(
-        cls, cache_dir: str | Path | None = None, config: CacheConfig | None = None
+        cls, cache_dir: str | Path | CacheConfig | None = None, config: CacheConfig | None = None
     ) -> CacheManager:
         """The process-wide manager of ``cache_dir`` (the default directory when None), or of a
-        Redis ``config``'s URL and key prefix."""
+        Redis ``config``'s URL and key prefix. ``get_instance(config)`` (a ``CacheConfig`` as the
+        only argument, the original framework's call) is the manager of that config's cache."""
+        if isinstance(cache_dir, CacheConfig):
+            if config is not None:
+                raise ConfigError("get_instance takes one CacheConfig: give it once")
+            cache_dir, config = None, cache_dir
         if cache_dir is None and config is not None:
             cache_dir = config.resolved_dir
         path = Path(cache_dir or default_cache_dir()).expanduser().absolute()
@@ -141,6 +160,11 @@ class CacheManager:
         with cls._instances_lock:
             cls._instances.clear()
 
+    @classmethod
+    def reset_instance(cls) -> None:
+        """``reset_instances()``, by the original framework's name."""
+        cls.reset_instances()
+
     def bind(self, config: CacheConfig | None = None) -> BoundCache:
         """This directory used with ``config``'s rules; loads its keys (``EncryptionKeyError``
         when it encrypts and has none)."""
@@ -153,6 +177,11 @@ class CacheManager:
             bound = BoundCache(self, rules, keyring)
             self._bound[(rules, env_value)] = bound
         return bound
+
+    def _writes_entries(self) -> bool:
+        """Whether this process uses the cache with rules that store entries (a cache only
+        read — replay, read_only — makes no ledger where there is none)."""
+        return any(bound.policy.writes for bound in list(self._bound.values()))
 
     # -- the call path --------------------------------------------------------------------
 
@@ -217,6 +246,7 @@ class CacheManager:
             hit_rate=counters.hits / lookups if lookups else 0.0,
             saved_cost_usd=round(counters.saved_cost_usd, 10),
             spent_cost_usd=round(counters.spent_cost_usd, 10),
+            provider_cache_saved_usd=round(counters.provider_cache_saved_usd, 10),
             max_cache_size_mb=self.max_bytes / 2**20,
             all_processes=self._ledger_totals(),
         )
@@ -232,12 +262,14 @@ class CacheManager:
             "hit_rate": hits / (hits + misses) if hits + misses else 0.0,
             "saved_cost_usd": round(sum(r.saved_usd for r in rows), 10),
             "spent_cost_usd": round(sum(r.spent_usd for r in rows), 10),
+            "provider_cache_saved_usd": round(sum(r.provider_cache_saved_usd for r in rows), 10),
             "by_model": {
                 f"{r.provider}/{r.model_id}": {
                     "hits": r.hits,
                     "misses": r.misses,
                     "saved_cost_usd": round(r.saved_usd, 10),
                     "spent_cost_usd": round(r.spent_usd, 10),
+                    "provider_cache_saved_usd": round(r.provider_cache_saved_usd, 10),
                 }
                 for r in rows
             },

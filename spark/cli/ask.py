@@ -76,12 +76,12 @@ def ask(
 
 
 def describe_response(response: ModelResponse, latency: float) -> str:
-    """``cached: yes · 1.2 ms · 12 in / 30 out tokens · cost $0 (saved $0.000120)``."""
+    """``cached: yes · 1.2 ms · 12 in / 30 out tokens · cost $0.0000 (saved $0.0001)``."""
     usage = response.usage
     if response.cost_usd is None:
         cost = "cost unknown (no price for this model)"
     elif response.cached:
-        cost = f"cost $0 (saved {format_usd(response.cost_usd)})"
+        cost = f"cost {format_usd(0.0)} (saved {format_usd(response.cost_usd)})"
     else:
         cost = f"cost {format_usd(response.cost_usd)}"
     return " · ".join(

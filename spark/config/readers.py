@@ -21,7 +21,16 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
-from spark.cache.config import Backend, Mode, NonNegative, PathValue, Positive, RedisUrl
+from spark.cache.config import (
+    Backend,
+    Mode,
+    NonNegative,
+    NonNegativeInt,
+    PathValue,
+    Positive,
+    RedisUrl,
+    Sentinels,
+)
 
 __all__ = ["ENV_VARS", "SparkEnvironment", "read_environment", "read_toml"]
 
@@ -38,8 +47,17 @@ class SparkEnvironment(BaseSettings):
     dir: PathValue | None = Field(None, validation_alias="SPARK_CACHE_DIR")
     mode: Mode | None = Field(None, validation_alias="SPARK_CACHE_MODE")
     max_size_mb: Positive | None = Field(None, validation_alias="SPARK_CACHE_MAX_SIZE_MB")
+    memory_max_entries: NonNegativeInt | None = Field(
+        None, validation_alias="SPARK_CACHE_MEMORY_MAX_ENTRIES"
+    )
+    memory_max_bytes: NonNegativeInt | None = Field(
+        None, validation_alias="SPARK_CACHE_MEMORY_MAX_BYTES"
+    )
     backend: Backend | None = Field(None, validation_alias="SPARK_CACHE_BACKEND")
     url: RedisUrl | None = Field(None, validation_alias="SPARK_CACHE_URL")
+    cluster: bool | None = Field(None, validation_alias="SPARK_CACHE_REDIS_CLUSTER")
+    sentinel: Sentinels | None = Field(None, validation_alias="SPARK_CACHE_REDIS_SENTINEL")
+    service: str | None = Field(None, validation_alias="SPARK_CACHE_REDIS_SERVICE")
 
     @classmethod
     def settings_customise_sources(

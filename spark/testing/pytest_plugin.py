@@ -17,15 +17,19 @@ Installed with Spark (entry point ``pytest11``), safe by default:
   fields that differ and shows digests, not text (docs/testing.md, "Replay in CI").
 - With ``--spark-skip-without-key`` (or ``SPARK_SKIP_WITHOUT_KEY=1``), tests that need a cache
   key that is not set are skipped instead of failed — for forks whose CI has no secrets.
-- At the end: hits, misses and entries recorded; calls that went to a provider while spark.toml
-  has a testing profile; after a recording run, which entries were used (for ``spark cache
-  prune --unused``).
+- At the end: hits, misses and entries recorded; after a recording run, which entries were
+  used (for ``spark cache prune --unused``); and, while spark.toml has a testing profile, the
+  calls that reached a live provider — as a warning, with the tests, the cause and the fix,
+  unless they were made to record (``spark.testing._live_calls``; docs/testing.md).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
+from collections import Counter
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +40,9 @@ import pytest
 from spark.cache import CacheManager
 from spark.config import find_config_file, load_settings
 from spark.errors import CacheMissError, ConfigError, DecryptionError, EncryptionKeyError
+from spark.models._tally import provider_calls
+from spark.reporting.money import format_usd
+from spark.testing._live_calls import LiveCalls, SessionCache, summary_lines
 from spark.testing.fixtures import SparkCacheHandle
 
 __all__ = ["TESTING_PROFILE", "SparkCacheHandle"]
@@ -66,6 +73,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """Note the provider calls made so far, before any conftest runs (a call made at import
+    of one then counts)."""
+    early_config.stash[_CALLS_BEFORE] = Counter(provider_calls)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Choose the session's profile and apply ``--spark-cache``, through Spark's environment
     variables (so models built with ``from_profile`` and ``spark`` subprocesses follow)."""
@@ -78,10 +91,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_CHOICE] = choice
     config.stash[_SESSION] = session
     config.stash[_SAVED_ENV] = saved
+    env_enable, env_mode = os.environ.get("SPARK_ENABLE_CACHE"), os.environ.get("SPARK_CACHE_MODE")
     if session.defaulted:
         _set_env({"ENVIRONMENT": TESTING_PROFILE}, saved)
     if choice is not None:
         _set_env(_mode_env(choice), saved)
+    if session.path is not None and session.has_testing:
+        before = config.stash.get(_CALLS_BEFORE, None)
+        config.stash[_LIVE] = LiveCalls() if before is None else LiveCalls(start=before)
+        config.stash[_CACHE] = _session_cache(session, choice, env_enable, env_mode)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -129,6 +147,9 @@ class _SessionProfile:
 _SESSION = pytest.StashKey[_SessionProfile]()
 _CHOICE = pytest.StashKey["str | None"]()
 _SAVED_ENV = pytest.StashKey[dict[str, "str | None"]]()
+_CALLS_BEFORE = pytest.StashKey["Counter[str]"]()
+_LIVE = pytest.StashKey[LiveCalls]()
+_CACHE = pytest.StashKey[SessionCache]()
 
 
 def _session_profile() -> _SessionProfile:
@@ -160,6 +181,21 @@ def _has_testing_profile(path: Path) -> bool:
             logger.debug("spark.testing: %s has problems: %s", path, exc)
             return False
     return True
+
+
+def _session_cache(
+    session: _SessionProfile, choice: str | None, env_enable: str | None, env_mode: str | None
+) -> SessionCache:
+    """The session's ``[cache]`` rules (after the switches), to explain its live calls."""
+    profile = session.environment or TESTING_PROFILE
+    base = SessionCache(
+        str(session.path), profile, session.testing_active, None, "", choice, env_enable, env_mode
+    )
+    try:
+        rules = load_settings().cache_config()
+    except ConfigError:  # every from_profile call fails with it: no live call comes from there
+        return base
+    return dataclasses.replace(base, enabled=rules.enabled, mode=rules.mode)
 
 
 def _mode_env(choice: str) -> dict[str, str]:
@@ -208,6 +244,41 @@ def _spark_cache_marker(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
     finally:
         _restore_env(saved)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    """Count the provider calls of the test's setup."""
+    with _counted(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Count the provider calls of the test itself."""
+    with _counted(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    """Count the provider calls of the test's teardown."""
+    with _counted(item):
+        return (yield)
+
+
+@contextlib.contextmanager
+def _counted(item: pytest.Item) -> Iterator[None]:
+    calls = item.config.stash.get(_LIVE, None)
+    cache = item.config.stash.get(_CACHE, None)
+    if calls is None or cache is None:
+        yield
+        return
+    marker = item.get_closest_marker("spark_cache")
+    marker_mode = marker.kwargs.get("mode") if marker is not None else None
+    records = marker_mode in ("record", "refresh") if marker_mode else cache.records
+    with calls.phase(item.nodeid, records, marker_mode):
+        yield
 
 
 @pytest.hookimpl(wrapper=True)
@@ -266,10 +337,11 @@ def _skip_without_key(item: pytest.Item) -> bool:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    """Hits, misses and recorded entries of every cache used; calls that went to a provider
-    while spark.toml has a testing profile; the usage record after a record."""
+    """Hits, misses and recorded entries of every cache used; the usage record after a record;
+    the calls that reached a live provider while spark.toml has a testing profile."""
     managers = [m for m in CacheManager.instances() if m.counters.hits or m.counters.misses]
-    if not managers:
+    live = _live_lines(config)
+    if not managers and not live:
         return
     choice = config.stash.get(_CHOICE, None)
     terminalreporter.section("Spark LLM cache")
@@ -277,7 +349,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         counters = manager.counters
         terminalreporter.write_line(
             f"{manager.cache_dir}: {counters.hits} hits, {counters.misses} misses, "
-            f"{counters.writes} entries recorded, ${counters.saved_cost_usd:.4f} saved"
+            f"{counters.writes} entries recorded, {format_usd(counters.saved_cost_usd)} saved"
         )
         if choice in ("record", "refresh") and exitstatus == 0:
             manager.write_usage_record()
@@ -285,40 +357,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                 f"  usage recorded: `spark cache prune --unused --dir {manager.cache_dir}` "
                 "removes entries this run did not use"
             )
-    warning = _live_warning(config.stash.get(_SESSION, None), choice, managers)
-    if warning:
-        terminalreporter.write_line(warning, yellow=True, bold=True)
+    for line, warning in live:
+        terminalreporter.write_line(line, yellow=warning, bold=warning)
 
 
-def _live_warning(
-    session: _SessionProfile | None, choice: str | None, managers: list[CacheManager]
-) -> str | None:
-    """The summary line for a run whose calls went to a provider while a testing profile
-    exists, or None.
-
-    A miss of a cache that does not replay is a provider call (made, or tried and failed); a
-    replay miss never is. A cache first opened in replay mode counts its writes instead: each
-    is an answer that a test with its own mode (a marker) fetched. Rejected alternative:
-    counting at the provider clients, which belong to the models, not to this plugin.
-    """
-    if session is None or not session.has_testing:
-        return None
-    live = sum(
-        m.counters.writes if m.config.mode == "replay" else m.counters.misses for m in managers
-    )
-    if not live:
-        return None
-    calls = f"{live} call{'s' if live != 1 else ''} went to a live provider"
-    if not session.testing_active:
-        return (
-            f"{calls} under profile {session.environment} (ENVIRONMENT={session.environment}),"
-            f" though {session.path} has a testing profile: unset ENVIRONMENT (or set"
-            f" ENVIRONMENT={TESTING_PROFILE}) to replay the recorded answers instead"
-        )
-    cause = (
-        f"--spark-cache={choice}"
-        if choice
-        else "a cache that does not replay: a spark_cache marker, SPARK_CACHE_MODE or the"
-        " profile's own mode"
-    )
-    return f"{calls} although the testing profile is active ({cause})"
+def _live_lines(config: pytest.Config) -> list[tuple[str, bool]]:
+    """The summary's lines about calls that reached a live provider (none without a testing
+    profile)."""
+    calls = config.stash.get(_LIVE, None)
+    cache = config.stash.get(_CACHE, None)
+    if calls is None or cache is None:
+        return []
+    calls.close(cache.records)
+    return summary_lines(calls, cache)

@@ -179,6 +179,8 @@ def test_explain_lists_every_setting_in_order(write: WriteFile) -> None:
         "cache.encrypt",
         "cache.key_env",
         "cache.key_file",
+        "cache.memory_max_entries",
+        "cache.memory_max_bytes",
         "cache.backend",
         "cache.url",
         "cache.password_env",
@@ -187,6 +189,9 @@ def test_explain_lists_every_setting_in_order(write: WriteFile) -> None:
         "cache.timeout_ms",
         "cache.cooldown_seconds",
         "cache.lock_seconds",
+        "cache.cluster",
+        "cache.sentinel",
+        "cache.service",
     ]
     explained = settings.explain("embed")
     assert [r.name for r in explained][-2:] == ["provider", "model_id"]

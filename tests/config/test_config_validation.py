@@ -15,7 +15,8 @@ WriteFile = Callable[..., Path]
 MODES = "read_write, read_only, replay, refresh"
 CACHE_KEYS = (
     "enabled, dir, ttl_seconds, max_size_mb, mode, namespace, encrypt, key_env, key_file, "
-    "backend, url, password_env, prefix, local_tier, timeout_ms, cooldown_seconds, lock_seconds"
+    "memory_max_entries, memory_max_bytes, backend, url, password_env, prefix, local_tier, "
+    "timeout_ms, cooldown_seconds, lock_seconds, cluster, sentinel, service"
 )
 
 
@@ -140,7 +141,7 @@ def test_problems_in_a_profile_file_name_that_file(write: WriteFile) -> None:
     write("[cache]\nmode = 'nope'\n[profiles.x]\n", "profiles/testing.toml")
     assert problems_of(path, profile="testing") == [
         f'profiles/testing.toml: [cache] mode: must be one of {MODES} (got "nope")',
-        "profiles/testing.toml: profiles: unknown key; allowed keys: cache, models, pricing",
+        "profiles/testing.toml: profiles: unknown key; allowed keys: cache, models, pricing, telemetry",
     ]
 
 
@@ -255,7 +256,7 @@ def test_bad_arguments() -> None:
     problems = problems_of(overrides={"ttl_seconds": -1, "colour": "red", "enabled": "yes"})
     assert problems == [
         "argument: ttl_seconds: must be >= 0 (got -1)",
-        "argument: colour: unknown key; allowed keys: " + CACHE_KEYS,
+        'argument: colour: unknown key (did you mean "cluster"?); allowed keys: ' + CACHE_KEYS,
         'argument: enabled: expected true or false (got "yes")',
     ]
 

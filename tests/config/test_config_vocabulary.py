@@ -45,6 +45,27 @@ def test_every_file_key_and_variable_is_a_cache_config_name() -> None:
     assert ENV_VARS["SPARK_CACHE_MAX_SIZE_MB"] == "max_size_mb"
 
 
+def test_every_cache_config_setting_can_be_set_in_spark_toml() -> None:
+    assert set(CACHE_KEYS) == {field.name for field in dataclasses.fields(CacheConfig)}
+
+
+def test_the_memory_tier_bounds_have_one_name_everywhere(
+    write: WriteFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert ENV_VARS["SPARK_CACHE_MEMORY_MAX_ENTRIES"] == "memory_max_entries"
+    assert ENV_VARS["SPARK_CACHE_MEMORY_MAX_BYTES"] == "memory_max_bytes"
+    path = write("[cache]\nmemory_max_entries = 10\nmemory_max_bytes = 4096\n")
+    from_file = load_settings(path).cache_config()
+    assert (from_file.memory_max_entries, from_file.memory_max_bytes) == (10, 4096)
+    env = {"SPARK_CACHE_MEMORY_MAX_ENTRIES": "0", "SPARK_CACHE_MEMORY_MAX_BYTES": "2048"}
+    settings = load_settings(path, env=env)
+    from_env = settings.cache_config()
+    assert (from_env.memory_max_entries, from_env.memory_max_bytes) == (0, 2048)
+    sources = {value.name: value.source for value in settings.explain()}
+    assert sources["cache.memory_max_entries"] == "env SPARK_CACHE_MEMORY_MAX_ENTRIES"
+    assert from_env == CacheConfig(**{**vars(from_env), "memory_max_entries": 0})
+
+
 def test_new_names_and_old_aliases_build_the_same_config(tmp_path: Path) -> None:
     new = CacheConfig(dir=tmp_path, max_size_mb=5)
     old = CacheConfig(cache_dir=tmp_path, max_cache_size_mb=5)
@@ -83,6 +104,9 @@ def test_a_problem_names_the_setting_as_the_caller_spelled_it() -> None:
         ("max_size_mb", "0", "0", "must be > 0"),
         ("mode", '"replya"', "replya", "must be one of read_write, read_only, replay, refresh"),
         ("backend", '"sqlite"', "sqlite", "must be one of disk, redis"),
+        ("memory_max_entries", "-1", "-1", "must be >= 0"),
+        ("memory_max_bytes", "1.5", "1.5", "expected an integer"),
+        ("memory_max_bytes", '"64MB"', "64MB", "expected an integer"),
     ],
 )
 def test_one_rule_per_setting_in_file_environment_and_cache_config(
@@ -92,7 +116,7 @@ def test_one_rule_per_setting_in_file_environment_and_cache_config(
     path = write(f"[cache]\n{key} = {in_file}\n")
     (from_file,) = problems_of(path=path)
     (from_env,) = problems_of(env={var: in_env})
-    python_value = {"-1": -1, "inf": float("inf"), "0": 0}.get(in_env, in_env)
+    python_value = {"-1": -1, "inf": float("inf"), "0": 0, "1.5": 1.5}.get(in_env, in_env)
     (from_python,) = config_problems(**{key: python_value})
     assert from_file.startswith(f"spark.toml: [cache] {key}: {problem} (got ")
     assert from_env == f'env {var}: {problem} (got "{in_env}")'

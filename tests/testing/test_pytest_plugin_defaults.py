@@ -90,7 +90,7 @@ def test_without_environment_the_testing_profile_replays(
         ]
     )
     assert live.count("openai") == 0, "the suite must not reach the provider"
-    assert "went to a live provider" not in result.stdout.str()
+    assert "reached a live provider" not in result.stdout.str()
 
 
 def test_an_explicit_environment_wins_and_its_live_calls_are_reported(
@@ -106,10 +106,13 @@ def test_an_explicit_environment_wins_and_its_live_calls_are_reported(
         [
             "spark: */spark.toml, profile development (ENVIRONMENT)",
             "*dev_cache: 0 hits, 1 misses, 1 entries recorded*",
-            f"1 call went to a live provider under profile development"
-            f" (ENVIRONMENT=development), though {spark_toml} has a testing profile:"
-            f" unset ENVIRONMENT (or set ENVIRONMENT=testing) to replay the recorded answers"
-            f" instead",
+            f"spark: 1 call reached a live provider (openai: 1), though {spark_toml} has a"
+            " testing profile",
+            "  in test_app.py::test_asks",
+            "  because ENVIRONMENT=development selects profile development",
+            "  to replay the recorded answers instead: unset ENVIRONMENT (or set"
+            " ENVIRONMENT=testing); to record them on purpose:"
+            " `ENVIRONMENT=testing pytest --spark-cache=record`",
         ]
     )
 
@@ -128,7 +131,7 @@ def test_a_project_without_testing_profile_keeps_its_default(
     result.stdout.fnmatch_lines(
         ["spark: */spark.toml, its default profile (ENVIRONMENT is unset, no testing profile)"]
     )
-    assert "went to a live provider" not in result.stdout.str()
+    assert "reached a live provider" not in result.stdout.str()
 
 
 def test_a_testing_profile_with_problems_is_still_the_default(
@@ -186,7 +189,7 @@ def test_the_default_is_undone_when_the_session_ends(project: pytest.Pytester) -
     assert "ENVIRONMENT" not in os.environ
 
 
-def test_a_session_on_testing_that_records_says_its_calls_went_live(
+def test_a_session_on_testing_that_records_says_its_calls_went_live_without_a_warning(
     project: pytest.Pytester, live: ProviderServer
 ) -> None:
     project.makepyfile(test_app=ASKS)
@@ -196,18 +199,19 @@ def test_a_session_on_testing_that_records_says_its_calls_went_live(
     result.stdout.fnmatch_lines(
         [
             "*tests/llm_cache: 0 hits, 1 misses, 1 entries recorded*",
-            "1 call went to a live provider although the testing profile is active"
+            "spark: 1 call reached a live provider (openai: 1) to record answers"
             " (--spark-cache=record)",
         ]
     )
+    assert "has a testing profile" not in result.stdout.str(), "recording is no mistake"
     replayed = run(project)
     assert replayed.ret == 0, replayed.stdout.str()
     assert live.count("openai") == 1, "the replay made no provider call"
     replayed.stdout.fnmatch_lines(["*tests/llm_cache: 1 hits, 0 misses, 0 entries recorded*"])
-    assert "went to a live provider" not in replayed.stdout.str()
+    assert "reached a live provider" not in replayed.stdout.str()
 
 
-def test_a_marked_test_that_goes_live_is_reported_in_a_replaying_session(
+def test_a_marked_test_that_records_is_reported_in_a_replaying_session(
     project: pytest.Pytester, live: ProviderServer
 ) -> None:
     project.makepyfile(
@@ -238,11 +242,11 @@ def test_a_marked_test_that_goes_live_is_reported_in_a_replaying_session(
     result.stdout.fnmatch_lines(
         [
             "*tests/llm_cache: 0 hits, 2 misses, 1 entries recorded*",
-            "1 call went to a live provider although the testing profile is active (a cache"
-            " that does not replay: a spark_cache marker, SPARK_CACHE_MODE or the profile's"
-            " own mode)",
+            "spark: 1 call reached a live provider (openai: 1) to record answers"
+            ' (@pytest.mark.spark_cache(mode="record") in test_app.py::test_2_records)',
         ]
     )
+    assert "has a testing profile" not in result.stdout.str()
 
 
 # -- fixtures are registered by the plugin ------------------------------------------------

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,18 @@ _MAX_BACKOFF_S = 60.0
 class Ledger:
     """Batched counters of one cache, flushed to a sink by a background thread (and at exit)."""
 
-    def __init__(self, target: Path | LedgerSink, flush_every_s: float = _FLUSH_EVERY_S) -> None:
+    def __init__(
+        self,
+        target: Path | LedgerSink,
+        flush_every_s: float = _FLUSH_EVERY_S,
+        may_create: Callable[[], bool] | None = None,
+    ) -> None:
         self.sink: LedgerSink = SQLiteLedger(target) if isinstance(target, Path) else target
         self.flush_every_s = flush_every_s
+        # False while a sink that does not exist may not be made: a cache only read (replay,
+        # read_only) creates no ledger file, and no directory or .gitignore for one; its counts
+        # wait in memory, and go in once the process writes to the cache (docs/caching.md).
+        self.may_create = may_create
         self._pending: dict[tuple[str, str], list[float]] = {}
         self._pending_keys: dict[str, list[Any]] = {}
         self._lock = threading.Lock()
@@ -52,20 +62,29 @@ class Ledger:
         _FLUSHER.ensure_running()
 
     def record(
-        self, provider: str, model_id: str, *, hit: bool, cost: float | None, key: str = ""
+        self,
+        provider: str,
+        model_id: str,
+        *,
+        hit: bool,
+        cost: float | None,
+        key: str = "",
+        provider_cache_saved: float | None = None,
     ) -> None:
-        """Count one lookup: a hit saves ``cost``, a miss spends it (None: price unknown)."""
-        amount = valid_amount(cost) if cost is not None else None
-        if cost is not None and amount is None:
-            self._refuse_amount(cost)
+        """Count one lookup: a hit saves ``cost``, a miss spends it (None: price unknown); a
+        miss's ``provider_cache_saved`` is what the provider's prompt cache took off it."""
+        amount = self._amount(cost)
+        cache_saved = None if hit else self._amount(provider_cache_saved)
         index = 0 if hit else 1
         with self._lock:
             slot = self._pending.get((provider, model_id))
             if slot is None:
-                slot = self._pending[(provider, model_id)] = [0, 0, 0.0, 0.0]
+                slot = self._pending[(provider, model_id)] = [0, 0, 0.0, 0.0, 0.0]
             slot[index] += 1
             if amount:
                 slot[2 + index] += amount
+            if cache_saved:
+                slot[4] += cache_saved
             if hit and key:
                 per_key = self._pending_keys.get(key)
                 if per_key is None:
@@ -75,6 +94,12 @@ class Ledger:
                 per_key[4] = time.time()
         if not _FLUSHER.started:  # (stopped by close_all_ledgers: counting goes on)
             _FLUSHER.ensure_running()
+
+    def _amount(self, cost: float | None) -> float | None:
+        amount = valid_amount(cost) if cost is not None else None
+        if cost is not None and amount is None:
+            self._refuse_amount(cost)
+        return amount
 
     def _refuse_amount(self, cost: object) -> None:
         if not self._warned_amount:
@@ -97,12 +122,14 @@ class Ledger:
             return self._flush()
 
     def _flush(self) -> bool:
+        if self._held_back():
+            return True
         with self._lock:
             pending, self._pending = self._pending, {}
             pending_keys, self._pending_keys = self._pending_keys, {}
         day = time.strftime("%Y-%m-%d")
         rows: list[UsageRow] = [
-            (day, p, m, int(s[0]), int(s[1]), s[2], s[3])
+            (day, p, m, int(s[0]), int(s[1]), s[2], s[3], s[4])
             for (p, m), s in pending.items()
             if s[0] or s[1]
         ]
@@ -119,6 +146,18 @@ class Ledger:
         if self._failures:
             logger.info("cache ledger %s is writable again", self.sink.describe())
         self._failures = 0
+        return True
+
+    def _held_back(self) -> bool:
+        """True when there are counts but no sink, and none may be made yet (``may_create``)."""
+        if self.may_create is None or not self._pending or self.may_create():
+            return False
+        try:
+            if self.sink.exists():
+                return False
+        except Exception:  # the sink is unreachable: the usual failure path takes it
+            return False
+        self._next_flush = time.monotonic() + self.flush_every_s
         return True
 
     def _note_failure(self, exc: Exception) -> None:
@@ -139,7 +178,7 @@ class Ledger:
         """Put a batch that could not be added back in front of what was counted since."""
         with self._lock:
             for slot_key, counts in pending.items():
-                slot = self._pending.setdefault(slot_key, [0, 0, 0.0, 0.0])
+                slot = self._pending.setdefault(slot_key, [0, 0, 0.0, 0.0, 0.0])
                 for index, value in enumerate(counts):
                     slot[index] += value
             for key, values in pending_keys.items():

@@ -294,8 +294,16 @@ class DiskStore:
         """No cross-process claim: concurrent writers of one key each write a whole file."""
         return ""
 
+    def renew_lock(self, key: str, token: str) -> bool:
+        """Nothing to renew."""
+        return True
+
     def unlock(self, key: str, token: str) -> None:
         """Nothing to release."""
+
+    def rebuild_index(self, repair: bool = False) -> tuple[int, int]:
+        """Nothing to rebuild: the directory is its own index."""
+        return 0, 0
 
     def prune_empty_dirs(self) -> None:
         """Remove empty provider/model folders (a concurrent writer re-creates them)."""
