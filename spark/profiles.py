@@ -67,7 +67,13 @@ def model_from_settings(
     """Instantiate a resolved ``ModelSettings``."""
     cls = model_class(model.provider)
     kwargs = _provider_kwargs(model, cls, os.environ if env is None else env)
-    return cls(model.model_id, cache_config=model.cache, pricing=dict(pricing) or None, **kwargs)
+    return cls(
+        model.model_id,
+        cache_config=model.cache,
+        pricing=dict(pricing) or None,
+        telemetry=model.telemetry,
+        **kwargs,
+    )
 
 
 def _provider_kwargs(

@@ -23,18 +23,39 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """USD per one million tokens for one model id; ``as_of`` is the date the price was read."""
+    """USD per one million tokens for one model id; ``as_of`` is the date the price was read.
+
+    ``cache_read_per_million`` and ``cache_write_per_million`` are the provider's prompt-cache
+    rates; None bills those tokens at the full input rate (docs/costs.md).
+    """
 
     input_per_million: float
     output_per_million: float
     as_of: str | None = None
+    cache_read_per_million: float | None = None
+    cache_write_per_million: float | None = None
 
     def cost(self, usage: Usage) -> float:
-        """The cost in USD of a call with ``usage``."""
+        """The cost in USD of a call with ``usage`` (its cached input at the cache rates)."""
+        read, write = usage.cache_read_tokens, usage.cache_write_tokens
+        uncached = max(usage.input_tokens - read - write, 0)
+        read_rate = _rate(self.cache_read_per_million, self.input_per_million)
+        write_rate = _rate(self.cache_write_per_million, self.input_per_million)
         return (
-            usage.input_tokens * self.input_per_million
+            uncached * self.input_per_million
+            + read * read_rate
+            + write * write_rate
             + usage.output_tokens * self.output_per_million
         ) / 1_000_000
+
+    def cache_saving(self, usage: Usage) -> float:
+        """What the cache-read tokens of ``usage`` would have cost more at the full input rate."""
+        read_rate = _rate(self.cache_read_per_million, self.input_per_million)
+        return max(self.input_per_million - read_rate, 0.0) * usage.cache_read_tokens / 1_000_000
+
+
+def _rate(rate: float | None, fallback: float) -> float:
+    return fallback if rate is None else rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +92,19 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts of one call, the same names for every provider."""
+    """Token counts of one call, the same names and meaning for every provider.
+
+    ``input_tokens`` is every prompt token, those the provider read from or wrote to its prompt
+    cache included (``cache_read_tokens`` and ``cache_write_tokens`` are parts of it);
+    ``output_tokens`` is every generated token, reasoning included (``reasoning_tokens`` is part
+    of it). Each provider's fields are read into these meanings (docs/costs.md).
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -82,15 +112,36 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
     def to_dict(self) -> dict[str, int]:
-        """The stored form."""
-        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        """The stored form (a count that is 0 is left out, beyond input and output)."""
+        out = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        for name, value in (
+            ("cache_read_tokens", self.cache_read_tokens),
+            ("cache_write_tokens", self.cache_write_tokens),
+            ("reasoning_tokens", self.reasoning_tokens),
+        ):
+            if value:
+                out[name] = value
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Usage:
-        """Rebuild from the stored form (missing counts are 0)."""
+        """Rebuild from the stored form (missing counts are 0: older entries have only input
+        and output)."""
         if not data:
             return cls()
-        return cls(int(data.get("input_tokens", 0)), int(data.get("output_tokens", 0)))
+        get = data.get
+        read, write, reasoning = (
+            get("cache_read_tokens"),
+            get("cache_write_tokens"),
+            get("reasoning_tokens"),
+        )
+        return cls(
+            int(get("input_tokens", 0)),
+            int(get("output_tokens", 0)),
+            int(read) if read else 0,  # (most entries have none: the hit path skips int())
+            int(write) if write else 0,
+            int(reasoning) if reasoning else 0,
+        )
 
 
 def _calls_from(data: Any) -> tuple[ToolCall, ...]:
@@ -139,6 +190,8 @@ class ModelResponse:
     ``text``, ``tool_calls``, ``finish_reason`` and ``logprobs`` are those of the first choice;
     ``choices`` holds every choice the provider returned, in order (one unless ``n`` > 1).
     ``cost_usd`` is what the original provider call cost (None when the model has no price);
+    ``provider_cache_saved_usd`` what the provider's prompt cache took off that cost (its
+    cache-read tokens at the cached rate instead of the full input rate; None when unpriced);
     ``cached`` says whether this answer came from the cache (then it cost nothing now).
     """
 
@@ -152,6 +205,7 @@ class ModelResponse:
     model_id: str = ""
     logprobs: Any = None
     choices: tuple[Choice, ...] = ()
+    provider_cache_saved_usd: float | None = None
 
     def __post_init__(self) -> None:
         if not self.choices:
@@ -180,6 +234,8 @@ class ModelResponse:
             "usage": self.usage.to_dict(),
             "cost_usd": self.cost_usd,
         }
+        if self.provider_cache_saved_usd:
+            out["provider_cache_saved_usd"] = self.provider_cache_saved_usd
         if self.logprobs is not None:
             out["logprobs"] = self.logprobs
         if len(self.choices) > 1:
@@ -203,6 +259,7 @@ class ModelResponse:
             model_id=model_id,
             logprobs=data.get("logprobs"),
             choices=tuple(Choice.from_dict(c) for c in stored) if stored else (),
+            provider_cache_saved_usd=data.get("provider_cache_saved_usd"),
         )
 
 

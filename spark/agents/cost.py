@@ -24,6 +24,9 @@ class CostStats:
     ``output_tokens`` are the tokens the provider billed (misses only, like ``total_cost``).
     ``calls`` counts every model call, hits included; ``unpriced_calls`` counts misses whose
     model has no known price (they add 0 to ``total_cost``, so it is a lower bound then).
+    ``provider_cache_saved_cost`` is what the provider's own prompt caching took off the misses
+    (already out of ``total_cost``; not part of ``saved_cost``, which is Spark's hits), and
+    ``cache_read_tokens`` the input tokens it served (docs/costs.md).
     """
 
     total_cost: float = 0.0
@@ -33,6 +36,8 @@ class CostStats:
     calls: int = 0
     cache_hits: int = 0
     unpriced_calls: int = 0
+    provider_cache_saved_cost: float = 0.0
+    cache_read_tokens: int = 0
 
     @property
     def cache_misses(self) -> int:
@@ -49,6 +54,23 @@ class CostStats:
         """Billed input plus output tokens."""
         return self.input_tokens + self.output_tokens
 
+    # -- compatibility names (the original framework's spellings; docs/models.md) ---------
+
+    @property
+    def total_calls(self) -> int:
+        """``calls``, by the original framework's name."""
+        return self.calls
+
+    @property
+    def total_input_tokens(self) -> int:
+        """``input_tokens``, by the original framework's name."""
+        return self.input_tokens
+
+    @property
+    def total_output_tokens(self) -> int:
+        """``output_tokens``, by the original framework's name."""
+        return self.output_tokens
+
     def __add__(self, other: CostStats) -> CostStats:
         if not isinstance(other, CostStats):
             return NotImplemented
@@ -60,6 +82,9 @@ class CostStats:
             calls=self.calls + other.calls,
             cache_hits=self.cache_hits + other.cache_hits,
             unpriced_calls=self.unpriced_calls + other.unpriced_calls,
+            provider_cache_saved_cost=self.provider_cache_saved_cost
+            + other.provider_cache_saved_cost,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
         )
 
     @classmethod
@@ -74,6 +99,8 @@ class CostStats:
             output_tokens=response.usage.output_tokens,
             calls=1,
             unpriced_calls=int(response.cost_usd is None),
+            provider_cache_saved_cost=response.provider_cache_saved_usd or 0.0,
+            cache_read_tokens=response.usage.cache_read_tokens,
         )
 
 

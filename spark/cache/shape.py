@@ -128,6 +128,7 @@ _FIELDS: dict[str, Callable[[Any], bool]] = {
     "finish_reason": lambda value: type(value) is str,
     "usage": _usage,
     "cost_usd": _is_amount,
+    "provider_cache_saved_usd": _is_amount,
     "tool_calls": _tool_calls,
     "embeddings": _embeddings,
     "chunks": _strings,

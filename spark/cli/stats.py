@@ -50,6 +50,7 @@ class StatsRow:
     misses: int = 0
     saved_usd: float = 0.0
     spent_usd: float = 0.0
+    provider_cache_saved_usd: float = 0.0
 
     @property
     def hit_rate(self) -> float | None:
@@ -65,12 +66,14 @@ class StatsRow:
         self.misses += other.misses
         self.saved_usd += other.saved_usd
         self.spent_usd += other.spent_usd
+        self.provider_cache_saved_usd += other.provider_cache_saved_usd
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, with the hit rate (0-1, null before any lookup)."""
         data = asdict(self)
         data["hit_rate"] = self.hit_rate
-        data["saved_usd"], data["spent_usd"] = round(self.saved_usd, 10), round(self.spent_usd, 10)
+        for name in ("saved_usd", "spent_usd", "provider_cache_saved_usd"):
+            data[name] = round(data[name], 10)
         return data
 
 
@@ -91,7 +94,17 @@ def combine(
             found.size_bytes = disk["bytes_by_model"][provider][model_id]
     for item in ledger:
         row(item.provider, item.model_id).add(
-            StatsRow("", "", 0, 0, item.hits, item.misses, item.saved_usd, item.spent_usd)
+            StatsRow(
+                "",
+                "",
+                0,
+                0,
+                item.hits,
+                item.misses,
+                item.saved_usd,
+                item.spent_usd,
+                item.provider_cache_saved_usd,
+            )
         )
     return [rows[k] for k in sorted(rows) if only is None or _selected(k, only)]
 
@@ -132,7 +145,9 @@ def stats(
 
     Entries and size are what the cache holds now. Hits, misses, dollars saved (the
     recorded cost of the calls that hits replaced) and spent add up every process that used
-    the cache, from its ledger (a file beside the entries, or hashes in the Redis).
+    the cache, from its ledger (a file beside the entries, or hashes in the Redis). Once a
+    provider's own prompt caching has cut the price of paid calls, what it saved is shown
+    below the table, apart from Spark's savings (docs/costs.md).
     """
     target, only = filtered_target(state, profile, cache_dir, provider, model)
     sink = target.store.ledger_sink()
@@ -156,12 +171,15 @@ def _json(cache_dir: Path, rows: list[StatsRow], total: StatsRow, has_ledger: bo
         "ledger": has_ledger,
         "total_entries": total.entries,
         "total_size_bytes": total.size_bytes,
-        **{k: summary[k] for k in ("hits", "misses", "hit_rate", "saved_usd", "spent_usd")},
+        **{k: summary[k] for k in _JSON_SUMS},
         "by_provider": {
             p: {k: v for k, v in d.items() if k != "model_id"} for p, d in by_provider.items()
         },
         "by_model": [r.to_dict() for r in rows],
     }
+
+
+_JSON_SUMS = ("hits", "misses", "hit_rate", "saved_usd", "spent_usd", "provider_cache_saved_usd")
 
 
 def _print(where: str, rows: list[StatsRow], total: StatsRow, has_ledger: bool) -> None:
@@ -177,8 +195,23 @@ def _print(where: str, rows: list[StatsRow], total: StatsRow, has_ledger: bool) 
         lines.append(None)
     lines.append(totals(rows, "total", ""))
     print_table(_COLUMNS, [None if r is None else _cells(r, has_ledger) for r in lines])
+    if total.provider_cache_saved_usd > 0:
+        _print_prompt_cache(rows, total)
     if not has_ledger:
         click.echo("no ledger yet: hit rate and dollars appear once a model has used this cache")
+
+
+def _print_prompt_cache(rows: list[StatsRow], total: StatsRow) -> None:
+    """The third sum, below the table (an 80-column table has no room for a tenth column):
+    what the providers' own prompt caching took off the paid calls, by model."""
+    click.echo(
+        f"\nProviders' prompt caching saved {format_usd(total.provider_cache_saved_usd)}"
+        " on paid calls (not in Saved):"
+    )
+    for row in rows:
+        if row.provider_cache_saved_usd > 0:
+            amount = format_usd(row.provider_cache_saved_usd)
+            click.echo(f"  {row.provider}  {row.model_id}  {amount}")
 
 
 _COLUMNS = ("Provider", "Model", "Entries", "Size", "Hits", "Misses", "Hit rate", "Saved", "Spent")

@@ -12,11 +12,12 @@ from typing import Any
 
 from spark.cache.config import combined_problems, default_cache_dir
 from spark.config.schema import KNOWN_PROVIDERS
-from spark.config.settings import Price
+from spark.config.settings import TELEMETRY_DEFAULT, Price
 from spark.config.sources import (
     DocumentLayer,
     ResolvedValue,
     Source,
+    TableSource,
     cache_sources,
     deep_merge,
     model_sources,
@@ -30,12 +31,14 @@ _PROFILE_FILE = "profiles/{name}.toml"
 
 @dataclass(frozen=True)
 class Resolution:
-    """One profile resolved: cache rules per target (None: ``[cache]``), models, prices."""
+    """One profile resolved: cache rules per target (None: ``[cache]``), models, prices, and
+    whether its models emit telemetry (``[telemetry] enabled``)."""
 
     layers: tuple[DocumentLayer, ...]
     cache_values: dict[str | None, dict[str, ResolvedValue]]
     model_values: dict[str, dict[str, ResolvedValue]]
     pricing: dict[str, Price]
+    telemetry: ResolvedValue = TELEMETRY_DEFAULT
 
 
 def layers_for(
@@ -73,7 +76,15 @@ def resolve_profile(
         for target in (None, *aliases)
     }
     model_values = {alias: resolve(model_sources(layers, alias)) for alias in aliases}
-    return Resolution(tuple(layers), cache_values, model_values, _pricing(layers))
+    return Resolution(
+        tuple(layers), cache_values, model_values, _pricing(layers), _telemetry(layers)
+    )
+
+
+def _telemetry(layers: Sequence[DocumentLayer]) -> ResolvedValue:
+    """``[telemetry] enabled`` of the last layer that sets it (default: on)."""
+    values = resolve([TableSource(layer, ("telemetry",)) for layer in layers], "telemetry.")
+    return values.get("enabled", TELEMETRY_DEFAULT)
 
 
 def _resolve_cache(sources: Sequence[Source], env: Mapping[str, str]) -> dict[str, ResolvedValue]:
@@ -87,10 +98,19 @@ def _pricing(layers: Sequence[DocumentLayer]) -> dict[str, Price]:
     merged: dict[str, Any] = {}
     for layer in layers:
         merged = deep_merge(merged, layer.table(("pricing",)))
-    return {
-        model_id: Price(float(entry["input"]), float(entry["output"]), entry.get("as_of"))
-        for model_id, entry in merged.items()
-    }
+    return {model_id: _price(entry) for model_id, entry in merged.items()}
+
+
+def _price(entry: Mapping[str, Any]) -> Price:
+    """One ``[pricing."<id>"]`` table as a ``Price`` (cache rates None when not given)."""
+    read, write = entry.get("cache_read"), entry.get("cache_write")
+    return Price(
+        float(entry["input"]),
+        float(entry["output"]),
+        entry.get("as_of"),
+        None if read is None else float(read),
+        None if write is None else float(write),
+    )
 
 
 def check_profile(resolution: Resolution, invalid: set[tuple[str, ...]]) -> list[str]:

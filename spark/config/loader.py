@@ -108,6 +108,7 @@ def load_settings(
         cache_values=active.cache_values,
         model_values=active.model_values,
         deferred_problems=list(dict.fromkeys(deferred)),
+        telemetry=active.telemetry,
     )
 
 

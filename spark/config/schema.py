@@ -8,7 +8,7 @@ merged document by the loader, not here.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
 from pydantic_core import PydanticCustomError
@@ -21,6 +21,7 @@ from spark.cache.config import (
     PathValue,
     Positive,
     RedisUrl,
+    Sentinels,
 )
 from spark.models.registry import MODEL_CLASSES
 
@@ -34,6 +35,7 @@ __all__ = [
     "ProfileDocument",
     "SparkDocument",
     "SparkTable",
+    "TelemetryTable",
 ]
 
 # The providers an alias may name. The model registry is the real owner of this set; it lives
@@ -84,6 +86,8 @@ class CacheTable(_Table):
     encrypt: bool | None = None
     key_env: str | None = None
     key_file: PathValue | None = None
+    memory_max_entries: NonNegativeInt | None = None
+    memory_max_bytes: NonNegativeInt | None = None
     backend: Backend | None = None
     url: RedisUrl | None = None
     password_env: str | None = None
@@ -92,6 +96,9 @@ class CacheTable(_Table):
     timeout_ms: Positive | None = None
     cooldown_seconds: NonNegative | None = None
     lock_seconds: Positive | None = None
+    cluster: bool | None = None
+    sentinel: Sentinels | None = None
+    service: str | None = None
 
 
 class ModelTable(_Table):
@@ -101,6 +108,7 @@ class ModelTable(_Table):
     model_id: str | None = None
     api_key_env: str | None = None
     base_url: str | None = None
+    api: Literal["chat", "responses"] | None = None  # OpenAI's text API (docs/models.md)
     region: str | None = None
     endpoint_url: str | None = None
     timeout: Positive | None = None
@@ -109,10 +117,13 @@ class ModelTable(_Table):
 
 
 class PriceTable(_Table):
-    """``[pricing."<model_id>"]``: USD per one million tokens."""
+    """``[pricing."<model_id>"]``: USD per one million tokens (``cache_read`` / ``cache_write``:
+    the prompt-cache rates; unset bills those tokens at ``input``)."""
 
     input: NonNegative
     output: NonNegative
+    cache_read: NonNegative | None = None
+    cache_write: NonNegative | None = None
     as_of: DateText | None = None
 
 
@@ -122,12 +133,20 @@ class SparkTable(_Table):
     default_profile: str | None = None
 
 
+class TelemetryTable(_Table):
+    """``[telemetry]``: ``enabled = false`` keeps the profile's models out of OpenTelemetry
+    (docs/telemetry.md)."""
+
+    enabled: bool | None = None
+
+
 class ProfileDocument(_Table):
     """``[profiles.<name>]`` and ``profiles/<name>.toml``: an overlay of the whole document."""
 
     cache: CacheTable | None = None
     models: dict[str, ModelTable] = Field(default_factory=dict)
     pricing: dict[str, PriceTable] = Field(default_factory=dict)
+    telemetry: TelemetryTable | None = None
 
 
 class SparkDocument(ProfileDocument):

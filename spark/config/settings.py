@@ -17,12 +17,16 @@ from spark.config.sources import ResolvedValue
 from spark.errors import ConfigError
 from spark.types import Price
 
-__all__ = ["MODEL_OPTION_KEYS", "ModelSettings", "Price", "Settings"]
+__all__ = ["MODEL_OPTION_KEYS", "TELEMETRY_DEFAULT", "ModelSettings", "Price", "Settings"]
 
 # The provider options an alias may carry (everything of [models.<alias>] but identity and cache).
 MODEL_OPTION_KEYS: tuple[str, ...] = tuple(
     key for key in ModelTable.model_fields if key not in ("provider", "model_id", "cache")
 )
+
+
+#: ``[telemetry] enabled`` when no table sets it: on (docs/telemetry.md).
+TELEMETRY_DEFAULT = ResolvedValue("telemetry.enabled", True, "default")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class ModelSettings:
     model_id: str
     options: dict[str, Any] = field(hash=False)
     cache: CacheConfig
+    telemetry: bool = True  # [telemetry] enabled (docs/telemetry.md)
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class Settings:
     cache_values: Mapping[str | None, Mapping[str, ResolvedValue]] = field(repr=False)
     model_values: Mapping[str, Mapping[str, ResolvedValue]] = field(repr=False)
     deferred_problems: list[str] = field(default_factory=list, repr=False)
+    telemetry: ResolvedValue = TELEMETRY_DEFAULT
 
     def cache_config(self, alias: str | None = None) -> CacheConfig:
         """The cache settings of ``alias`` (None: the ``[cache]`` rules), ``dir`` absolute."""
@@ -71,6 +77,7 @@ class Settings:
             model_id=values["model_id"].value,
             options={k: values[k].value for k in MODEL_OPTION_KEYS if k in values},
             cache=self.cache_config(alias),
+            telemetry=self.telemetry.value is not False,
         )
 
     def explain(self, alias: str | None = None) -> list[ResolvedValue]:

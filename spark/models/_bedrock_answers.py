@@ -42,8 +42,17 @@ def finish_reason(stop_reason: str | None) -> str:
 
 
 def _usage(usage: Mapping[str, Any] | None) -> Usage:
+    """Bedrock's ``inputTokens`` leaves out the tokens read from or written to the prompt
+    cache: Spark's ``input_tokens`` counts them all (docs/costs.md)."""
     usage = usage or {}
-    return Usage(int(usage.get("inputTokens", 0)), int(usage.get("outputTokens", 0)))
+    read = int(usage.get("cacheReadInputTokens") or 0)
+    write = int(usage.get("cacheWriteInputTokens") or 0)
+    return Usage(
+        input_tokens=int(usage.get("inputTokens") or 0) + read + write,
+        output_tokens=int(usage.get("outputTokens") or 0),
+        cache_read_tokens=read,
+        cache_write_tokens=write,
+    )
 
 
 def parse_converse(response: Mapping[str, Any]) -> ModelResponse:

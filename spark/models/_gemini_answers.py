@@ -155,14 +155,20 @@ def finish_reason(raw: str | None, calls: Sequence[ToolCall] = ()) -> str:
 
 
 def usage_of(usage: Any) -> Usage:
-    """Token counts from ``usage_metadata``: thinking tokens count as output (billed so)."""
-    prompt = (getattr(usage, "prompt_token_count", None) or 0) + (
-        getattr(usage, "tool_use_prompt_token_count", None) or 0
+    """Token counts from ``usage_metadata``: thinking tokens count as output (billed so) and
+    are the reasoning tokens; ``prompt_token_count`` includes the cached content's tokens."""
+    prompt = _count(usage, "prompt_token_count") + _count(usage, "tool_use_prompt_token_count")
+    thoughts = _count(usage, "thoughts_token_count")
+    return Usage(
+        input_tokens=prompt,
+        output_tokens=_count(usage, "candidates_token_count") + thoughts,
+        cache_read_tokens=_count(usage, "cached_content_token_count"),
+        reasoning_tokens=thoughts,
     )
-    output = (getattr(usage, "candidates_token_count", None) or 0) + (
-        getattr(usage, "thoughts_token_count", None) or 0
-    )
-    return Usage(input_tokens=int(prompt), output_tokens=int(output))
+
+
+def _count(usage: Any, name: str) -> int:
+    return int(getattr(usage, name, None) or 0)
 
 
 def embedding_response(response: Any, expected: int) -> EmbeddingResponse:

@@ -83,9 +83,18 @@ def parse_arguments(raw: str | None) -> dict[str, Any]:
 
 
 def _usage(usage: CompletionUsage | None) -> Usage:
+    """OpenAI's counts as they are: ``prompt_tokens`` includes the cached tokens and
+    ``completion_tokens`` the reasoning tokens (docs/costs.md)."""
     if usage is None:
         return Usage()
-    return Usage(int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0))
+    prompt = usage.prompt_tokens_details
+    completion = usage.completion_tokens_details
+    return Usage(
+        input_tokens=int(usage.prompt_tokens or 0),
+        output_tokens=int(usage.completion_tokens or 0),
+        cache_read_tokens=int(getattr(prompt, "cached_tokens", None) or 0),
+        reasoning_tokens=int(getattr(completion, "reasoning_tokens", None) or 0),
+    )
 
 
 @dataclass

@@ -15,9 +15,13 @@ from typing import Any, ClassVar, TypedDict
 
 from spark.cache import BoundCache, CacheConfig, CacheManager, CacheRequest, CacheResult
 from spark.cache.bound import make_request
+from spark.errors import ConfigError, StructuredOutputError
+from spark.models._controls import CallControls, pop_controls, warn_bypass
 from spark.models._tally import count_provider_call
 from spark.models.pricing import PriceTable, default_price_table
+from spark.models.structured import StructuredSchema, structured_schema
 from spark.models.wire import WireCall, call_params
+from spark.telemetry.hooks import note_cache, note_paid, note_result, observed, observed_stream
 from spark.types import EmbeddingResponse, ModelResponse, Price
 
 __all__ = [
@@ -41,6 +45,8 @@ class ModelOptions(TypedDict, total=False):
     cache_dir: Any
     pricing: Price | Mapping[str, Price] | None
     default_params: Mapping[str, Any] | None
+    params: Mapping[str, Any] | None
+    telemetry: bool
 
 
 def resolve_cache_config(
@@ -72,8 +78,13 @@ class Model(ABC):
         cache_dir: Any = None,
         pricing: Price | Mapping[str, Price] | None = None,
         default_params: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        telemetry: bool = True,
     ) -> None:
+        if params is not None and default_params is not None:
+            raise ConfigError("give the default parameters as default_params= or params=, not both")
         self.model_id = model_id
+        self.telemetry = telemetry  # a span per call once an OpenTelemetry SDK is configured
         self.cache_config = resolve_cache_config(
             enable_cache, cache_config, cache_ttl_seconds, cache_dir
         )
@@ -84,7 +95,8 @@ class Model(ABC):
         self._cache: BoundCache | None = (
             self.cache_manager.bind(self.cache_config) if self.cache_config.enabled else None
         )
-        self.default_params: dict[str, Any] = dict(default_params or {})
+        # (``params=``: the original framework's name for them)
+        self.default_params: dict[str, Any] = dict(default_params or params or {})
         self.prices = _price_table(self._cache_model_id(), pricing)
 
     def __repr__(self) -> str:
@@ -104,11 +116,14 @@ class Model(ABC):
     # -- keys -----------------------------------------------------------------------------
 
     def cache_key(self, messages: Messages, **kwargs: Any) -> str:
-        """The key ``get_text(messages, **kwargs)`` reads and writes (namespace and defaults in)."""
+        """The key ``get_text(messages, **kwargs)`` reads and writes (namespace and defaults in;
+        per-call cache controls are not part of it)."""
+        pop_controls(kwargs)
         return self._chat_call(messages, kwargs)[0].key
 
     def embedding_cache_key(self, texts: str | Sequence[str], **params: Any) -> str:
         """The key ``embed(texts, **params)`` reads and writes."""
+        pop_controls(params)
         return self._embedding_call(texts, params)[0].key
 
     def _chat_call(
@@ -129,8 +144,32 @@ class Model(ABC):
         namespace = self._cache.namespace if self._cache else self.cache_config.namespace
         return make_request(kind, self.provider, self._cache_model_id(), namespace, call.body)
 
+    def _chat(
+        self, messages: Messages, kwargs: dict[str, Any]
+    ) -> tuple[BoundCache | None, CacheRequest, WireCall]:
+        """A text call's cache (None: made uncached), its request and its prepared call."""
+        controls = pop_controls(kwargs)
+        request, call = self._chat_call(messages, kwargs)
+        return note_cache(self._call_cache(controls, call), request), request, call
+
+    def _call_cache(self, controls: CallControls, call: WireCall) -> BoundCache | None:
+        """The cache one call uses: the model's, or its per-call rules' (docs/caching.md)."""
+        if call.bypass:  # the answer depends on state the provider holds
+            warn_bypass(call.bypass)
+            self.cache_manager.counters.record_bypass()
+            return None
+        if controls.mode is None and controls.ttl_seconds is None:
+            return self._cache
+        config = controls.config(self.cache_config, self._cache is not None)
+        if config is None:
+            if controls.mode == "off":
+                self.cache_manager.counters.record_bypass()
+            return None
+        return self.cache_manager.bind(config)
+
     # -- text -----------------------------------------------------------------------------
 
+    @observed("chat")
     async def get_text(
         self,
         messages: Messages,
@@ -150,24 +189,85 @@ class Model(ABC):
             temperature=temperature,
             max_tokens=max_tokens,
         )
-        request, call = self._chat_call(messages, params)
-        if self._cache is None:
+        cache, request, call = self._chat(messages, params)
+        if cache is None:
             return self._priced(await self._complete(call)).text
-        result = await self._cached_call(self._cache, request, call)
+        result = await self._cached_call(cache, request, call)
         return result.response.get("text") or ""  # the hit path: no response object needed
 
+    @observed("chat")
     async def generate(self, messages: Messages, **kwargs: Any) -> ModelResponse:
         """The whole answer: every choice, tool calls, finish reason, usage, cost, ``cached``.
 
         Takes the same arguments as ``get_text``.
         """
-        request, call = self._chat_call(messages, kwargs)
-        if self._cache is None:
+        cache, request, call = self._chat(messages, kwargs)
+        if cache is None:
             return self._priced(await self._complete(call))
-        result = await self._cached_call(self._cache, request, call)
+        result = await self._cached_call(cache, request, call)
         return ModelResponse.from_dict(
             result.response, cached=result.cached, provider=self.provider, model_id=self.model_id
         )
+
+    @observed("chat")
+    async def get_json(self, schema: Any, messages: Messages, **kwargs: Any) -> Any:
+        """The answer as structured data: an instance of ``schema`` (a pydantic ``BaseModel``
+        subclass) or the parsed object (``schema`` a JSON-schema dict).
+
+        The provider's native structured output is asked for (docs/models.md, "Structured
+        output"); the schema is part of the key. The answer is checked before it is stored: one
+        that does not fit raises ``StructuredOutputError`` (with ``raw_text``) and is never
+        cached; a stored answer that no longer fits is a miss. Takes ``get_text``'s arguments.
+        """
+        structured = structured_schema(schema)
+        response, value = await self.structured_call(structured, messages, kwargs)
+        if response.tool_calls:
+            raise StructuredOutputError(
+                "the model answered with a tool call, not JSON: get_json reads a text answer"
+                " (run tool loops with spark.agents.Agent.run_json)",
+                raw_text=response.text,
+            )
+        return value
+
+    @observed("chat")
+    async def structured_call(
+        self, structured: StructuredSchema, messages: Messages, kwargs: dict[str, Any]
+    ) -> tuple[ModelResponse, Any]:
+        """``generate`` asking for ``structured``'s schema: the response and its checked value
+        (None for an answer of tool calls, which has no text to check). A text answer that does
+        not fit raises ``StructuredOutputError`` and is not stored; a stored one is a miss."""
+        for name in ("output_schema", "response_format"):
+            if kwargs.get(name) is not None:
+                raise ConfigError(f"get_json asks for its schema's format: leave out {name}=")
+        kwargs["output_schema"] = structured.spec
+        cache, request, call = self._chat(messages, kwargs)
+
+        def value_of(stored: Mapping[str, Any]) -> Any:
+            return None if stored.get("tool_calls") else structured.parse(stored.get("text") or "")
+
+        if cache is None:
+            response = self._priced(await self._complete(call))
+            return response, value_of(response.to_dict())
+        checked: list[Any] = []
+
+        def accept(stored: Mapping[str, Any]) -> bool:
+            try:
+                checked.append(value_of(stored))
+            except StructuredOutputError:
+                return False
+            return True
+
+        async def answer() -> dict[str, Any]:
+            fresh = self._priced(await self._complete(call)).to_dict()
+            checked.append(value_of(fresh))  # (raises: not stored)
+            return fresh
+
+        result = note_result(await cache.get_or_call(request, answer, accept))
+        value = checked[-1] if checked else value_of(result.response)
+        response = ModelResponse.from_dict(
+            result.response, cached=result.cached, provider=self.provider, model_id=self.model_id
+        )
+        return response, value
 
     async def _cached_call(
         self, cache: BoundCache, request: CacheRequest, call: WireCall
@@ -175,8 +275,9 @@ class Model(ABC):
         async def answer() -> dict[str, Any]:
             return self._priced(await self._complete(call)).to_dict()
 
-        return await cache.get_or_call(request, answer)
+        return note_result(await cache.get_or_call(request, answer))
 
+    @observed_stream("chat")
     async def stream_text(self, messages: Messages, **kwargs: Any) -> AsyncIterator[str]:
         """Yield the answer (its first choice) in text chunks; a cached answer is replayed as
         the very chunks the provider sent.
@@ -186,14 +287,14 @@ class Model(ABC):
         completes: a stream that fails or is abandoned half-way stores nothing. A plain call and
         a streamed call of one request share an entry.
         """
-        request, call = self._chat_call(messages, kwargs)
-        if self._cache is None:
+        cache, request, call = self._chat(messages, kwargs)
+        if cache is None:
             count_provider_call(self.provider)
             async for piece in self._stream(call):
                 if isinstance(piece, str):
                     yield piece
             return
-        async for chunk in self._cache.stream_or_call(request, lambda: self._stored_stream(call)):
+        async for chunk in cache.stream_or_call(request, lambda: self._stored_stream(call)):
             yield chunk
 
     async def _stored_stream(self, call: WireCall) -> AsyncIterator[str | dict[str, Any]]:
@@ -212,17 +313,19 @@ class Model(ABC):
 
     # -- embeddings -----------------------------------------------------------------------
 
+    @observed("embeddings")
     async def embed(self, texts: str | Sequence[str], **params: Any) -> EmbeddingResponse:
         """Vectors for one text or a batch (the batch is one cache entry)."""
+        controls = pop_controls(params)
         request, call = self._embedding_call(texts, params)
-        cache = self._cache
+        cache = note_cache(self._call_cache(controls, call), request)
         if cache is None:
             return self._priced_embedding(await self._embed(call))
 
         async def answer() -> dict[str, Any]:
             return self._priced_embedding(await self._embed(call)).to_dict()
 
-        result = await cache.get_or_call(request, answer)
+        result = note_result(await cache.get_or_call(request, answer))
         return EmbeddingResponse.from_dict(result.response, cached=result.cached)
 
     # -- cost -----------------------------------------------------------------------------
@@ -230,17 +333,24 @@ class Model(ABC):
     def _priced(self, response: ModelResponse) -> ModelResponse:
         """The provider's answer with its cost (every provider text call comes through here)."""
         count_provider_call(self.provider)
-        cost = self.prices.cost(self._cache_model_id(), response.usage)
-        return dataclasses.replace(
-            response, cost_usd=cost, cached=False, provider=self.provider, model_id=self.model_id
+        cost = self.prices.quote(self._cache_model_id(), response.usage, provider=self.provider)
+        priced = dataclasses.replace(
+            response,
+            cost_usd=cost.cost_usd,
+            provider_cache_saved_usd=cost.provider_cache_saved_usd,
+            cached=False,
+            provider=self.provider,
+            model_id=self.model_id,
         )
+        return note_paid(priced)
 
     def _priced_embedding(self, response: EmbeddingResponse) -> EmbeddingResponse:
         # No token count (Gemini's API-key endpoint reports none): the cost is unknown, not 0.
         count_provider_call(self.provider)
         counted = response.usage.total_tokens > 0
-        cost = self.prices.cost(self._cache_model_id(), response.usage) if counted else None
-        return EmbeddingResponse(response.embeddings, response.usage, cost, cached=False)
+        model_id, usage = self._cache_model_id(), response.usage
+        cost = self.prices.cost(model_id, usage, provider=self.provider) if counted else None
+        return note_paid(EmbeddingResponse(response.embeddings, response.usage, cost, cached=False))
 
     # -- what a provider implements -------------------------------------------------------
 

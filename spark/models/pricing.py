@@ -1,78 +1,161 @@
-"""What a call costs: a built-in table of list prices (USD per 1M tokens, dated), overridable.
+"""What a call costs: prices from the ``genai-prices`` package at the call's date, with
+``[pricing."<model_id>"]`` (spark.toml) or ``pricing=`` (a model) on top (docs/costs.md).
 
-A model with no known price costs ``None`` (and logs one warning) — never a made-up number.
-Prices change: each entry carries the date it was read; ``[pricing."<model_id>"]`` in spark.toml
-or ``pricing=`` on a model overrides them.
+A model with no known price costs ``None`` — "price unknown" — and logs one warning per model
+per process; never a made-up number, never $0. Prompt caching is priced: cache-read and
+cache-write tokens at their own rates, and what the cache-read tokens saved is reported apart.
+Nothing else in Spark imports ``genai-prices`` (``spark.models._prices_package`` does).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
+from spark.models._prices_package import (
+    PROVIDER_IDS,
+    UnusableUsageError,
+    known_model_ids,
+    package_price,
+    package_quote,
+)
 from spark.types import Price, Usage
 
-__all__ = ["BUILTIN_PRICES", "PriceTable", "default_price_table"]
+__all__ = ["BUILTIN_PRICES", "CallCost", "PriceTable", "default_price_table"]
 
-logger = logging.getLogger("spark.models")
+logger = logging.getLogger("spark.models.pricing")
+# Bedrock's cross-region inference profile prefixes: an override of the plain id covers them.
+_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "global.")
+_UNKNOWN = "unknown"
+_UNUSABLE = "unusable"
 
-# Public list prices for standard (non-batch, non-cached-input) usage, at the date given.
-BUILTIN_PRICES: dict[str, Price] = {
-    # OpenAI
-    "gpt-4o": Price(2.50, 10.00, "2024-08-06"),
-    "gpt-4o-mini": Price(0.15, 0.60, "2024-07-18"),
-    "gpt-4.1": Price(2.00, 8.00, "2025-04-14"),
-    "gpt-4.1-mini": Price(0.40, 1.60, "2025-04-14"),
-    "gpt-4.1-nano": Price(0.10, 0.40, "2025-04-14"),
-    "o3-mini": Price(1.10, 4.40, "2025-01-31"),
-    "text-embedding-3-small": Price(0.02, 0.0, "2024-01-25"),
-    "text-embedding-3-large": Price(0.13, 0.0, "2024-01-25"),
-    # AWS Bedrock (us-east-1, on-demand)
-    "anthropic.claude-3-5-sonnet-20240620-v1:0": Price(3.00, 15.00, "2024-06-20"),
-    "anthropic.claude-3-haiku-20240307-v1:0": Price(0.25, 1.25, "2024-03-07"),
-    "amazon.titan-embed-text-v2:0": Price(0.02, 0.0, "2024-04-30"),
-    # Google Gemini (paid tier, prompts up to 128k/200k tokens)
-    "gemini-2.0-flash": Price(0.10, 0.40, "2025-02-05"),
-    "gemini-2.5-flash": Price(0.30, 2.50, "2025-06-17"),
-    "gemini-2.5-pro": Price(1.25, 10.00, "2025-06-17"),
-    "gemini-1.5-flash": Price(0.075, 0.30, "2024-10-01"),
-    "gemini-embedding-001": Price(0.15, 0.0, "2025-07-14"),
-}
+
+@dataclass(frozen=True, slots=True)
+class CallCost:
+    """What one paid call cost and what the provider's prompt cache took off it (USD; both
+    None when the price is unknown)."""
+
+    cost_usd: float | None
+    provider_cache_saved_usd: float | None
+
+
+_UNPRICED = CallCost(None, None)
 
 
 class PriceTable:
-    """Prices by model id: the built-in table with overrides on top."""
+    """Prices by model id: the package's, with ``overrides`` (USD per 1M tokens) on top."""
 
     def __init__(self, overrides: Mapping[str, Price] | None = None) -> None:
-        self.prices: dict[str, Price] = {**BUILTIN_PRICES, **(overrides or {})}
-        self._warned: set[str] = set()
+        self.overrides: dict[str, Price] = dict(overrides or {})
 
-    def price(self, model_id: str) -> Price | None:
-        """The price of ``model_id``; Bedrock's regional prefixes (``us.``, ``eu.``) are ignored."""
-        found = self.prices.get(model_id)
-        if found is None and (model_id[:3] in ("us.", "eu.") or model_id[:5] == "apac."):
-            found = self.prices.get(model_id.split(".", 1)[1])
+    def price(
+        self, model_id: str, *, provider: str | None = None, when: dt.datetime | None = None
+    ) -> Price | None:
+        """The rates of ``model_id`` at ``when`` (now when None): an override, else the
+        package's (the base tier of a tiered price); None when unknown."""
+        override = self._override(model_id)
+        if override is not None:
+            return override
+        return package_price(model_id, provider, when or _now())
+
+    def cost(
+        self,
+        model_id: str,
+        usage: Usage,
+        *,
+        provider: str | None = None,
+        when: dt.datetime | None = None,
+    ) -> float | None:
+        """USD for ``usage`` on ``model_id``, or None (with one warning) when unpriced."""
+        return self.quote(model_id, usage, provider=provider, when=when).cost_usd
+
+    def quote(
+        self,
+        model_id: str,
+        usage: Usage,
+        *,
+        provider: str | None = None,
+        when: dt.datetime | None = None,
+    ) -> CallCost:
+        """The cost of ``usage`` on ``model_id`` at ``when`` (now when None) and what its
+        cache-read tokens saved against the full input rate."""
+        override = self._override(model_id)
+        if override is not None:
+            cost, saved = override.cost(usage), override.cache_saving(usage)
+            return CallCost(round(cost, 10), round(saved, 10))
+        try:
+            quoted = package_quote(model_id, usage, provider, when or _now())
+        except UnusableUsageError as exc:
+            _warn_once(_UNUSABLE, model_id, str(exc))
+            return _UNPRICED
+        if quoted is None:
+            _warn_once(_UNKNOWN, model_id, "")
+            return _UNPRICED
+        return CallCost(round(quoted.cost_usd, 10), round(quoted.provider_cache_saved_usd, 10))
+
+    def _override(self, model_id: str) -> Price | None:
+        found = self.overrides.get(model_id)
+        if found is None and self.overrides:
+            for prefix in _PROFILE_PREFIXES:
+                if model_id.startswith(prefix):
+                    return self.overrides.get(model_id.removeprefix(prefix))
         return found
 
-    def cost(self, model_id: str, usage: Usage) -> float | None:
-        """USD for ``usage`` on ``model_id``, or None (with one warning) when unpriced."""
-        price = self.price(model_id)
-        if price is None:
-            if model_id not in self._warned:
-                self._warned.add(model_id)
-                logger.warning(
-                    "no price known for model %r: its cost is reported as None; add "
-                    '[pricing."%s"] input/output (USD per 1M tokens) to spark.toml',
-                    model_id,
-                    model_id,
-                )
-            return None
-        return round(price.cost(usage), 10)
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(topic: str, model_id: str, detail: str) -> None:
+    """One warning per model and topic in this process."""
+    with _warned_lock:
+        if (topic, model_id) in _warned:
+            return
+        _warned.add((topic, model_id))
+    if topic == _UNKNOWN:
+        logger.warning(
+            "no price known for model %r: its cost is reported as None (price unknown); add "
+            '[pricing."%s"] input/output (USD per 1M tokens) to spark.toml',
+            model_id,
+            model_id,
+        )
+    else:
+        logger.warning(
+            "cannot price a call of model %r (%s): its cost is reported as None", model_id, detail
+        )
 
 
 _DEFAULT = PriceTable()
 
 
 def default_price_table() -> PriceTable:
-    """The process-wide built-in table."""
+    """The process-wide table: the package's prices, no overrides."""
     return _DEFAULT
+
+
+class _PackagePrices(Mapping[str, Price]):
+    """Read-only ``{model_id: Price}`` of the package's prices today, by the ids of the three
+    providers Spark speaks (kept for code that read the former built-in table)."""
+
+    def __getitem__(self, model_id: str) -> Price:
+        found = _DEFAULT.price(model_id)
+        if found is None:
+            raise KeyError(model_id)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(known_model_ids(tuple(PROVIDER_IDS)))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+#: The package's prices as a mapping by model id (looked up when read).
+BUILTIN_PRICES: Mapping[str, Price] = _PackagePrices()

@@ -129,7 +129,11 @@ def _manager_of(cache_dir: str | Path) -> CacheManager:
     return CacheManager.get_instance(path)
 
 
-def _figures(hits: int, misses: int, saved: float, spent: float) -> dict[str, Any]:
+def _figures(
+    hits: int, misses: int, saved: float, spent: float, prompt_cache_saved: float
+) -> dict[str, Any]:
+    """Lookups and the three sums: what hits saved, what misses paid, and what the provider's
+    prompt caching took off those paid calls (docs/costs.md)."""
     lookups = hits + misses
     return {
         "hits": hits,
@@ -137,16 +141,18 @@ def _figures(hits: int, misses: int, saved: float, spent: float) -> dict[str, An
         "hit_rate": hits / lookups if lookups else 0.0,
         "saved_usd": _usd(saved),
         "spent_usd": _usd(spent),
+        "provider_cache_saved_usd": _usd(prompt_cache_saved),
     }
 
 
 def _sum_figures(rows: Iterable[LedgerRow]) -> dict[str, Any]:
     hits = misses = 0
-    saved = spent = 0.0
+    saved = spent = prompt_cache_saved = 0.0
     for row in rows:
         hits, misses = hits + row.hits, misses + row.misses
         saved, spent = saved + row.saved_usd, spent + row.spent_usd
-    return _figures(hits, misses, saved, spent)
+        prompt_cache_saved += row.provider_cache_saved_usd
+    return _figures(hits, misses, saved, spent, prompt_cache_saved)
 
 
 def _totals(stats: Mapping[str, Any], rows: list[LedgerRow]) -> dict[str, Any]:
@@ -169,7 +175,9 @@ def _ledger_row(row: LedgerRow) -> dict[str, Any]:
         "day": row.day,
         "provider": row.provider,
         "model_id": row.model_id,
-        **_figures(row.hits, row.misses, row.saved_usd, row.spent_usd),
+        **_figures(
+            row.hits, row.misses, row.saved_usd, row.spent_usd, row.provider_cache_saved_usd
+        ),
     }
 
 

@@ -112,6 +112,7 @@ def _cards(totals: Mapping[str, Any]) -> str:
         ("Hit rate", _percent(totals["hit_rate"])),
         ("Saved", format_usd(totals["saved_usd"])),
         ("Spent", format_usd(totals["spent_usd"])),
+        ("Prompt cache saved", format_usd(totals["provider_cache_saved_usd"])),
         ("Hits / misses", f"{totals['hits']:,} / {totals['misses']:,}"),
         ("Entries", f"{totals['entries']:,}"),
         ("On disk", _bytes(totals["size_bytes"])),
@@ -147,8 +148,11 @@ def _time_charts(days: Sequence[Mapping[str, Any]]) -> list[str]:
         column_chart(
             "dollars per day", short, money, format_usd, resolution=USD_STEP, tips=money_tips
         ),
+        "<p class=muted>Saved: what Spark's cache hits saved. Spent: what the provider calls"
+        " cost. Prompt cache: what the providers' own prompt caching took off those paid"
+        " calls (already out of Spent).</p>",
         _table(
-            ["Day", "Hits", "Misses", "Hit rate", "Saved", "Spent"],
+            ["Day", "Hits", "Misses", "Hit rate", "Saved", "Spent", "Prompt cache"],
             [_day_row(d) for d in reversed(days)],
             1,
             summary=f"Every day ({len(days)})",
@@ -184,7 +188,10 @@ def _storage(
         "<p class=muted>Bytes on disk by provider.</p>",
         bar_chart("bytes by provider", sizes, _bytes, _GREY),
         _table(
-            ["Provider", "Model", "Entries", "On disk", "Hits", "Misses", "Hit rate", "Saved"],
+            [
+                *("Provider", "Model", "Entries", "On disk", "Hits", "Misses", "Hit rate"),
+                *("Saved", "Spent", "Prompt cache"),
+            ],
             [_model_row(m) for m in models],
             2,
         ),
@@ -197,12 +204,14 @@ def _day_row(d: Mapping[str, Any]) -> list[Any]:
         format_usd(d["saved_usd"]),
         format_usd(d["spent_usd"]),
     )
-    return [d["day"], d["hits"], d["misses"], rate, saved, spent]
+    prompt = format_usd(d["provider_cache_saved_usd"])
+    return [d["day"], d["hits"], d["misses"], rate, saved, spent, prompt]
 
 
 def _model_row(m: Mapping[str, Any]) -> list[Any]:
     size, rate, saved = _bytes(m["size_bytes"]), _percent(m["hit_rate"]), format_usd(m["saved_usd"])
-    return [m["provider"], m["model_id"], m["entries"], size, m["hits"], m["misses"], rate, saved]
+    money = (saved, format_usd(m["spent_usd"]), format_usd(m["provider_cache_saved_usd"]))
+    return [m["provider"], m["model_id"], m["entries"], size, m["hits"], m["misses"], rate, *money]
 
 
 def _top_requests(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -342,7 +342,7 @@ def test_answer_skips_thoughts_and_counts_thinking_as_output() -> None:
     result = assembler.result()
     assert pieces == ["Hello"]
     assert (result.text, result.finish_reason) == ("Hello", "stop")
-    assert result.usage == Usage(input_tokens=5, output_tokens=9)
+    assert result.usage == Usage(input_tokens=5, output_tokens=9, reasoning_tokens=7)
 
 
 def test_candidates_are_kept_apart_by_index() -> None:

@@ -151,7 +151,8 @@ def test_days_over_time_with_gaps(cache_dir: Path, read_page: ReadPage) -> None:
     ]
     with sqlite3.connect(cache_dir / LEDGER_NAME) as db:
         db.execute("DELETE FROM usage")
-        db.executemany("INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        columns = "day, provider, model_id, hits, misses, saved_usd, spent_usd"
+        db.executemany(f"INSERT INTO usage ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     page = render_report(cache_dir)
     data, _ = read_page(page)
@@ -164,6 +165,7 @@ def test_days_over_time_with_gaps(cache_dir: Path, read_page: ReadPage) -> None:
             "hit_rate": pytest.approx(4 / 6),
             "saved_usd": pytest.approx(0.5),
             "spent_usd": pytest.approx(0.3),
+            "provider_cache_saved_usd": 0.0,
         },
         {
             "day": "2025-03-04",
@@ -172,6 +174,7 @@ def test_days_over_time_with_gaps(cache_dir: Path, read_page: ReadPage) -> None:
             "hit_rate": 0.0,
             "saved_usd": 0.0,
             "spent_usd": pytest.approx(0.4),
+            "provider_cache_saved_usd": 0.0,
         },
     ]
     # Four calendar days on the axis, two of them without lookups: two dots on the line.
@@ -197,6 +200,7 @@ def test_an_empty_cache_still_makes_a_page(cache_dir: Path, read_page: ReadPage)
         "hit_rate": 0.0,
         "saved_usd": 0.0,
         "spent_usd": 0.0,
+        "provider_cache_saved_usd": 0.0,
     }
     assert data["days"] == data["models"] == data["top_requests"] == []
     assert "no data yet" in page

@@ -23,7 +23,12 @@ class RequestRow:
 
 @dataclass(frozen=True)
 class LedgerRow:
-    """All-time figures of one provider's model in one cache directory (``day`` "" = all)."""
+    """All-time figures of one provider's model in one cache directory (``day`` "" = all).
+
+    Three sums of dollars, kept apart: ``spent_usd`` what the misses paid, ``saved_usd`` what
+    the hits saved (the recorded cost of the calls they replaced), and
+    ``provider_cache_saved_usd`` what the provider's prompt caching took off the paid calls.
+    """
 
     provider: str
     model_id: str
@@ -32,6 +37,7 @@ class LedgerRow:
     saved_usd: float
     spent_usd: float
     day: str = ""
+    provider_cache_saved_usd: float = 0.0
 
     @property
     def hit_rate(self) -> float:
@@ -59,5 +65,5 @@ class LedgerSink(Protocol):
         """The requests served from the cache most often."""
 
 
-# (day, provider, model_id, hits, misses, saved_usd, spent_usd)
-UsageRow = tuple[str, str, str, int, int, float, float]
+# (day, provider, model_id, hits, misses, saved_usd, spent_usd, provider_cache_saved_usd)
+UsageRow = tuple[str, str, str, int, int, float, float, float]

@@ -1,5 +1,9 @@
 """The ledger of a disk cache: a small SQLite file beside the entries
-(``{cache_dir}/.spark-ledger.sqlite``), ignored by git (a ``.gitignore`` is written beside it)."""
+(``{cache_dir}/.spark-ledger.sqlite``), ignored by git (a ``.gitignore`` is written beside it).
+
+A file written before the ``provider_cache_saved_usd`` column existed gains it (``ALTER TABLE``)
+the first time this version adds to it, and reads as 0 for it until then.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ CREATE TABLE IF NOT EXISTS usage (
     day TEXT NOT NULL, provider TEXT NOT NULL, model_id TEXT NOT NULL,
     hits INTEGER NOT NULL DEFAULT 0, misses INTEGER NOT NULL DEFAULT 0,
     saved_usd REAL NOT NULL DEFAULT 0, spent_usd REAL NOT NULL DEFAULT 0,
+    provider_cache_saved_usd REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (day, provider, model_id)
 );
 CREATE TABLE IF NOT EXISTS requests (
@@ -30,12 +35,16 @@ CREATE TABLE IF NOT EXISTS requests (
 )
 """
 _UPSERT = """
-INSERT INTO usage (day, provider, model_id, hits, misses, saved_usd, spent_usd)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO usage
+    (day, provider, model_id, hits, misses, saved_usd, spent_usd, provider_cache_saved_usd)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (day, provider, model_id) DO UPDATE SET
     hits = hits + excluded.hits, misses = misses + excluded.misses,
-    saved_usd = saved_usd + excluded.saved_usd, spent_usd = spent_usd + excluded.spent_usd
+    saved_usd = saved_usd + excluded.saved_usd, spent_usd = spent_usd + excluded.spent_usd,
+    provider_cache_saved_usd = provider_cache_saved_usd + excluded.provider_cache_saved_usd
 """
+_CACHE_SAVED = "provider_cache_saved_usd"
+_ADD_CACHE_SAVED = f"ALTER TABLE usage ADD COLUMN {_CACHE_SAVED} REAL NOT NULL DEFAULT 0"
 _UPSERT_KEY = """
 INSERT INTO requests (key, provider, model_id, hits, saved_usd, last_hit) VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET
@@ -73,12 +82,18 @@ class SQLiteLedger:
     def rows(self, by_day: bool = False) -> list[LedgerRow]:
         """Figures per provider and model (and per day)."""
         day = "day" if by_day else "''"
+        cache_saved = f"SUM({_CACHE_SAVED})" if self._has_cache_saved() else "0.0"
         query = (
             "SELECT provider, model_id, SUM(hits), SUM(misses), SUM(saved_usd), SUM(spent_usd),"
-            f" {day} FROM usage GROUP BY provider, model_id, {day}"
+            f" {day}, {cache_saved} FROM usage GROUP BY provider, model_id, {day}"
             f" ORDER BY {day}, provider, model_id"
         )
         return [LedgerRow(*row) for row in self._query(query, ())]
+
+    def _has_cache_saved(self) -> bool:
+        """Whether the file has the column yet (a ledger of an older Spark may not)."""
+        columns = self._query("SELECT name FROM pragma_table_info('usage')", ())
+        return (_CACHE_SAVED,) in columns
 
     def top_requests(self, limit: int = 20) -> list[RequestRow]:
         """Most served requests first."""
@@ -117,7 +132,20 @@ def _connect(path: Path, *, create: bool) -> Iterator[sqlite3.Connection]:
     try:
         if create:
             db.executescript(_SCHEMA)
+            _migrate(db)
         with db:
             yield db
     finally:
         db.close()
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the ``provider_cache_saved_usd`` column to a ledger an older Spark made."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(usage)")}
+    if _CACHE_SAVED in columns:
+        return
+    try:
+        db.execute(_ADD_CACHE_SAVED)
+    except sqlite3.OperationalError as exc:  # another process added it a moment ago
+        if "duplicate column" not in str(exc):
+            raise
