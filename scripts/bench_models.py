@@ -9,7 +9,8 @@ For each provider, with an encrypted cache and 1 KB / 32 KB answers, in one proc
 - the same call uncached through the raw SDK against the local server (no added latency): the
   speed-up of a hit.
 Then OpenAI's Responses API hit next to its chat-completions hit (``OpenAIModel(api=...)``,
-sampled in turn, p50 and p90), 50 concurrent identical calls on a cold cache with 300 ms of provider latency (requests that
+sampled in turn, p50 and p90), a ``get_json`` hit next to a ``get_text`` hit and the schema
+check alone, 50 concurrent identical calls on a cold cache with 300 ms of provider latency (requests that
 reach the server), the time to key a request (``model.cache_key``) plain and with a 1 MB image in
 each provider's native spelling, and ``import spark.models.openai`` + the first hit in a fresh
 process.
@@ -22,6 +23,7 @@ import asyncio
 import base64
 import functools
 import gc
+import json
 import os
 import statistics
 import subprocess
@@ -37,9 +39,11 @@ import botocore.config
 import openai
 from google import genai
 from google.genai import types as genai_types
+from pydantic import BaseModel
 
 from spark.cache import CacheConfig, generate_key
 from spark.models.base import Model
+from spark.models.structured import structured_schema
 from spark.testing import ProviderServer
 
 QUESTION = [{"role": "user", "content": "Describe the harbour at dawn."}]
@@ -170,6 +174,49 @@ async def bench_responses_api(server: ProviderServer, repeat: int) -> None:
         )
 
 
+class Note(BaseModel):
+    """``get_json``'s schema in the benchmark (a 1 KB answer)."""
+
+    title: str
+    body: str
+    tags: list[str]
+    score: int
+
+
+NOTE_TEXT = json.dumps({"title": "t" * 100, "body": "b" * 760, "tags": ["tag"] * 10, "score": 3})
+
+
+async def bench_get_json(server: ProviderServer, repeat: int) -> None:
+    """A ``get_json`` hit (pydantic model, 1 KB answer) next to a ``get_text`` hit of the same
+    answer, sampled in turn; and the schema check alone (what validating a hit adds)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config = CacheConfig(enabled=True, cache_dir=tmp, encrypt=True)
+        model = server.model("openai", MODELS["openai"], cache_config=config)
+        server.queue_text(NOTE_TEXT)
+        await model.get_json(Note, QUESTION)
+        server.queue_text(NOTE_TEXT)
+        await model.get_text(QUESTION)
+        check = structured_schema(Note).parse
+        as_json, as_text, checks = [], [], []
+        gc.disable()
+        try:
+            for _ in range(repeat):
+                as_json.append(await sample(functools.partial(model.get_json, Note, QUESTION)))
+                as_text.append(await sample(functools.partial(model.get_text, QUESTION)))
+                start = time.perf_counter_ns()
+                check(NOTE_TEXT)
+                checks.append(time.perf_counter_ns() - start)
+        finally:
+            gc.enable()
+        await model.aclose()
+    j50, t50, c50 = (statistics.median(s) / 1000 for s in (as_json, as_text, checks))
+    print(
+        f"openai  get_json hit p50 {j50:7.1f}µs  get_text hit p50 {t50:7.1f}µs"
+        f"  (+{j50 - t50:.1f}µs: the schema in the key and the check)  schema check alone"
+        f" {c50:5.1f}µs ({len(NOTE_TEXT)} B answer)"
+    )
+
+
 def _p50_p90(samples: list[int]) -> tuple[float, float]:
     ordered = sorted(samples)
     return ordered[len(ordered) // 2] / 1000, ordered[int(len(ordered) * 0.9)] / 1000
@@ -279,6 +326,7 @@ def main() -> None:
         for provider in MODELS:
             asyncio.run(bench_provider(provider, server, repeat))
         asyncio.run(bench_responses_api(server, repeat))
+        asyncio.run(bench_get_json(server, repeat))
         asyncio.run(bench_single_flight(server))
         bench_keys(server, repeat)
         bench_fresh_process(server, 3 if args.quick else 9)

@@ -6,7 +6,7 @@ dollars from its ledger, which every process that used the cache adds to (``spar
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,8 @@ from spark.cli._output import (
 from spark.cli._output import (
     entries as n_entries,
 )
+from spark.models.pricing import PriceTable
+from spark.types import Price
 
 __all__ = ["StatsRow", "stats"]
 
@@ -154,10 +156,28 @@ def stats(
     has_ledger = sink.exists()
     rows = combine(scan_stats(target.store).as_dict(), sink.rows(), only)
     total = totals(rows)
+    unpriced = _unpriced(rows, target.settings.pricing)
     if as_json:
-        echo_json({"store": target.where, **_json(target.cache_dir, rows, total, has_ledger)})
+        found = _json(target.cache_dir, rows, total, has_ledger)
+        for entry in found["by_model"]:
+            entry["price_known"] = (entry["provider"], entry["model_id"]) not in unpriced
+        echo_json({"store": target.where, **found})
         return
-    _print(target.where, rows, total, has_ledger)
+    _print(target.where, rows, total, has_ledger, unpriced)
+
+
+def _unpriced(rows: list[StatsRow], pricing: Mapping[str, Price]) -> set[tuple[str, str]]:
+    """The models whose calls were counted with no dollars because no price is known for them:
+    their sums show as "price unknown", never as $0 (docs/costs.md)."""
+    table = PriceTable(pricing)
+    return {
+        (row.provider, row.model_id)
+        for row in rows
+        if (row.hits or row.misses)
+        and not (row.saved_usd or row.spent_usd)
+        and row.provider != "echo"  # (EchoModel's calls are free: a known price of 0)
+        and table.price(row.model_id, provider=row.provider) is None
+    }
 
 
 def _json(cache_dir: Path, rows: list[StatsRow], total: StatsRow, has_ledger: bool) -> Any:
@@ -182,7 +202,13 @@ def _json(cache_dir: Path, rows: list[StatsRow], total: StatsRow, has_ledger: bo
 _JSON_SUMS = ("hits", "misses", "hit_rate", "saved_usd", "spent_usd", "provider_cache_saved_usd")
 
 
-def _print(where: str, rows: list[StatsRow], total: StatsRow, has_ledger: bool) -> None:
+def _print(
+    where: str,
+    rows: list[StatsRow],
+    total: StatsRow,
+    has_ledger: bool,
+    unpriced: set[tuple[str, str]],
+) -> None:
     click.echo(f"{where}: {n_entries(total.entries)}, {format_size(total.size_bytes)}")
     if not rows:
         return
@@ -194,7 +220,9 @@ def _print(where: str, rows: list[StatsRow], total: StatsRow, has_ledger: bool) 
             lines.append(totals(group, provider, "(all models)"))
         lines.append(None)
     lines.append(totals(rows, "total", ""))
-    print_table(_COLUMNS, [None if r is None else _cells(r, has_ledger) for r in lines])
+    print_table(_COLUMNS, [None if r is None else _cells(r, has_ledger, unpriced) for r in lines])
+    if has_ledger and unpriced:
+        click.echo(f'{_UNKNOWN}: price unknown (no price for the model: add [pricing."<id>"])')
     if total.provider_cache_saved_usd > 0:
         _print_prompt_cache(rows, total)
     if not has_ledger:
@@ -217,10 +245,17 @@ def _print_prompt_cache(rows: list[StatsRow], total: StatsRow) -> None:
 _COLUMNS = ("Provider", "Model", "Entries", "Size", "Hits", "Misses", "Hit rate", "Saved", "Spent")
 
 
-def _cells(row: StatsRow, has_ledger: bool) -> tuple[Any, ...]:
+_UNKNOWN = "?"
+
+
+def _cells(row: StatsRow, has_ledger: bool, unpriced: set[tuple[str, str]]) -> tuple[Any, ...]:
     if not has_ledger:
         counted: tuple[Any, ...] = ("-",) * 5
     else:
         rate = format_rate(row.hits, row.misses)
-        counted = (row.hits, row.misses, rate, format_usd(row.saved_usd), format_usd(row.spent_usd))
+        if (row.provider, row.model_id) in unpriced:
+            saved = spent = _UNKNOWN
+        else:
+            saved, spent = format_usd(row.saved_usd), format_usd(row.spent_usd)
+        counted = (row.hits, row.misses, rate, saved, spent)
     return (row.provider, row.model_id, row.entries, format_size(row.size_bytes), *counted)

@@ -74,3 +74,27 @@ def test_no_prompt_cache_line_without_savings(spark: Invoke, fill: Fill, cache_d
     table = spark("cache", "stats").stdout
     assert "Saved" in table
     assert "prompt caching" not in table
+
+
+def test_a_model_without_a_price_is_price_unknown_not_zero(
+    spark: Invoke, fill: Fill, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = Ledger(cache_dir)
+    for key in fill(1, model_id="my-finetune-7"):
+        ledger.record("openai", "my-finetune-7", hit=True, cost=None, key=key)
+    ledger.record("openai", "my-finetune-7", hit=False, cost=None)
+    for key in fill(1):
+        ledger.record("openai", "gpt-4o-mini", hit=True, cost=0.01, key=key)
+    ledger.flush()
+    monkeypatch.setenv("COLUMNS", "80")
+    table = spark("cache", "stats")
+    assert table.exit_code == 0, table.output
+    row = next(line for line in table.stdout.splitlines() if "my-finetune-7" in line)
+    assert "$" not in row  # no $0.0000 for a price nobody knows
+    assert row.split()[-2:] == ["?", "?"]
+    assert "price unknown" in table.stdout
+    priced = next(line for line in table.stdout.splitlines() if "gpt-4o-mini" in line)
+    assert "$0.0100" in priced
+    data = json.loads(spark("cache", "stats", "--json").stdout)
+    known = {row["model_id"]: row["price_known"] for row in data["by_model"]}
+    assert known == {"my-finetune-7": False, "gpt-4o-mini": True}

@@ -4,6 +4,7 @@ exception, never a hang."""
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -109,3 +110,28 @@ def test_a_command_on_a_hung_redis_gives_up_after_one_admin_timeout(
     assert "is unavailable" in result.stderr
     assert "Check that the server is running" in result.stderr
     assert took < 5, "bulk commands allow each reply 2 s: one timeout, then the open circuit"
+
+
+def test_unreachable_sentinels_cost_one_timeout_not_the_client_retries(
+    tmp_path: Path, prefix: str
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on: every Sentinel refuses
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = CacheConfig(
+        enabled=True,
+        backend="redis",
+        sentinel=[f"127.0.0.1:{port}"],
+        service="spark-test",
+        prefix=prefix,
+        timeout_ms=200,
+    )
+    manager = CacheManager(tmp_path / "local", config)
+    started = time.perf_counter()
+    with pytest.raises(CacheError, match=f"Sentinel 127.0.0.1:{port}"):
+        manager.get_stats()
+    assert time.perf_counter() - started < 1.0  # (redis-py's own retries took 7.9 s)
+    started = time.perf_counter()
+    manager.counters.ledger.record("openai", "gpt-4o", hit=True, cost=0.01)
+    manager.counters.ledger.flush()  # fails (it is retried later), within the timeout
+    assert time.perf_counter() - started < 1.0

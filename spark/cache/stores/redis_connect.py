@@ -65,7 +65,11 @@ def _sentinel_master(config: CacheConfig, common: dict[str, Any]) -> redis.Redis
         options.update({k: v for k, v in given.items() if k in ("db", "username", "password")})
     addresses = [address.rpartition(":") for address in config.sentinel or ()]
     sentinels = [(host, int(port)) for host, _, port in addresses]
+    # The Sentinels' own connections get the same timeouts and the same single retry: redis-py's
+    # default (three retries with an exponential backoff) made one unreachable Sentinel set cost
+    # seven seconds per attempt, far past ``timeout_ms``.
     timeouts = {k: common[k] for k in ("socket_timeout", "socket_connect_timeout")}
-    sentinel = Sentinel(sentinels, sentinel_kwargs=timeouts, **timeouts)  # type: ignore[no-untyped-call]
+    asking = {**timeouts, "retry": _retry()}
+    sentinel = Sentinel(sentinels, sentinel_kwargs=asking, **timeouts)  # type: ignore[no-untyped-call]
     master: redis.Redis = sentinel.master_for(str(config.service), **options)  # type: ignore[no-untyped-call]
     return master
