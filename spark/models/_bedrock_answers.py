@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from spark.errors import ProviderServerError
-from spark.types import EmbeddingResponse, ModelResponse, ToolCall, Usage
+from spark.types import Choice, EmbeddingResponse, ModelResponse, ToolCall, Usage
 
 __all__ = [
     "StreamAssembler",
@@ -165,3 +165,13 @@ def _vectors(answer: Mapping[str, Any]) -> list[list[float]]:
             provider=_PROVIDER,
         )
     return [[float(x) for x in vector] for vector in found]
+
+
+def unwrap_structured(response: ModelResponse, tool_name: str) -> ModelResponse:
+    """A forced call of ``tool_name`` (structured output through a tool, docs/models.md) as
+    what it stands for: a text answer holding its input as JSON."""
+    call = next((c for c in response.tool_calls if c.name == tool_name), None)
+    if call is None:
+        return response
+    choice = Choice(json.dumps(call.arguments), (), "stop")
+    return ModelResponse.of_choices((choice,), response.usage)

@@ -10,6 +10,7 @@ fields that cannot change the answer, media bytes as digests. Pure code: no SDK,
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -28,9 +29,11 @@ from spark.models.wire import WireCall, keyed_value, unknown_field
 __all__ = [
     "CONVERSE_FIELDS",
     "PROVIDER",
+    "STRUCTURED_TOOL",
     "UNKEYED_FIELDS",
     "cache_model_id",
     "converse_body",
+    "native_structured_output",
     "prepare_chat",
     "prepare_embedding",
 ]
@@ -161,8 +164,14 @@ def prepare_chat(model_id: str, messages: Any, params: Mapping[str, Any]) -> Wir
     fields = _native_fields(params)
     system, fields["messages"] = split_messages(messages)
     _add_system(fields, params.get("system_prompt"), system)
-    _add_neutral(fields, params)
+    schema = params.get("output_schema")
+    as_tool = schema is not None and not native_structured_output(model_id) and _is_object(schema)
+    _add_neutral(
+        fields, {k: v for k, v in params.items() if not (as_tool and k == "output_schema")}
+    )
     _add_tools(fields, params)
+    if as_tool and isinstance(schema, Mapping):
+        _add_structured_tool(fields, schema)
     check_media(fields["messages"], fields.get("system") or [])
     arguments = {"modelId": model_id, **fields}
     return WireCall(arguments, converse_body(arguments))
@@ -240,6 +249,49 @@ def _text_format(value: Any) -> Any:
     if spec.get("description"):
         definition["description"] = spec["description"]
     return {"type": "json_schema", "structure": {"jsonSchema": definition}}
+
+
+#: The tool a model without native structured output is made to call with its answer
+#: (``output_schema=`` / ``get_json``; docs/models.md, "Structured output").
+STRUCTURED_TOOL = "structured_answer"
+_NATIVE_JSON = re.compile(
+    r"anthropic\.claude-(?:haiku|sonnet|opus)-(\d{1,2})(?:-(\d{1,2}))?(?=-|$)"
+)
+
+
+def native_structured_output(model_id: str) -> bool:
+    """Whether Converse's ``outputConfig.textFormat`` is known to work for ``model_id`` (also
+    through an inference profile): Anthropic Claude 4.5 and later. Other models are made to
+    answer through a forced tool call (a model Spark does not know may have it: pass
+    ``response_format=`` or ``outputConfig=`` to send the native form anyway)."""
+    found = _NATIVE_JSON.search(model_id)
+    if found is None:
+        return False
+    major, minor = int(found.group(1)), int(found.group(2) or 0)
+    return (major, minor) >= (4, 5)
+
+
+def _is_object(schema: Any) -> bool:
+    return isinstance(schema, Mapping) and (
+        schema.get("type") == "object" or "properties" in schema
+    )
+
+
+def _add_structured_tool(fields: dict[str, Any], schema: Mapping[str, Any]) -> None:
+    """The answer as a forced call of ``STRUCTURED_TOOL`` whose input is the schema; with the
+    caller's tools too, any tool may be called (theirs for a tool turn, this one to answer)."""
+    spec = {
+        "toolSpec": {
+            "name": STRUCTURED_TOOL,
+            "description": "Give the final answer: call this with the answer as its input.",
+            "inputSchema": {"json": copy_value(dict(schema))},
+        }
+    }
+    config = fields.setdefault("toolConfig", {})
+    config["tools"] = [*config.get("tools", []), spec]
+    if "toolChoice" not in config:
+        own = len(config["tools"]) == 1
+        config["toolChoice"] = {"tool": {"name": STRUCTURED_TOOL}} if own else {"any": {}}
 
 
 def _add_tools(fields: dict[str, Any], params: Mapping[str, Any]) -> None:

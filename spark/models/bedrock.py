@@ -27,7 +27,12 @@ from spark.errors import (
     error_class_for_status,
 )
 from spark.models import _bedrock_convert as convert
-from spark.models._bedrock_answers import StreamAssembler, embedding_response, parse_converse
+from spark.models._bedrock_answers import (
+    StreamAssembler,
+    embedding_response,
+    parse_converse,
+    unwrap_structured,
+)
 from spark.models.base import Messages, Model, ModelOptions, StreamPiece
 from spark.models.wire import WireCall
 from spark.types import EmbeddingResponse, ModelResponse
@@ -150,7 +155,7 @@ class BedrockModel(Model):
     async def _complete(self, call: WireCall) -> ModelResponse:
         with self._provider_errors():
             response = await asyncio.to_thread(self._converse, call.arguments)
-        return parse_converse(response)
+        return _answer_of(parse_converse(response), call)
 
     async def _stream(self, call: WireCall) -> AsyncIterator[StreamPiece]:
         # Each event is read in a worker thread, one ``to_thread`` per event; the rejected
@@ -170,7 +175,7 @@ class BedrockModel(Model):
                     yield text
         finally:
             stream.close()  # an abandoned stream releases its connection
-        yield assembler.response()
+        yield _answer_of(assembler.response(), call)
 
     async def _embed(self, call: WireCall) -> EmbeddingResponse:
         limit = asyncio.Semaphore(_EMBED_CONCURRENCY)
@@ -298,3 +303,12 @@ def _classify_error(
     if cls is ProviderError and (streaming or status == 424):
         return ProviderServerError, status  # 424: ModelErrorException, the model failed
     return cls, status
+
+
+def _answer_of(response: ModelResponse, call: WireCall) -> ModelResponse:
+    """The answer of a call; one given through Spark's structured-output tool as the JSON text
+    it stands for (docs/models.md, "Structured output")."""
+    tools = call.arguments.get("toolConfig", {}).get("tools", ())
+    if any(tool.get("toolSpec", {}).get("name") == convert.STRUCTURED_TOOL for tool in tools):
+        return unwrap_structured(response, convert.STRUCTURED_TOOL)
+    return response

@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from spark.models.structured import example_of
 from spark.testing import _answers
 from spark.testing._eventstream import event_frame, exception_frame
 from spark.testing._exchange import (
@@ -23,6 +24,7 @@ from spark.testing._exchange import (
     JsonObject,
     Reply,
     Route,
+    ToolCall,
     UsageScript,
     Wire,
     json_reply,
@@ -172,7 +174,7 @@ def converse(exchange: Exchange) -> Reply:
     seed, text, input_tokens = _converse_values(exchange)
     content: JsonObject = {"text": text}
     stop_reason = "end_turn"
-    call = exchange.plan.tool_call
+    call = _tool_call_of(exchange, seed)
     if call is not None:
         tool_use = {"toolUseId": _tool_use_id(seed), "name": call.name, "input": call.arguments}
         content, stop_reason, text = {"toolUse": tool_use}, "tool_use", json.dumps(call.arguments)
@@ -183,6 +185,37 @@ def converse(exchange: Exchange) -> Reply:
         "metrics": {"latencyMs": _latency_ms(exchange)},
     }
     return json_reply(payload)
+
+
+def _tool_call_of(exchange: Exchange, seed: str) -> ToolCall | None:
+    """The scripted tool call, else the call a tool choice forces (``{"tool": ...}``, or
+    ``{"any": {}}``: the last tool offered), with an input that fits the tool's schema, or
+    the scripted text's JSON object."""
+    if exchange.plan.tool_call is not None:
+        return exchange.plan.tool_call
+    found = exchange.body.get("toolConfig")
+    config: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    choice = config.get("toolChoice")
+    tools = [t.get("toolSpec") for t in config.get("tools") or () if isinstance(t, Mapping)]
+    specs = [t for t in tools if isinstance(t, Mapping)]
+    if not isinstance(choice, Mapping) or not specs:
+        return None
+    forced = choice.get("tool")
+    if isinstance(forced, Mapping):
+        chosen = next((t for t in specs if t.get("name") == forced.get("name")), None)
+    else:
+        chosen = specs[-1] if "any" in choice else None
+    if chosen is None:
+        return None
+    if exchange.plan.text is not None:
+        try:
+            scripted = json.loads(exchange.plan.text)
+        except ValueError:
+            return None  # (answered as text: what a model that ignores the choice does)
+        return ToolCall(str(chosen["name"]), scripted) if isinstance(scripted, dict) else None
+    schema = chosen.get("inputSchema", {}).get("json", {})
+    arguments = example_of(schema, f"answer {seed[:6]}") if isinstance(schema, Mapping) else {}
+    return ToolCall(str(chosen["name"]), arguments if isinstance(arguments, dict) else {})
 
 
 def _tool_use_id(seed: str) -> str:
@@ -196,7 +229,7 @@ def converse_stream(exchange: Exchange) -> Reply:
         return error(400, problem)
     seed, text, input_tokens = _converse_values(exchange)
     head = [event_frame("messageStart", {"role": "assistant"})]
-    call = exchange.plan.tool_call
+    call = _tool_call_of(exchange, seed)
     if call is None:
         pieces = [_delta({"text": piece}) for piece in _answers.split_chunks(text)]
         stop_reason = "end_turn"

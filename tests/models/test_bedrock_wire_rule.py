@@ -148,7 +148,7 @@ CASES: list[tuple[str, Any, dict[str, Any]]] = [
     ("effort", "Hi", {"reasoning_effort": "low"}),
     ("effort", "Hi", {"outputConfig": {"effort": "low"}}),
     ("schema", "Hi", {"response_format": SCHEMA}),
-    ("schema", "Hi", {"output_schema": SCHEMA}),
+    ("schema as a tool", "Hi", {"output_schema": SCHEMA}),  # (Claude 3: no native form)
     (
         "schema",
         "Hi",

@@ -17,13 +17,17 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from spark.cache import CacheConfig
 from spark.errors import CacheMissError, ConfigError, StructuredOutputError
+from spark.models.structured import structured_schema
 from spark.testing import ProviderServer
 
 Models = Callable[..., Any]
 
+NATIVE_BEDROCK = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"  # outputConfig.textFormat
+TOOL_BEDROCK = "anthropic.claude-3-haiku-20240307-v1:0"  # no native form: a forced tool call
 PROVIDERS = [
     ("openai", "gpt-4o-mini"),
-    ("bedrock", "anthropic.claude-3-haiku-20240307-v1:0"),
+    ("bedrock", NATIVE_BEDROCK),
+    ("bedrock", TOOL_BEDROCK),
     ("gemini", "gemini-2.5-flash"),
 ]
 DICT_SCHEMA = {
@@ -46,8 +50,12 @@ def schema_on_wire(provider: str, body: dict[str, Any]) -> Any:
     """The JSON schema a recorded request asked for, wherever its provider puts it."""
     if provider == "openai":
         return body["response_format"]["json_schema"]["schema"]
-    if provider == "bedrock":
+    if provider == "bedrock" and "outputConfig" in body:
         return json.loads(body["outputConfig"]["textFormat"]["structure"]["jsonSchema"]["schema"])
+    if provider == "bedrock":
+        (tool,) = body["toolConfig"]["tools"]
+        assert body["toolConfig"]["toolChoice"] == {"tool": {"name": tool["toolSpec"]["name"]}}
+        return tool["toolSpec"]["inputSchema"]["json"]
     return body["generationConfig"]["responseJsonSchema"]
 
 
@@ -107,7 +115,7 @@ async def test_an_invalid_answer_raises_and_is_never_stored(
 
 
 async def test_a_fenced_json_answer_is_read(models: Models, server: ProviderServer) -> None:
-    model = models("bedrock", "anthropic.claude-3-haiku-20240307-v1:0")
+    model = models("bedrock", NATIVE_BEDROCK)
     server.queue_text('```json\n{"name": "Quito", "population": 2800000}\n```')
     assert await model.get_json(City, "Capital of Ecuador?") == City(
         name="Quito", population=2800000
@@ -237,3 +245,38 @@ async def test_echo_model_answers_json_that_fits(tmp_path: Path) -> None:
     city = await model.get_json(City, "Lima")
     assert city == City(name="Echo: Lima", population=1)
     assert await model.get_json(DICT_SCHEMA, "x") == {"city": "Echo: x", "rank": 2}
+
+
+@pytest.mark.parametrize(
+    ("model_id", "native"),
+    [
+        ("anthropic.claude-3-5-sonnet-20240620-v1:0", False),
+        ("anthropic.claude-sonnet-4-20250514-v1:0", False),
+        ("amazon.nova-pro-v1:0", False),
+        ("meta.llama3-70b-instruct-v1:0", False),
+        ("anthropic.claude-haiku-4-5-20251001-v1:0", True),
+        ("global.anthropic.claude-opus-4-6-v1", True),
+        ("eu.anthropic.claude-sonnet-4-5-20250929-v1:0", True),
+    ],
+)
+def test_which_bedrock_models_get_the_native_form(model_id: str, native: bool) -> None:
+    from spark.models._bedrock_convert import native_structured_output
+
+    assert native_structured_output(model_id) is native
+
+
+async def test_bedrock_forced_tool_next_to_the_callers_tools(
+    models: Models, server: ProviderServer
+) -> None:
+    """With tools of the caller's, any tool may be called: theirs, or the answer's."""
+    model = models("bedrock", TOOL_BEDROCK)
+    weather = {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}
+    response, value = await model.structured_call(
+        structured_schema(City), "Weather?", {"tools": [weather]}
+    )
+    config = server.requests[-1].body["toolConfig"]
+    assert [t["toolSpec"]["name"] for t in config["tools"]] == ["get_weather", "structured_answer"]
+    assert config["toolChoice"] == {"any": {}}
+    assert isinstance(value, City)
+    assert response.tool_calls == ()
+    assert json.loads(response.text) == value.model_dump()
