@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from spark.errors import ConfigError
-from spark.models._openai_convert import _as_mapping, _json, strict_compatible
+from spark.models._openai_convert import _as_mapping, _json, strict_compatible, to_openai_tools
 from spark.models._openai_media import encode_media_bytes
 
 __all__ = ["to_input_items", "to_responses_tool_choice", "to_responses_tools", "to_text_format"]
@@ -159,40 +159,23 @@ def to_responses_tools(tools: Iterable[Any]) -> list[Any]:
     """Neutral, chat-spelled and Bedrock tools as flat Responses function tools; Responses
     tools (``web_search``, ``file_search``, ``mcp``, flat ``function``, ...) unchanged.
 
+    Every spelling is read once, by the chat translation (``to_openai_tools``), then flattened.
     ``strict`` is always sent (the API requires the field): ``False`` unless the tool says
     otherwise, as chat completions treat a tool without it.
     """
-    return [_responses_tool(_as_mapping(tool)) for tool in tools]
+    return [_flat(tool) for tool in to_openai_tools(list(tools))]
 
 
-def _responses_tool(tool: Any) -> Any:
+def _flat(tool: Any) -> Any:
+    """A chat-completions tool in the Responses API's flat form."""
     if not isinstance(tool, Mapping):
-        raise ConfigError(f"a tool must be a dict or a ToolSpec, got {tool!r}")
-    if isinstance(tool.get("function"), Mapping):
-        spec = tool["function"]
-        return _function_tool(spec, spec.get("parameters"))
-    if tool.get("type") == "custom" and isinstance(tool.get("custom"), Mapping):
-        return {"type": "custom", **tool["custom"]}
-    if "type" in tool:
-        return dict(tool)
-    if isinstance(tool.get("toolSpec"), Mapping):
-        spec = tool["toolSpec"]
-        return _function_tool(spec, (spec.get("inputSchema") or {}).get("json"))
-    if "name" in tool:
-        extra = sorted(set(tool) - _NEUTRAL_TOOL_KEYS)
-        if extra:
-            raise ConfigError(f"unknown tool field(s) {', '.join(extra)} in tool {tool['name']!r}")
-        return _function_tool(tool, tool.get("parameters", tool.get("input_schema")))
-    raise ConfigError(f"a tool needs a name (neutral, OpenAI or Bedrock spelling): {tool!r}")
-
-
-def _function_tool(spec: Mapping[str, Any], parameters: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "function", "name": str(spec["name"])}
-    if spec.get("description"):
-        out["description"] = str(spec["description"])
-    out["parameters"] = parameters or {"type": "object", "properties": {}}
-    out["strict"] = spec.get("strict", False)
-    return out
+        return tool
+    function, custom = tool.get("function"), tool.get("custom")
+    if tool.get("type") == "function" and isinstance(function, Mapping):
+        return {"type": "function", **function, "strict": function.get("strict", False)}
+    if tool.get("type") == "custom" and isinstance(custom, Mapping):
+        return {"type": "custom", **custom}
+    return tool
 
 
 def to_responses_tool_choice(choice: Any) -> Any:
