@@ -50,6 +50,11 @@ async def test_a_failover_is_survived(own_sentinel: SentinelSetup, prefix: str) 
     await bound.get_or_call(before, provider)
     assert (await bound.get_or_call(before, provider)).cached
     old_port = own_sentinel.master.port
+    master = redis.Redis(port=old_port)
+    # Replication is asynchronous: wait until the replica has the entry, or killing the master
+    # may lose it (what the last assertion checks is the failover, not that race).
+    assert master.wait(1, 5000) >= 1, "the replica never acknowledged the write"
+    master.close()
     own_sentinel.master.kill()
     deadline = time.monotonic() + 30
     n = 0
