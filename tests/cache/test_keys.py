@@ -272,3 +272,31 @@ def test_bad_messages_are_a_clear_error(key: Any, messages: Any) -> None:
 def test_unserializable_parameter_is_a_clear_error(key: Any) -> None:
     with pytest.raises(ConfigError, match="object"):
         key(temperature=object())
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"b": 1, "a": [1.5, -0.0, 1e300, 2**70, None, True], "é": "naïve ☃ \u0000 \ud83d"},
+        [{"z": {"y": {"x": []}}}, 'tab\tquote"back\\slash'],
+        {"nested": {"k": [0.1, 1.0, 3, "3"]}, "": ""},
+    ],
+)
+def test_canonical_json_is_sorted_compact_ascii_json(value: Any) -> None:
+    import json
+
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert canonical_json(value) == expected.encode("ascii")
+
+
+@pytest.mark.parametrize("value", [{"x": float("nan")}, {"x": float("inf")}, {"x": object()}])
+def test_canonical_json_refuses_what_json_cannot_say(value: Any) -> None:
+    with pytest.raises(ConfigError, match="not JSON-serializable"):
+        canonical_json(value)
+
+
+def test_canonical_json_refuses_a_circular_request() -> None:
+    loop: dict[str, Any] = {}
+    loop["self"] = loop
+    with pytest.raises(ConfigError, match="not JSON-serializable"):
+        canonical_json(loop)
