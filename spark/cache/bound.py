@@ -212,13 +212,7 @@ class BoundCache:
     ) -> CacheResult:
         async def lead() -> tuple[Mapping[str, Any], bool]:
             try:
-                answer = await self._call_once_across_processes(request, call)
-                if accept is not None and answer[1] and not accept(answer[0]):
-                    response = await call()  # (another process stored an answer we refuse)
-                    self.manager.counters.record_miss(request, response)
-                    self.save(request, response)
-                    answer = (response, False)
-                return answer
+                return await self._call_once_across_processes(request, call, accept)
             except asyncio.CancelledError:
                 raise
             except BaseException:
@@ -232,20 +226,21 @@ class BoundCache:
         return CacheResult(response, cached, request.key)
 
     async def _call_once_across_processes(
-        self, request: CacheRequest, call: ProviderCall
+        self, request: CacheRequest, call: ProviderCall, accept: Accept | None = None
     ) -> tuple[Mapping[str, Any], bool]:
         """The provider's answer (stored), or another process's for the same key: (response,
         from the cache). While another process holds the store's claim on the key, poll for its
-        entry; when the claim goes (released or expired) with no entry, take it over."""
+        entry; when the claim goes (released or expired) with no entry, take it over. An entry
+        ``accept`` refuses counts as none."""
         token = self._claim(request.key) if self._shared_flight else ""
         stored = None
         while token is None and stored is None:
             await asyncio.sleep(_POLL_S)
-            stored = self._recheck(request)
+            stored = self._recheck(request, accept)
             if stored is None:
                 token = self._claim(request.key)
         if token:  # a real claim: its previous holder may have stored the answer just before
-            stored = self._recheck(request)
+            stored = self._recheck(request, accept)
         if stored is not None:
             if token:
                 self._release(request.key, token)
@@ -277,10 +272,12 @@ class BoundCache:
             except OSError:  # the store is away: try again; without it the claim lapses
                 continue
 
-    def _recheck(self, request: CacheRequest) -> dict[str, Any] | None:
-        """Read the store again within one call: a bad entry is counted once per call."""
+    def _recheck(self, request: CacheRequest, accept: Accept | None) -> dict[str, Any] | None:
+        """Read the store again within one call: a bad entry is counted once per call; one
+        ``accept`` refuses is none."""
         path = self.manager.store.location(request.provider, request.model_id, request.key)
-        return self._read_store(request, path, time.time(), count=False)
+        stored = self._read_store(request, path, time.time(), count=False)
+        return stored if stored is None or accept is None or accept(stored) else None
 
     def _claim(self, key: str) -> str | None:
         try:

@@ -9,14 +9,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from spark.errors import ConfigError
-from spark.models._openai_convert import _as_mapping, _json, strict_compatible, to_openai_tools
+from spark.models._openai_convert import (
+    _as_mapping,
+    _json,
+    strict_compatible,
+    to_openai_tool_choice,
+    to_openai_tools,
+)
 from spark.models._openai_media import encode_media_bytes
 
 __all__ = ["to_input_items", "to_responses_tool_choice", "to_responses_tools", "to_text_format"]
 
 _ROLES = {"model": "assistant", "ai": "assistant", "human": "user"}
-_CHOICE_WORDS = {"auto": "auto", "none": "none", "required": "required", "any": "required"}
-_NEUTRAL_TOOL_KEYS = frozenset({"name", "description", "parameters", "input_schema", "strict"})
 _FORMAT_TYPES = frozenset({"text", "json_object", "json_schema"})
 # Chat-completions media parts -> their Responses content type.
 _CHAT_MEDIA = {"image_url": "input_image", "file": "input_file", "input_audio": "input_audio"}
@@ -182,28 +186,15 @@ def to_responses_tool_choice(choice: Any) -> Any:
     """``auto`` / ``none`` / ``required`` (``any``), a tool name, ``{"name": n}``, the chat
     ``{"type": "function", "function": {"name": n}}`` or Bedrock's ``{"tool": {"name": n}}`` in
     the Responses form; the API's own choices (``{"type": "function", "name": n}``,
-    ``allowed_tools``, built-in tool types) unchanged."""
-    choice = _as_mapping(choice)
-    if isinstance(choice, str):
-        return _CHOICE_WORDS.get(choice.lower()) or _forced(choice)
-    if not isinstance(choice, Mapping):
-        return choice
-    if choice.get("type") in _CHOICE_WORDS:
-        return _CHOICE_WORDS[choice["type"]]
-    if isinstance(choice.get("function"), Mapping):
-        return _forced(choice["function"]["name"])
-    if "type" in choice:
-        return dict(choice)
-    if "name" in choice:
-        return _forced(choice["name"])
-    if isinstance(choice.get("tool"), Mapping):
-        return _forced(choice["tool"]["name"])
-    words = [word for word in ("auto", "any", "none") if word in choice]
-    return _CHOICE_WORDS[words[0]] if words else choice
-
-
-def _forced(name: Any) -> dict[str, Any]:
-    return {"type": "function", "name": str(name)}
+    ``allowed_tools``, built-in tool types) unchanged. Read once by the chat translation
+    (``to_openai_tool_choice``), then flattened."""
+    chat = to_openai_tool_choice(choice)
+    if not isinstance(chat, Mapping):
+        return chat
+    function = chat.get("function")
+    if chat.get("type") == "function" and isinstance(function, Mapping):
+        return {"type": "function", "name": str(function["name"])}
+    return dict(chat)
 
 
 # -- output format ----------------------------------------------------------------------------
