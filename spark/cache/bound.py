@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from spark.cache.codec import EntryMeta, encode_entry
 from spark.cache.config import CacheConfig
@@ -25,7 +26,7 @@ from spark.cache.policy import CachePolicy, is_cacheable
 from spark.cache.reader import BadEntry, StoredEntry, Where, read_entry
 from spark.cache.replay import refused_by_schema, replay_error
 from spark.cache.shape import own_copy
-from spark.cache.stores.base import StoreUnavailableError
+from spark.cache.stores.base import USE_RESOLUTION_S, StoreUnavailableError
 from spark.errors import CacheMissError
 
 if TYPE_CHECKING:
@@ -42,12 +43,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger("spark.cache")
-_TOUCH_EVERY_S = 60.0
 _POLL_S = 0.025  # how often a process waiting on another's provider call looks for its entry
 
 
-@dataclass(frozen=True, slots=True)
-class CacheRequest:
+class CacheRequest(NamedTuple):
     """A request as the cache sees it: who answers it, its key, and ``normalized``, the keyed
     request it is made from (stored with the answer; docs/caching.md, "Keys")."""
 
@@ -57,8 +56,7 @@ class CacheRequest:
     normalized: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class CacheResult:
+class CacheResult(NamedTuple):
     """A response dict and whether it came from the cache (hits and single-flight followers)."""
 
     response: Mapping[str, Any]
@@ -81,6 +79,16 @@ def replayed_chunks(response: Mapping[str, Any]) -> list[str]:
         return list(chunks)
     text = response.get("text") or ""
     return [text] if text else []
+
+
+@functools.cache
+def _model_layer() -> tuple[ModuleType, Callable[..., dict[str, Any]]]:
+    """The model layer's request builders (the provider's wire shape: pure, never an SDK),
+    imported on first use: the cache does not need ``spark.models`` to load."""
+    from spark.models import registry
+    from spark.models.wire import call_params
+
+    return registry, call_params
 
 
 def make_request(
@@ -111,9 +119,7 @@ class BoundCache:
     ) -> CacheRequest:
         """The ``CacheRequest`` of a text call: the same key as ``model.get_text(messages,
         **kw)`` of a model with no default parameters (``namespace=`` overrides this cache's)."""
-        from spark.models import registry  # the provider's wire shape: pure, never an SDK
-        from spark.models.wire import call_params
-
+        registry, call_params = _model_layer()
         namespace = kw.pop("namespace", self.namespace)
         call = registry.prepare_chat(provider, model_id, messages, call_params({}, kw))
         model = registry.cache_model_id(provider, model_id)
@@ -123,9 +129,7 @@ class BoundCache:
         self, provider: str, model_id: str, inputs: str | Sequence[str], **kw: Any
     ) -> CacheRequest:
         """The ``CacheRequest`` of an embeddings call (``model.embed(inputs, **kw)``)."""
-        from spark.models import registry
-        from spark.models.wire import call_params
-
+        registry, call_params = _model_layer()
         namespace = kw.pop("namespace", self.namespace)
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
         call = registry.prepare_embedding(provider, model_id, texts, call_params({}, kw))
@@ -303,7 +307,7 @@ class BoundCache:
                 lambda meta: self._may_open(meta) and self.policy.is_fresh(meta, now),
             )
             if remembered is not None:
-                if now - remembered.touched_at > _TOUCH_EVERY_S:
+                if now - remembered.touched_at > USE_RESOLUTION_S:
                     remembered.touched_at = now
                     manager.store.touch(path, remembered.version, time.time_ns())
                 manager.used_keys.add(request.key)

@@ -23,8 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from spark.cache.crypto import SCHEME, KeyRing
 from spark.errors import DecryptionError
@@ -62,8 +61,7 @@ class CorruptEntryError(Exception):
     """An entry file cannot be used: truncated, not JSON, wrong format or shape, or damaged."""
 
 
-@dataclass(frozen=True, slots=True)
-class EntryMeta:
+class EntryMeta(NamedTuple):
     """The plaintext metadata of one entry."""
 
     key: str
@@ -84,8 +82,7 @@ class EntryMeta:
         return self.expires_at is not None and now >= self.expires_at
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(NamedTuple):
     """An entry file split into its checked metadata and its still-sealed payload bytes."""
 
     meta: EntryMeta

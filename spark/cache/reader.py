@@ -10,8 +10,7 @@ encrypted cache takes sealed entries only, and the payload must have the shape o
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from spark.cache.codec import CorruptEntryError, EntryMeta, decode_envelope, open_payload
 from spark.cache.crypto import KeyRing
@@ -46,8 +45,7 @@ KINDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEntry:
+class StoredEntry(NamedTuple):
     """An entry that passed every check; ``payload`` is None when only metadata was read."""
 
     location: str
@@ -58,8 +56,7 @@ class StoredEntry:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
-class BadEntry:
+class BadEntry(NamedTuple):
     """Why the entry at ``location`` cannot be used: ``kind`` (one of ``KINDS``) and a reason."""
 
     location: str
@@ -71,8 +68,7 @@ class BadEntry:
         return f"{self.location}: {self.reason}"
 
 
-@dataclass(frozen=True, slots=True)
-class Where:
+class Where(NamedTuple):
     """What an entry's metadata must say, given where it was found: its key, provider and model
     (the model id itself on the hit path, or the path-safe folder name from a walk)."""
 

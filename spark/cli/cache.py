@@ -148,7 +148,7 @@ def show_entry(
             {
                 "path": path,
                 "size": content.size,
-                "meta": asdict(content.meta),
+                "meta": content.meta._asdict(),
                 "payload": content.payload,
                 "payload_error": content.payload_error or None,
             }

@@ -133,7 +133,7 @@ def _explain_hit(
                 "hit": True,
                 "path": path,
                 "explanation": None,
-                "entry": None if meta is None else asdict(meta),
+                "entry": None if meta is None else meta._asdict(),
                 "response": response if show_values else None,
                 "values_shown": show_values,
             }

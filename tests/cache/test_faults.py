@@ -773,11 +773,15 @@ async def test_background_size_check_evicts_least_recently_used(tmp_path: Path) 
     _write_many(bound, first)
     manager.wait_for_maintenance()
     assert _present(manager, bound, first) == set(first)  # under the limit: nothing evicted
-    time.sleep(0.02)
     recent = first[:5]
     manager.memory.clear()
     probe = manager.store.location(PROVIDER, MODEL, ask(bound, recent[0]).key)
-    before, atime_before = file_state(probe), os.stat(probe).st_atime_ns
+    before = file_state(probe)
+    an_hour_ago = time.time_ns() - 3600 * 10**9  # (a use is recorded once a minute at most)
+    for prompt in first:
+        path = manager.store.location(PROVIDER, MODEL, ask(bound, prompt).key)
+        os.utime(path, ns=(an_hour_ago, os.stat(path).st_mtime_ns))
+    atime_before = os.stat(probe).st_atime_ns
     for prompt in recent:
         assert bound.lookup(ask(bound, prompt)) is not None
     assert file_state(probe) == before  # a read never rewrites bytes or mtime

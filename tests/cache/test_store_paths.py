@@ -196,6 +196,29 @@ def test_reads_never_change_bytes_or_mtime(tmp_path: Path) -> None:
     assert os.stat(path).st_atime_ns > long_ago  # the use is recorded for LRU eviction
 
 
+def test_a_use_is_recorded_once_a_minute_at_most(tmp_path: Path) -> None:
+    """A read of an entry used under a minute ago leaves its access time alone (neither Spark nor
+    the kernel rewrites it on every read), and one used longer ago records the use."""
+    manager, bound = make_bound(tmp_path)
+    request = ask(bound, "hello")
+    assert bound.save(request, {"text": "answer"})
+    path = manager.store.location(PROVIDER, "gpt-4o", request.key)
+    mtime = os.stat(path).st_mtime_ns
+    lately = os.stat(path).st_atime_ns - 10 * 10**9
+    os.utime(path, ns=(lately, mtime))
+
+    for _ in range(3):  # each a first read in a process of its own (no memory tier)
+        cold = CacheManager(manager.cache_dir, bound.config).bind(bound.config)
+        assert cold.lookup(request) is not None
+    assert os.stat(path).st_atime_ns == lately
+
+    os.utime(path, ns=(lately - 60 * 10**9, mtime))
+    cold = CacheManager(manager.cache_dir, bound.config).bind(bound.config)
+    assert cold.lookup(request) is not None
+    assert os.stat(path).st_atime_ns > lately
+    assert os.stat(path).st_mtime_ns == mtime
+
+
 def test_readers_see_old_or_new_bytes_while_a_writer_rewrites(tmp_path: Path) -> None:
     manager, bound = make_bound(tmp_path)
     request = ask(bound, "hello")

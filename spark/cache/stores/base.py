@@ -9,8 +9,7 @@ failure as ``OSError`` (a network store as ``StoreError``), which the cache trea
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from spark.errors import CacheError
 
@@ -19,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_ENTRY_BYTES",
+    "USE_RESOLUTION_S",
     "EntryRef",
     "EntryRefusedError",
     "EntryStore",
@@ -31,6 +31,10 @@ __all__ = [
 #: whenever they do (a disk file's inode, modification time and size; a Redis value's size).
 Version = tuple[int, int, int]
 
+#: A use of an entry is recorded (for LRU eviction) at most this often: a read of an entry used
+#: less than a minute ago leaves its access time alone (a system call off the hit path).
+USE_RESOLUTION_S = 60.0
+
 #: The largest entry a store reads or writes: bigger files are refused unread (bounded memory).
 MAX_ENTRY_BYTES = 64 * 2**20
 
@@ -40,8 +44,7 @@ class StoreError(CacheError, OSError):
     (an ``OSError``), and an admin call raises it as what it also is, a ``CacheError``."""
 
 
-@dataclass(frozen=True, slots=True)
-class EntryRef:
+class EntryRef(NamedTuple):
     """One entry found by ``walk``: its location, the provider, the model's slot (its id made
     safe for a location: ``quote_model_id``), the key, its size and when it was last used."""
 

@@ -20,7 +20,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from spark.cache.stores.base import MAX_ENTRY_BYTES, EntryRef, EntryRefusedError, Version
+from spark.cache.stores.base import (
+    MAX_ENTRY_BYTES,
+    USE_RESOLUTION_S,
+    EntryRef,
+    EntryRefusedError,
+    Version,
+)
 from spark.cache.stores.folders import FolderHandles
 from spark.errors import ConfigError
 
@@ -34,7 +40,11 @@ _PROVIDER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 _MAX_DIR_NAME = 160
 TEMP_SUFFIX = ".tmp"
+_USE_RESOLUTION_NS = int(USE_RESOLUTION_S * 1e9)
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+# The access time is Spark's to set (LRU eviction): not the kernel's on every read (``relatime``
+# would, since an entry's mtime is its expiry). Only the file's owner may ask for it.
+_NOATIME = getattr(os, "O_NOATIME", 0)
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 T = TypeVar("T")
 
@@ -121,10 +131,10 @@ class DiskStore:
         chain that is no symlink either (``FolderHandles``); anything else raises
         ``EntryRefusedError``. A read is a use for LRU eviction (unless ``touch`` is False): it
         sets the file's access time (through the open descriptor, keeping the modification
-        time); the bytes are never rewritten.
+        time) unless that is under ``USE_RESOLUTION_S`` old; the bytes are never rewritten.
         """
         folder, name = path.rsplit("/", 1)
-        fd = self._in_folder(folder, lambda dfd: os.open(name, _READ_FLAGS, dir_fd=dfd))
+        fd = self._in_folder(folder, lambda dfd: _open_entry(name, dfd))
         if fd is None:
             return None
         try:  # os-level calls: a third of the cost of open() + BufferedReader on the hit path
@@ -137,8 +147,10 @@ class DiskStore:
                     break
                 data += more
             if touch:
-                with contextlib.suppress(OSError):  # a read-only checkout (CI replay): no atime
-                    os.utime(fd, ns=(time.time_ns(), st.st_mtime_ns))
+                now_ns = time.time_ns()
+                if now_ns - st.st_atime_ns > _USE_RESOLUTION_NS:
+                    with contextlib.suppress(OSError):  # a read-only checkout (CI replay)
+                        os.utime(fd, ns=(now_ns, st.st_mtime_ns))
         finally:
             os.close(fd)
         return data, (st.st_ino, st.st_mtime_ns, st.st_size)
@@ -330,6 +342,15 @@ def _entries_in(folder: str, provider: str, model_slot: str) -> Iterator[EntryRe
             except FileNotFoundError:
                 continue
             yield EntryRef(item.path, provider, model_slot, name[:-5], st.st_size, st.st_atime_ns)
+
+
+def _open_entry(name: str, folder_fd: int) -> int:
+    try:
+        return os.open(name, _READ_FLAGS | _NOATIME, dir_fd=folder_fd)
+    except PermissionError as exc:  # not the owner (O_NOATIME is the owner's): read it anyway
+        if exc.errno != errno.EPERM or not _NOATIME:
+            raise
+        return os.open(name, _READ_FLAGS, dir_fd=folder_fd)
 
 
 def _temps_in(folder: str) -> list[str]:
