@@ -16,8 +16,7 @@ import difflib
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from spark.errors import ConfigError
 from spark.types import ToolSpec
@@ -34,8 +33,7 @@ __all__ = [
 _DATA_URL = re.compile(r"data:([^;,]*)(;[^,]*)?;base64,", re.ASCII)
 
 
-@dataclass(frozen=True, slots=True)
-class WireCall:
+class WireCall(NamedTuple):
     """One prepared provider call: the SDK's keyword ``arguments`` and the keyed ``body``.
 
     ``bypass`` names the field that makes the answer depend on state the provider holds (e.g.
