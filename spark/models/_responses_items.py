@@ -47,6 +47,13 @@ def to_input_items(messages: Any) -> list[Any]:
 
 
 def _items_of(message: Any) -> list[Any]:
+    if type(message) is dict and len(message) == 2:  # the common {"role", "content": text}
+        role, content = message.get("role"), message.get("content")
+        if type(role) is str and type(content) is str:
+            role = role.lower()
+            role = _ROLES.get(role, role)
+            if role != "tool":
+                return [{"role": role, "content": content}]
     if not isinstance(message, Mapping):
         raise ConfigError(f"each message must be a dict with 'role' and 'content', got {message!r}")
     if "role" not in message and "type" in message:
