@@ -4,6 +4,7 @@ that reads never change, and an envelope that keeps prompts and answers inside t
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -194,6 +195,30 @@ def test_reads_never_change_bytes_or_mtime(tmp_path: Path) -> None:
     after = Path(path).read_bytes(), os.stat(path).st_mtime_ns, os.stat(path).st_ino
     assert after == before
     assert os.stat(path).st_atime_ns > long_ago  # the use is recorded for LRU eviction
+
+
+@pytest.mark.skipif(not hasattr(os, "O_NOATIME"), reason="no O_NOATIME on this platform")
+def test_an_entry_someone_else_owns_is_read_all_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """O_NOATIME is the file owner's: for anyone else the kernel refuses it (EPERM), and the entry
+    is read without it (a committed cache checked out by another user)."""
+    manager, bound = make_bound(tmp_path)
+    request = ask(bound, "hello")
+    assert bound.save(request, {"text": "answer"})
+    real_open = os.open
+    refused: list[str] = []
+
+    def not_the_owner(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & os.O_NOATIME:
+            refused.append(str(path))
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", not_the_owner)
+    cold = CacheManager(manager.cache_dir, bound.config).bind(bound.config)
+    assert cold.lookup(request) == {"text": "answer"}
+    assert refused == [f"{request.key}.json"]
 
 
 def test_a_use_is_recorded_once_a_minute_at_most(tmp_path: Path) -> None:
