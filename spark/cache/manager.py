@@ -231,8 +231,17 @@ class CacheManager:
     # -- whole directory ------------------------------------------------------------------
 
     def get_stats(self) -> dict[str, Any]:
-        """Entries and bytes on disk by provider and model, and this process's counters."""
-        stats = scan_stats(self.store).as_dict()
+        """Entries and bytes on disk by provider and model, and this process's counters.
+
+        Folders unchanged since the last scan are not listed again (the folder summary, kept
+        by a cache that writes: docs/caching.md, "Statistics").
+        """
+        from spark.cache.policy import CachePolicy  # (kept here: this method's one use)
+
+        writes = (
+            self._writes_entries() if self._bound else CachePolicy.from_config(self.config).writes
+        )
+        stats = scan_stats(self.store, keep_summary=writes).as_dict()
         counters = self.counters
         lookups = counters.hits + counters.misses
         stats.update(

@@ -28,6 +28,7 @@ from spark.cache.stores.base import (
     Version,
 )
 from spark.cache.stores.folders import FolderHandles
+from spark.cache.stores.hints import expiry_hint_ns, stamp_expiry
 from spark.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -177,7 +178,10 @@ class DiskStore:
         """Write atomically: a private temp file in the same folder, then ``os.replace``, both
         relative to the held folder (no symlink is followed on the way).
 
-        ``expires_at`` is in the entry's own metadata; files do not expire by themselves.
+        The file's modification time becomes an expiry hint (``hints.stamp_expiry``):
+        ``expires_at`` (None: the envelope's own, and a far-future time for an entry that never
+        expires), so ``cleanup_expired`` need not read a file whose hint is still to come. The
+        entry's metadata stays the only judge of expiry; the hit path never looks at the hint.
 
         A crash leaves at most a ``.{key}.{pid}.*.tmp`` file, removed by ``remove_stray_temps``.
         Raises ``OSError`` (unwritable, disk full); the temp file is removed first.
@@ -198,8 +202,10 @@ class DiskStore:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                st = os.fstat(handle.fileno())
+                handle.flush()  # (the hint goes on after the data: a write resets the mtime)
+                now_ns = time.time_ns()
+                hint = expiry_hint_ns(expires_at, data, now_ns)
+                st = stamp_expiry(handle.fileno(), hint, now_ns)
             os.replace(temp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -280,11 +286,10 @@ class DiskStore:
     # Whole-directory work lives in maintenance.py (imported here lazily: it imports this module).
 
     def cleanup_expired(self, now: float | None = None) -> int:
-        """Delete expired entries and the temp files of crashed writers."""
+        """Delete expired entries and the temp files of crashed writers (one pass)."""
         from spark.cache.stores import maintenance
 
-        maintenance.remove_stray_temps(self, now)
-        return maintenance.cleanup_expired(self, now)
+        return maintenance.clean_disk(self, now)
 
     def evict(self, max_bytes: int) -> tuple[int, int]:
         """Delete least recently used entries (oldest atime) while over ``max_bytes``."""

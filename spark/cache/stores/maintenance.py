@@ -1,7 +1,10 @@
 """Whole-directory work on a ``DiskStore``: statistics, expiry cleanup, LRU eviction, stray temps.
 
-Each function walks the tree once with ``scandir`` and reads at most the first bytes of a file, so
-it stays fast at 100,000 entries.
+Each function lists every model folder once with ``scandir`` and takes each file's ``lstat``
+from it (the loops are in ``folder_work.py``). Statistics reuse the folder summary for folders
+unchanged since the last scan (``summary.py``); cleanup judges most files by their expiry stamp,
+the modification time (``hints.py``), and reads only the envelope of the others, never a payload
+(docs/caching.md, "Entry files" and "Statistics").
 """
 
 from __future__ import annotations
@@ -17,10 +20,22 @@ from typing import Any
 
 from spark.cache.reader import StoredEntry, Where, read_entry
 from spark.cache.stores.base import EntryRef, EntryStore
-from spark.cache.stores.disk import DiskStore, remove_file, unquote_model_id
+from spark.cache.stores.disk import TEMP_SUFFIX, DiskStore, remove_file
+from spark.cache.stores.folder_work import (
+    Folder,
+    Removals,
+    folder_model_id,
+    model_folders,
+    model_id_of,
+    scan_folder,
+    still_fits,
+)
+from spark.cache.stores.hints import live_by_hint, stamp_passed
+from spark.cache.stores.summary import FolderSummary, load_summary, save_summary, settled
 
 __all__ = [
     "DirectoryStats",
+    "clean_disk",
     "cleanup_expired",
     "evict_lru",
     "remove_if_expired",
@@ -45,12 +60,18 @@ class DirectoryStats:
 
     def add(self, entry: EntryRef, model_id: str) -> None:
         """Count one entry file."""
-        self.total_entries += 1
-        self.total_size_bytes += entry.size
-        self.entries_by_provider[entry.provider] += 1
-        self.bytes_by_provider[entry.provider] += entry.size
-        self.entries_by_model.setdefault(entry.provider, Counter())[model_id] += 1
-        self.bytes_by_model.setdefault(entry.provider, Counter())[model_id] += entry.size
+        self.add_many(entry.provider, model_id, 1, entry.size)
+
+    def add_many(self, provider: str, model_id: str, entries: int, size: int) -> None:
+        """Count ``entries`` files of ``size`` bytes in all (none: nothing is listed)."""
+        if not entries:
+            return
+        self.total_entries += entries
+        self.total_size_bytes += size
+        self.entries_by_provider[provider] += entries
+        self.bytes_by_provider[provider] += size
+        self.entries_by_model.setdefault(provider, Counter())[model_id] += entries
+        self.bytes_by_model.setdefault(provider, Counter())[model_id] += size
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dicts, as ``get_stats()`` returns them."""
@@ -64,75 +85,197 @@ class DirectoryStats:
         }
 
 
-def scan_stats(store: EntryStore) -> DirectoryStats:
-    """Count every entry file by provider and model id."""
+def scan_stats(store: EntryStore, *, keep_summary: bool = False) -> DirectoryStats:
+    """Count every entry file by provider and model id.
+
+    On disk, a folder unchanged since a scan that was recorded in the folder summary is not
+    listed again; ``keep_summary`` records this scan's figures (a cache that only reads keeps no
+    file of its own). Elsewhere, the store's ``walk``.
+    """
+    if isinstance(store, DiskStore):
+        return _disk_stats(store, keep_summary)
     stats = DirectoryStats()
     names: dict[str, str] = {}
     for entry in store.walk():
-        model_id = names.get(entry.location.rsplit("/", 1)[0])
+        folder = entry.location.rsplit("/", 1)[0]
+        model_id = names.get(folder)
         if model_id is None:
-            model_id = _model_id_of(store, entry)
-            names[entry.location.rsplit("/", 1)[0]] = model_id
+            model_id = names[folder] = model_id_of(store, entry.provider, entry.model_slot, [entry])
         stats.add(entry, model_id)
     return stats
 
 
-def _model_id_of(store: EntryStore, entry: EntryRef) -> str:
-    model_id = _safe_unquote(entry.model_slot)
-    if model_id is not None:
-        return model_id
-    # A long id is hashed in its folder name; its metadata has it in full.
-    found = read_entry(
-        store, entry.location, where=Where.of(entry), with_payload=False, touch=False
-    )
-    return found.meta.model_id if isinstance(found, StoredEntry) else entry.model_slot
-
-
-def _safe_unquote(name: str) -> str | None:
-    try:
-        return unquote_model_id(name)
-    except (ValueError, UnicodeDecodeError):
-        return name
+def _disk_stats(store: DiskStore, keep_summary: bool) -> DirectoryStats:
+    started_ns = time.time_ns()
+    known = load_summary(store.root)
+    kept: dict[str, FolderSummary] = {}
+    stats = DirectoryStats()
+    for folder in model_folders(store):
+        summary = known.get(folder.name)
+        if summary is None or not still_fits(summary, folder):
+            summary = scan_folder(store, folder, summary)
+            if settled(folder.st, folder.path, started_ns):
+                kept[folder.name] = summary
+        else:
+            kept[folder.name] = summary
+        stats.add_many(folder.provider, summary.model_id, summary.entries, summary.size)
+    if keep_summary and kept != known:
+        save_summary(store.root, kept)
+    return stats
 
 
 def cleanup_expired(store: EntryStore, now: float | None = None) -> int:
     """Delete entries whose ``expires_at`` has passed; returns how many were removed.
 
-    The envelope of each entry is read (never its payload), without counting as a use.
-    Unusable entries are left for ``spark cache verify`` to report; entries and folders that
-    other processes remove meanwhile are skipped.
+    On disk, one pass over each model folder (``clean_disk``, which also removes stray temps).
+    Elsewhere each entry's envelope is read (never its payload), without counting as a use,
+    and ``EntryMeta.is_expired`` decides. Unusable entries are left for ``spark cache verify``
+    to report; entries and folders that other processes remove meanwhile are skipped.
     """
     moment = time.time() if now is None else now
+    if isinstance(store, DiskStore):
+        return _disk_cleanup(store, moment)[0]
     return sum(remove_if_expired(store, entry, moment) for entry in store.walk())
+
+
+def clean_disk(store: DiskStore, now: float | None = None) -> int:
+    """``cleanup_expired`` and ``remove_stray_temps`` of a disk cache in one pass over it;
+    returns the entries removed.
+
+    Each file's ``lstat`` decides what is read (``hints.py``): a modification time still to
+    come means not expired (skipped unread); a writer's expiry stamp that has passed means
+    expired (removed unread); any other file (copied, checked out, unstamped) has its envelope
+    read and ``EntryMeta.is_expired`` decides. Folders it left unchanged are recorded in the
+    folder summary.
+    """
+    moment = time.time() if now is None else now
+    removed, temps = _disk_cleanup(store, moment)
+    _remove_temps(itertools.chain(_root_temps(store), temps), moment)
+    return removed
+
+
+def _disk_cleanup(store: DiskStore, now: float) -> tuple[int, list[str]]:
+    started_ns, now_ns = time.time_ns(), int(now * 1e9)
+    known = load_summary(store.root)
+    kept: dict[str, FolderSummary] = {}
+    removed, temps = 0, list[str]()
+    removals = Removals(store)
+    try:
+        for folder in model_folders(store):
+            entries, size, read_removed, scheduled = _clean_folder(
+                store, folder, now, now_ns, temps, removals
+            )
+            removed += read_removed
+            if read_removed or scheduled or not settled(folder.st, folder.path, started_ns):
+                continue
+            model_id = folder_model_id(store, folder, known.get(folder.name))
+            st = folder.st
+            kept[folder.name] = FolderSummary(
+                st.st_dev, st.st_ino, st.st_mtime_ns, entries, size, model_id
+            )
+    finally:
+        stamped = removals.finish()
+    if kept and kept != known:
+        save_summary(store.root, kept)
+    return removed + stamped, temps
+
+
+def _clean_folder(
+    store: DiskStore,
+    folder: Folder,
+    now: float,
+    now_ns: int,
+    temps: list[str],
+    removals: Removals,
+) -> tuple[int, int, int, int]:
+    """(entries kept, their bytes, entries read and removed, entries given to ``removals``)
+    of one model folder; its temp files are added to ``temps``."""
+    entries = size = removed = scheduled = 0
+    try:
+        found = os.scandir(folder.path)
+    except (FileNotFoundError, NotADirectoryError):
+        return 0, 0, 0, 0
+    with found:
+        for item in found:
+            name = item.name
+            if name[0] == "." or not name.endswith(".json"):
+                if name[0] == "." and name.endswith(TEMP_SUFFIX):
+                    temps.append(item.path)
+                continue
+            try:
+                st = item.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if not live_by_hint(st.st_mtime_ns, now_ns):
+                if stamp_passed(st, now_ns):
+                    removals.add(item.path)  # (counted once removed: ``removals.finish``)
+                    scheduled += 1
+                    continue
+                where = Where(name[:-5], folder.provider, model_slot=folder.slot)
+                if _expired(store, item.path, where, now) and store.remove(item.path):
+                    removed += 1
+                    continue
+            entries += 1
+            size += st.st_size
+    return entries, size, removed, scheduled
+
+
+def _expired(store: EntryStore, location: str, where: Where, now: float) -> bool:
+    found = read_entry(store, location, where=where, with_payload=False, touch=False)
+    return isinstance(found, StoredEntry) and found.meta.is_expired(now)
 
 
 def remove_if_expired(store: EntryStore, entry: EntryRef, now: float) -> bool:
     """Delete ``entry`` if its ``expires_at`` has passed (``EntryMeta.is_expired``, the one
-    expiry rule); an unusable entry is kept for ``spark cache verify`` to report."""
-    found = read_entry(
-        store, entry.location, where=Where.of(entry), with_payload=False, touch=False
-    )
-    return (
-        isinstance(found, StoredEntry)
-        and found.meta.is_expired(now)
-        and store.remove(entry.location)
-    )
+    expiry rule); an unusable entry is kept for ``spark cache verify`` to report. A disk file
+    is judged by its ``lstat`` first, as in ``clean_disk``."""
+    if isinstance(store, DiskStore):
+        now_ns = int(now * 1e9)
+        try:
+            st = os.lstat(entry.location)
+        except OSError:
+            return False  # (gone meanwhile; anything else the reader would refuse too)
+        if live_by_hint(st.st_mtime_ns, now_ns):
+            return False
+        if stamp_passed(st, now_ns):
+            return store.remove(entry.location)
+    return _expired(store, entry.location, Where.of(entry), now) and store.remove(entry.location)
 
 
 def remove_stray_temps(store: DiskStore, now: float | None = None, also: Iterable[str] = ()) -> int:
     """Delete temp files of writers that died (their pid is gone) or that are over an hour old:
-    the store's (entries, ``.gitignore``, the run record) and the paths in ``also`` (e.g. a key
-    file's, from ``temp_files_beside``)."""
+    the store's (entries, ``.gitignore``, the run record, the folder summary) and the paths in
+    ``also`` (e.g. a key file's, from ``temp_files_beside``)."""
     moment = time.time() if now is None else now
+    return _remove_temps(itertools.chain(store.temp_files(), also), moment)
+
+
+def _remove_temps(paths: Iterable[str], now: float) -> int:
+    """Remove the temp files among ``paths`` whose writer is gone or that are over an hour old.
+
+    The age is since the earlier of the file's modification and status-change times: an entry's
+    temp file may already carry its expiry stamp (a modification time in the future) when its
+    writer dies, and its status-change time is still when it was written.
+    """
     removed = 0
-    for path in itertools.chain(store.temp_files(), also):
+    for path in paths:
         try:
-            age = moment - os.lstat(path).st_mtime
+            st = os.lstat(path)
         except FileNotFoundError:
             continue
+        age = now - min(st.st_mtime, st.st_ctime)
         if (age > _TEMP_MAX_AGE_S or not _writer_alive(path)) and remove_file(path):
             removed += 1
     return removed
+
+
+def _root_temps(store: DiskStore) -> list[str]:
+    """Temp files in the cache root (``.gitignore``, the run record, the folder summary)."""
+    try:
+        with os.scandir(store.root) as found:
+            return [i.path for i in found if i.name[0] == "." and i.name.endswith(TEMP_SUFFIX)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def temp_files_beside(path: Path) -> list[str]:

@@ -1,0 +1,186 @@
+"""The per-folder loops of whole-directory work on a ``DiskStore``: listing the model folders,
+counting one (one ``lstat`` per file, no object per entry), naming its model, and deleting files
+on a few threads. ``maintenance.py`` composes them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from spark.cache.reader import StoredEntry, Where, read_entry
+from spark.cache.stores.base import EntryRef, EntryStore
+from spark.cache.stores.disk import DiskStore, quote_model_id, unquote_model_id
+from spark.cache.stores.summary import FolderSummary
+
+__all__ = [
+    "Folder",
+    "Removals",
+    "count_folder",
+    "folder_model_id",
+    "model_folders",
+    "model_id_of",
+    "safe_unquote",
+    "scan_folder",
+    "still_fits",
+]
+
+_REMOVERS = 4
+_REMOVE_BATCH = 256
+_NAME_READS = 8  # entries tried for the full model id of a folder with a hashed (long) name
+
+
+@dataclass(frozen=True, slots=True)
+class Folder:
+    """A model folder found by listing the root: provider, folder name, path, its ``lstat``."""
+
+    provider: str
+    slot: str
+    path: str
+    st: os.stat_result
+
+    @property
+    def name(self) -> str:
+        """Its name in the folder summary."""
+        return f"{self.provider}/{self.slot}"
+
+
+def still_fits(summary: FolderSummary, folder: Folder) -> bool:
+    """Whether a recorded folder is unchanged and its model id is one its name allows (the
+    decoded name; for a hashed name an id that hashes to it, or the name itself)."""
+    if not summary.describes(folder.st):
+        return False
+    decoded = safe_unquote(folder.slot)
+    if decoded is not None:
+        return summary.model_id == decoded
+    return summary.model_id == folder.slot or quote_model_id(summary.model_id) == folder.slot
+
+
+def scan_folder(store: DiskStore, folder: Folder, known: FolderSummary | None) -> FolderSummary:
+    """A folder's figures, counted now (``known``: the summary's outdated ones, if any)."""
+    entries, size = count_folder(folder.path)
+    model_id = folder_model_id(store, folder, known)
+    st = folder.st
+    return FolderSummary(st.st_dev, st.st_ino, st.st_mtime_ns, entries, size, model_id)
+
+
+def model_folders(store: DiskStore) -> Iterator[Folder]:
+    """Every ``{provider}/{model}`` folder (no symlink), as ``walk`` visits them."""
+    for provider in _subfolders(str(store.root)):
+        for model in _subfolders(provider.path):
+            try:
+                st = model.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            yield Folder(provider.name, model.name, model.path, st)
+
+
+def _subfolders(path: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as found:
+            return [item for item in found if item.is_dir(follow_symlinks=False)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def count_folder(folder: str) -> tuple[int, int]:
+    """(entry files, their bytes) in one model folder: the tight loop of a full scan (one
+    ``lstat`` per file, no object per entry)."""
+    entries = size = 0
+    try:
+        found = os.scandir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return 0, 0
+    with found:
+        for item in found:
+            name = item.name
+            if name[0] == "." or not name.endswith(".json"):
+                continue
+            try:
+                size += item.stat(follow_symlinks=False).st_size
+            except FileNotFoundError:
+                continue
+            entries += 1
+    return entries, size
+
+
+def folder_model_id(store: DiskStore, folder: Folder, known: FolderSummary | None) -> str:
+    """The model id a folder's entries are counted under: its name decoded, or for a hashed
+    (long) name the full id from the summary (when it hashes to this name) or an entry."""
+    model_id = safe_unquote(folder.slot)
+    if model_id is not None:
+        return model_id
+    if known is not None and quote_model_id(known.model_id) == folder.slot:
+        return known.model_id
+    return model_id_of(store, folder.provider, folder.slot, _first_entries(store, folder))
+
+
+def _first_entries(store: DiskStore, folder: Folder) -> list[EntryRef]:
+    return list(itertools.islice(store.walk(folder.provider, folder.slot), _NAME_READS))
+
+
+def model_id_of(store: EntryStore, provider: str, slot: str, entries: Iterable[EntryRef]) -> str:
+    model_id = safe_unquote(slot)
+    if model_id is not None:
+        return model_id
+    # A long id is hashed in its folder name; its entries' metadata has it in full.
+    for entry in entries:
+        found = read_entry(
+            store, entry.location, where=Where.of(entry), with_payload=False, touch=False
+        )
+        if isinstance(found, StoredEntry):
+            return found.meta.model_id
+    return slot
+
+
+def safe_unquote(name: str) -> str | None:
+    try:
+        return unquote_model_id(name)
+    except (ValueError, UnicodeDecodeError):
+        return name
+
+
+class Removals:
+    """Deletes files on a few threads, a batch at a time: a cold ``unlink`` mostly waits for
+    the disk, and four in flight took 2.5x less time per file than one (measured on 1,000,000
+    entries). At most ``2 * _REMOVERS`` batches wait, so memory stays bounded."""
+
+    def __init__(self, store: DiskStore) -> None:
+        self._store = store
+        self._pool: ThreadPoolExecutor | None = None
+        self._batch: list[str] = []
+        self._pending: deque[Future[int]] = deque()
+        self.removed = 0
+
+    def add(self, path: str) -> None:
+        """Delete ``path`` (soon)."""
+        self._batch.append(path)
+        if len(self._batch) >= _REMOVE_BATCH:
+            self._submit()
+
+    def _submit(self) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(_REMOVERS, thread_name_prefix="spark-cleanup")
+        batch, self._batch = self._batch, []
+        self._pending.append(self._pool.submit(self._remove_all, batch))
+        while len(self._pending) > 2 * _REMOVERS:
+            self.removed += self._pending.popleft().result()
+
+    def _remove_all(self, paths: list[str]) -> int:
+        return sum(self._store.remove(path) for path in paths)
+
+    def finish(self) -> int:
+        """Wait for every deletion; how many files were removed (not already gone)."""
+        try:
+            if self._batch:
+                self._submit()
+            while self._pending:
+                self.removed += self._pending.popleft().result()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+        return self.removed
