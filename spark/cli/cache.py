@@ -223,10 +223,11 @@ def clear(
 def cleanup(state: CliState, profile: str | None, cache_dir: Path | None, as_json: bool) -> None:
     """Delete expired entries and the temp files that crashed writers left behind.
 
-    An entry is expired once its expires_at has passed. Temp files are removed when the
-    process that wrote them is gone or they are over an hour old (entries', the .gitignore's,
-    the run record's and the key file's). Unreadable entries are left
-    alone: `spark cache verify` reports them. On Redis, entries expire by themselves; this
+    An entry is expired once its expires_at has passed (a file whose writer's expiry stamp,
+    its modification time, has passed goes unread). Temp files are removed when the process
+    that wrote them is gone or they are over an hour old (entries', the .gitignore's, the run
+    record's and the key file's). Other unreadable entries are left alone: `spark cache
+    verify` reports them. On Redis, entries expire by themselves; this
     removes them from the index sets that listing and statistics use.
     """
     target = cache_target(state, profile, cache_dir)
