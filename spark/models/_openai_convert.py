@@ -16,7 +16,7 @@ from typing import Any
 
 from spark.errors import ConfigError
 from spark.models._openai_media import encode_media_bytes, keyed_message
-from spark.models.wire import WireCall, keyed_value, unknown_field
+from spark.models.wire import KeyedJSON, WireCall, keyed_value, unknown_field
 
 __all__ = [
     "CHAT_CREATE_KEYWORDS",
@@ -222,7 +222,8 @@ def _response_format(value: Any) -> Any:
     value = schema_of() if isinstance(value, type) and callable(schema_of) else _as_mapping(value)
     if isinstance(value, Mapping) and value.get("type") not in _RESPONSE_FORMAT_TYPES:
         name = re.sub(r"[^A-Za-z0-9_-]+", "_", str(value.get("title") or "response"))[:64]
-        spec: dict[str, Any] = {"name": name, "schema": dict(value)}
+        schema = value if type(value) is KeyedJSON else dict(value)  # (shared: never changed)
+        spec: dict[str, Any] = {"name": name, "schema": schema}
         if strict_compatible(value):  # OpenAI then guarantees the schema (docs/models.md)
             spec["strict"] = True
         return {"type": "json_schema", "json_schema": spec}

@@ -17,6 +17,7 @@ from spark.models._openai_convert import (
     to_openai_tools,
 )
 from spark.models._openai_media import encode_media_bytes
+from spark.models.wire import KeyedJSON
 
 __all__ = ["to_input_items", "to_responses_tool_choice", "to_responses_tools", "to_text_format"]
 
@@ -220,7 +221,8 @@ def to_text_format(value: Any) -> Any:
         raise ConfigError(f"an output format must be a JSON schema or a dict, got {value!r}")
     if value.get("type") not in _FORMAT_TYPES:
         name = re.sub(r"[^A-Za-z0-9_-]+", "_", str(value.get("title") or "response"))[:64]
-        spec = {"type": "json_schema", "name": name, "schema": dict(value)}
+        schema = value if type(value) is KeyedJSON else dict(value)  # (shared: never changed)
+        spec = {"type": "json_schema", "name": name, "schema": schema}
         return {**spec, "strict": True} if strict_compatible(value) else spec
     if value["type"] == "json_schema" and isinstance(value.get("json_schema"), Mapping):
         return {"type": "json_schema", **value["json_schema"]}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spark.errors import ConfigError, StructuredOutputError
+from spark.models.wire import KeyedJSON
 
 __all__ = ["StructuredSchema", "example_of", "structured_schema"]
 
@@ -57,7 +58,7 @@ def _of_model(model: type) -> StructuredSchema:
             f"get_json takes a pydantic BaseModel subclass or a JSON-schema dict, got the class"
             f" {model.__name__}"
         )
-    spec = schema_of()
+    spec = KeyedJSON.of(schema_of())  # (keyed once, not on every call)
     name = model.__name__
 
     def parse(text: str) -> Any:
@@ -75,7 +76,7 @@ def _of_model(model: type) -> StructuredSchema:
 
 @functools.lru_cache(maxsize=256)  # keyed by the schema's canonical text: checking it is slow
 def _of_dict(text: str) -> StructuredSchema:
-    spec = json.loads(text)
+    spec = KeyedJSON.of(json.loads(text))
     try:
         import jsonschema
     except ImportError as exc:  # (a core dependency: only a broken install lacks it)

@@ -22,6 +22,7 @@ from spark.errors import ConfigError
 from spark.types import ToolSpec
 
 __all__ = [
+    "KeyedJSON",
     "WireCall",
     "base64_digest",
     "call_params",
@@ -31,6 +32,21 @@ __all__ = [
 ]
 
 _DATA_URL = re.compile(r"data:([^;,]*)(;[^,]*)?;base64,", re.ASCII)
+
+
+class KeyedJSON(dict[str, Any]):
+    """A JSON object already in its keyed form (what ``keyed_value`` would make of it), shared
+    and never changed: ``keyed_value`` and the translations keep it as it is instead of copying
+    it on every call. ``get_json`` sends its schema as one, made once per schema."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, value: Mapping[str, Any]) -> dict[str, Any]:
+        """``value`` as a ``KeyedJSON`` (a copy) when keying leaves it as it is; otherwise a plain
+        copy (e.g. a long ``data:`` URL in it is keyed as a digest, but sent as given)."""
+        keyed: dict[str, Any] = keyed_value(dict(value))
+        return cls(keyed) if keyed == value else dict(value)
 
 
 class WireCall(NamedTuple):
@@ -74,6 +90,8 @@ def keyed_value(value: Any) -> Any:
     kind = type(value)
     if kind is str:
         return _data_url_digest(value) if len(value) > _INLINE and value[:5] == "data:" else value
+    if kind is KeyedJSON:
+        return value
     if kind is dict:
         return {
             k if type(k) is str else str(k): v if type(v) in _PLAIN else keyed_value(v)

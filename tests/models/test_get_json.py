@@ -130,6 +130,37 @@ async def test_the_schema_is_part_of_the_key(models: Models, server: ProviderSer
     assert server.count("openai") == 3  # three requests, three keys
 
 
+@pytest.mark.parametrize(("provider", "model_id"), PROVIDERS)
+async def test_the_schema_keyed_once_keys_as_the_schema_itself(
+    models: Models, server: ProviderServer, provider: str, model_id: str
+) -> None:
+    """get_json keys its schema once per schema; its key is the key of the same call given a
+    fresh plain copy of the schema it sends (keyed in full, as any call's keywords)."""
+    model = models(provider, model_id)
+    for schema in (City, DICT_SCHEMA):
+        server.queue_text(json.dumps({"name": "Lima", "population": 1, "city": "Lima", "rank": 1}))
+        await model.get_json(schema, "Describe a city")
+        plain = json.loads(json.dumps(structured_schema(schema).spec))
+        stored = {path.stem for path in entry_files(model.cache_manager.cache_dir)}
+        assert model.cache_key("Describe a city", output_schema=plain) in stored
+
+
+async def test_a_schema_keying_would_change_is_sent_as_given(
+    models: Models, server: ProviderServer
+) -> None:
+    """A long data: URL in a schema is keyed as a digest, but the schema goes on the wire as it
+    was given (the key-once shortcut is only taken for a schema keying leaves alone)."""
+    url = "data:image/png;base64," + "QUJD" * 100
+    schema = {**DICT_SCHEMA, "description": url}
+    model = models("openai", "gpt-4o-mini")
+    server.queue_text(json.dumps({"city": "Lima", "rank": 1}))
+    assert await model.get_json(schema, "Describe a city") == {"city": "Lima", "rank": 1}
+    assert schema_on_wire("openai", server.requests[-1].body) == schema
+    (entry,) = entry_files(model.cache_manager.cache_dir)
+    assert entry.stem == model.cache_key("Describe a city", output_schema=dict(schema))
+    assert url not in entry.read_text()  # the key and the stored request hold its digest
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
