@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -807,15 +806,16 @@ async def test_size_limit_holds_when_writes_race_the_background_scan(
     config = make_config(tmp_path, max_cache_size_mb=0.05)
     manager, bound = reader(config)
     scanned, resume = threading.Event(), threading.Event()
-    real_walk = manager.store.walk
+    real_scan = spark.cache.stores.maintenance.scan_stats
 
-    def slow_walk(*args: Any, **kwargs: Any) -> Iterator[Any]:  # fault: the scan stalls at its end
-        yield from real_walk(*args, **kwargs)
+    def slow_scan(*args: Any, **kwargs: Any) -> Any:  # fault: the size scan stalls at its end
+        found = real_scan(*args, **kwargs)
         if not scanned.is_set():
             scanned.set()
             resume.wait(5)
+        return found
 
-    monkeypatch.setattr(manager.store, "walk", slow_walk)
+    monkeypatch.setattr(spark.cache.stores.maintenance, "scan_stats", slow_scan)
     _write_many(bound, ["first"])  # starts the background size check
     assert scanned.wait(5)
     _write_many(bound, [f"during {i}" for i in range(40)])  # about 78 KB, over the limit

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -476,6 +477,7 @@ def test_a_cache_that_only_reads_keeps_no_summary(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     writer = CacheManager(config.resolved_dir, config)
     save(writer.bind(config), "q")
+    writer.wait_for_maintenance()  # (the writer's own size check may keep a summary)
     age_folders(writer.cache_dir)
     before = sorted(p.name for p in writer.cache_dir.iterdir())
     for mode in ("replay", "read_only"):
@@ -599,3 +601,41 @@ def test_get_stats_names_a_long_model_id_in_full_from_the_summary_or_an_entry(
         assert stats["entries_by_model"] == {PROVIDER: {long_id: 2}}
     (record,) = load_summary(manager.cache_dir).values()
     assert record.model_id == long_id
+
+
+# -- LRU eviction in bounded memory ---------------------------------------------------------
+
+
+def test_eviction_removes_exactly_the_least_recently_used_that_cover_the_excess(
+    tmp_path: Path,
+) -> None:
+    """The size check keeps only the oldest entries that cover the excess (no list of every
+    entry), and removes exactly what sorting every entry by last use would have removed."""
+    rng = random.Random(7)
+    store = DiskStore(tmp_path / "c")
+    used: dict[str, tuple[int, int]] = {}
+    for model in ("m-1", "m-2", "m-3"):
+        folder = tmp_path / "c" / PROVIDER / model
+        folder.mkdir(parents=True)
+        for _ in range(60):
+            path = folder / f"{rng.getrandbits(256):064x}.json"
+            size = rng.randint(100, 3000)
+            path.write_bytes(b"x" * size)
+            atime = 10**18 + rng.randrange(10**15)  # distinct times of last use
+            os.utime(path, ns=(atime, time.time_ns()))
+            used[str(path)] = (atime, size)
+    total = sum(size for _, size in used.values())
+    limit = int(total * 0.7)
+    expected, left = set(), total
+    for path, (_, size) in sorted(used.items(), key=lambda item: item[1]):
+        if left <= int(limit * 0.9):
+            break
+        expected.add(path)
+        left -= size
+
+    evicted, remaining = store.evict(limit)
+
+    gone = {path for path in used if not os.path.exists(path)}
+    assert gone == expected
+    assert (evicted, remaining) == (len(expected), left)
+    assert store.evict(limit) == (0, left)  # under the limit now: nothing more goes

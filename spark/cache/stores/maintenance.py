@@ -9,6 +9,7 @@ the modification time (``hints.py``), and reads only the envelope of the others,
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import os
 import time
@@ -310,19 +311,33 @@ def evict_lru(store: DiskStore, max_bytes: int, target_ratio: float = 0.9) -> tu
     """When the directory holds more than ``max_bytes``, delete least recently used entries
     (oldest access time first) until it holds at most ``target_ratio * max_bytes``.
 
-    Returns (entries evicted, bytes left).
+    Returns (entries evicted, bytes left). The size comes from ``scan_stats`` (the folder
+    summary where it holds); only when over the limit are the files listed again, keeping just
+    the oldest ones that cover the excess (bounded memory: no list of every entry).
     """
-    entries = [(e.used_ns, e.size, e.location) for e in store.walk()]
-    total = sum(size for _, size, _ in entries)
+    total = scan_stats(store, keep_summary=True).total_size_bytes
     if total <= max_bytes:
         return 0, total
-    entries.sort()
     target = int(max_bytes * target_ratio)
     evicted = 0
-    for _, size, path in entries:
+    for _, size, path in _oldest_covering(store.walk(), total - target):
         if total <= target:
             break
         if store.remove(path):
             evicted += 1
         total -= size
     return evicted, total
+
+
+def _oldest_covering(entries: Iterable[EntryRef], excess: int) -> list[tuple[int, int, str]]:
+    """The least recently used of ``entries`` whose sizes add up to at least ``excess`` (fewer
+    only when all of them do not), oldest first: a heap of the oldest so far, trimmed of its
+    newest while the rest still covers the excess."""
+    heap: list[tuple[int, int, int, str]] = []  # (-used_ns, -size, n, path): newest on top
+    held = 0
+    for n, entry in enumerate(entries):
+        heapq.heappush(heap, (-entry.used_ns, -entry.size, n, entry.location))
+        held += entry.size
+        while len(heap) > 1 and held + heap[0][1] >= excess:
+            held += heapq.heappop(heap)[1]
+    return sorted((-used, -size, path) for used, size, _, path in heap)
