@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from spark.cache import CacheConfig, CacheManager, KeyRing, load_keyring
+from spark.cache.policy import CachePolicy
 from spark.cache.stores.base import EntryStore
 from spark.cache.stores.maintenance import scan_stats
 from spark.cli._errors import CliError
@@ -155,6 +156,12 @@ class CacheTarget:
     def store(self) -> EntryStore:
         """The cache as a byte store."""
         return self.manager.store
+
+    @property
+    def writes(self) -> bool:
+        """Whether the cache's rules write (a replaying or read-only cache keeps no file of its
+        own, not even the folder summary of ``get_stats``)."""
+        return CachePolicy.from_config(self.config).writes
 
     @property
     def where(self) -> str:

@@ -154,7 +154,9 @@ def stats(
     target, only = filtered_target(state, profile, cache_dir, provider, model)
     sink = target.store.ledger_sink()
     has_ledger = sink.exists()
-    rows = combine(scan_stats(target.store).as_dict(), sink.rows(), only)
+    rows = combine(
+        scan_stats(target.store, keep_summary=target.writes).as_dict(), sink.rows(), only
+    )
     total = totals(rows)
     unpriced = _unpriced(rows, target.settings.pricing)
     if as_json:

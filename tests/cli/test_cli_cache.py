@@ -187,6 +187,31 @@ def test_stats(spark: Invoke, fill: Fill, cache_dir: Path) -> None:
     assert "no ledger yet" not in table
 
 
+def test_stats_keeps_the_folder_summary_only_for_a_cache_that_writes(
+    spark: Invoke, fill: Fill, cache_dir: Path, key_file: Callable[..., str]
+) -> None:
+    """`spark cache stats` of a writing profile records settled folders for the next call
+    (docs/caching.md, "Statistics"); a replaying profile leaves the directory as it is."""
+    fill(3)
+    an_hour_ago = time.time() - 3600
+    for folder in (cache_dir / "openai").iterdir():  # (settled: last changed an hour ago)
+        os.utime(folder, (an_hour_ago, an_hour_ago))
+    before = sorted(p.name for p in cache_dir.iterdir())
+    key_file()
+    replayed = spark("cache", "stats", "--profile", "ci", "--json")
+    assert replayed.exit_code == 0, replayed.stderr
+    assert json.loads(replayed.stdout)["total_entries"] == 3
+    assert sorted(p.name for p in cache_dir.iterdir()) == before
+
+    assert json.loads(spark("cache", "stats", "--json").stdout)["total_entries"] == 3
+    summary = cache_dir / ".spark-summary.json"
+    assert summary.is_file()
+    recorded = json.loads(summary.read_text())["folders"]
+    assert [(r["entries"], r["model_id"]) for r in recorded.values()] == [(3, "gpt-4o-mini")]
+    fill(1, start=3)  # the folder changes: counted again, never the recorded figure
+    assert json.loads(spark("cache", "stats", "--json").stdout)["total_entries"] == 4
+
+
 def test_stats_of_one_alias(spark: Invoke, fill: Fill) -> None:
     fill(3)
     fill(1, provider="bedrock", model_id="anthropic.claude-3-haiku-20240307-v1:0")
