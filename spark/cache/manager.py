@@ -29,6 +29,7 @@ from spark.cache.flight import SingleFlight
 from spark.cache.ledger import Ledger
 from spark.cache.ledger.usage import read_usage_record, write_usage_record
 from spark.cache.memory import MemoryTier
+from spark.cache.policy import CachePolicy
 from spark.cache.reader import StoredEntry, read_entry
 from spark.cache.shape import valid_amount
 from spark.cache.stores import open_store, store_identity
@@ -236,8 +237,6 @@ class CacheManager:
         Folders unchanged since the last scan are not listed again (the folder summary, kept
         by a cache that writes: docs/caching.md, "Statistics").
         """
-        from spark.cache.policy import CachePolicy  # (kept here: this method's one use)
-
         writes = (
             self._writes_entries() if self._bound else CachePolicy.from_config(self.config).writes
         )

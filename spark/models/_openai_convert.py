@@ -22,6 +22,7 @@ __all__ = [
     "CHAT_CREATE_KEYWORDS",
     "EMBEDDINGS_CREATE_KEYWORDS",
     "cache_model_id",
+    "plain_text_message",
     "prepare_chat",
     "prepare_embedding",
     "to_openai_messages",
@@ -202,13 +203,9 @@ def _extra_body(value: Any) -> dict[str, Any]:
 def _keyed_body(arguments: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON body the SDK sends for ``arguments`` (``extra_body`` merged over the fields, as
     the SDK merges it), less the unkeyed fields, with media as digests."""
-    extra = arguments.get("extra_body")
-    merged = {**arguments, **extra} if extra else arguments
-    kept = {
-        name: value
-        for name, value in merged.items()
-        if name not in _UNKEYED and (name not in _TRANSPORT or (extra and name in extra))
-    }
+    fields = {name: value for name, value in arguments.items() if name not in _TRANSPORT}
+    merged = {**fields, **arguments.get("extra_body", {})}
+    kept = {name: value for name, value in merged.items() if name not in _UNKEYED}
     if isinstance(kept.get("messages"), list):
         kept["messages"] = [keyed_message(message) for message in kept["messages"]]
     body: dict[str, Any] = keyed_value(kept)
@@ -268,12 +265,21 @@ def to_openai_messages(system: Any, messages: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _openai_message(message: Any) -> dict[str, Any]:
-    if type(message) is dict and len(message) == 2:  # the common {"role", "content": text}
+def plain_text_message(message: Any) -> dict[str, str] | None:
+    """The common ``{"role": ..., "content": "<text>"}`` message with its role spelled as the
+    API spells it, made directly (the hit path); None for any other message."""
+    if type(message) is dict and len(message) == 2:
         role, content = message.get("role"), message.get("content")
         if type(role) is str and type(content) is str:
             role = role.lower()
             return {"role": _ROLES.get(role, role), "content": content}
+    return None
+
+
+def _openai_message(message: Any) -> dict[str, Any]:
+    plain = plain_text_message(message)
+    if plain is not None:
+        return plain
     message = _as_mapping(message)
     if not isinstance(message, Mapping):
         raise ConfigError(f"each message must be a dict with 'role' and 'content', got {message!r}")

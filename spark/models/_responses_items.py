@@ -10,8 +10,10 @@ from typing import Any
 
 from spark.errors import ConfigError
 from spark.models._openai_convert import (
+    _ROLES,
     _as_mapping,
     _json,
+    plain_text_message,
     strict_compatible,
     to_openai_tool_choice,
     to_openai_tools,
@@ -21,7 +23,6 @@ from spark.models.wire import KeyedJSON
 
 __all__ = ["to_input_items", "to_responses_tool_choice", "to_responses_tools", "to_text_format"]
 
-_ROLES = {"model": "assistant", "ai": "assistant", "human": "user"}
 _FORMAT_TYPES = frozenset({"text", "json_object", "json_schema"})
 # Chat-completions media parts -> their Responses content type.
 _CHAT_MEDIA = {"image_url": "input_image", "file": "input_file", "input_audio": "input_audio"}
@@ -48,13 +49,9 @@ def to_input_items(messages: Any) -> list[Any]:
 
 
 def _items_of(message: Any) -> list[Any]:
-    if type(message) is dict and len(message) == 2:  # the common {"role", "content": text}
-        role, content = message.get("role"), message.get("content")
-        if type(role) is str and type(content) is str:
-            role = role.lower()
-            role = _ROLES.get(role, role)
-            if role != "tool":
-                return [{"role": role, "content": content}]
+    plain = plain_text_message(message)
+    if plain is not None and plain["role"] != "tool":
+        return [plain]
     if not isinstance(message, Mapping):
         raise ConfigError(f"each message must be a dict with 'role' and 'content', got {message!r}")
     if "role" not in message and "type" in message:

@@ -45,7 +45,7 @@ class KeyedJSON(dict[str, Any]):
     def of(cls, value: Mapping[str, Any]) -> dict[str, Any]:
         """``value`` as a ``KeyedJSON`` (a copy) when keying leaves it as it is; otherwise a plain
         copy (e.g. a long ``data:`` URL in it is keyed as a digest, but sent as given)."""
-        keyed: dict[str, Any] = keyed_value(dict(value))
+        keyed: dict[str, Any] = keyed_value(value)
         return cls(keyed) if keyed == value else dict(value)
 
 

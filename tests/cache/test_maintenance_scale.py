@@ -58,6 +58,13 @@ def make_config(tmp_path: Path, **changes: Any) -> CacheConfig:
     return CacheConfig(**changes)
 
 
+def open_cache(tmp_path: Path, **changes: Any) -> tuple[CacheManager, BoundCache]:
+    """A manager of ``make_config``'s directory and a binding of its rules (``bound.config``)."""
+    config = make_config(tmp_path, **changes)
+    manager = CacheManager(config.resolved_dir, config)
+    return manager, manager.bind(config)
+
+
 def ask(bound: BoundCache, prompt: str, model: str = MODEL) -> CacheRequest:
     return bound.chat_request(PROVIDER, model, [{"role": "user", "content": prompt}])
 
@@ -146,9 +153,8 @@ def test_a_written_entry_carries_its_expiry_as_modification_time(tmp_path: Path)
 def test_cleanup_removes_exactly_the_expired_and_reads_no_live_entry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = make_config(tmp_path, ttl_seconds=60)
-    manager = CacheManager(config.resolved_dir, config)
-    bound = manager.bind(config)
+    manager, bound = open_cache(tmp_path, ttl_seconds=60)
+    config = bound.config
     expired = [save_in_the_past(monkeypatch, bound, f"old {i}", HOUR) for i in range(5)]
     live = [save(bound, f"new {i}") for i in range(5)]
     forever_bound = manager.bind(replace(config, ttl_seconds=0))
@@ -168,9 +174,8 @@ def test_a_passed_expiry_stamp_is_removed_unread(
 ) -> None:
     """The writer's stamp (a modification time set later than the status change) has passed:
     the entry it was stamped on has expired, and is removed without reading it."""
-    config = make_config(tmp_path, ttl_seconds=60)
-    manager = CacheManager(config.resolved_dir, config)
-    bound = manager.bind(config)
+    manager, bound = open_cache(tmp_path, ttl_seconds=60)
+    config = bound.config
     short = save(bound, "short")
     long = save(manager.bind(replace(config, ttl_seconds=HOUR)), "long")
     reads = CountingReads(monkeypatch)
@@ -187,9 +192,7 @@ def test_a_file_whose_modification_time_is_before_its_status_change_is_read(
 ) -> None:
     """No sure stamp (as after a copy, a checkout, or a use once the stamp had passed, which
     moves the status-change time past it): the metadata decides."""
-    config = make_config(tmp_path, ttl_seconds=60)
-    manager = CacheManager(config.resolved_dir, config)
-    bound = manager.bind(config)
+    manager, bound = open_cache(tmp_path, ttl_seconds=60)
     paths = [save(bound, "a"), save(bound, "b")]
     for path in paths:
         os.utime(path, ns=(time.time_ns(), time.time_ns() - 10**9))  # (status change: now)
@@ -205,9 +208,7 @@ def test_an_entry_whose_modification_time_was_reset_is_still_judged_by_its_metad
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, live: bool
 ) -> None:
     """A ``git checkout`` or ``cp`` gives a file the time it was made: cleanup reads it."""
-    config = make_config(tmp_path, ttl_seconds=60)
-    manager = CacheManager(config.resolved_dir, config)
-    bound = manager.bind(config)
+    manager, bound = open_cache(tmp_path, ttl_seconds=60)
     path = save(bound, "q") if live else save_in_the_past(monkeypatch, bound, "q", HOUR)
     copy = tmp_path / "copy.json"
     shutil.copyfile(path, copy)  # (no metadata copied: the modification time is now)
@@ -224,9 +225,8 @@ async def test_a_future_hint_on_an_expired_entry_never_makes_it_served(
 ) -> None:
     """Someone sets an expired entry's modification time into the future: the hit path judges
     by the metadata (a miss), and cleanup keeps the file until that time has passed."""
-    config = make_config(tmp_path, ttl_seconds=60)
-    manager = CacheManager(config.resolved_dir, config)
-    bound = manager.bind(config)
+    manager, bound = open_cache(tmp_path, ttl_seconds=60)
+    config = bound.config
     path = save_in_the_past(monkeypatch, bound, "q", HOUR)
     future = time.time_ns() + int(1e9 * 2 * HOUR)
     os.utime(path, ns=(future, future))
@@ -255,9 +255,7 @@ async def test_a_future_hint_on_an_expired_entry_never_makes_it_served(
 async def test_entries_that_never_expire_are_never_read_by_cleanup_and_keep_their_hint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = make_config(tmp_path, ttl_seconds=0)
-    manager = CacheManager(config.resolved_dir, config)
-    bound = manager.bind(config)
+    manager, bound = open_cache(tmp_path, ttl_seconds=0)
     path = save(bound, "q")
     first = os.stat(path).st_mtime_ns
     assert first > NEVER_NS
@@ -346,9 +344,7 @@ def test_a_temp_file_with_a_future_hint_left_by_a_dead_writer_is_removed(tmp_pat
 def test_get_stats_reuses_unchanged_folders_and_rescans_changed_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = make_config(tmp_path)
-    manager = CacheManager(config.resolved_dir, config)
-    bound = manager.bind(config)
+    manager, bound = open_cache(tmp_path)
     for model in ("gpt-4o", "gpt-4o-mini", "o1/preview"):
         for i in range(4):
             save(bound, f"{model} {i}", model)
@@ -386,9 +382,7 @@ def other_process(action: str, cache_dir: Path, prompt: str = "") -> None:
 
 
 def test_get_stats_equals_a_recount_through_every_change(tmp_path: Path) -> None:
-    config = make_config(tmp_path)
-    manager = CacheManager(config.resolved_dir, config)
-    bound = manager.bind(config)
+    manager, bound = open_cache(tmp_path)
     root = manager.cache_dir
 
     def check() -> None:
@@ -437,9 +431,7 @@ def test_get_stats_equals_a_recount_through_every_change(tmp_path: Path) -> None
 def test_a_damaged_or_hostile_summary_never_changes_an_answer(
     tmp_path: Path, damage: bytes | str
 ) -> None:
-    config = make_config(tmp_path)
-    manager = CacheManager(config.resolved_dir, config)
-    bound = manager.bind(config)
+    manager, bound = open_cache(tmp_path)
     for i in range(3):
         save(bound, f"q{i}")
     age_folders(manager.cache_dir)
@@ -515,9 +507,7 @@ def test_an_unwritable_directory_gives_the_same_stats_without_a_summary(
 def test_cleanup_records_the_folders_it_left_unchanged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = make_config(tmp_path, ttl_seconds=60)
-    manager = CacheManager(config.resolved_dir, config)
-    bound = manager.bind(config)
+    manager, bound = open_cache(tmp_path, ttl_seconds=60)
     save(bound, "kept", "gpt-4o")
     with monkeypatch.context() as patch:
         patch.setattr(spark.cache.bound, "time", PastClock(HOUR))

@@ -1,16 +1,14 @@
 """The disk store: moves entry bytes to and from ``{root}/{provider}/{model}/{key}.json``.
 
-It knows paths, atomic writes and directory walks, nothing about what an entry means. The model
-directory is the model id made path-safe by a reversible percent-encoding (``quote_model_id``), so
-no id can escape the root and two ids never share a folder.
+It knows paths, atomic writes and directory walks, nothing about what an entry means. What the
+names of its folders and files mean (the path-safe model folder, entry and temp files) is in
+``names.py``; they are importable from here too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import functools
-import hashlib
 import os
 import re
 import secrets
@@ -29,18 +27,30 @@ from spark.cache.stores.base import (
 )
 from spark.cache.stores.folders import FolderHandles
 from spark.cache.stores.hints import expiry_hint_ns, stamp_expiry
-from spark.errors import ConfigError
+from spark.cache.stores.names import (
+    TEMP_SUFFIX,
+    check_provider,
+    is_entry_name,
+    is_temp_name,
+    quote_model_id,
+    unquote_model_id,
+)
 
 if TYPE_CHECKING:
     from spark.cache.ledger import LedgerSink
 
-__all__ = ["DiskStore", "check_provider", "quote_model_id", "remove_file", "unquote_model_id"]
+__all__ = [
+    "DiskStore",
+    "check_provider",
+    "is_entry_name",
+    "is_temp_name",
+    "quote_model_id",
+    "remove_file",
+    "temps_in",
+    "unquote_model_id",
+]
 
-_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
-_PROVIDER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _KEY_RE = re.compile(r"^[0-9a-f]{64}$")
-_MAX_DIR_NAME = 160
-TEMP_SUFFIX = ".tmp"
 _USE_RESOLUTION_NS = int(USE_RESOLUTION_S * 1e9)
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 # The access time is Spark's to set (LRU eviction): not the kernel's on every read (``relatime``
@@ -48,53 +58,6 @@ _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 _NOATIME = getattr(os, "O_NOATIME", 0)
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 T = TypeVar("T")
-
-
-@functools.lru_cache(maxsize=4096)  # pure, and asked once per entry by walks and checks
-def quote_model_id(model_id: str) -> str:
-    """A directory name for ``model_id``: ``[A-Za-z0-9._-]`` kept, every other byte ``%XX``.
-
-    A leading dot is encoded too (no ``.``/``..``/hidden names). An id whose encoding is longer
-    than 160 characters keeps a readable prefix and ends in ``+`` and a hash of the full id (``+``
-    never appears otherwise), so it stays unique; the full id is in every entry's metadata.
-    """
-    if not model_id:
-        raise ConfigError("model_id must not be empty")
-    parts = [ch if ch in _SAFE else _percent(ch) for ch in model_id]
-    if parts[0] == ".":
-        parts[0] = "%2E"
-    quoted = "".join(parts)
-    if len(quoted) > _MAX_DIR_NAME:
-        digest = hashlib.sha256(model_id.encode("utf-8")).hexdigest()[:32]
-        quoted = quoted[:96].rstrip("%0123456789ABCDEF") + "+" + digest
-    return quoted
-
-
-def unquote_model_id(name: str) -> str | None:
-    """The model id of a directory name, or None for a hashed (long) name."""
-    if "+" in name:
-        return None
-    data = bytearray()
-    index = 0
-    while index < len(name):
-        if name[index] == "%":
-            data.append(int(name[index + 1 : index + 3], 16))
-            index += 3
-        else:
-            data.extend(name[index].encode("ascii"))
-            index += 1
-    return data.decode("utf-8")
-
-
-def _percent(ch: str) -> str:
-    return "".join(f"%{byte:02X}" for byte in ch.encode("utf-8", "surrogatepass"))
-
-
-def check_provider(provider: str) -> str:
-    """``provider`` if it is a safe lower-case name, else a ``ConfigError``."""
-    if not _PROVIDER_RE.match(provider):
-        raise ConfigError(f"provider must be a lower-case name like 'openai', got {provider!r}")
-    return provider
 
 
 class DiskStore:
@@ -263,10 +226,10 @@ class DiskStore:
         """Paths of temp files left by running or crashed writers: in model folders (entries)
         and in the root (``.gitignore``, the run record). Folders that vanish meanwhile are
         skipped."""
-        yield from _temps_in(str(self.root))
+        yield from temps_in(str(self.root))
         for provider_path in _subdirs(str(self.root)):
             for model_path in _subdirs(provider_path):
-                yield from _temps_in(model_path)
+                yield from temps_in(model_path)
 
     def unfollowed(self) -> Iterator[tuple[str, str]]:
         """Symlinks (and other non-folders) where provider and model folders belong: walks skip
@@ -340,7 +303,7 @@ def _entries_in(folder: str, provider: str, model_slot: str) -> Iterator[EntryRe
     with found:
         for item in found:
             name = item.name
-            if name.startswith(".") or not name.endswith(".json"):
+            if not is_entry_name(name):
                 continue
             try:
                 st = item.stat(follow_symlinks=False)  # a symlink is listed (and refused)
@@ -358,14 +321,11 @@ def _open_entry(name: str, folder_fd: int) -> int:
         return os.open(name, _READ_FLAGS, dir_fd=folder_fd)
 
 
-def _temps_in(folder: str) -> list[str]:
+def temps_in(folder: str) -> list[str]:
+    """The temp files directly in ``folder`` (none when it is gone)."""
     try:
         with os.scandir(folder) as found:
-            return [
-                item.path
-                for item in found
-                if item.name.startswith(".") and item.name.endswith(TEMP_SUFFIX)
-            ]
+            return [item.path for item in found if is_temp_name(item.name)]
     except (FileNotFoundError, NotADirectoryError):
         return []
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from spark.cache.reader import StoredEntry, Where, read_entry
 from spark.cache.stores.base import EntryRef, EntryStore
-from spark.cache.stores.disk import DiskStore, quote_model_id, unquote_model_id
+from spark.cache.stores.disk import DiskStore
+from spark.cache.stores.names import is_entry_name, quote_model_id, unquote_model_id
 from spark.cache.stores.summary import FolderSummary
 
 __all__ = [
@@ -97,8 +98,7 @@ def count_folder(folder: str) -> tuple[int, int]:
         return 0, 0
     with found:
         for item in found:
-            name = item.name
-            if name[0] == "." or not name.endswith(".json"):
+            if not is_entry_name(item.name):
                 continue
             try:
                 size += item.stat(follow_symlinks=False).st_size

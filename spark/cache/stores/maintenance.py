@@ -21,7 +21,7 @@ from typing import Any
 
 from spark.cache.reader import StoredEntry, Where, read_entry
 from spark.cache.stores.base import EntryRef, EntryStore
-from spark.cache.stores.disk import TEMP_SUFFIX, DiskStore, remove_file
+from spark.cache.stores.disk import DiskStore, remove_file, temps_in
 from spark.cache.stores.folder_work import (
     Folder,
     Removals,
@@ -32,6 +32,7 @@ from spark.cache.stores.folder_work import (
     still_fits,
 )
 from spark.cache.stores.hints import live_by_hint, stamp_passed
+from spark.cache.stores.names import is_entry_name, is_temp_name
 from spark.cache.stores.summary import FolderSummary, load_summary, save_summary, settled
 
 __all__ = [
@@ -151,7 +152,7 @@ def clean_disk(store: DiskStore, now: float | None = None) -> int:
     """
     moment = time.time() if now is None else now
     removed, temps = _disk_cleanup(store, moment)
-    _remove_temps(itertools.chain(_root_temps(store), temps), moment)
+    _remove_temps(itertools.chain(temps_in(str(store.root)), temps), moment)
     return removed
 
 
@@ -199,8 +200,8 @@ def _clean_folder(
     with found:
         for item in found:
             name = item.name
-            if name[0] == "." or not name.endswith(".json"):
-                if name[0] == "." and name.endswith(TEMP_SUFFIX):
+            if not is_entry_name(name):
+                if is_temp_name(name):
                     temps.append(item.path)
                 continue
             try:
@@ -268,15 +269,6 @@ def _remove_temps(paths: Iterable[str], now: float) -> int:
         if (age > _TEMP_MAX_AGE_S or not _writer_alive(path)) and remove_file(path):
             removed += 1
     return removed
-
-
-def _root_temps(store: DiskStore) -> list[str]:
-    """Temp files in the cache root (``.gitignore``, the run record, the folder summary)."""
-    try:
-        with os.scandir(store.root) as found:
-            return [i.path for i in found if i.name[0] == "." and i.name.endswith(TEMP_SUFFIX)]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
 
 
 def temp_files_beside(path: Path) -> list[str]:
