@@ -629,3 +629,23 @@ def test_eviction_removes_exactly_the_least_recently_used_that_cover_the_excess(
     assert gone == expected
     assert (evicted, remaining) == (len(expected), left)
     assert store.evict(limit) == (0, left)  # under the limit now: nothing more goes
+
+
+def test_a_summary_planted_as_a_symlink_is_neither_read_nor_written_through(
+    tmp_path: Path,
+) -> None:
+    """An attacker's symlink where the summary belongs: the target outside the cache is never
+    read (the figures are recounted) nor written (the summary replaces the link itself)."""
+    manager, bound = open_cache(tmp_path)
+    for i in range(3):
+        save(bound, f"q{i}")
+    age_folders(manager.cache_dir)
+    outside = tmp_path / "outside.json"
+    outside.write_text('{"format": 1, "folders": {}, "digest": "x"}')
+    before = outside.read_bytes()
+    (manager.cache_dir / SUMMARY_NAME).symlink_to(outside)
+
+    assert stats_of(manager) == recount(manager.cache_dir)
+    assert outside.read_bytes() == before
+    assert not (manager.cache_dir / SUMMARY_NAME).is_symlink()  # replaced, not followed
+    assert stats_of(manager) == recount(manager.cache_dir)
