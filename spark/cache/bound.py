@@ -9,7 +9,6 @@ future) and, on a store that can lock (Redis), across processes and machines.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -234,47 +233,31 @@ class BoundCache:
     ) -> tuple[Mapping[str, Any], bool]:
         """The provider's answer (stored), or another process's for the same key: (response,
         from the cache). While another process holds the store's claim on the key, poll for its
-        entry; when the claim goes (released or expired) with no entry, take it over. An entry
-        ``accept`` refuses counts as none."""
-        token = self._claim(request.key) if self._shared_flight else ""
+        entry; when the claim goes (released or expired) with no entry, take it over (a claim is
+        renewed while it is held: ``claims.py``). An entry ``accept`` refuses counts as none."""
+        claims = self.manager.claims
+        token = claims.take(request.key) if self._shared_flight else ""
         stored = None
         while token is None and stored is None:
             await asyncio.sleep(_POLL_S)
             stored = self._recheck(request, accept)
             if stored is None:
-                token = self._claim(request.key)
+                token = claims.take(request.key)
         if token:  # a real claim: its previous holder may have stored the answer just before
             stored = self._recheck(request, accept)
         if stored is not None:
             if token:
-                self._release(request.key, token)
+                claims.release(request.key, token)
             self.manager.counters.record_hit(request, stored)
             return stored, True
-        renewal = asyncio.ensure_future(self._keep_claim(request.key, token)) if token else None
         try:
             response = await call()
             self.manager.counters.record_miss(request, response)
             self.save(request, response)
         finally:
-            if renewal is not None:
-                renewal.cancel()
             if token:
-                self._release(request.key, token)
+                claims.release(request.key, token)
         return response, False
-
-    async def _keep_claim(self, key: str, token: str) -> None:
-        """Renew our claim every third of ``lock_seconds`` while the provider call runs, so a
-        call longer than that is still made once; a process that dies stops renewing, and its
-        claim expires. Stops when the claim is no longer ours."""
-        every = self.manager.config.lock_seconds / 3
-        while True:
-            await asyncio.sleep(every)
-            try:
-                if not self.manager.store.renew_lock(key, token):
-                    logger.debug("lost the claim on %s: another process took it over", key)
-                    return
-            except OSError:  # the store is away: try again; without it the claim lapses
-                continue
 
     def _recheck(self, request: CacheRequest, accept: Accept | None) -> dict[str, Any] | None:
         """Read the store again within one call: a bad entry is counted once per call; one
@@ -282,16 +265,6 @@ class BoundCache:
         path = self.manager.store.location(request.provider, request.model_id, request.key)
         stored = self._read_store(request, path, time.time(), count=False)
         return stored if stored is None or accept is None or accept(stored) else None
-
-    def _claim(self, key: str) -> str | None:
-        try:
-            return self.manager.store.try_lock(key)
-        except OSError:  # no shared claim without the store: call the provider ourselves
-            return ""
-
-    def _release(self, key: str, token: str) -> None:
-        with contextlib.suppress(OSError):  # if we cannot release it, the claim expires by itself
-            self.manager.store.unlock(key, token)
 
     def lookup(self, request: CacheRequest) -> dict[str, Any] | None:
         """The fresh stored response of ``request`` (a copy of the caller's own), or None (a

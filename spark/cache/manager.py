@@ -23,6 +23,7 @@ from spark.cache.bound import (
     CacheResult,
     ProviderCall,
 )
+from spark.cache.claims import Claims
 from spark.cache.config import CacheConfig, default_cache_dir
 from spark.cache.crypto import load_keyring
 from spark.cache.flight import SingleFlight
@@ -111,6 +112,7 @@ class CacheManager:
             Ledger(self.store.ledger_sink(), may_create=self._writes_entries)
         )
         self.flight: SingleFlight[tuple[Mapping[str, Any], bool]] = SingleFlight()
+        self.claims = Claims(self.store, self.config.lock_seconds)
         self.used_keys: set[str] = set()  # keys this process read or wrote (for prune --unused)
         self.max_bytes = int(self.config.max_cache_size_mb * 1024 * 1024)
         self._bound: dict[tuple[CacheConfig, str | None], BoundCache] = {}

@@ -124,3 +124,25 @@ async def test_a_cancelled_call_gives_its_claim_up_at_once(
     assert not raw.exists(f"{prefix}lock:{request.key}")
     await asyncio.sleep(0.2)
     assert not raw.exists(f"{prefix}lock:{request.key}"), "no renewal after the cancel"
+
+
+def test_a_claim_is_kept_while_the_event_loop_is_blocked(
+    redis_server: RedisServer, raw: redis.Redis, prefix: str
+) -> None:
+    """The call's own process keeps renewing even while its event loop is busy (an SDK's first
+    call builds its client and imports its modules there): no other process takes over."""
+    one = machine(redis_server, prefix, lock_seconds=0.3)
+    request = one.chat_request("openai", "gpt-4o", "q")
+    claim = f"{prefix}lock:{request.key}"
+    seen: list[int] = []
+
+    async def blocking_call() -> dict[str, Any]:
+        for _ in range(10):  # 1 s in all, the event loop never free
+            time.sleep(0.1)
+            seen.append(raw.pttl(claim))
+        return {"text": "answer", "cost_usd": 0.01}
+
+    result = asyncio.run(one.get_or_call(request, blocking_call))
+    assert not result.cached
+    assert min(seen) > 0, f"the claim lapsed while the loop was blocked: {seen}"
+    assert not raw.exists(claim), "given up once the call returned"
