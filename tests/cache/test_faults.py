@@ -106,8 +106,18 @@ def cache_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
-def files_under(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+def files_under(root: Path, *, bookkeeping: bool = True) -> list[Path]:
+    """Every file under ``root``; without ``bookkeeping``, not the ``.gitignore`` and the counts
+    records a writer keeps beside its entries (docs/caching.md, "Statistics")."""
+    found = sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    if bookkeeping:
+        return found
+    tops = (p.relative_to(root).parts[0] for p in found)
+    return [
+        p
+        for p, top in zip(found, tops, strict=True)
+        if top != ".gitignore" and not top.startswith(".spark-")
+    ]
 
 
 def answer_on_disk(path: str | Path, config: CacheConfig) -> str:
@@ -125,6 +135,11 @@ def answer_on_disk(path: str | Path, config: CacheConfig) -> str:
 
 def file_state(path: str | Path) -> tuple[bytes, int]:
     return Path(path).read_bytes(), os.stat(path).st_mtime_ns
+
+
+def tree_state(root: Path) -> dict[Path, tuple[bytes, int]]:
+    """Every file under ``root`` (bookkeeping included) with its bytes and modification time."""
+    return {path: file_state(path) for path in files_under(root)}
 
 
 # -- damaged entries --------------------------------------------------------------------------
@@ -443,7 +458,7 @@ async def test_disk_full_answers_warns_once_and_leaves_no_temp_file(
     warnings = cache_warnings(caplog)
     assert len(warnings) == 1
     assert "No space left on device" in warnings[0]
-    assert files_under(config.resolved_dir) == []  # no entry, no stray temp file
+    assert files_under(config.resolved_dir, bookkeeping=False) == []  # no entry, no stray temp file
     # space is back: the next miss is stored again
     third = await bound.get_or_call(ask(bound, "q1"), Provider("one again"))
     assert third.cached is False
@@ -464,7 +479,7 @@ async def test_missing_cache_directory_is_created(
 
     assert (first.cached, second.cached) == (False, True)
     assert second.response["text"] == "fresh answer"
-    assert len(files_under(config.resolved_dir)) == 1
+    assert len(files_under(config.resolved_dir, bookkeeping=False)) == 1
     assert cache_warnings(caplog) == []
 
 
@@ -481,7 +496,7 @@ async def test_cache_directory_deleted_under_a_running_manager(
     result = await bound.get_or_call(ask(bound, "q"), Provider("after"))
 
     assert (result.response["text"], result.cached) == ("after", False)
-    assert answer_on_disk(files_under(config.resolved_dir)[0], config) == "after"
+    assert answer_on_disk(files_under(config.resolved_dir, bookkeeping=False)[0], config) == "after"
     assert cache_warnings(caplog) == []
 
 
@@ -492,6 +507,7 @@ async def test_read_only_reads_but_never_writes(tmp_path: Path) -> None:
     config = make_config(tmp_path, mode="read_only")
     stored = seed(config, "known", "stored answer")
     before = file_state(stored)
+    seeded = tree_state(config.resolved_dir)
     _, bound = reader(config)
 
     hit = await bound.get_or_call(ask(bound, "known"), Provider("must not be called"))
@@ -500,8 +516,9 @@ async def test_read_only_reads_but_never_writes(tmp_path: Path) -> None:
 
     assert (hit.response["text"], hit.cached) == ("stored answer", True)
     assert (miss.response["text"], miss.cached, provider.calls) == ("fresh answer", False, 1)
-    assert files_under(config.resolved_dir) == [Path(stored)]
+    assert files_under(config.resolved_dir, bookkeeping=False) == [Path(stored)]
     assert file_state(stored) == before
+    assert tree_state(config.resolved_dir) == seeded  # nor any bookkeeping file
     assert bound.save(ask(bound, "unknown"), {"text": "x"}) is False
 
 
@@ -533,7 +550,7 @@ async def test_replay_never_calls_the_provider(tmp_path: Path) -> None:
     assert provider.calls == 0
     assert raised.value.key == ask(bound, "unknown").key
     assert f"{PROVIDER}/{MODEL}" in str(raised.value)
-    assert len(files_under(config.resolved_dir)) == 1
+    assert len(files_under(config.resolved_dir, bookkeeping=False)) == 1
     stats = manager.get_stats()
     assert (stats["hits"], stats["misses"]) == (1, 1)
 
@@ -542,6 +559,7 @@ async def test_disabled_cache_neither_reads_nor_writes(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     stored = seed(config, "known", "stored answer")
     before = file_state(stored)
+    seeded = tree_state(config.resolved_dir)
     _, bound = reader(replace(config, enabled=False))
     provider = Provider()
 
@@ -551,8 +569,9 @@ async def test_disabled_cache_neither_reads_nor_writes(tmp_path: Path) -> None:
     assert (known.response["text"], known.cached) == ("fresh answer", False)
     assert unknown.cached is False
     assert provider.calls == 2
-    assert files_under(config.resolved_dir) == [Path(stored)]
+    assert files_under(config.resolved_dir, bookkeeping=False) == [Path(stored)]
     assert file_state(stored) == before
+    assert tree_state(config.resolved_dir) == seeded  # nor any bookkeeping file
 
 
 async def test_disabled_cache_does_not_create_its_directory(tmp_path: Path) -> None:

@@ -361,7 +361,12 @@ def test_get_stats_reuses_unchanged_folders_and_rescans_changed_ones(
     monkeypatch.setattr(folder_work, "count_folder", counting)
     assert stats_of(manager) == recount(manager.cache_dir)
     assert listed == []  # every folder unchanged: none listed again
-    save(bound, "one more", "gpt-4o-mini")
+    save(bound, "one more", "gpt-4o-mini")  # a write: its folder's counts record follows it
+    assert stats_of(manager) == recount(manager.cache_dir)
+    assert listed == []
+    mini = manager.cache_dir / PROVIDER / "gpt-4o-mini"
+    copied = next(mini.glob("*.json"))
+    shutil.copy(copied, mini / f"{'0' * 64}.json")  # a change made by hand
     assert stats_of(manager) == recount(manager.cache_dir)
     assert listed == ["gpt-4o-mini"]
 

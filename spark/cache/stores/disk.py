@@ -2,13 +2,15 @@
 
 It knows paths, atomic writes and directory walks, nothing about what an entry means. What the
 names of its folders and files mean (the path-safe model folder, entry and temp files) is in
-``names.py``; they are importable from here too.
+``names.py``; they are importable from here too. Every change to a model folder goes through
+its counts record (``counts.py``), which lets ``get_stats()`` skip listing it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import re
 import secrets
@@ -25,6 +27,7 @@ from spark.cache.stores.base import (
     EntryRefusedError,
     Version,
 )
+from spark.cache.stores.counts import FolderCounts, Spread
 from spark.cache.stores.folders import FolderHandles
 from spark.cache.stores.hints import expiry_hint_ns, stamp_expiry
 from spark.cache.stores.names import (
@@ -69,7 +72,8 @@ class DiskStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._dirs: dict[tuple[str, str], str] = {}
-        self._folders = FolderHandles()
+        self.counts = FolderCounts(root)
+        self._folders = FolderHandles(created=self.counts.created)
 
     def describe(self) -> str:
         """The directory."""
@@ -154,10 +158,11 @@ class DiskStore:
         folder, name = path.rsplit("/", 1)
         temp = f".{name[:-5]}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
         for attempt in range(2):
-            dfd = self._folders.get(folder, create=True)
-            assert dfd is not None  # (created)
+            opened = self._folders.get(folder, create=True)
+            assert opened is not None  # (created)
+            dfd = opened
             try:
-                fd = os.open(temp, _WRITE_FLAGS, 0o600, dir_fd=dfd)
+                fd = self.counts.create_temp(folder, dfd, temp, _WRITE_FLAGS)
                 break
             except FileNotFoundError:  # the folder was removed meanwhile: make it again
                 if attempt or not self._folders.renew(folder, dfd):
@@ -169,10 +174,10 @@ class DiskStore:
                 now_ns = time.time_ns()
                 hint = expiry_hint_ns(expires_at, data, now_ns)
                 st = stamp_expiry(handle.fileno(), hint, now_ns)
-            os.replace(temp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            self.counts.replace(folder, dfd, temp, name, st.st_size)
         except BaseException:
             with contextlib.suppress(OSError):
-                os.unlink(temp, dir_fd=dfd)
+                self.counts.unlink(folder, dfd, [temp])
             raise
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
@@ -194,8 +199,27 @@ class DiskStore:
             )
 
     def remove(self, path: str) -> bool:
-        """Delete one file; False when it was already gone."""
-        return remove_file(path)
+        """Delete one file; False when it was already gone (or is a folder)."""
+        return self.remove_all([path]) == 1
+
+    def remove_all(self, paths: list[str], spread: Spread | None = None) -> int:
+        """Delete files; how many were removed (not already gone). Those of one model folder in
+        a row are removed relative to the held folder in one section of its counts record
+        (``counts.py``; ``spread``: on a few threads), none through a symlinked folder; the
+        root's own files (temps, bookkeeping) by path."""
+        removed = 0
+        for folder, group in itertools.groupby(paths, lambda path: path.rsplit("/", 1)[0]):
+            removed += self._remove_in(folder, [path.rsplit("/", 1)[1] for path in group], spread)
+        return removed
+
+    def _remove_in(self, folder: str, names: list[str], spread: Spread | None) -> int:
+        if folder.rsplit("/", 2)[0] != str(self.root):  # (the root's own files, by path)
+            return sum(remove_file(f"{folder}/{name}") for name in names)
+        act = lambda dfd: self.counts.unlink(folder, dfd, names, spread)  # noqa: E731
+        try:
+            return self._in_folder(folder, act) or 0
+        except (EntryRefusedError, NotADirectoryError):  # a symlink or a file where the folder
+            return 0  # belongs: nothing is removed through it
 
     def find(self, key: str) -> str | None:
         """The path of ``key`` in any provider/model folder, or None."""
@@ -289,7 +313,8 @@ class DiskStore:
         """Remove empty provider/model folders (a concurrent writer re-creates them)."""
         for provider_path in _subdirs(str(self.root)):
             for model_path in _subdirs(provider_path):
-                _rmdir(model_path)
+                if _rmdir(model_path):
+                    self.counts.forget(model_path)
             _rmdir(provider_path)
         self._dirs.clear()
         self._folders.forget_all()
@@ -340,9 +365,10 @@ def _check_readable(st: os.stat_result) -> None:
 
 
 def _subdirs(path: str) -> list[str]:
+    """The folders in ``path`` but dot folders (bookkeeping: ``.spark-counts``)."""
     try:
         with os.scandir(path) as found:
-            return [i.path for i in found if i.is_dir(follow_symlinks=False)]
+            return [i.path for i in found if i.is_dir(follow_symlinks=False) and i.name[0] != "."]
     except (FileNotFoundError, NotADirectoryError):
         return []
 
@@ -357,6 +383,9 @@ def remove_file(path: str) -> bool:
     return True
 
 
-def _rmdir(path: str) -> None:
-    with contextlib.suppress(OSError):
+def _rmdir(path: str) -> bool:
+    try:
         os.rmdir(path)
+    except OSError:
+        return False
+    return True

@@ -14,6 +14,7 @@ import errno
 import os
 import threading
 import weakref
+from collections.abc import Callable
 
 from spark.cache.stores.base import EntryRefusedError
 
@@ -26,7 +27,9 @@ _RETIRED_KEPT = 64  # replaced descriptors another thread may still be using, cl
 class FolderHandles:
     """Descriptors of ``{root}/{provider}/{model}`` folders, by path, opened on first use."""
 
-    def __init__(self) -> None:
+    def __init__(self, created: Callable[[str, int], None] | None = None) -> None:
+        """``created(folder, fd)`` is called after this process made a model folder."""
+        self._created = created
         self._fds: dict[str, int] = {}
         self._retired: list[int] = []
         self._lock = threading.Lock()
@@ -41,13 +44,16 @@ class FolderHandles:
         fd = self._fds.get(folder)
         if fd is not None:
             return fd
+        made: list[bool] = []
         with self._lock:
             fd = self._fds.get(folder)
             if fd is None:
-                fd = _open_chain(folder, create)
+                fd = _open_chain(folder, create, made)
                 if fd is not None:
                     self._fds[folder] = fd
-            return fd
+        if made and fd is not None and self._created is not None:
+            self._created(folder, fd)
+        return fd
 
     def renew(self, folder: str, fd: int) -> bool:
         """After a file was missing in ``fd``: True when ``folder`` is no longer the folder held
@@ -90,9 +96,10 @@ def _close_all(fds: dict[str, int], retired: list[int]) -> None:
     retired.clear()
 
 
-def _open_chain(folder: str, create: bool) -> int | None:
+def _open_chain(folder: str, create: bool, made: list[bool]) -> int | None:
     """Open ``{root}/{provider}/{model}``: the root as given (it may be a symlink: the user
-    chose it), the provider and model folders below it without following a symlink."""
+    chose it), the provider and model folders below it without following a symlink (``made``
+    gets an item when this call made the model folder)."""
     provider_path, model = folder.rsplit("/", 1)
     root, provider = provider_path.rsplit("/", 1)
     try:
@@ -107,14 +114,16 @@ def _open_chain(folder: str, create: bool) -> int | None:
         if provider_fd is None:
             return None
         try:
-            return _subfolder(provider_fd, model, folder, create)
+            return _subfolder(provider_fd, model, folder, create, made)
         finally:
             os.close(provider_fd)
     finally:
         os.close(root_fd)
 
 
-def _subfolder(parent: int, name: str, path: str, create: bool) -> int | None:
+def _subfolder(
+    parent: int, name: str, path: str, create: bool, made: list[bool] | None = None
+) -> int | None:
     for _ in range(2):
         try:
             return os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent)
@@ -123,6 +132,8 @@ def _subfolder(parent: int, name: str, path: str, create: bool) -> int | None:
                 return None
             with contextlib.suppress(FileExistsError):
                 os.mkdir(name, 0o755, dir_fd=parent)
+                if made is not None:
+                    made.append(True)
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                 raise EntryRefusedError(

@@ -1,8 +1,10 @@
 """Whole-directory work on a ``DiskStore``: statistics, expiry cleanup, LRU eviction, stray temps.
 
 Each function lists every model folder once with ``scandir`` and takes each file's ``lstat``
-from it (the loops are in ``folder_work.py``). Statistics reuse the folder summary for folders
-unchanged since the last scan (``summary.py``); cleanup judges most files by their expiry stamp,
+from it (the loops are in ``folder_work.py``). Statistics take a folder's figures from its
+counts record when the chain of Spark's changes to it is unbroken (``counts.py``), else from the
+folder summary for folders unchanged since the last scan (``summary.py``), else from a scan
+(which re-bases the record); cleanup judges most files by their expiry stamp,
 the modification time (``hints.py``), and reads only the envelope of the others, never a payload
 (docs/caching.md, "Entry files" and "Statistics").
 """
@@ -21,7 +23,7 @@ from typing import Any
 
 from spark.cache.reader import StoredEntry, Where, read_entry
 from spark.cache.stores.base import EntryRef, EntryStore
-from spark.cache.stores.disk import DiskStore, remove_file, temps_in
+from spark.cache.stores.disk import DiskStore, temps_in
 from spark.cache.stores.folder_work import (
     Folder,
     Removals,
@@ -47,6 +49,7 @@ __all__ = [
 ]
 
 _TEMP_MAX_AGE_S = 3600.0
+_SECTION = 64  # files evicted in one section of a folder's counts record
 
 
 @dataclass
@@ -115,7 +118,7 @@ def _disk_stats(store: DiskStore, keep_summary: bool) -> DirectoryStats:
     for folder in model_folders(store):
         summary = known.get(folder.name)
         if summary is None or not still_fits(summary, folder):
-            summary = scan_folder(store, folder, summary)
+            summary = _counted(store, folder, summary, started_ns, keep_summary)
             if settled(folder.st, folder.path, started_ns):
                 kept[folder.name] = summary
         else:
@@ -124,6 +127,22 @@ def _disk_stats(store: DiskStore, keep_summary: bool) -> DirectoryStats:
     if keep_summary and kept != known:
         save_summary(store.root, kept)
     return stats
+
+
+def _counted(
+    store: DiskStore, folder: Folder, known: FolderSummary | None, started_ns: int, rebase: bool
+) -> FolderSummary:
+    """A folder's figures from its counts record when that describes the folder as listed; else
+    scanned, and (``rebase``: a cache that writes) the record re-based on the scan."""
+    trusted = store.counts.trusted(folder.path, folder.st)
+    if trusted is None:
+        summary = scan_folder(store, folder, known)
+        if rebase:
+            store.counts.rebase(folder.path, folder.st, started_ns, summary.entries, summary.size)
+        return summary
+    st = folder.st
+    model_id = folder_model_id(store, folder, known)
+    return FolderSummary(st.st_dev, st.st_ino, st.st_mtime_ns, *trusted, model_id)
 
 
 def cleanup_expired(store: EntryStore, now: float | None = None) -> int:
@@ -152,7 +171,7 @@ def clean_disk(store: DiskStore, now: float | None = None) -> int:
     """
     moment = time.time() if now is None else now
     removed, temps = _disk_cleanup(store, moment)
-    _remove_temps(itertools.chain(temps_in(str(store.root)), temps), moment)
+    _remove_temps(store, itertools.chain(temps_in(str(store.root)), temps), moment)
     return removed
 
 
@@ -175,6 +194,7 @@ def _disk_cleanup(store: DiskStore, now: float) -> tuple[int, list[str]]:
             kept[folder.name] = FolderSummary(
                 st.st_dev, st.st_ino, st.st_mtime_ns, entries, size, model_id
             )
+            store.counts.rebase(folder.path, st, started_ns, entries, size)
     finally:
         stamped = removals.finish()
     if kept and kept != known:
@@ -249,11 +269,12 @@ def remove_stray_temps(store: DiskStore, now: float | None = None, also: Iterabl
     the store's (entries, ``.gitignore``, the run record, the folder summary) and the paths in
     ``also`` (e.g. a key file's, from ``temp_files_beside``)."""
     moment = time.time() if now is None else now
-    return _remove_temps(itertools.chain(store.temp_files(), also), moment)
+    return _remove_temps(store, itertools.chain(store.temp_files(), also), moment)
 
 
-def _remove_temps(paths: Iterable[str], now: float) -> int:
-    """Remove the temp files among ``paths`` whose writer is gone or that are over an hour old.
+def _remove_temps(store: DiskStore, paths: Iterable[str], now: float) -> int:
+    """Remove the temp files among ``paths`` whose writer is gone or that are over an hour old
+    (``store.remove``: one in a model folder keeps its counts record's chain).
 
     The age is since the earlier of the file's modification and status-change times: an entry's
     temp file may already carry its expiry stamp (a modification time in the future) when its
@@ -266,7 +287,7 @@ def _remove_temps(paths: Iterable[str], now: float) -> int:
         except FileNotFoundError:
             continue
         age = now - min(st.st_mtime, st.st_ctime)
-        if (age > _TEMP_MAX_AGE_S or not _writer_alive(path)) and remove_file(path):
+        if (age > _TEMP_MAX_AGE_S or not _writer_alive(path)) and store.remove(path):
             removed += 1
     return removed
 
@@ -311,13 +332,16 @@ def evict_lru(store: DiskStore, max_bytes: int, target_ratio: float = 0.9) -> tu
     if total <= max_bytes:
         return 0, total
     target = int(max_bytes * target_ratio)
-    evicted = 0
+    chosen = []
     for _, size, path in _oldest_covering(store.walk(), total - target):
         if total <= target:
             break
-        if store.remove(path):
-            evicted += 1
+        chosen.append(path)
         total -= size
+    chosen.sort()  # (a folder's files together: removed a section of its counts record at a time)
+    evicted = sum(
+        store.remove_all(chosen[i : i + _SECTION]) for i in range(0, len(chosen), _SECTION)
+    )
     return evicted, total
 
 

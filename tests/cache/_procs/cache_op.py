@@ -5,8 +5,8 @@ Run as ``python cache_op.py COMMAND CACHE_DIR [options]``. The cache encrypts wh
 
 - ``save``: store ``--answer`` for ``--prompt``.
 - ``clear``: ``clear_all()``; ``remove``: ``remove_entry`` of ``--prompt``'s key.
-- ``blocked-save``: like ``save``, but ``os.replace`` never returns (fault injection: the test
-  SIGKILLs this process while its temp file is on disk).
+- ``blocked-save``: like ``save``, but an entry's ``os.replace`` never returns (fault injection:
+  the test SIGKILLs this process while its temp file is on disk).
 - ``hammer``: touch ``BARRIER/ready-N``, wait for the start time in ``BARRIER/go``, then rewrite
   and read a few shared keys for ``--duration`` seconds, checking every hit and every raw file
   read; prints a JSON report on stdout.
@@ -152,8 +152,13 @@ def _wait_for_go(barrier: Path, writer: int) -> float:
     raise TimeoutError("the test never said go")
 
 
-def _block_forever(src: str, dst: str, **_dir_fds: int) -> None:
-    del src, dst
+_real_replace = os.replace
+
+
+def _block_forever(src: str, dst: str, **dir_fds: int) -> None:
+    """``os.replace`` of an entry never returns (bookkeeping such as ``.gitignore`` goes on)."""
+    if not str(dst).endswith(".json"):
+        return _real_replace(src, dst, **dir_fds)
     time.sleep(3600)
 
 
