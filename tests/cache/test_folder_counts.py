@@ -26,7 +26,7 @@ from test_maintenance_scale import PastClock
 import spark.cache.bound
 from spark.cache import CacheConfig, CacheManager
 from spark.cache.bound import BoundCache, CacheRequest
-from spark.cache.stores import counts
+from spark.cache.stores import count_files, counts
 from spark.cache.stores.disk import unquote_model_id
 
 PROVIDER = "openai"
@@ -96,9 +96,9 @@ def fresh_stats(root: Path) -> tuple[dict[str, Any], list[str]]:
     return report["stats"], report["listed"]
 
 
-def record_of(root: Path, model: str = MODEL) -> counts.Record | None:
-    path = root / counts.COUNTS_DIR / PROVIDER / model
-    return counts.decode(path.read_bytes()) if path.is_file() else None
+def record_of(root: Path, model: str = MODEL) -> count_files.Record | None:
+    path = root / count_files.COUNTS_DIR / PROVIDER / model
+    return count_files.decode(path.read_bytes()) if path.is_file() else None
 
 
 def assert_exact_and_unlisted(manager: CacheManager) -> None:
@@ -178,7 +178,8 @@ def test_a_cache_made_by_an_older_spark_is_scanned_then_rebased(tmp_path: Path) 
     manager, bound = open_cache(root)
     for i in range(4):
         save(bound, f"q{i}")
-    shutil.rmtree(root / counts.COUNTS_DIR)  # (no record: as before this version)
+    manager.wait_for_maintenance()
+    shutil.rmtree(root / count_files.COUNTS_DIR)  # (no record: as before this version)
     figures, listed = fresh_stats(root)
     assert figures == recount(root)
     assert listed == [f"{PROVIDER}/{MODEL}"]
@@ -377,15 +378,15 @@ def test_a_hostile_record_is_ignored_never_followed_nor_written_through(
     manager, bound = open_cache(root)
     for i in range(3):
         save(bound, f"q{i}")
-    record = root / counts.COUNTS_DIR / PROVIDER / MODEL
+    record = root / count_files.COUNTS_DIR / PROVIDER / MODEL
     outside = tmp_path / "elsewhere"
     good = record.read_bytes()
     if damage == "garbage":
-        record.write_bytes(os.urandom(counts.SIZE))
+        record.write_bytes(os.urandom(count_files.SIZE))
     elif damage == "bad checksum":
-        lying = counts.decode(good)
+        lying = count_files.decode(good)
         assert lying is not None
-        forged = bytearray(counts.encode(lying._replace(entries=10**6)))
+        forged = bytearray(count_files.encode(lying._replace(entries=10**6)))
         forged[-4:] = good[-4:]
         record.write_bytes(bytes(forged))
     elif damage == "torn":
@@ -394,7 +395,7 @@ def test_a_hostile_record_is_ignored_never_followed_nor_written_through(
         with record.open("wb") as handle:
             handle.truncate(64 * 2**20)
     elif damage == "symlink":
-        outside.write_bytes(counts.encode(counts.Record(1, 2, 3, 4, 5)))
+        outside.write_bytes(count_files.encode(count_files.Record(1, 2, 3, 4, 5)))
         record.unlink()
         record.symlink_to(outside)
     elif damage == "directory":
@@ -406,7 +407,7 @@ def test_a_hostile_record_is_ignored_never_followed_nor_written_through(
     else:
         (outside / PROVIDER).mkdir(parents=True)
         shutil.move(str(record.parent.parent), str(tmp_path / "moved"))
-        (root / counts.COUNTS_DIR).symlink_to(outside)
+        (root / count_files.COUNTS_DIR).symlink_to(outside)
     before = _state(outside)
 
     manager, bound = open_cache(root)  # (a new process's store)
@@ -439,7 +440,7 @@ def test_a_counts_directory_that_cannot_be_made_changes_nothing(
     real_mkdir = os.mkdir
 
     def read_only(path: Any, *args: Any, **kwargs: Any) -> None:
-        if str(path) == counts.COUNTS_DIR:
+        if str(path) == count_files.COUNTS_DIR:
             raise OSError(errno.EROFS, "Read-only file system")
         real_mkdir(path, *args, **kwargs)
 
@@ -449,7 +450,7 @@ def test_a_counts_directory_that_cannot_be_made_changes_nothing(
     for i in range(4):
         save(bound, f"q{i}")
     assert manager.remove_entry(ask(bound, "q0").key)
-    assert not (root / counts.COUNTS_DIR).exists()
+    assert not (root / count_files.COUNTS_DIR).exists()
     assert stats_of(manager) == recount(root)
 
 
@@ -466,7 +467,7 @@ def test_a_record_that_cannot_be_locked_or_written_changes_nothing(
             def no_locks(fd: int, operation: int) -> None:
                 raise OSError(errno.ENOLCK, "No locks available")
 
-            patch.setattr(counts.fcntl, "flock", no_locks)
+            patch.setattr(count_files.fcntl, "flock", no_locks)
         else:
 
             def full(*args: Any) -> None:
@@ -486,11 +487,12 @@ def test_a_record_that_cannot_be_locked_or_written_changes_nothing(
 
 def test_a_cache_that_only_reads_makes_no_record(tmp_path: Path) -> None:
     root = tmp_path / "c"
-    _, bound = open_cache(root)
+    writer, bound = open_cache(root)
     save(bound, "q")
-    shutil.rmtree(root / counts.COUNTS_DIR)
+    writer.wait_for_maintenance()  # (the writer's own size check may re-base its record)
+    shutil.rmtree(root / count_files.COUNTS_DIR)
     age_folders(root)
     for mode in ("replay", "read_only"):
         reader, _ = open_cache(root, mode=mode)
         assert stats_of(reader) == recount(root)
-    assert not (root / counts.COUNTS_DIR).exists()
+    assert not (root / count_files.COUNTS_DIR).exists()

@@ -1,24 +1,17 @@
-"""The counts record of a model folder: its entries and bytes, kept by every Spark change to it.
+"""The chain of changes that keeps each model folder's counts record exact (its bytes and file
+are ``count_files.py``); ``get_stats()`` trusts a record that names the folder as it finds it
+(identity and modification time), with no listing of the folder (docs/caching.md, "Statistics").
 
-``{root}/.spark-counts/{provider}/{model folder}`` (per machine, ignored by git like every
-``.spark-*`` file) is one fixed record of 52 bytes: the folder's identity (device, inode), its
-modification time after the last recorded change, its entries and their bytes, and a checksum.
-``get_stats()`` trusts a record whose identity and time are the folder's as it finds it, with no
-listing of the folder (docs/caching.md, "Statistics").
-
-The chain of changes: every change Spark makes to a model folder (a temp file created, renamed
-into place or removed, an entry removed) runs in a short section under ``flock(LOCK_EX)`` on the
-record. The section reads the record and the folder's time; the chain goes on only when the
-record names this folder at that very time (nothing changed it unrecorded since). It makes the
-change, then writes the record with the folder's new time and the counts the change moved. A
-change that moves the counts first marks the record invalid, so a writer killed mid-section
-leaves an invalid record, never a wrong one; a broken chain marks it invalid. A folder Spark
-makes gets a record counted under the lock; a full scan re-bases one when the folder was settled
-(``summary.SETTLED_NS``) and is unchanged under the lock.
-
-A change that cannot get the lock in ``_WAIT_S`` (its holder is stopped or hung) goes on
-without it, after spoiling the record: a byte past its end, which no write of a record removes,
-so that no reader trusts it and the next section starts it afresh.
+Every change Spark makes to a model folder (a temp file created, renamed into place or removed,
+an entry removed) runs in a short section under the record's lock. The section reads the record
+and the folder's time; the chain goes on only when the record names this folder at that very
+time (nothing changed it unrecorded since). It makes the change, then writes the record with the
+folder's new time and the counts the change moved. A change that moves the counts first marks
+the record invalid, so a writer killed mid-section leaves an invalid record, never a wrong one;
+a broken chain marks it invalid. A folder Spark makes gets a record counted under the lock; a
+scan re-bases one when the folder was settled (``summary.SETTLED_NS``) and is unchanged under
+the lock. A change that cannot get the lock in time (its holder is stopped or hung) goes on
+without it, after spoiling the record (``Handle.spoil``), so that no reader trusts it.
 
 Advisory throughout: a record that is damaged, of another size, a symlink, not a file, or that
 cannot be opened, locked or written counts as absent (the folder is scanned), and no failure
@@ -29,150 +22,29 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import stat
 import struct
 import threading
-import time
 import weakref
-import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import NamedTuple
 
-from spark.cache.ledger.usage import ensure_bookkeeping_ignored
+from spark.cache.stores import count_files as files
 from spark.cache.stores.names import is_entry_name
 from spark.cache.stores.summary import SETTLED_NS
 
-__all__ = ["COUNTS_DIR", "SIZE", "FolderCounts", "Record", "decode", "encode"]
+__all__ = ["FolderCounts", "Removed", "Spread"]
 
 logger = logging.getLogger("spark.cache")
 
-COUNTS_DIR = ".spark-counts"
-_MAGIC = b"SPKC"
-_FORMAT = 1
-_HEAD = struct.Struct("<4sIQQqQQ")  # magic, format, dev, ino, mtime_ns, entries, bytes
-_CHECK = struct.Struct("<I")  # CRC-32 of the head: a torn or garbage record is no record
-SIZE = _HEAD.size + _CHECK.size
-_INVALID = bytes(SIZE)
-_SPOILED = b"\x01"  # written at offset SIZE
-_READ = SIZE + 1  # (a longer file is spoiled)
 _NOTHING = (0, 0)
-_MAX_OPENED = 4096  # a record file bigger than this when opened is not Spark's: never written
-#: The longest a change waits for another's section (its process may be stopped or hung); for
-#: ``_STUCK_S`` after such a wait, a change of that folder tries the lock once, without waiting.
-_WAIT_S = 0.5
-_STUCK_S = 5.0
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-_SUB_FLAGS = _DIR_FLAGS | os.O_NOFOLLOW
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-
 
 Removed = tuple[int, int, int, OSError | None]
 """Of removing files: how many were removed, the entries and bytes that moved, a failure."""
 Spread = Callable[[Callable[[list[str]], Removed], list[list[str]]], Iterable[Removed]]
 _PARTS = 4
-
-
-class Record(NamedTuple):
-    """A model folder's identity, its modification time after the last recorded change, and its
-    entries and their bytes (``size``) then."""
-
-    dev: int
-    ino: int
-    mtime_ns: int
-    entries: int
-    size: int
-
-    def describes(self, st: os.stat_result) -> bool:
-        """Whether the folder (its ``stat``) is the one recorded, unchanged since."""
-        return self.mtime_ns == st.st_mtime_ns and self.ino == st.st_ino and self.dev == st.st_dev
-
-
-def encode(record: Record) -> bytes:
-    """The record's bytes (``struct.error`` for a figure out of range, e.g. negative)."""
-    head = _HEAD.pack(_MAGIC, _FORMAT, *record)
-    return head + zlib.crc32(head).to_bytes(4, "little")
-
-
-def decode(data: bytes) -> Record | None:
-    """The record in ``data``; None for anything else (torn, garbage, invalid, another format)."""
-    if len(data) != SIZE:
-        return None
-    head = data[: _HEAD.size]
-    if _CHECK.unpack_from(data, _HEAD.size)[0] != zlib.crc32(head):
-        return None
-    magic, version, *figures = _HEAD.unpack(head)
-    if magic != _MAGIC or version != _FORMAT:
-        return None
-    return Record(*figures)
-
-
-class _Handle:
-    """One record file held open read-write, and the lock of this process's threads (a
-    ``flock`` belongs to the open file, which they all share)."""
-
-    __slots__ = ("fd", "known", "lock", "stuck_until")
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.lock = threading.Lock()
-        self.stuck_until = 0.0
-        self.known: tuple[bytes, Record] = (b"", Record(0, 0, 0, 0, 0))  # last written, decoded
-
-    def take(self) -> bool:
-        """Both locks, waiting at most ``_WAIT_S`` (not at all while the lock was found stuck);
-        False when they were not had. ``OSError`` when ``flock`` fails."""
-        if self.lock.acquire(blocking=False):  # (the common case: nobody in a section)
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self.stuck_until = 0.0
-                return True
-            except BlockingIOError:
-                self.lock.release()
-            except BaseException:
-                self.lock.release()
-                raise
-        now = time.monotonic()
-        wait = 0.0 if now < self.stuck_until else _WAIT_S
-        if not (self.lock.acquire(timeout=wait) if wait else self.lock.acquire(blocking=False)):
-            self.stuck_until = now + _STUCK_S
-            return False
-        delay = 2e-5
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self.stuck_until = 0.0
-                return True
-            except BlockingIOError:
-                if time.monotonic() - now >= wait:
-                    self.lock.release()
-                    self.stuck_until = now + _STUCK_S
-                    return False
-            except BaseException:
-                self.lock.release()
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.005)
-
-    def release(self) -> None:
-        """Both locks."""
-        try:  # noqa: SIM105 (on every change: a try costs less than ``suppress``)
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-        except OSError:
-            pass  # (closing the file would: it is never left locked)
-        self.lock.release()
-
-    def spoil(self) -> None:
-        """Before a change made without the lock: a byte past the record's end, so that it is no
-        record, whatever a section in flight writes (best effort)."""
-        try:
-            os.pwrite(self.fd, _SPOILED, SIZE)
-        except OSError:
-            _invalidate(self.fd)
 
 
 _ALL: weakref.WeakSet[FolderCounts] = weakref.WeakSet()
@@ -184,10 +56,10 @@ class FolderCounts:
 
     def __init__(self, root: Path | str) -> None:
         self._root = str(root)
-        self._handles: dict[str, _Handle] = {}
-        self._dropped: list[_Handle] = []
+        self._handles: dict[str, files.Handle] = {}
+        self._dropped: list[files.Handle] = []
         self._guard = threading.Lock()
-        weakref.finalize(self, _close_all, self._handles, self._dropped)
+        weakref.finalize(self, files.close_all, self._handles, self._dropped)
         _ALL.add(self)
 
     # -- the reader -------------------------------------------------------------------------
@@ -196,16 +68,16 @@ class FolderCounts:
         """(entries, bytes) of ``folder`` from its record, when the record describes the folder
         as ``st`` (its ``lstat`` now) shows it; None otherwise. Takes no lock, creates nothing."""
         try:
-            fd = _open_record(self._root, folder, create=False)
+            fd = files.open_record(self._root, folder, create=False)
         except OSError:
             return None
         if fd is None:
             return None
         try:
             found = os.fstat(fd)
-            if not stat.S_ISREG(found.st_mode) or found.st_size != SIZE:
+            if not stat.S_ISREG(found.st_mode) or found.st_size != files.SIZE:
                 return None
-            record = decode(os.pread(fd, SIZE + 1, 0))
+            record = files.decode(os.pread(fd, files.SIZE + 1, 0))
         except OSError:
             return None
         finally:
@@ -283,20 +155,21 @@ class FolderCounts:
         fd = handle.fd
         try:
             try:  # the chain: the record read describes the folder as it is
-                seen = os.pread(fd, _READ, 0)
+                seen = os.pread(fd, files.READ_SIZE, 0)
                 before = os.fstat(folder_fd)
                 known, cached = handle.known
-                old: Record | None = cached if seen == known else decode(seen)
+                old: files.Record | None = cached if seen == known else files.decode(seen)
                 if old is not None and old.mtime_ns != before.st_mtime_ns:
                     if old.ino == before.st_ino and old.dev == before.st_dev:
-                        _put(fd, _INVALID)  # broken: a change was not recorded
+                        files.put(fd, files.INVALID)  # broken: a change was not recorded
                     old = None  # (a record of another folder is left to describe it)
                 elif old is not None and (old.ino != before.st_ino or old.dev != before.st_dev):
                     old = None
-                elif old is None and len(seen) > SIZE:
+                elif old is None and len(seen) > files.SIZE:
                     os.ftruncate(fd, 0)  # (spoiled: a fresh start)
                 elif old is not None and moves:
-                    _put(fd, _INVALID)  # (a process killed before the end leaves no record)
+                    # (a process killed before the end leaves no record)
+                    files.put(fd, files.INVALID)
             except OSError as exc:
                 _given_up(folder, fd, exc)
                 old = None
@@ -310,22 +183,22 @@ class FolderCounts:
                 raise
             except BaseException:
                 if not moves:
-                    _invalidate(fd)  # (interrupted: whether the change was made is unknown)
+                    files.invalidate(fd)  # (interrupted: whether the change was made is unknown)
                 raise
             try:
                 after = os.fstat(folder_fd).st_mtime_ns
                 if moves or after != old.mtime_ns:
                     figures = (old.dev, old.ino, after, old.entries + entries, old.size + size)
-                    new = tuple.__new__(Record, figures)  # (a third of ``Record(...)``'s time)
-                    data = encode(new)
-                    _put(fd, data)
+                    new = tuple.__new__(files.Record, figures)  # (a third of ``Record()``'s time)
+                    data = files.encode(new)
+                    files.put(fd, data)
                     handle.known = (data, new)
             except (OSError, struct.error) as exc:  # (struct.error: below zero, a wrong record)
                 _given_up(folder, fd, exc)
         finally:
             handle.release()
 
-    def _take(self, folder: str, handle: _Handle) -> bool:
+    def _take(self, folder: str, handle: files.Handle) -> bool:
         """Both locks of ``handle``; False (the record spoiled) when they were not had."""
         try:
             if handle.take():
@@ -352,7 +225,7 @@ class FolderCounts:
         if before.st_mtime_ns > started_ns - SETTLED_NS:
             return
         try:
-            folder_fd = os.open(folder, _SUB_FLAGS)
+            folder_fd = os.open(folder, files.SUB_FLAGS)
         except OSError:
             return
         scanned = (before.st_dev, before.st_ino, before.st_mtime_ns)
@@ -377,14 +250,14 @@ class FolderCounts:
         if handle is None:
             return
         try:
-            if len(os.pread(handle.fd, SIZE + 1, 0)) > SIZE:
+            if len(os.pread(handle.fd, files.SIZE + 1, 0)) > files.SIZE:
                 os.ftruncate(handle.fd, 0)  # (spoiled: this is a fresh start)
             before = os.fstat(folder_fd)
             counted = count(before)
             after = os.fstat(folder_fd)
             if counted is not None and after.st_mtime_ns == before.st_mtime_ns:
-                record = Record(after.st_dev, after.st_ino, after.st_mtime_ns, *counted)
-                _put(handle.fd, encode(record))
+                record = files.Record(after.st_dev, after.st_ino, after.st_mtime_ns, *counted)
+                files.put(handle.fd, files.encode(record))
         except (OSError, struct.error) as exc:
             _given_up(folder, handle.fd, exc)
         finally:
@@ -396,7 +269,7 @@ class FolderCounts:
         try:
             if os.path.lexists(folder):
                 return
-            provider_fd = _provider_folder(self._root, folder, create=False)
+            provider_fd = files.provider_folder(self._root, folder, create=False)
             if provider_fd is not None:
                 try:
                     os.unlink(folder.rsplit("/", 1)[1], dir_fd=provider_fd)
@@ -407,7 +280,7 @@ class FolderCounts:
 
     # -- record files -----------------------------------------------------------------------
 
-    def _held(self, folder: str) -> _Handle | None:
+    def _held(self, folder: str) -> files.Handle | None:
         """The record's handle with both locks taken; None (the change goes on unrecorded)
         when there is no usable record file or the lock was not had (then it is spoiled).
 
@@ -426,19 +299,19 @@ class FolderCounts:
             self._drop(folder, handle)
         return None
 
-    def _drop(self, folder: str, handle: _Handle) -> None:
+    def _drop(self, folder: str, handle: files.Handle) -> None:
         with self._guard:
             if self._handles.get(folder) is handle:
                 del self._handles[folder]
                 self._dropped.append(handle)  # (closed with the store: a thread may still use it)
 
-    def _open(self, folder: str) -> _Handle | None:
+    def _open(self, folder: str) -> files.Handle | None:
         with self._guard:
             handle = self._handles.get(folder)
             if handle is not None:
                 return handle
             try:
-                fd = _open_record(self._root, folder, create=True)
+                fd = files.open_record(self._root, folder, create=True)
             except OSError as exc:  # (a read-only directory, a symlink, a folder in its place)
                 logger.debug("no counts record for %s: %s", folder, exc)
                 return None
@@ -448,10 +321,10 @@ class FolderCounts:
                 found = os.fstat(fd)
             except OSError:
                 found = None
-            if found is None or not stat.S_ISREG(found.st_mode) or found.st_size > _MAX_OPENED:
+            if found is None or not stat.S_ISREG(found.st_mode) or found.st_size > files.MAX_OPENED:
                 os.close(fd)  # (not Spark's record: never written)
                 return None
-            handle = self._handles[folder] = _Handle(fd)
+            handle = self._handles[folder] = files.Handle(fd)
             return handle
 
     def _reset(self) -> None:
@@ -485,37 +358,23 @@ def _remove(folder_fd: int, names: list[str], counted: bool) -> Removed:
 
 
 def _after_failure(
-    fd: int, folder_fd: int, before: os.stat_result, old: Record, pending: bool
+    fd: int, folder_fd: int, before: os.stat_result, old: files.Record, pending: bool
 ) -> None:
     """After a change that failed whole (``OSError``): the old record again if the folder's time
     did not move, else (something else changed it) none."""
     try:
         if os.fstat(folder_fd).st_mtime_ns == before.st_mtime_ns:
             if pending:
-                _put(fd, encode(old))
+                files.put(fd, files.encode(old))
         elif not pending:
-            _put(fd, _INVALID)
+            files.put(fd, files.INVALID)
     except OSError:
-        _invalidate(fd)
+        files.invalidate(fd)
 
 
 def _given_up(folder: str, fd: int, exc: BaseException) -> None:
     logger.debug("counts record of %s given up: %s", folder, exc)
-    _invalidate(fd)
-
-
-def _put(fd: int, data: bytes) -> None:
-    """Write the record in place, in one write."""
-    if os.pwrite(fd, data, 0) != len(data):
-        raise OSError("short write of a counts record")
-
-
-def _invalidate(fd: int) -> None:
-    """Make the record absent, needing no space (best effort)."""
-    try:
-        os.ftruncate(fd, 0)
-    except OSError as exc:
-        logger.debug("cannot clear a counts record: %s", exc)
+    files.invalidate(fd)
 
 
 def _count(folder_fd: int) -> tuple[int, int]:
@@ -528,59 +387,6 @@ def _count(folder_fd: int) -> tuple[int, int]:
                     size += item.stat(follow_symlinks=False).st_size
                     entries += 1
     return entries, size
-
-
-def _open_record(root: str, folder: str, *, create: bool) -> int | None:
-    """The record file of ``folder``, opened below ``root`` without following a symlink: to
-    read, or with ``create`` to keep (its folders made); None when it (or a folder on the way)
-    does not exist."""
-    provider_fd = _provider_folder(root, folder, create=create)
-    if provider_fd is None:
-        return None
-    try:
-        flags = _OPEN_FLAGS if create else _READ_FLAGS
-        return os.open(folder.rsplit("/", 1)[1], flags, 0o644, dir_fd=provider_fd)
-    except FileNotFoundError:
-        return None
-    finally:
-        os.close(provider_fd)
-
-
-def _provider_folder(root: str, folder: str, *, create: bool) -> int | None:
-    """``{root}/.spark-counts/{provider}`` of ``folder`` (``{root}/{provider}/{model}``)."""
-    provider = folder.rsplit("/", 2)[1]
-    root_fd = os.open(root, _DIR_FLAGS)
-    try:
-        counts_fd = _subfolder(root_fd, COUNTS_DIR, create, root)
-        if counts_fd is None:
-            return None
-        try:
-            return _subfolder(counts_fd, provider, create, None)
-        finally:
-            os.close(counts_fd)
-    finally:
-        os.close(root_fd)
-
-
-def _subfolder(parent: int, name: str, create: bool, root: str | None) -> int | None:
-    try:
-        return os.open(name, _SUB_FLAGS, dir_fd=parent)
-    except FileNotFoundError:
-        if not create:
-            return None
-    if root is not None:
-        ensure_bookkeeping_ignored(Path(root))  # (before the first ``.spark-*`` folder)
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(name, 0o755, dir_fd=parent)
-    return os.open(name, _SUB_FLAGS, dir_fd=parent)
-
-
-def _close_all(handles: dict[str, _Handle], dropped: list[_Handle]) -> None:
-    for handle in [*handles.values(), *dropped]:
-        with contextlib.suppress(OSError):
-            os.close(handle.fd)
-    handles.clear()
-    dropped.clear()
 
 
 def _after_fork() -> None:
