@@ -117,6 +117,7 @@ def fill(cache_dir: Path) -> Fill:
             request = bound.chat_request(provider, model_id, f"question {index}")
             assert bound.save(request, {"text": f"answer {index}", "cost_usd": 0.001})
             keys.append(request.key)
+        bound.manager.wait_for_maintenance()  # (its size check may record a summary meanwhile)
         return keys
 
     return write
