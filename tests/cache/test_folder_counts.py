@@ -52,6 +52,7 @@ def ask(bound: BoundCache, prompt: str, model: str = MODEL) -> CacheRequest:
 def save(bound: BoundCache, prompt: str, model: str = MODEL, text: str = "") -> Path:
     request = ask(bound, prompt, model)
     assert bound.save(request, {"text": text or f"answer to {prompt}"})
+    bound.manager.wait_for_maintenance()  # (its size check may re-base the record meanwhile)
     return Path(bound.manager.store.location(PROVIDER, model, request.key))
 
 

@@ -72,6 +72,7 @@ def ask(bound: BoundCache, prompt: str, model: str = MODEL) -> CacheRequest:
 def save(bound: BoundCache, prompt: str, model: str = MODEL) -> str:
     request = ask(bound, prompt, model)
     assert bound.save(request, {"text": f"answer to {prompt}", "cost_usd": 0.001})
+    bound.manager.wait_for_maintenance()  # (its size check may record a summary meanwhile)
     return bound.manager.store.location(PROVIDER, model, request.key)
 
 
