@@ -26,7 +26,6 @@ from spark.cache.stores.base import EntryRef, EntryStore
 from spark.cache.stores.disk import DiskStore, temps_in
 from spark.cache.stores.folder_work import (
     Folder,
-    Removals,
     folder_model_id,
     model_folders,
     model_id_of,
@@ -35,6 +34,7 @@ from spark.cache.stores.folder_work import (
 )
 from spark.cache.stores.hints import live_by_hint, stamp_passed
 from spark.cache.stores.names import is_entry_name, is_temp_name
+from spark.cache.stores.removals import Removals
 from spark.cache.stores.summary import FolderSummary, load_summary, save_summary, settled
 
 __all__ = [
