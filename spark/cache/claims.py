@@ -69,7 +69,8 @@ class Claims:
                 try:
                     if self._store.renew_lock(key, token):
                         continue
-                except OSError:  # the store is away: try again; without it the claim lapses
+                except Exception as exc:  # (the store away, or worse: tried again next period)
+                    logger.debug("cannot renew the claim on %s (it may lapse): %s", key, exc)
                     continue
                 logger.debug("lost the claim on %s: another process took it over", key)
                 with self._lock:

@@ -146,3 +146,40 @@ def test_a_claim_is_kept_while_the_event_loop_is_blocked(
     assert not result.cached
     assert min(seen) > 0, f"the claim lapsed while the loop was blocked: {seen}"
     assert not raw.exists(claim), "given up once the call returned"
+
+
+def test_a_failed_renewal_is_tried_again(
+    redis_server: RedisServer, raw: redis.Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A renewal that raises (a fault injected into the first one) does not end the renewing:
+    the claim outlives ``lock_seconds`` three times over."""
+    one = machine(redis_server, prefix, lock_seconds=0.6)
+    request = one.chat_request("openai", "gpt-4o", "q")
+    claim = f"{prefix}lock:{request.key}"
+    store = one.manager.store
+    real = store.renew_lock
+    faults = [RuntimeError("injected")]
+
+    def flaky(key: str, token: str) -> bool:
+        if faults:
+            raise faults.pop(0)
+        return real(key, token)
+
+    monkeypatch.setattr(store, "renew_lock", flaky)
+
+    async def slow_call() -> dict[str, Any]:
+        await asyncio.sleep(1.8)
+        return {"text": "answer", "cost_usd": 0.01}
+
+    async def run() -> list[int]:
+        task = asyncio.ensure_future(one.get_or_call(request, slow_call))
+        seen = []
+        while not task.done():
+            seen.append(raw.pttl(claim))
+            await asyncio.sleep(0.05)
+        assert not (await task).cached
+        return seen
+
+    seen = asyncio.run(run())
+    assert faults == []
+    assert min(seen[1:-2]) > 0, f"the claim lapsed: {seen}"
