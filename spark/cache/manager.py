@@ -34,7 +34,7 @@ from spark.cache.policy import CachePolicy
 from spark.cache.reader import StoredEntry, read_entry
 from spark.cache.shape import valid_amount
 from spark.cache.stores import open_store, store_identity
-from spark.cache.stores.base import EntryStore
+from spark.cache.stores.base import EntryStore, remove_each
 from spark.cache.stores.disk import check_provider, quote_model_id
 from spark.cache.stores.maintenance import scan_stats
 from spark.errors import ConfigError
@@ -298,7 +298,9 @@ class CacheManager:
         return self._clear(check_provider(provider), quote_model_id(model_id))
 
     def _clear(self, provider: str | None, model_slot: str | None) -> int:
-        removed = sum(self.store.remove(e.location) for e in self.store.walk(provider, model_slot))
+        removed = remove_each(
+            self.store, (e.location for e in self.store.walk(provider, model_slot))
+        )
         self.memory.clear()
         self.store.after_clear(provider, model_slot)
         with self._size_lock:
@@ -319,7 +321,8 @@ class CacheManager:
         Raises ``CacheError`` when no run was recorded (pruning everything is never a default).
         """
         used = read_usage_record(self.cache_dir)
-        removed = sum(self.store.remove(e.location) for e in self.store.walk() if e.key not in used)
+        unused = (e.location for e in self.store.walk() if e.key not in used)
+        removed = remove_each(self.store, unused)
         self.memory.clear()
         return removed
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from spark.cache import admin
+from spark.cache.stores.base import remove_each
 from spark.cache.stores.disk import DiskStore, quote_model_id
 from spark.cache.stores.maintenance import (
     remove_if_expired,
@@ -207,7 +208,7 @@ def clear(
             abort=True,
             err=True,
         )
-    removed = sum(store.remove(e.location) for e in progress(entries, "Deleting"))
+    removed = remove_each(store, (e.location for e in progress(entries, "Deleting")))
     store.after_clear(only.provider, quote_model_id(only.model_id) if only.model_id else None)
     if as_json:
         echo_json({"removed": removed, "cache_dir": target.cache_dir, "store": target.where})

@@ -8,7 +8,7 @@ failure as ``OSError`` (a network store as ``StoreError``), which the cache trea
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from spark.errors import CacheError
@@ -25,6 +25,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "Version",
+    "remove_each",
 ]
 
 #: What a store says of an entry's bytes so that a copy of them can be checked cheaply: it changes
@@ -100,6 +101,10 @@ class EntryStore(Protocol):
     def remove(self, location: str) -> bool:
         """Delete one entry; False when it was already gone."""
 
+    def remove_all(self, locations: list[str]) -> int:
+        """Delete entries; how many were removed (not already gone). A directory removes those
+        of one model folder in a row together (``remove_each`` sends them in batches)."""
+
     def find(self, key: str) -> str | None:
         """The location of ``key`` whatever its provider and model, or None."""
 
@@ -138,3 +143,15 @@ class EntryStore(Protocol):
         """Check the store's listing index against the entries themselves: (entries missing
         from it, members whose entry is gone), fixed when ``repair``. A directory is its own
         index: (0, 0)."""
+
+
+def remove_each(store: EntryStore, locations: Iterable[str], batch: int = 256) -> int:
+    """Delete the entries at ``locations``, ``batch`` at a time; how many were removed."""
+    removed = 0
+    chunk: list[str] = []
+    for location in locations:
+        chunk.append(location)
+        if len(chunk) == batch:
+            removed += store.remove_all(chunk)
+            chunk = []
+    return removed + (store.remove_all(chunk) if chunk else 0)

@@ -292,6 +292,10 @@ class RedisStore:
         deleted, _ = self.execute(build, transaction=True, name=name)
         return bool(deleted)
 
+    def remove_all(self, locations: list[str]) -> int:
+        """Delete entries one by one (each with its index); how many were removed."""
+        return sum(self.remove(location) for location in locations)
+
     def find(self, key: str) -> str | None:
         """The location of ``key`` under any provider/model (one pipelined EXISTS per model)."""
         if not _KEY_RE.match(key):

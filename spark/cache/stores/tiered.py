@@ -111,6 +111,10 @@ class TieredStore:
         removed = self.local.remove(local)
         return self.remote.remove(remote_path) or removed
 
+    def remove_all(self, locations: list[str]) -> int:
+        """Delete from both tiers; how many either held."""
+        return sum(self.remove(location) for location in locations)
+
     def find(self, key: str) -> str | None:
         """The local file of ``key``'s entry when the remote or the local tier has it."""
         found = self.remote.find(key)
