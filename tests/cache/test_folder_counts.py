@@ -16,18 +16,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_maintenance_scale import PastClock
+from test_maintenance_scale import PastClock, recount
 
 import spark.cache.bound
 from spark.cache import CacheConfig, CacheManager
 from spark.cache.bound import BoundCache, CacheRequest
 from spark.cache.stores import count_files, counts
-from spark.cache.stores.disk import unquote_model_id
 
 PROVIDER = "openai"
 MODEL = "gpt-4o"
@@ -54,28 +52,6 @@ def save(bound: BoundCache, prompt: str, model: str = MODEL, text: str = "") -> 
     assert bound.save(request, {"text": text or f"answer to {prompt}"})
     bound.manager.wait_for_maintenance()  # (its size check may re-base the record meanwhile)
     return Path(bound.manager.store.location(PROVIDER, model, request.key))
-
-
-def recount(root: Path) -> dict[str, Any]:
-    """The directory figures counted from the files: every ``*.json`` entry file and its size."""
-    entries: dict[str, Counter[str]] = {}
-    sizes: dict[str, Counter[str]] = {}
-    for provider in sorted(root.iterdir()):
-        if provider.name.startswith(".") or not provider.is_dir():
-            continue
-        for folder in sorted(provider.iterdir()):
-            model = unquote_model_id(folder.name)
-            assert model is not None
-            for path in folder.iterdir():
-                if path.name.endswith(".json") and not path.name.startswith("."):
-                    entries.setdefault(provider.name, Counter())[model] += 1
-                    sizes.setdefault(provider.name, Counter())[model] += path.lstat().st_size
-    return {
-        "total_entries": sum(sum(c.values()) for c in entries.values()),
-        "total_size_bytes": sum(sum(c.values()) for c in sizes.values()),
-        "entries_by_model": {p: dict(c) for p, c in entries.items()},
-        "bytes_by_model": {p: dict(c) for p, c in sizes.items()},
-    }
 
 
 def stats_of(manager: CacheManager) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from spark.cache.ledger.usage import ensure_bookkeeping_ignored
+from spark.cache.stores.folders import open_subfolder
 
 __all__ = [
     "COUNTS_DIR",
@@ -192,30 +193,20 @@ def open_record(root: str, folder: str, *, create: bool) -> int | None:
 def provider_folder(root: str, folder: str, *, create: bool) -> int | None:
     """``{root}/.spark-counts/{provider}`` of ``folder`` (``{root}/{provider}/{model}``)."""
     provider = folder.rsplit("/", 2)[1]
+    counts = f"{root}/{COUNTS_DIR}"
+    if create:
+        ensure_bookkeeping_ignored(Path(root))  # (before the first ``.spark-*`` folder)
     root_fd = os.open(root, _DIR_FLAGS)
     try:
-        counts_fd = _subfolder(root_fd, COUNTS_DIR, create, root)
+        counts_fd = open_subfolder(root_fd, COUNTS_DIR, counts, create)
         if counts_fd is None:
             return None
         try:
-            return _subfolder(counts_fd, provider, create, None)
+            return open_subfolder(counts_fd, provider, f"{counts}/{provider}", create)
         finally:
             os.close(counts_fd)
     finally:
         os.close(root_fd)
-
-
-def _subfolder(parent: int, name: str, create: bool, root: str | None) -> int | None:
-    try:
-        return os.open(name, SUB_FLAGS, dir_fd=parent)
-    except FileNotFoundError:
-        if not create:
-            return None
-    if root is not None:
-        ensure_bookkeeping_ignored(Path(root))  # (before the first ``.spark-*`` folder)
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(name, 0o755, dir_fd=parent)
-    return os.open(name, SUB_FLAGS, dir_fd=parent)
 
 
 def close_all(handles: dict[str, Handle], dropped: list[Handle]) -> None:

@@ -160,7 +160,7 @@ class DiskStore:
         for attempt in range(2):
             opened = self._folders.get(folder, create=True)
             assert opened is not None  # (created)
-            dfd = opened
+            dfd = opened  # (an int from here on, in the handlers below too)
             try:
                 fd = self.counts.create_temp(folder, dfd, temp, _WRITE_FLAGS)
                 break

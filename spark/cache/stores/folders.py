@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from spark.cache.stores.base import EntryRefusedError
 
-__all__ = ["FolderHandles"]
+__all__ = ["FolderHandles", "open_subfolder"]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _RETIRED_KEPT = 64  # replaced descriptors another thread may still be using, closed later
@@ -110,20 +110,23 @@ def _open_chain(folder: str, create: bool, made: list[bool]) -> int | None:
         os.makedirs(root, exist_ok=True)
         root_fd = os.open(root, _DIR_FLAGS)
     try:
-        provider_fd = _subfolder(root_fd, provider, provider_path, create)
+        provider_fd = open_subfolder(root_fd, provider, provider_path, create)
         if provider_fd is None:
             return None
         try:
-            return _subfolder(provider_fd, model, folder, create, made)
+            return open_subfolder(provider_fd, model, folder, create, made)
         finally:
             os.close(provider_fd)
     finally:
         os.close(root_fd)
 
 
-def _subfolder(
+def open_subfolder(
     parent: int, name: str, path: str, create: bool, made: list[bool] | None = None
 ) -> int | None:
+    """The folder ``name`` in ``parent``, opened without following a symlink (made first with
+    ``create``; ``made`` gets an item when this call made it); None when it is not there.
+    ``EntryRefusedError`` for a symlink or a file in its place (``path`` names it)."""
     for _ in range(2):
         try:
             return os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent)

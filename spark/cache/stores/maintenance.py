@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from spark.cache.reader import StoredEntry, Where, read_entry
-from spark.cache.stores.base import EntryRef, EntryStore
+from spark.cache.stores.base import EntryRef, EntryStore, remove_each
 from spark.cache.stores.disk import DiskStore, temps_in
 from spark.cache.stores.folder_work import (
     Folder,
@@ -49,7 +49,6 @@ __all__ = [
 ]
 
 _TEMP_MAX_AGE_S = 3600.0
-_SECTION = 64  # files evicted in one section of a folder's counts record
 
 
 @dataclass
@@ -339,9 +338,7 @@ def evict_lru(store: DiskStore, max_bytes: int, target_ratio: float = 0.9) -> tu
         chosen.append(path)
         total -= size
     chosen.sort()  # (a folder's files together: removed a section of its counts record at a time)
-    evicted = sum(
-        store.remove_all(chosen[i : i + _SECTION]) for i in range(0, len(chosen), _SECTION)
-    )
+    evicted = remove_each(store, chosen)
     return evicted, total
 
 
