@@ -319,12 +319,15 @@ class BoundCache:
             return None
         payload = found.payload
         assert payload is not None  # (read with its payload)
-        if self.manager.store.validates_cheaply:
-            self.manager.memory.put(
+        manager = self.manager
+        manager.used_keys.add(request.key)  # (reading it marked it as used for LRU eviction)
+        if manager.store.validates_cheaply and manager.memory.read_again(request.key):
+            manager.memory.put(
                 request.key, MemoryEntry(path, found.version, found.meta, payload, now)
             )
-        self.manager.used_keys.add(request.key)  # (reading it marked it as used for LRU eviction)
-        return own_copy(payload["response"])
+            return own_copy(payload["response"])
+        response: dict[str, Any] = payload["response"]
+        return response  # (parsed for this call: already the caller's own)
 
     def _refuse(self, request: CacheRequest, bad: BadEntry, count: bool) -> None:
         """A miss for an unusable entry: counted and warned once per file; in replay an error

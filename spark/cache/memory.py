@@ -2,7 +2,9 @@
 
 An entry is served from memory only while the file's (inode, mtime, size) version is the one it
 was read or written with, so another process that clears, expires or rewrites the entry is seen
-at the cost of one ``stat`` — never a stale answer.
+at the cost of one ``stat`` — never a stale answer. An entry this process wrote is remembered at
+once; one it read, on its second read (``read_again``): a key read once costs no copy, and a pass
+over many keys does not push out the ones in use (docs/caching.md, "Reading and failing").
 """
 
 from __future__ import annotations
@@ -39,12 +41,15 @@ class MemoryTier:
         self._entries: OrderedDict[str, MemoryEntry] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self._read_once: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, key: str) -> MemoryEntry | None:
         """The entry for ``key`` (marking it recently used), or None."""
+        if key not in self._entries:  # (the common miss needs no lock: one dict lookup)
+            return None
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
@@ -69,6 +74,20 @@ class MemoryTier:
             self.discard(key)  # changed or gone: the store has the truth
             return None
         return entry
+
+    def read_again(self, key: str) -> bool:
+        """Whether a read of ``key`` from the store should be remembered: True on its second
+        read since the keys read once were last forgotten (they are, past four times the cap)."""
+        if self.max_entries == 0 or self.max_bytes == 0:
+            return False
+        once = self._read_once
+        if key in once:
+            once.discard(key)
+            return True
+        if len(once) >= 4 * self.max_entries:
+            once.clear()
+        once.add(key)
+        return False
 
     def put(self, key: str, entry: MemoryEntry) -> None:
         """Remember ``entry``; evicts the least recently used past either cap."""
@@ -97,4 +116,5 @@ class MemoryTier:
         """Forget everything."""
         with self._lock:
             self._entries.clear()
+            self._read_once.clear()
             self._bytes = 0

@@ -771,6 +771,34 @@ async def test_memory_tier_sees_changes_made_by_another_process(
 _BIG = "x" * 1500  # about 1.7 KB per entry on disk
 
 
+async def test_an_entry_another_process_wrote_is_remembered_on_its_second_read(
+    tmp_path: Path,
+) -> None:
+    """A key read once costs no copy in memory (a pass over many keys keeps the hot ones); read
+    again, it is served from memory. Either way each hit's objects are the caller's own."""
+    config = make_config(tmp_path, ttl_seconds=3600)
+    seed(config, "read twice", "stored answer")
+    manager, bound = reader(config)
+    request = ask(bound, "read twice")
+
+    first = await bound.get_or_call(request, Provider("never called"))
+    assert first.cached
+    assert first.response["text"] == "stored answer"
+    assert len(manager.memory) == 0
+    first.response["text"] = "changed by the caller"  # type: ignore[index]
+
+    second = await bound.get_or_call(request, Provider("never called"))
+    assert second.cached
+    assert second.response["text"] == "stored answer"
+    assert len(manager.memory) == 1
+    second.response["usage"] = {"input_tokens": -1}  # type: ignore[index]
+
+    third = bound.lookup(request)
+    assert third == {"text": "stored answer", "cost_usd": 0.002}
+    assert manager.counters.hits == 2
+    assert manager.counters.misses == 0
+
+
 def _write_many(bound: BoundCache, prompts: list[str]) -> None:
     for prompt in prompts:
         assert bound.save(ask(bound, prompt), {"text": f"{prompt}:{_BIG}"})
