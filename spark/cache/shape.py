@@ -43,15 +43,22 @@ def check_payload(payload: dict[str, Any], *, check_request: bool = True) -> str
     request, response = payload.get("request"), payload.get("response")
     if type(request) is not dict or type(response) is not dict:
         return "payload lacks its request or response object"
-    # (the fields whose shape is checked below are flat, but for tool-call arguments)
-    rest = [v for k, v in response.items() if k not in _FLAT]
-    unsound = (check_request and _unsound(request)) or _unsound(rest)
-    if unsound:
-        return unsound
+    nested: list[Any] = []
     for name, value in response.items():
         check = _FIELDS.get(name)
         if check is not None and value is not None and not check(value):
             return f"response field {name!r} has the wrong shape"
+        kind = type(value)
+        if kind is dict or kind is list:
+            if value and name not in _FLAT:  # (a flat field's check covered its items)
+                nested.append(value)
+        elif kind is float and not math.isfinite(value):
+            return "holds a number that is not finite"
+    unsound = _unsound(request) if check_request else ""
+    if not unsound and nested:
+        unsound = _unsound(nested)
+    if unsound:
+        return unsound
     if request.get("kind") == "embedding" and type(response.get("embeddings")) is not list:
         return "the answer of an embeddings request holds no vectors"
     return None
@@ -78,7 +85,13 @@ def _is_count(value: Any) -> bool:
 
 
 def _is_amount(value: Any) -> bool:
-    return type(value) in (int, float) and valid_amount(value) is not None
+    if type(value) is float:
+        return 0 <= value <= MAX_CALL_COST_USD  # (NaN compares False)
+    return type(value) is int and valid_amount(value) is not None
+
+
+def _is_text(value: Any) -> bool:
+    return type(value) is str
 
 
 def _is_number(value: Any) -> bool:
@@ -124,8 +137,8 @@ def _choices(value: Any) -> bool:
 
 _FLAT = frozenset({"usage", "embeddings", "chunks"})
 _FIELDS: dict[str, Callable[[Any], bool]] = {
-    "text": lambda value: type(value) is str,
-    "finish_reason": lambda value: type(value) is str,
+    "text": _is_text,
+    "finish_reason": _is_text,
     "usage": _usage,
     "cost_usd": _is_amount,
     "provider_cache_saved_usd": _is_amount,
