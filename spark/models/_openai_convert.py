@@ -67,6 +67,7 @@ _UNKEYED = frozenset(
 )  # fmt: skip
 # Options of the SDK call itself: never in the JSON body.
 _TRANSPORT = frozenset({"model", "extra_headers", "extra_query", "extra_body", "timeout"})
+_UNSENT_OR_UNKEYED = _TRANSPORT | _UNKEYED
 _STREAM_FLAGS = frozenset({"stream", "stream_options"})  # the method called decides these
 _CONSTRUCTOR_OPTIONS = frozenset(
     {"api_key", "organization", "project", "base_url", "websocket_base_url", "max_retries",
@@ -203,9 +204,10 @@ def _extra_body(value: Any) -> dict[str, Any]:
 def _keyed_body(arguments: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON body the SDK sends for ``arguments`` (``extra_body`` merged over the fields, as
     the SDK merges it), less the unkeyed fields, with media as digests."""
-    fields = {name: value for name, value in arguments.items() if name not in _TRANSPORT}
-    merged = {**fields, **arguments.get("extra_body", {})}
-    kept = {name: value for name, value in merged.items() if name not in _UNKEYED}
+    kept = {name: value for name, value in arguments.items() if name not in _UNSENT_OR_UNKEYED}
+    extra = arguments.get("extra_body")
+    if extra:
+        kept.update((name, value) for name, value in extra.items() if name not in _UNKEYED)
     if isinstance(kept.get("messages"), list):
         kept["messages"] = [keyed_message(message) for message in kept["messages"]]
     body: dict[str, Any] = keyed_value(kept)

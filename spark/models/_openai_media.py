@@ -66,7 +66,8 @@ def _mime_type(raw: bytes, kind: str) -> str:
 
 def keyed_message(message: Any) -> Any:
     """A message with the base64 data of its media parts as digests."""
-    content = message.get("content") if isinstance(message, Mapping) else None
+    mapping = type(message) is dict or isinstance(message, Mapping)
+    content = message.get("content") if mapping else None
     if not isinstance(content, list):
         return message
     return {**message, "content": [_keyed_part(part) for part in content]}
