@@ -122,7 +122,8 @@ def _sdk_keywords(
     out: dict[str, Any] = {}
     spelled: dict[str, str] = {}  # SDK name -> the spelling that gave it
     for raw, value in params.items():
-        _check_keyword(raw, known, where)
+        if raw not in known or raw in _NEVER_KEYWORDS:
+            raise _keyword_error(raw, known, where)
         name = _ALIASES.get(raw, raw)
         if name in _STREAM_FLAGS or _omitted(value):
             continue
@@ -136,20 +137,23 @@ def _sdk_keywords(
     return out
 
 
-def _check_keyword(name: str, known: frozenset[str], where: str) -> None:
+_NEVER_KEYWORDS = frozenset({"model", "messages", "input"})  # known names that are no keyword
+
+
+def _keyword_error(name: str, known: frozenset[str], where: str) -> ConfigError:
+    """Why ``name`` is no keyword of the call (it is unknown, or one of ``_NEVER_KEYWORDS``)."""
     if name == "model":
-        raise ConfigError(
+        return ConfigError(
             "model is not a per-call option of openai: the model id belongs to the constructor"
             " (build another OpenAIModel for another model)"
         )
     if name in _CONSTRUCTOR_OPTIONS:
-        raise ConfigError(
+        return ConfigError(
             f"{name} is not a per-call option of openai: it belongs to the OpenAIModel constructor"
         )
-    if name in {"messages", "input"} and name in known:
-        raise ConfigError(f"{name!r} is the first argument of the call, not a keyword")
-    if name not in known:
-        raise unknown_field(name, known - {"messages", "input", "model"}, where, _HINT)
+    if name in known:  # ("messages" or "input")
+        return ConfigError(f"{name!r} is the first argument of the call, not a keyword")
+    return unknown_field(name, known - _NEVER_KEYWORDS, where, _HINT)
 
 
 class _Absent:
@@ -256,11 +260,12 @@ def to_openai_messages(system: Any, messages: Any) -> list[dict[str, Any]]:
     one wire form; everything else is sent as given, ``None`` values included.
     """
     prompts = [system] if isinstance(system, str) else list(system or ())
-    if not all(isinstance(text, str) for text in prompts):
+    if prompts and not all(isinstance(text, str) for text in prompts):
         raise ConfigError("system_prompt must be a string or a list of strings")
     out: list[dict[str, Any]] = [{"role": "system", "content": text} for text in prompts]
     if isinstance(messages, str):
-        return [*out, {"role": "user", "content": messages}]
+        out.append({"role": "user", "content": messages})
+        return out
     if not isinstance(messages, Sequence):
         raise ConfigError(f"messages must be a string or a list of dicts, got {type(messages)}")
     out.extend(_openai_message(message) for message in messages)

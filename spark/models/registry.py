@@ -80,7 +80,7 @@ def prepare_chat(
         module = _translation(provider)
     else:
         module = _api_translation(provider, str(api))
-    given = {name: value for name, value in params.items() if name != "api"}
+    given = params if "api" not in params else {n: v for n, v in params.items() if n != "api"}
     call: WireCall = module.prepare_chat(model_id, messages, given)
     return call
 

@@ -147,8 +147,8 @@ def call_params(defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[s
     gives; a keyword given as ``None`` is not given (the default, if any, stays). ``ToolSpec``
     tools become their dict form; ``tool_specs=`` (the original framework's name, with
     ``parameters: {"json": schema}``) is ``tools=`` (docs/models.md, "Compatibility names")."""
-    params = {**defaults, **{name: value for name, value in given.items() if value is not None}}
-    params = {name: value for name, value in params.items() if value is not None}
+    params = {name: value for name, value in defaults.items() if value is not None}
+    params.update({name: value for name, value in given.items() if value is not None})
     if "tool_specs" in params:
         if "tools" in params:
             raise ConfigError("give the tools as tools= or as tool_specs=, not both")
