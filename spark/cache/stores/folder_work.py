@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from spark.cache.reader import StoredEntry, Where, read_entry
 from spark.cache.stores.base import EntryRef, EntryStore
-from spark.cache.stores.disk import DiskStore
+from spark.cache.stores.disk import DiskStore, FolderListing
 from spark.cache.stores.names import is_entry_name, quote_model_id, unquote_model_id
 from spark.cache.stores.summary import FolderSummary
 
@@ -89,11 +89,11 @@ def count_folder(folder: str) -> tuple[int, int]:
     ``lstat`` per file, no object per entry)."""
     entries = size = 0
     try:
-        found = os.scandir(folder)
+        found = FolderListing(folder)
     except (FileNotFoundError, NotADirectoryError):
         return 0, 0
-    with found:
-        for item in found:
+    with found as items:
+        for item in items:
             if not is_entry_name(item.name):
                 continue
             try:

@@ -23,7 +23,7 @@ from typing import Any
 
 from spark.cache.reader import StoredEntry, Where, read_entry
 from spark.cache.stores.base import EntryRef, EntryStore, remove_each
-from spark.cache.stores.disk import DiskStore, temps_in
+from spark.cache.stores.disk import DiskStore, FolderListing, temps_in
 from spark.cache.stores.folder_work import (
     Folder,
     folder_model_id,
@@ -213,27 +213,28 @@ def _clean_folder(
     of one model folder; its temp files are added to ``temps``."""
     entries = size = removed = scheduled = 0
     try:
-        found = os.scandir(folder.path)
+        found = FolderListing(folder.path)
     except (FileNotFoundError, NotADirectoryError):
         return 0, 0, 0, 0
-    with found:
-        for item in found:
+    with found as items:
+        for item in items:
             name = item.name
             if not is_entry_name(name):
                 if is_temp_name(name):
-                    temps.append(item.path)
+                    temps.append(f"{folder.path}/{name}")
                 continue
             try:
                 st = item.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
             if not live_by_hint(st.st_mtime_ns, now_ns):
+                path = f"{folder.path}/{name}"
                 if stamp_passed(st, now_ns):
-                    removals.add(item.path)  # (counted once removed: ``removals.finish``)
+                    removals.add(path)  # (counted once removed: ``removals.finish``)
                     scheduled += 1
                     continue
                 where = Where(name[:-5], folder.provider, model_slot=folder.slot)
-                if _expired(store, item.path, where, now) and store.remove(item.path):
+                if _expired(store, path, where, now) and store.remove(path):
                     removed += 1
                     continue
             entries += 1

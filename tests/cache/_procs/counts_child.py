@@ -55,10 +55,12 @@ def stats(cache_dir: str) -> dict[str, Any]:
     real_scandir = os.scandir
 
     def counting(path: Any = ".") -> Any:
-        if isinstance(path, str):
-            parent = os.path.dirname(os.path.dirname(os.path.realpath(path)))
+        # (a folder is listed by its path or through a descriptor: /proc names its folder)
+        name = os.readlink(f"/proc/self/fd/{path}") if isinstance(path, int) else path
+        if isinstance(name, str):
+            parent = os.path.dirname(os.path.dirname(os.path.realpath(name)))
             if parent == root:
-                listed.append(os.path.relpath(path, cache_dir))
+                listed.append(os.path.relpath(os.path.realpath(name), root))
         return real_scandir(path)
 
     os.scandir = counting  # type: ignore[assignment]
