@@ -28,7 +28,7 @@ from spark.cache.stores.base import (
     Version,
 )
 from spark.cache.stores.counts import FolderCounts, Spread
-from spark.cache.stores.folders import FolderHandles
+from spark.cache.stores.folders import FolderHandles, FolderListing
 from spark.cache.stores.hints import expiry_hint_ns, stamp_expiry
 from spark.cache.stores.names import (
     TEMP_SUFFIX,
@@ -318,35 +318,6 @@ class DiskStore:
             _rmdir(provider_path)
         self._dirs.clear()
         self._folders.forget_all()
-
-
-class FolderListing:
-    """``os.scandir`` of a model folder through a descriptor (not following a symlink), so that
-    each item's ``stat`` looks up its name alone, not its whole path again: a tenth of a scan
-    of a large cache. Items have their bare ``name`` as ``path``. ``FileNotFoundError`` or
-    ``NotADirectoryError`` (also for a symlink) when there is no folder there."""
-
-    def __init__(self, folder: str) -> None:
-        try:
-            self._fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise NotADirectoryError(
-                    errno.ENOTDIR, "a symlink (not followed)", folder
-                ) from None
-            raise
-
-    def __enter__(self) -> Iterator[os.DirEntry[str]]:
-        try:
-            self._items = os.scandir(self._fd)  # (its items' stat uses this descriptor)
-        except BaseException:
-            os.close(self._fd)
-            raise
-        return self._items
-
-    def __exit__(self, *exc: object) -> None:
-        self._items.close()
-        os.close(self._fd)
 
 
 def _entries_in(folder: str, provider: str, model_slot: str) -> Iterator[EntryRef]:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from spark.cache.reader import StoredEntry, Where, read_entry
 from spark.cache.stores.base import EntryRef, EntryStore
-from spark.cache.stores.disk import DiskStore, FolderListing
+from spark.cache.stores.disk import DiskStore
+from spark.cache.stores.folders import FolderListing
 from spark.cache.stores.names import is_entry_name, quote_model_id, unquote_model_id
 from spark.cache.stores.summary import FolderSummary
 

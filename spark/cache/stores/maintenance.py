@@ -23,7 +23,7 @@ from typing import Any
 
 from spark.cache.reader import StoredEntry, Where, read_entry
 from spark.cache.stores.base import EntryRef, EntryStore, remove_each
-from spark.cache.stores.disk import DiskStore, FolderListing, temps_in
+from spark.cache.stores.disk import DiskStore, temps_in
 from spark.cache.stores.folder_work import (
     Folder,
     folder_model_id,
@@ -32,6 +32,7 @@ from spark.cache.stores.folder_work import (
     scan_folder,
     still_fits,
 )
+from spark.cache.stores.folders import FolderListing
 from spark.cache.stores.hints import live_by_hint, stamp_passed
 from spark.cache.stores.names import is_entry_name, is_temp_name
 from spark.cache.stores.removals import Removals
