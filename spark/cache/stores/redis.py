@@ -15,10 +15,10 @@ index members share a slot, so a write is still one MULTI; the ledger is ``P{led
 one slot. A single server is one shard with no tag (the layout above).
 
 A location (``location``) is ``{provider}/{model_slot}/{key}``, the disk layout without the
-root; ``model_slot`` is ``quote_model_id``'s, so it never holds a ``/``. The index sets let
-statistics, clearing and listing work without ``KEYS``: ``walk`` SSCANs them and pipelines
-``STRLEN``; members whose entry Redis has already expired or evicted are dropped from the index
-as they are met. Eviction is Redis's ``maxmemory-policy``; an entry whose index was evicted is
+root; ``model_slot`` is ``quote_model_id``'s, so it never holds a ``/``. The index sets
+(``redis_index.py``) let statistics, clearing and listing work without ``KEYS``: ``walk``
+SSCANs them and pipelines ``STRLEN``; members whose entry Redis has already expired or evicted
+are dropped from the index as they are met. Eviction is Redis's ``maxmemory-policy``; an entry whose index was evicted is
 found again by ``rebuild_index`` (a SCAN). Every failure is a ``StoreError``; an unreachable
 server opens the circuit breaker (``StoreUnavailableError``), on a cluster the breaker of the
 node that holds the key.
@@ -30,7 +30,6 @@ import re
 import secrets
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -48,6 +47,7 @@ from spark.cache.stores.base import (
 )
 from spark.cache.stores.breaker import CircuitBreaker
 from spark.cache.stores.disk import check_provider, quote_model_id
+from spark.cache.stores.redis_index import Pipe, RedisIndex, text
 
 if TYPE_CHECKING:
     from spark.cache.ledger import LedgerSink
@@ -56,8 +56,6 @@ __all__ = ["SHARDS", "RedisStore", "text"]
 
 T = TypeVar("T")
 _KEY_RE = re.compile(r"^[0-9a-f]{64}$")
-_BATCH = 500  # members per SSCAN page, entries per STRLEN pipeline
-_SETS_PER_ROUND = 32  # index sets scanned together (one pipeline)
 #: The hash tags of a cluster's shards: every two-hex-digit start of a key.
 SHARDS: tuple[str, ...] = tuple(f"{{{n:02x}}}" for n in range(256))
 # Compare-and-delete: a process only ever releases its own claim, never one that expired and
@@ -68,12 +66,7 @@ _RENEW = (
     "if redis.call('GET', KEYS[1]) == ARGV[1] then "
     "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
 )
-# Forget a model whose index is empty, atomically: a writer adds to both sets in one MULTI.
-_DROP_EMPTY = (
-    "if redis.call('SCARD', KEYS[2]) == 0 then return redis.call('SREM', KEYS[1], ARGV[1]) end"
-)
 _UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError, RedisClusterException)
-Pipe = Any  # a redis-py Pipeline or ClusterPipeline
 
 
 def _envelope_expiry(data: bytes) -> float | None:
@@ -81,15 +74,6 @@ def _envelope_expiry(data: bytes) -> float | None:
         return decode_envelope(data).meta.expires_at
     except Exception:  # (what the reader refuses has no expiry to keep)
         return None
-
-
-def text(value: bytes | str) -> str:
-    """A reply as text (replies are bytes: the client does not decode)."""
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _glob_escape(value: str) -> str:
-    return re.sub(r"([*?\[\]\\])", r"\\\1", value)
 
 
 class RedisStore:
@@ -125,6 +109,7 @@ class RedisStore:
         self._node_breakers: dict[str, CircuitBreaker] = {}
         self._dirs: dict[tuple[str, str], str] = {}
         self.shards: tuple[str, ...] = SHARDS if cluster else ("",)
+        self.index = RedisIndex(self)
 
     def describe(self) -> str:
         """The server(s) (password hidden) and the key prefix."""
@@ -153,10 +138,10 @@ class RedisStore:
         """The Redis key of the entry at ``path``."""
         return self.prefix + self.shard(path[path.rfind("/") + 1 :]) + "e:" + path
 
-    def _models_name(self, shard: str) -> str:
+    def models_name(self, shard: str) -> str:
         return self.prefix + shard + "models"
 
-    def _index_name(self, shard: str, model: str) -> str:
+    def index_name(self, shard: str, model: str) -> str:
         return f"{self.prefix}{shard}idx:{model}"
 
     # -- running commands -----------------------------------------------------------------
@@ -205,7 +190,7 @@ class RedisStore:
 
         return self.run(send, name)
 
-    def _each(self, command: str, names: Iterable[str], *args: Any) -> list[Any]:
+    def each(self, command: str, names: Iterable[str], *args: Any) -> list[Any]:
         """``command name *args`` for every name, pipelined (a cluster groups them by node)."""
         listed = list(names)
         if not listed:
@@ -268,8 +253,8 @@ class RedisStore:
                 pipe.delete(name)  # already expired (a rewrite of an old entry): nothing to keep
             else:
                 pipe.set(name, data, pxat=int(expires_at * 1000))
-            pipe.sadd(self._models_name(shard), f"{provider}/{model_slot}")
-            pipe.sadd(self._index_name(shard, f"{provider}/{model_slot}"), key)
+            pipe.sadd(self.models_name(shard), f"{provider}/{model_slot}")
+            pipe.sadd(self.index_name(shard, f"{provider}/{model_slot}"), key)
 
         self.execute(build, transaction=True, name=name)
         return (0, 0, len(data))
@@ -282,7 +267,7 @@ class RedisStore:
         provider, model_slot, key = path.split("/")
         name, index = (
             self.entry_name(path),
-            self._index_name(self.shard(key), f"{provider}/{model_slot}"),
+            self.index_name(self.shard(key), f"{provider}/{model_slot}"),
         )
 
         def build(pipe: Pipe) -> None:
@@ -301,125 +286,30 @@ class RedisStore:
         if not _KEY_RE.match(key):
             return None
         shard = self.shard(key)
-        members = self.run(lambda: self.client.smembers(self._models_name(shard)))
+        members = self.run(lambda: self.client.smembers(self.models_name(shard)))
         paths = [f"{text(model)}/{key}" for model in sorted(members)]
-        found = self._each("exists", [self.entry_name(p) for p in paths])
+        found = self.each("exists", [self.entry_name(p) for p in paths])
         return next((path for path, hit in zip(paths, found, strict=True) if hit), None)
 
-    # -- every entry ----------------------------------------------------------------------
-
-    def _model_sets(
-        self, provider: str | None = None, model_slot: str | None = None
-    ) -> list[tuple[str, str]]:
-        """(shard, "{provider}/{model_slot}") of every index set, optionally of one provider /
-        model folder."""
-        replies = self._each("smembers", [self._models_name(s) for s in self.shards])
-        pairs = []
-        for shard, members in zip(self.shards, replies, strict=True):
-            for member in members:
-                model = text(member)
-                prov, _, slot = model.partition("/")
-                if (provider is None or prov == provider) and (model_slot in (None, slot)):
-                    pairs.append((shard, model))
-        return sorted(pairs, key=lambda pair: (pair[1], pair[0]))
-
-    def _scan(self, sets: list[tuple[str, str]]) -> Iterator[tuple[str, list[str], list[int]]]:
-        """(model, keys, entry sizes) of the index sets ``sets``, a page at a time, several sets
-        per pipeline. Members whose entry is gone (size 0: expired or evicted) are removed from
-        their index on the way."""
-        pending = list(sets)
-        cursors: dict[tuple[str, str], int] = {}
-        seen: dict[tuple[str, str], set[str]] = defaultdict(set)  # SSCAN may repeat a member
-        while pending:
-            group, pending = pending[:_SETS_PER_ROUND], pending[_SETS_PER_ROUND:]
-            pages = self.execute(partial(self._sscan, group, cursors), transaction=False)
-            found: list[tuple[tuple[str, str], list[str]]] = []
-            for pair, (cursor, members) in zip(group, pages, strict=True):
-                keys = sorted({text(member) for member in members} - seen[pair])
-                seen[pair].update(keys)
-                found.append((pair, keys))
-                if int(cursor):
-                    cursors[pair] = int(cursor)
-                    pending.append(pair)
-            names = [self.prefix + s + "e:" + f"{m}/{k}" for (s, m), keys in found for k in keys]
-            sizes = iter(int(size) for size in self._each("strlen", names))
-            gone: list[tuple[str, list[str]]] = []
-            for (shard, model), keys in found:
-                got = [next(sizes) for _ in keys]
-                missing = [k for k, size in zip(keys, got, strict=True) if not size]
-                if missing:
-                    gone.append((self._index_name(shard, model), missing))
-                yield model, keys, got
-            if gone:
-                self.execute(partial(_srem_each, gone), transaction=False)
-
-    def _sscan(
-        self, group: list[tuple[str, str]], cursors: dict[tuple[str, str], int], pipe: Pipe
-    ) -> None:
-        for shard, model in group:
-            index = self._index_name(shard, model)
-            pipe.sscan(index, cursors.get((shard, model), 0), count=_BATCH)
+    # -- every entry (the index sets: ``redis_index.py``) ------------------------------
 
     def walk(
         self, provider: str | None = None, model_slot: str | None = None
     ) -> Iterator[EntryRef]:
         """Every live entry (optionally of one provider / model folder) with its size."""
-        for model, keys, sizes in self._scan(self._model_sets(provider, model_slot)):
-            prov, _, slot = model.partition("/")
-            for key, size in zip(keys, sizes, strict=True):
-                if size:
-                    yield EntryRef(f"{model}/{key}", prov, slot, key, size, 0)
+        return self.index.walk(provider, model_slot)
 
     def cleanup_expired(self, now: float | None = None) -> int:
         """Drop index members of entries Redis has expired or evicted; returns how many.
 
         Redis deletes an entry at its ``expires_at`` by itself (``now`` is Redis's clock).
         """
-        removed = sum(sizes.count(0) for _, _, sizes in self._scan(self._model_sets()))
-        self.after_clear()
-        return removed
+        return self.index.drop_dangling()
 
     def rebuild_index(self, repair: bool = False) -> tuple[int, int]:
-        """(entries the index sets miss, index members whose entry is gone): every entry is
-        found with SCAN (on a cluster: on every master). With ``repair`` the missing entries are
-        indexed again; dangling members are always dropped. An index set evicted under
-        ``allkeys-lru`` hides its entries from listings until this runs."""
-        dangling = self.cleanup_expired()
-        shard_glob = "{??}" if self.cluster else ""
-        pattern = _glob_escape(self.prefix) + shard_glob + "e:*"
-        missing = 0
-        batch: list[tuple[str, str, str]] = []
-        for name in self.run(lambda: list(self.client.scan_iter(match=pattern, count=1000))):
-            rest = text(name)[len(self.prefix) :]
-            shard, _, path = rest.partition("e:") if self.cluster else ("", "", rest[2:])
-            parts = path.split("/")
-            if len(parts) == 3:
-                batch.append((shard, f"{parts[0]}/{parts[1]}", parts[2]))
-        for start in range(0, len(batch), _BATCH):
-            missing += self._reindex(batch[start : start + _BATCH], repair)
-        return missing, dangling
-
-    def _reindex(self, entries: list[tuple[str, str, str]], repair: bool) -> int:
-        def check(pipe: Pipe) -> None:
-            for shard, model, key in entries:
-                pipe.sismember(self._models_name(shard), model)
-                pipe.sismember(self._index_name(shard, model), key)
-
-        replies = self.execute(check, transaction=False)
-        lost = [
-            entry
-            for entry, listed, indexed in zip(entries, replies[::2], replies[1::2], strict=True)
-            if not (listed and indexed)
-        ]
-        if repair and lost:
-
-            def add(pipe: Pipe) -> None:
-                for shard, model, key in lost:
-                    pipe.sadd(self._models_name(shard), model)
-                    pipe.sadd(self._index_name(shard, model), key)
-
-            self.execute(add, transaction=False)
-        return len(lost)
+        """(entries the index sets miss, index members whose entry is gone); with ``repair``
+        the missing entries are indexed again (``RedisIndex.rebuild``)."""
+        return self.index.rebuild(repair)
 
     def evict(self, max_bytes: int) -> tuple[int, int]:
         """Nothing (Redis's maxmemory-policy evicts); returns (0, Redis's used memory: on a
@@ -437,16 +327,7 @@ class RedisStore:
 
     def after_clear(self, provider: str | None = None, model_slot: str | None = None) -> None:
         """Forget the models whose index is now empty (atomically, racing no writer)."""
-        pairs = self._model_sets(provider, model_slot)
-        if not pairs:
-            return
-
-        def build(pipe: Pipe) -> None:
-            for shard, model in pairs:
-                keys = (self._models_name(shard), self._index_name(shard, model))
-                pipe.execute_command("EVAL", _DROP_EMPTY, 2, *keys, model)
-
-        self.execute(build, transaction=False)
+        self.index.forget_empty(provider, model_slot)
 
     def ledger_sink(self) -> LedgerSink:
         """Hashes and sorted sets beside the entries (``spark.cache.ledger.redis``)."""
@@ -477,8 +358,3 @@ class RedisStore:
         """Run one of the Lua scripts on the key ``name`` (EVALSHA, loaded when missing)."""
         client = self.client
         return self._scripts[script](keys=[name], args=list(args), client=client)
-
-
-def _srem_each(gone: list[tuple[str, list[str]]], pipe: Pipe) -> None:
-    for index, keys in gone:
-        pipe.srem(index, *keys)

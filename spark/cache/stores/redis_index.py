@@ -1,0 +1,180 @@
+"""The Redis store's index sets: how its every-entry operations find the entries without KEYS.
+
+``P models`` lists the "{provider}/{model_slot}" that have entries and ``P idx:{model}`` the
+keys of each (one pair per shard on a cluster: ``redis.py`` has the layout). Listing SSCANs the
+index sets and pipelines ``STRLEN``; members whose entry Redis already expired or evicted are
+dropped as they are met; ``rebuild`` finds entries an evicted index set hides (a SCAN).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from spark.cache.stores.base import EntryRef
+
+if TYPE_CHECKING:
+    from spark.cache.stores.redis import RedisStore
+
+__all__ = ["Pipe", "RedisIndex", "text"]
+
+_BATCH = 500  # members per SSCAN page, entries per STRLEN pipeline
+_SETS_PER_ROUND = 32  # index sets scanned together (one pipeline)
+# Forget a model whose index is empty, atomically: a writer adds to both sets in one MULTI.
+_DROP_EMPTY = (
+    "if redis.call('SCARD', KEYS[2]) == 0 then return redis.call('SREM', KEYS[1], ARGV[1]) end"
+)
+Pipe = Any  # a redis-py Pipeline or ClusterPipeline
+
+
+def text(value: bytes | str) -> str:
+    """A reply as text (replies are bytes: the client does not decode)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _glob_escape(value: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", value)
+
+
+class RedisIndex:
+    """The index sets of one ``RedisStore`` (its names, commands and circuit breaker)."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+
+    def model_sets(
+        self, provider: str | None = None, model_slot: str | None = None
+    ) -> list[tuple[str, str]]:
+        """(shard, "{provider}/{model_slot}") of every index set, optionally of one provider /
+        model folder."""
+        store = self.store
+        replies = store.each("smembers", [store.models_name(s) for s in store.shards])
+        pairs = []
+        for shard, members in zip(store.shards, replies, strict=True):
+            for member in members:
+                model = text(member)
+                prov, _, slot = model.partition("/")
+                if (provider is None or prov == provider) and (model_slot in (None, slot)):
+                    pairs.append((shard, model))
+        return sorted(pairs, key=lambda pair: (pair[1], pair[0]))
+
+    def scan(self, sets: list[tuple[str, str]]) -> Iterator[tuple[str, list[str], list[int]]]:
+        """(model, keys, entry sizes) of the index sets ``sets``, a page at a time, several sets
+        per pipeline. Members whose entry is gone (size 0: expired or evicted) are removed from
+        their index on the way."""
+        store = self.store
+        pending = list(sets)
+        cursors: dict[tuple[str, str], int] = {}
+        seen: dict[tuple[str, str], set[str]] = defaultdict(set)  # SSCAN may repeat a member
+        while pending:
+            group, pending = pending[:_SETS_PER_ROUND], pending[_SETS_PER_ROUND:]
+            pages = store.execute(partial(self._sscan, group, cursors), transaction=False)
+            found: list[tuple[tuple[str, str], list[str]]] = []
+            for pair, (cursor, members) in zip(group, pages, strict=True):
+                keys = sorted({text(member) for member in members} - seen[pair])
+                seen[pair].update(keys)
+                found.append((pair, keys))
+                if int(cursor):
+                    cursors[pair] = int(cursor)
+                    pending.append(pair)
+            names = [store.prefix + s + "e:" + f"{m}/{k}" for (s, m), keys in found for k in keys]
+            sizes = iter(int(size) for size in store.each("strlen", names))
+            gone: list[tuple[str, list[str]]] = []
+            for (shard, model), keys in found:
+                got = [next(sizes) for _ in keys]
+                missing = [k for k, size in zip(keys, got, strict=True) if not size]
+                if missing:
+                    gone.append((store.index_name(shard, model), missing))
+                yield model, keys, got
+            if gone:
+                store.execute(partial(_srem_each, gone), transaction=False)
+
+    def _sscan(
+        self, group: list[tuple[str, str]], cursors: dict[tuple[str, str], int], pipe: Pipe
+    ) -> None:
+        for shard, model in group:
+            index = self.store.index_name(shard, model)
+            pipe.sscan(index, cursors.get((shard, model), 0), count=_BATCH)
+
+    def walk(
+        self, provider: str | None = None, model_slot: str | None = None
+    ) -> Iterator[EntryRef]:
+        """Every live entry (optionally of one provider / model folder) with its size."""
+        for model, keys, sizes in self.scan(self.model_sets(provider, model_slot)):
+            prov, _, slot = model.partition("/")
+            for key, size in zip(keys, sizes, strict=True):
+                if size:
+                    yield EntryRef(f"{model}/{key}", prov, slot, key, size, 0)
+
+    def drop_dangling(self) -> int:
+        """Drop the index members whose entry Redis has expired or evicted; how many."""
+        removed = sum(sizes.count(0) for _, _, sizes in self.scan(self.model_sets()))
+        self.forget_empty()
+        return removed
+
+    def rebuild(self, repair: bool = False) -> tuple[int, int]:
+        """(entries the index sets miss, index members whose entry is gone): every entry is
+        found with SCAN (on a cluster: on every master). With ``repair`` the missing entries are
+        indexed again; dangling members are always dropped. An index set evicted under
+        ``allkeys-lru`` hides its entries from listings until this runs."""
+        store = self.store
+        dangling = self.drop_dangling()
+        shard_glob = "{??}" if store.cluster else ""
+        pattern = _glob_escape(store.prefix) + shard_glob + "e:*"
+        missing = 0
+        batch: list[tuple[str, str, str]] = []
+        for name in store.run(lambda: list(store.client.scan_iter(match=pattern, count=1000))):
+            rest = text(name)[len(store.prefix) :]
+            shard, _, path = rest.partition("e:") if store.cluster else ("", "", rest[2:])
+            parts = path.split("/")
+            if len(parts) == 3:
+                batch.append((shard, f"{parts[0]}/{parts[1]}", parts[2]))
+        for start in range(0, len(batch), _BATCH):
+            missing += self._reindex(batch[start : start + _BATCH], repair)
+        return missing, dangling
+
+    def _reindex(self, entries: list[tuple[str, str, str]], repair: bool) -> int:
+        store = self.store
+
+        def check(pipe: Pipe) -> None:
+            for shard, model, key in entries:
+                pipe.sismember(store.models_name(shard), model)
+                pipe.sismember(store.index_name(shard, model), key)
+
+        replies = store.execute(check, transaction=False)
+        lost = [
+            entry
+            for entry, listed, indexed in zip(entries, replies[::2], replies[1::2], strict=True)
+            if not (listed and indexed)
+        ]
+        if repair and lost:
+
+            def add(pipe: Pipe) -> None:
+                for shard, model, key in lost:
+                    pipe.sadd(store.models_name(shard), model)
+                    pipe.sadd(store.index_name(shard, model), key)
+
+            store.execute(add, transaction=False)
+        return len(lost)
+
+    def forget_empty(self, provider: str | None = None, model_slot: str | None = None) -> None:
+        """Forget the models whose index is now empty (atomically, racing no writer)."""
+        store = self.store
+        pairs = self.model_sets(provider, model_slot)
+        if not pairs:
+            return
+
+        def build(pipe: Pipe) -> None:
+            for shard, model in pairs:
+                keys = (store.models_name(shard), store.index_name(shard, model))
+                pipe.execute_command("EVAL", _DROP_EMPTY, 2, *keys, model)
+
+        store.execute(build, transaction=False)
+
+
+def _srem_each(gone: list[tuple[str, list[str]]], pipe: Pipe) -> None:
+    for index, keys in gone:
+        pipe.srem(index, *keys)
