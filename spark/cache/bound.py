@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from spark.cache.codec import EntryMeta, encode_entry
 from spark.cache.config import CacheConfig
-from spark.cache.crypto import KeyRing
+from spark.cache.crypto import SCHEME, KeyRing
 from spark.cache.keys import create_key, keyed_request
 from spark.cache.memory import MemoryEntry
 from spark.cache.policy import CachePolicy, is_cacheable
@@ -43,6 +43,10 @@ __all__ = [
 
 logger = logging.getLogger("spark.cache")
 _POLL_S = 0.025  # how often a process waiting on another's provider call looks for its entry
+_PLAINTEXT_REFUSED = (
+    "refusing plaintext cache entry %s: this cache encrypts, so it takes sealed entries only"
+    " (`spark cache rotate-key` encrypts plaintext entries)"
+)
 
 
 class CacheRequest(NamedTuple):
@@ -345,19 +349,10 @@ class BoundCache:
                 bad.reason,
             )
         elif bad.kind == "plaintext":
-            self.manager.warn_once(
-                f"bad:{bad.location}",
-                "refusing plaintext cache entry %s: this cache encrypts, so it takes sealed entries"
-                " only (`spark cache rotate-key` encrypts plaintext entries)",
-                bad.location,
-            )
+            self.manager.warn_once(f"bad:{bad.location}", _PLAINTEXT_REFUSED, bad.location)
         else:
-            self.manager.warn_once(
-                f"bad:{bad.location}",
-                "ignoring unusable cache entry %s: %s",
-                bad.location,
-                bad.reason,
-            )
+            message = "ignoring unusable cache entry %s: %s"
+            self.manager.warn_once(f"bad:{bad.location}", message, bad.location, bad.reason)
 
     def save(self, request: CacheRequest, response: Mapping[str, Any]) -> bool:
         """Store an answer if the policy writes and it is cacheable; never raises on I/O."""
@@ -383,9 +378,10 @@ class BoundCache:
             if not isinstance(exc, StoreUnavailableError):  # that one the store has reported
                 self.manager.warn_once(f"write:{type(exc).__name__}", "cache write failed: %s", exc)
             return False
-        sealed = meta if self._write_keyring is None else _sealed_meta(meta, self._write_keyring)
+        if self._write_keyring is not None:
+            meta = meta._replace(encryption=SCHEME, key_fingerprint=self._write_keyring.primary)
         if self.manager.store.validates_cheaply:
-            self.manager.memory.put(request.key, MemoryEntry(path, version, sealed, payload, now))
+            self.manager.memory.put(request.key, MemoryEntry(path, version, meta, payload, now))
         self.manager.note_write(len(data))
         self.manager.counters.writes += 1
         return True
@@ -398,15 +394,3 @@ class BoundCache:
             return False
         primary = self._write_keyring.primary if self._write_keyring else ""
         return found.meta.key_fingerprint == primary and found.payload["response"] == dict(response)
-
-
-def _sealed_meta(meta: EntryMeta, keyring: KeyRing) -> EntryMeta:
-    return EntryMeta(
-        meta.key,
-        meta.provider,
-        meta.model_id,
-        meta.created_at,
-        meta.expires_at,
-        "fernet",
-        keyring.primary,
-    )
