@@ -5,9 +5,9 @@ profile named while another profile encrypts its own cache is a question, not a 
 hold entries. :func:`take_census` counts the entries by the key that sealed them, so a key
 that is missing is named once, by fingerprint: ``--resume`` is refused without it (it is
 almost surely the new key of the rotation to finish), and a fresh rotation's report ends with
-it. :func:`reencrypt_all` then rewrites the entries one at a time; under :class:`StopOnSignal`,
-Ctrl-C (SIGINT) or SIGTERM lets the entry in hand finish and ends the loop there, and
-:func:`interrupted` says how far it got and the exact way to resume.
+it. :func:`reencrypt_all` then rewrites the entries one at a time; under ``StopOnSignal``
+(``_signals.py``), Ctrl-C (SIGINT) or SIGTERM lets the entry in hand finish and ends the loop
+there, and :func:`interrupted` says how far it got and the exact way to resume.
 """
 
 from __future__ import annotations
@@ -15,13 +15,10 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import Any
 
 from spark.cache import CacheConfig, KeyRing, admin, generate_key, reader
 from spark.cache.codec import CorruptEntryError
@@ -32,13 +29,13 @@ from spark.cli._context import CacheTarget, CliState
 from spark.cli._errors import CliError
 from spark.cli._output import entries as n_entries
 from spark.cli._output import progress, warn
+from spark.cli._signals import StopOnSignal
 from spark.errors import ConfigError, DecryptionError
 
 __all__ = [
     "Census",
     "Plan",
     "RotationRun",
-    "StopOnSignal",
     "check_census",
     "check_target",
     "failed",
@@ -48,43 +45,6 @@ __all__ = [
     "resume_command",
     "take_census",
 ]
-
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class StopOnSignal:
-    """While active, SIGINT and SIGTERM are recorded in ``received`` instead of stopping the
-    process; the previous handlers come back on exit. Outside the main thread (where Python
-    cannot install handlers) it does nothing."""
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopOnSignal:
-        if threading.current_thread() is threading.main_thread():
-            for number in _SIGNALS:
-                self._previous[number] = signal.signal(number, self._record)
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
-        self._previous.clear()
-
-    def _record(self, number: int, frame: FrameType | None) -> None:
-        if self.received is None:
-            self.received = number
-
-    @property
-    def name(self) -> str:
-        """``SIGINT`` or ``SIGTERM`` (empty while no signal came)."""
-        return signal.Signals(self.received).name if self.received is not None else ""
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,6 @@ from spark.cli._rotation import (
     Census,
     Plan,
     RotationRun,
-    StopOnSignal,
     check_census,
     check_target,
     failed,
@@ -44,6 +43,7 @@ from spark.cli._rotation import (
     resume_command,
     take_census,
 )
+from spark.cli._signals import StopOnSignal
 from spark.errors import EncryptionKeyError
 
 __all__ = ["keygen", "rotate_key"]

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from spark.errors import ConfigError
 from spark.models._openai_media import encode_media_bytes, keyed_message
+from spark.models._openai_tools import as_mapping, to_openai_tool_choice, to_openai_tools
 from spark.models.wire import KeyedJSON, WireCall, keyed_value, unknown_field
 
 __all__ = [
@@ -26,8 +27,6 @@ __all__ = [
     "prepare_chat",
     "prepare_embedding",
     "to_openai_messages",
-    "to_openai_tool_choice",
-    "to_openai_tools",
 ]
 
 #: Every keyword of ``client.chat.completions.create`` (openai 3.57). Hard-coded, not read from
@@ -78,8 +77,6 @@ _NOT_IN_EXTRA_BODY = frozenset({"model", "stream", "stream_options"})
 _FLOATS = frozenset({"temperature", "top_p", "presence_penalty", "frequency_penalty"})
 _RESPONSE_FORMAT_TYPES = frozenset({"text", "json_object", "json_schema"})
 _ROLES = {"model": "assistant", "ai": "assistant", "human": "user"}
-_CHOICE_WORDS = {"auto": "auto", "none": "none", "required": "required", "any": "required"}
-_NEUTRAL_TOOL_KEYS = frozenset({"name", "description", "parameters", "input_schema", "strict"})
 _CHAT = "OpenAI chat completions"
 _HINT = "(fields the SDK does not know go in extra_body={...})"
 
@@ -222,7 +219,7 @@ def _response_format(value: Any) -> Any:
     """A bare JSON schema (``output_schema=``; a pydantic class stands for its schema) is
     wrapped as OpenAI's ``json_schema`` format; OpenAI's own formats pass unchanged."""
     schema_of = getattr(value, "model_json_schema", None)
-    value = schema_of() if isinstance(value, type) and callable(schema_of) else _as_mapping(value)
+    value = schema_of() if isinstance(value, type) and callable(schema_of) else as_mapping(value)
     if isinstance(value, Mapping) and value.get("type") not in _RESPONSE_FORMAT_TYPES:
         name = re.sub(r"[^A-Za-z0-9_-]+", "_", str(value.get("title") or "response"))[:64]
         schema = value if type(value) is KeyedJSON else dict(value)  # (shared: never changed)
@@ -287,7 +284,7 @@ def _openai_message(message: Any) -> dict[str, Any]:
     plain = plain_text_message(message)
     if plain is not None:
         return plain
-    message = _as_mapping(message)
+    message = as_mapping(message)
     if not isinstance(message, Mapping):
         raise ConfigError(f"each message must be a dict with 'role' and 'content', got {message!r}")
     role = str(message.get("role", "user")).lower()
@@ -320,7 +317,7 @@ def _parts(content: Any, role: str) -> list[Any]:
 def _part(part: Any) -> Any:
     if isinstance(part, str):
         return {"type": "text", "text": part}
-    part = _as_mapping(part)
+    part = as_mapping(part)
     if not isinstance(part, Mapping):
         return part
     if "text" in part and set(part) <= {"text", "type"} and part.get("type", "text") == "text":
@@ -341,7 +338,7 @@ def _all_text(parts: list[Any]) -> bool:
 
 def _openai_tool_call(call: Any) -> Any:
     """A neutral ``{"id", "name", "arguments"}`` call in OpenAI's form; OpenAI's form unchanged."""
-    call = _as_mapping(call)
+    call = as_mapping(call)
     if not isinstance(call, Mapping) or "function" in call or "custom" in call:
         return call
     arguments = call.get("arguments", call.get("args", call.get("input")))
@@ -355,72 +352,3 @@ def _json(value: Any) -> str:
         return json.dumps(value, sort_keys=True)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"cannot send {value!r} as JSON: {exc}") from exc
-
-
-def _as_mapping(value: Any) -> Any:
-    """A pydantic value (an SDK type) as the SDK dumps it for the wire; anything else as is."""
-    dump = getattr(value, "model_dump", None)
-    if callable(dump) and not isinstance(value, type):
-        return dump(exclude_unset=True, mode="json")
-    return value
-
-
-# -- tools ------------------------------------------------------------------------------------
-
-
-def to_openai_tools(tools: Iterable[Any]) -> list[Any]:
-    """OpenAI-spelled tools (any ``type``: strict functions, custom tools) unchanged; neutral
-    ``{"name", "description"?, "parameters"}`` and Bedrock ``toolSpec`` tools as functions."""
-    return [_openai_tool(_as_mapping(tool)) for tool in tools]
-
-
-def _openai_tool(tool: Any) -> Any:
-    if not isinstance(tool, Mapping):
-        raise ConfigError(f"a tool must be a dict or a ToolSpec, got {tool!r}")
-    if "type" in tool:
-        return dict(tool)
-    if isinstance(tool.get("function"), Mapping):
-        return {"type": "function", **tool}
-    if isinstance(tool.get("toolSpec"), Mapping):
-        spec = tool["toolSpec"]
-        return _function_tool(spec, (spec.get("inputSchema") or {}).get("json"))
-    if "name" in tool:
-        extra = sorted(set(tool) - _NEUTRAL_TOOL_KEYS)
-        if extra:
-            raise ConfigError(f"unknown tool field(s) {', '.join(extra)} in tool {tool['name']!r}")
-        return _function_tool(tool, tool.get("parameters", tool.get("input_schema")))
-    raise ConfigError(f"a tool needs a name (neutral, OpenAI or Bedrock spelling): {tool!r}")
-
-
-def _function_tool(spec: Mapping[str, Any], parameters: Any) -> dict[str, Any]:
-    function: dict[str, Any] = {"name": str(spec["name"])}
-    if spec.get("description"):
-        function["description"] = str(spec["description"])
-    function["parameters"] = parameters or {"type": "object", "properties": {}}
-    if "strict" in spec:
-        function["strict"] = spec["strict"]
-    return {"type": "function", "function": function}
-
-
-def to_openai_tool_choice(choice: Any) -> Any:
-    """``auto`` / ``none`` / ``required`` (``any``), a tool name, ``{"name": n}`` or Bedrock's
-    ``{"tool": {"name": n}}`` / ``{"auto": {}}`` in OpenAI's form; OpenAI's own form unchanged."""
-    choice = _as_mapping(choice)
-    if isinstance(choice, str):
-        return _CHOICE_WORDS.get(choice.lower()) or _forced(choice)
-    if not isinstance(choice, Mapping):
-        return choice
-    if choice.get("type") in _CHOICE_WORDS:
-        return _CHOICE_WORDS[choice["type"]]
-    if "type" in choice:
-        return choice
-    if "name" in choice:
-        return _forced(choice["name"])
-    if isinstance(choice.get("tool"), Mapping):
-        return _forced(choice["tool"]["name"])
-    words = [word for word in ("auto", "any", "none") if word in choice]
-    return _CHOICE_WORDS[words[0]] if words else choice
-
-
-def _forced(name: Any) -> dict[str, Any]:
-    return {"type": "function", "function": {"name": str(name)}}

@@ -9,16 +9,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from spark.errors import ConfigError
-from spark.models._openai_convert import (
-    _ROLES,
-    _as_mapping,
-    _json,
-    plain_text_message,
-    strict_compatible,
-    to_openai_tool_choice,
-    to_openai_tools,
-)
+from spark.models._openai_convert import _ROLES, _json, plain_text_message, strict_compatible
 from spark.models._openai_media import encode_media_bytes
+from spark.models._openai_tools import as_mapping, to_openai_tool_choice, to_openai_tools
 from spark.models.wire import KeyedJSON
 
 __all__ = ["to_input_items", "to_responses_tool_choice", "to_responses_tools", "to_text_format"]
@@ -44,7 +37,7 @@ def to_input_items(messages: Any) -> list[Any]:
         raise ConfigError(f"messages must be a string or a list of dicts, got {type(messages)}")
     items: list[Any] = []
     for message in messages:
-        items.extend(_items_of(_as_mapping(message)))
+        items.extend(_items_of(as_mapping(message)))
     return items
 
 
@@ -88,7 +81,7 @@ def _tool_output(message: Mapping[str, Any]) -> dict[str, Any]:
 
 def _function_call(call: Any) -> dict[str, Any]:
     """A neutral ``{"id", "name", "arguments"}`` or chat-spelled call as a ``function_call``."""
-    call = _as_mapping(call)
+    call = as_mapping(call)
     if not isinstance(call, Mapping):
         raise ConfigError(f"a tool call must be a dict, got {call!r}")
     if call.get("type") == "function_call":
@@ -124,7 +117,7 @@ def _part(part: Any, role: str) -> Any:
     text_type = "output_text" if role == "assistant" else "input_text"
     if isinstance(part, str):
         return {"type": text_type, "text": part}
-    part = _as_mapping(part)
+    part = as_mapping(part)
     if not isinstance(part, Mapping):
         return part
     kind = part.get("type", "text")
@@ -213,7 +206,7 @@ def to_text_format(value: Any) -> Any:
     takes as it is (every object closed, all properties required) is sent ``strict``, as on
     chat completions."""
     schema_of = getattr(value, "model_json_schema", None)
-    value = schema_of() if isinstance(value, type) and callable(schema_of) else _as_mapping(value)
+    value = schema_of() if isinstance(value, type) and callable(schema_of) else as_mapping(value)
     if not isinstance(value, Mapping):
         raise ConfigError(f"an output format must be a JSON schema or a dict, got {value!r}")
     if value.get("type") not in _FORMAT_TYPES:
