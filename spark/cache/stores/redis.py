@@ -18,10 +18,10 @@ A location (``location``) is ``{provider}/{model_slot}/{key}``, the disk layout 
 root; ``model_slot`` is ``quote_model_id``'s, so it never holds a ``/``. The index sets
 (``redis_index.py``) let statistics, clearing and listing work without ``KEYS``: ``walk``
 SSCANs them and pipelines ``STRLEN``; members whose entry Redis has already expired or evicted
-are dropped from the index as they are met. Eviction is Redis's ``maxmemory-policy``; an entry whose index was evicted is
-found again by ``rebuild_index`` (a SCAN). Every failure is a ``StoreError``; an unreachable
-server opens the circuit breaker (``StoreUnavailableError``), on a cluster the breaker of the
-node that holds the key.
+are dropped from the index as they are met. Eviction is Redis's ``maxmemory-policy``; an entry
+whose index was evicted is found again by ``rebuild_index`` (a SCAN). Every failure is a
+``StoreError``; an unreachable server opens the circuit breaker (``StoreUnavailableError``), on
+a cluster the breaker of the node that holds the key.
 """
 
 from __future__ import annotations
