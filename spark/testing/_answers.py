@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import random
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -32,6 +33,8 @@ _VOCABULARY = (
 
 _MIN_STREAM_CHUNKS = 3
 _MAX_STREAM_CHUNK_CHARS = 32
+_TOKEN = re.compile(r" ?[^ ]+| +")
+_ALTERNATIVES = (" the", " a", " and", " of", " to", ".", ",", " cache", " answer")
 
 
 def canonical_json(value: Any) -> str:
@@ -112,6 +115,34 @@ def split_chunks(text: str) -> list[str]:
     """Split `text` into stream pieces of at most 32 characters, at least three when it can."""
     size = max(1, min(_MAX_STREAM_CHUNK_CHARS, math.ceil(len(text) / _MIN_STREAM_CHUNKS)))
     return [text[start : start + size] for start in range(0, len(text), size)] or [""]
+
+
+def token_logprobs(seed: str, text: str, top: int) -> tuple[dict[str, Any], ...]:
+    """Return deterministic log-probabilities of the text's tokens (words with their space), each
+    with its ``top`` most likely tokens: the shape OpenAI's chat and Responses APIs share."""
+    rng = random.Random(f"logprobs:{seed}")
+    entries = []
+    for token in _TOKEN.findall(text):
+        logprob = -round(rng.random() * 2, 6)
+        others = [rng.choice(_ALTERNATIVES) for _ in range(max(0, top - 1))]
+        ranked = [(token, logprob)] + [
+            (other, round(logprob - 1 - rank, 6)) for rank, other in enumerate(others)
+        ]
+        entries.append(
+            {**_token(token, logprob), "top_logprobs": [_token(t, lp) for t, lp in ranked[:top]]}
+        )
+    return tuple(entries)
+
+
+def _token(token: str, logprob: float) -> dict[str, Any]:
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
+
+
+def token_groups(tokens: tuple[dict[str, Any], ...]) -> list[tuple[dict[str, Any], ...]]:
+    """Split token logprobs into the stream pieces that carry them (at least three when it can);
+    a piece's text is its tokens' text joined."""
+    size = max(1, math.ceil(len(tokens) / _MIN_STREAM_CHUNKS))
+    return [tokens[start : start + size] for start in range(0, len(tokens), size)]
 
 
 def split_arguments(arguments: str) -> list[str]:

@@ -4,7 +4,9 @@ The answer follows the chat route's rules (deterministic text per request, a fun
 one is queued and tools are offered, a quoted tool result when the input ends with
 `function_call_output` items, JSON fitting `text.format`'s schema). Usage reports the
 instructions and tools as cached input tokens when the request names a `prompt_cache_key`, and
-reasoning tokens (part of the output tokens) when it asks for `reasoning`.
+reasoning tokens (part of the output tokens) when it asks for `reasoning`. The output text
+carries the log-probabilities of its tokens (with `top_logprobs` alternatives) when `include`
+asks for `message.output_text.logprobs`; streamed, each text delta carries those of its tokens.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from spark.testing._exchange import Exchange, JsonObject, Reply, json_reply, str
 PROVIDER = "openai"
 _REASONING_TOKENS = {"minimal": 8, "low": 16, "medium": 32, "high": 64, "xhigh": 96}
 _DEFAULT_REASONING_TOKENS = 32
+_LOGPROBS = "message.output_text.logprobs"
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class _Answer:
     text: str
     call_name: str | None
     usage: JsonObject
+    tokens: tuple[JsonObject, ...] = ()  # the text's token logprobs, when asked for
 
 
 def _answer_of(exchange: Exchange) -> _Answer:
@@ -43,7 +47,12 @@ def _answer_of(exchange: Exchange) -> _Answer:
     call = exchange.plan.tool_call
     if call is not None:
         text = json.dumps(call.arguments)
-    return _Answer(seed, text, call.name if call else None, _usage(body, items, text))
+    include = body.get("include")
+    tokens: tuple[JsonObject, ...] = ()
+    if call is None and isinstance(include, list) and _LOGPROBS in include:
+        top = body.get("top_logprobs")
+        tokens = _answers.token_logprobs(seed, text, top if isinstance(top, int) else 0)
+    return _Answer(seed, text, call.name if call else None, _usage(body, items, text), tokens)
 
 
 def _tool_result(items: list[Any]) -> str | None:
@@ -117,7 +126,7 @@ def _item(answer: _Answer, status: str = "completed") -> JsonObject:
             "name": answer.call_name,
             "arguments": answer.text if status == "completed" else "",
         }
-    content = [_text_part(answer.text)] if status == "completed" else []
+    content = [_text_part(answer.text, answer.tokens)] if status == "completed" else []
     return {
         "id": f"msg_{_answers.short_id(answer.seed)}",
         "type": "message",
@@ -127,8 +136,8 @@ def _item(answer: _Answer, status: str = "completed") -> JsonObject:
     }
 
 
-def _text_part(text: str) -> JsonObject:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def _text_part(text: str, tokens: tuple[JsonObject, ...] = ()) -> JsonObject:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": list(tokens)}
 
 
 def _response(exchange: Exchange, answer: _Answer, *, done: bool) -> JsonObject:
@@ -185,6 +194,16 @@ class _Events:
         return f"event: {kind}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
 
 
+def _deltas(answer: _Answer) -> list[tuple[str, list[JsonObject]]]:
+    """The text deltas of a streamed answer, each with the logprobs of its tokens (if asked)."""
+    if not answer.tokens:
+        return [(piece, []) for piece in _answers.split_chunks(answer.text)]
+    return [
+        ("".join(token["token"] for token in group), list(group))
+        for group in _answers.token_groups(answer.tokens)
+    ]
+
+
 def responses_stream(exchange: Exchange) -> Reply:
     """Answer `POST /v1/responses` with `stream: true`: `response.created`, the output item's
     events (text deltas or function-call argument deltas), then `response.completed`."""
@@ -203,16 +222,19 @@ def responses_stream(exchange: Exchange) -> Reply:
             event("response.content_part.added", **where, content_index=0, part=_text_part(""))
         )
         pieces = [
-            event("response.output_text.delta", **where, content_index=0, delta=piece, logprobs=[])
-            for piece in _answers.split_chunks(answer.text)
+            event("response.output_text.delta", **where, content_index=0, delta=text, logprobs=lp)
+            for text, lp in _deltas(answer)
         ]
+        done = _text_part(answer.text, answer.tokens)
         tail = [
             event(
-                "response.output_text.done", **where, content_index=0, text=answer.text, logprobs=[]
+                "response.output_text.done",
+                **where,
+                content_index=0,
+                text=answer.text,
+                logprobs=done["logprobs"],
             ),
-            event(
-                "response.content_part.done", **where, content_index=0, part=_text_part(answer.text)
-            ),
+            event("response.content_part.done", **where, content_index=0, part=done),
         ]
     else:
         pieces = [

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
-import random
 import re
 import struct
 import time
@@ -33,9 +31,6 @@ PROVIDER = "openai"
 _DEFAULT_DIMENSIONS = {"text-embedding-3-large": 3072}
 _FALLBACK_DIMENSIONS = 1536
 _MAX_CHOICES = 128  # the API's own limit on `n`
-_MIN_STREAM_CHUNKS = 3
-_TOKEN = re.compile(r" ?[^ ]+| +")
-_ALTERNATIVES = (" the", " a", " and", " of", " to", ".", ",", " cache", " answer")
 _ERROR_KINDS = {
     400: ("invalid_request_error", "invalid_value"),
     401: ("invalid_request_error", "invalid_api_key"),
@@ -110,7 +105,11 @@ def _answers_of(exchange: Exchange) -> tuple[list[_Answer], int]:
         text = _answers.scripted_text(exchange.plan.text, _asked_schema(body), choice_seed, text)
         if call is not None:
             text = json.dumps(call.arguments)
-        tokens = _token_logprobs(choice_seed, text, top) if body.get("logprobs") is True else None
+        tokens = (
+            _answers.token_logprobs(choice_seed, text, top)
+            if body.get("logprobs") is True
+            else None
+        )
         answers.append(_Answer(index, choice_seed, text, call, tokens if call is None else None))
     fragments = _answers.collect_text(messages)
     if body.get("tools"):
@@ -121,26 +120,6 @@ def _answers_of(exchange: Exchange) -> tuple[list[_Answer], int]:
 def _choice_count(body: Mapping[str, Any]) -> int:
     n = body.get("n")
     return n if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= _MAX_CHOICES else 1
-
-
-def _token_logprobs(seed: str, text: str, top: int) -> tuple[JsonObject, ...]:
-    """Return deterministic log-probabilities of the text's tokens (words with their space)."""
-    rng = random.Random(f"logprobs:{seed}")
-    entries = []
-    for token in _TOKEN.findall(text):
-        logprob = -round(rng.random() * 2, 6)
-        others = [rng.choice(_ALTERNATIVES) for _ in range(max(0, top - 1))]
-        ranked = [(token, logprob)] + [
-            (other, round(logprob - 1 - rank, 6)) for rank, other in enumerate(others)
-        ]
-        entries.append(
-            {**_token(token, logprob), "top_logprobs": [_token(t, lp) for t, lp in ranked[:top]]}
-        )
-    return tuple(entries)
-
-
-def _token(token: str, logprob: float) -> JsonObject:
-    return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
 
 
 def _logprobs(tokens: tuple[JsonObject, ...] | None) -> JsonObject | None:
@@ -241,15 +220,13 @@ def _answer_chunks(answer: _Answer, chunk: Callable[..., bytes]) -> list[bytes]:
         return [
             chunk(answer.index, {"content": piece}) for piece in _answers.split_chunks(answer.text)
         ]
-    size = max(1, math.ceil(len(answer.tokens) / _MIN_STREAM_CHUNKS))
-    groups = [answer.tokens[start : start + size] for start in range(0, len(answer.tokens), size)]
     return [
         chunk(
             answer.index,
             {"content": "".join(entry["token"] for entry in group)},
             logprobs=_logprobs(group),
         )
-        for group in groups
+        for group in _answers.token_groups(answer.tokens)
     ]
 
 

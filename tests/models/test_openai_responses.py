@@ -129,6 +129,48 @@ async def test_a_plain_call_then_a_stream_share_one_entry(
     assert count(server) == 1
 
 
+LOGPROBS = {"include": ["message.output_text.logprobs"], "top_logprobs": 2}
+
+
+def raw_logprobs(raw: Any) -> list[Any]:
+    """The token logprobs of the raw SDK's ``Response``, as plain JSON."""
+    return [p.model_dump(mode="json") for p in raw.output[0].content[0].logprobs]
+
+
+async def test_logprobs_are_returned_and_cached(
+    make_model: MakeModel, server: ProviderServer, raw_client: openai.AsyncOpenAI
+) -> None:
+    model = make_model()
+
+    miss = await model.generate(HI, **LOGPROBS)
+    hit = await model.generate(HI, **LOGPROBS)
+    raw = await raw_client.responses.create(model=MODEL, input=HI, **LOGPROBS)  # type: ignore[arg-type]
+
+    assert miss.logprobs == raw_logprobs(raw)
+    assert "".join(token["token"] for token in miss.logprobs) == miss.text == raw.output_text
+    assert all(len(token["top_logprobs"]) == 2 for token in miss.logprobs)
+    assert (hit.cached, hit.text, hit.logprobs) == (True, miss.text, miss.logprobs)
+    assert (await model.generate(HI)).logprobs is None  # (not asked for: another request)
+    assert count(server) == 3  # Spark's miss, the raw call, the call without logprobs
+
+
+async def test_a_streamed_answer_keeps_its_logprobs(
+    make_model: MakeModel, server: ProviderServer, raw_client: openai.AsyncOpenAI
+) -> None:
+    model = make_model()
+
+    chunks = await collect(model, HI, **LOGPROBS)
+    replay = await collect(model, HI, **LOGPROBS)
+    hit = await model.generate(HI, **LOGPROBS)
+    raw = await raw_client.responses.create(model=MODEL, input=HI, **LOGPROBS)  # type: ignore[arg-type]
+
+    assert len(chunks) >= 3
+    assert replay == chunks
+    assert (hit.cached, hit.text) == (True, "".join(chunks))
+    assert hit.logprobs == raw_logprobs(raw)
+    assert [r.operation for r in server.requests] == ["responses_stream", "responses"]
+
+
 async def test_a_stream_that_breaks_stores_nothing(
     make_model: MakeModel, server: ProviderServer, cache_config: CacheConfig
 ) -> None:
