@@ -44,6 +44,9 @@ FORMAT_VERSION = 2
 _FORMATS = (1, 2)
 _PAYLOAD_MARK = b',"payload":'
 _KEY_RE = re.compile(r"[0-9a-f]{64}\Z")
+# The names the fast path below matches, for the full parse too: both ways take the same files.
+_PROVIDER_RE = re.compile(r"[a-z0-9_-]{1,64}\Z")
+_FINGERPRINT_RE = re.compile(r"[0-9a-f]{0,64}\Z")
 _DIGEST_PREFIX = "sha256:"
 LAST_TIME = 253402300799.0  # 9999-12-31T23:59:59Z: later "times" are damage (and overflow time_t)
 # The metadata exactly as ``encode_entry`` writes it (the hit path of a fresh read): matched
@@ -200,15 +203,19 @@ def _meta_of(head: dict[str, Any]) -> tuple[EntryMeta, int, str]:
     """The metadata of a fully parsed envelope, its types checked."""
     version = head.get("format")
     if type(version) is not int or version not in _FORMATS:
-        raise CorruptEntryError(f"unknown entry format {version!r}")
+        raise CorruptEntryError(f"unknown entry format {version!r:.40}")
     key, provider, model_id = head.get("key"), head.get("provider"), head.get("model_id")
     if not isinstance(key, str) or not _KEY_RE.match(key):
         raise CorruptEntryError("key is not a SHA-256 hex digest")
-    if not isinstance(provider, str) or not isinstance(model_id, str) or not model_id:
-        raise CorruptEntryError("provider or model_id is not a name")
+    if not isinstance(provider, str) or not _PROVIDER_RE.match(provider):
+        raise CorruptEntryError("provider is not a provider name")
+    if not isinstance(model_id, str) or not model_id:
+        raise CorruptEntryError("model_id is not a name")
     encryption, fingerprint = head.get("encryption"), head.get("key_fingerprint")
-    if encryption not in ("none", SCHEME) or not isinstance(fingerprint, str):
-        raise CorruptEntryError(f"unknown encryption {encryption!r}")
+    if encryption not in ("none", SCHEME):
+        raise CorruptEntryError(f"unknown encryption {encryption!r:.40}")
+    if not isinstance(fingerprint, str) or not _FINGERPRINT_RE.match(fingerprint):
+        raise CorruptEntryError("key_fingerprint is not a key fingerprint (hex digits)")
     digest = head.get("digest", "")
     if not isinstance(digest, str):
         raise CorruptEntryError("digest is not text")

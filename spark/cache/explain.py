@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from spark._printable import printable_lines
 from spark.cache.keys import KEY_SCHEMA_VERSION
 from spark.cache.reader import BadEntry, StoredEntry, Where, read_entry
 from spark.cache.sealed import sealed_differences
@@ -226,7 +227,7 @@ class MissExplanation:
             "To record it, run once with mode read_write (SPARK_CACHE_MODE=read_write, or "
             "pytest --spark-cache=record) and commit the new entry."
         )
-        return "\n".join(lines)
+        return printable_lines("\n".join(lines))  # (the nearest entry's names and values are data)
 
     def error(self) -> CacheMissError:
         """The replay-mode error."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from spark._printable import printable
 from spark.cache.codec import CorruptEntryError, EntryMeta, decode_envelope, open_payload
 from spark.cache.crypto import KeyRing
 from spark.cache.shape import check_payload
@@ -90,7 +91,8 @@ class Where(NamedTuple):
             self.model_slot is not None and quote_model_id(meta.model_id) != self.model_slot
         )
         if meta.provider != self.provider or wrong_model:
-            return "misplaced", f"entry of {meta.provider}/{meta.model_id} is in the wrong folder"
+            shown = printable(f"{meta.provider}/{meta.model_id}")  # (file data: no escapes)
+            return "misplaced", f"entry of {shown} is in the wrong folder"
         return None
 
 
@@ -136,7 +138,8 @@ def read_entry(
     except DecryptionError as exc:
         return _undecryptable(location, exc, keyring)
     except Exception as exc:  # the reader is total: whatever else the bytes provoke is "corrupt"
-        return BadEntry(location, "corrupt", f"not a Spark entry ({type(exc).__name__}: {exc})")
+        shown = printable(f"{type(exc).__name__}: {exc}")[:200]
+        return BadEntry(location, "corrupt", f"not a Spark entry ({shown})")
 
 
 def _check(

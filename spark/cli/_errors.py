@@ -20,6 +20,7 @@ import click
 from spark.cache import CacheConfig, CacheManager, KeyRing, admin
 from spark.cache.codec import CorruptEntryError
 from spark.cache.stores.base import EntryStore, StoreUnavailableError
+from spark.cli._output import say
 from spark.errors import (
     AuthenticationError,
     CacheError,
@@ -50,9 +51,9 @@ class CliError(click.ClickException):
 
     def show(self, file: IO[Any] | None = None) -> None:
         """Print to stderr: the message (every line of it), then the hint."""
-        click.secho(f"error: {self.message}", err=True, fg="red", file=file)
+        say(f"error: {self.message}", err=True, fg="red", file=file)
         if self.hint:
-            click.echo(self.hint, err=True, file=file)
+            say(self.hint, err=True, file=file)
 
 
 # Exception class -> what to do about it (the first matching class wins). The classes whose

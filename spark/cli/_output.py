@@ -1,7 +1,9 @@
 """Output helpers of the command line: JSON for machines, rich tables for people, progress bars.
 
 Data goes to stdout; progress bars, warnings and errors go to stderr, so ``--json`` output can
-always be piped.
+always be piped. Everything printed goes through ``say``, ``print_table`` or ``echo_json``, which
+show a character that could act on a terminal (from a hostile file name or entry) as its escape
+(``spark._printable``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import PurePath
-from typing import Any, Literal, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
 import click
 from rich import box
@@ -20,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from spark._printable import printable, printable_lines
 from spark.reporting.money import format_usd
 
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "json_option",
     "print_table",
     "progress",
+    "say",
     "shorten_middle",
     "stdout",
     "warn",
@@ -54,9 +58,16 @@ def stdout() -> Console:
     return console
 
 
+def say(message: str = "", *, err: bool = False, file: IO[Any] | None = None, **style: Any) -> None:
+    """Print ``message`` (its lines, ``click.secho``'s ``style``), every character of it that could
+    act on a terminal shown as its escape: the messages hold file names and entry data."""
+    click.secho(printable_lines(message), err=err, file=file, **style)
+
+
 def echo_json(data: Any) -> None:
-    """Print ``data`` as indented JSON (paths as strings)."""
-    click.echo(json.dumps(data, indent=2, default=_plain, ensure_ascii=False))
+    """Print ``data`` as indented JSON (paths as strings; acting characters escaped, which JSON
+    reads back as the same text)."""
+    say(json.dumps(data, indent=2, default=_plain, ensure_ascii=False))
 
 
 def _plain(value: Any) -> Any:
@@ -69,7 +80,7 @@ def _plain(value: Any) -> Any:
 
 def warn(message: str) -> None:
     """A ``warning: ...`` line on stderr."""
-    click.secho(f"warning: {message}", err=True, fg="yellow")
+    say(f"warning: {message}", err=True, fg="yellow")
 
 
 def print_table(
@@ -88,7 +99,7 @@ def print_table(
     Rejected: letting rich squeeze columns, which hid the model column at 80 columns.
     """
     console = stdout()
-    cells = [None if row is None else [str(cell) for cell in row] for row in rows]
+    cells = [None if row is None else [printable(str(cell)) for cell in row] for row in rows]
     gap, widths = _layout(columns, cells, console.width, shorten)
     table = Table(
         box=box.SIMPLE_HEAD,

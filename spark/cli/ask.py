@@ -9,7 +9,7 @@ import time
 import click
 
 from spark.cli._context import CliState, alias_of, pass_state, profile_option
-from spark.cli._output import echo_json, format_latency, format_usd, json_option
+from spark.cli._output import echo_json, format_latency, format_usd, json_option, say
 from spark.profiles import model_from_settings
 from spark.types import ModelResponse
 
@@ -71,8 +71,8 @@ def ask(
             }
         )
         return
-    click.echo(response.text)
-    click.secho(describe_response(response, latency), dim=True)
+    say(response.text)
+    say(describe_response(response, latency), dim=True)
 
 
 def describe_response(response: ModelResponse, latency: float) -> str:

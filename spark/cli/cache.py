@@ -41,6 +41,7 @@ from spark.cli._output import (
     json_option,
     print_table,
     progress,
+    say,
 )
 from spark.cli._output import (
     entries as n_entries,
@@ -117,10 +118,10 @@ def list_entries(
         columns = ("Provider", "Model", "Key", "Size", "Created", "Expires", "Encrypted")
         print_table(columns, rows)
     total = sum(e.size for e in entries)
-    click.echo(f"{n_entries(len(entries))}, {format_size(total)} in {target.where}")
+    say(f"{n_entries(len(entries))}, {format_size(total)} in {target.where}")
     unreadable = sum(1 for e in entries if e.error)
     if unreadable:
-        click.echo(f"{unreadable} unreadable: see `spark cache verify`")
+        say(f"{unreadable} unreadable: see `spark cache verify`")
 
 
 @cache.command("show", short_help="Show one entry, decrypted when the keys allow.")
@@ -165,15 +166,15 @@ def show_entry(
         ("expires", format_time(meta.expires_at)),
         ("encryption", sealed),
     ):
-        click.echo(f"{label:<11} {value}")
+        say(f"{label:<11} {value}")
     if content.payload is None:
-        click.echo(f"payload     not shown: {content.payload_error}")
+        say(f"payload     not shown: {content.payload_error}")
         if meta.encryption != "none":
-            click.echo(f"            (set {target.config.key_env} or key_file to its key)")
+            say(f"            (set {target.config.key_env} or key_file to its key)")
         return
     for part in ("request", "response"):
-        click.echo(f"\n{part}:")
-        click.echo(json.dumps(content.payload.get(part), indent=2, ensure_ascii=False))
+        say(f"\n{part}:")
+        say(json.dumps(content.payload.get(part), indent=2, ensure_ascii=False))
 
 
 @cache.command(short_help="Delete entries: all, a provider's or a model's.")
@@ -213,7 +214,7 @@ def clear(
     if as_json:
         echo_json({"removed": removed, "cache_dir": target.cache_dir, "store": target.where})
     else:
-        click.echo(f"Removed {n_entries(removed)} ({what}) from {target.where}.")
+        say(f"Removed {n_entries(removed)} ({what}) from {target.where}.")
 
 
 @cache.command(short_help="Delete expired entries and stray temp files.")
@@ -250,7 +251,7 @@ def cleanup(state: CliState, profile: str | None, cache_dir: Path | None, as_jso
             {"expired_removed": expired, "temp_files_removed": temps, "checked": len(entries)}
         )
     else:
-        click.echo(
+        say(
             f"Removed {expired} expired entries and {temps} stray temp files "
             f"(checked {n_entries(len(entries))} in {target.where})."
         )
@@ -317,16 +318,16 @@ def verify(
         )
     else:
         if unindexed and repair:
-            click.echo(f"Indexed {n_entries(unindexed)} again that listings had lost.")
+            say(f"Indexed {n_entries(unindexed)} again that listings had lost.")
         elif unindexed:
-            click.echo(
+            say(
                 f"{n_entries(unindexed)} missing from the index (not listed or counted; evicted "
                 "under allkeys-lru?): `spark cache verify --repair` adds them back."
             )
         for problem in problems:
-            click.echo(f"{_shown(problem.path)}: {problem.kind}: {problem.reason}")
+            say(f"{_shown(problem.path)}: {problem.kind}: {problem.reason}")
         if report.old_format:
-            click.echo(
+            say(
                 f"{n_entries(len(report.old_format))} in the old entry format 1 (readable; a "
                 "plaintext one carries no digest): re-record them, or `spark cache rotate-key` "
                 "to rewrite them sealed."
@@ -337,7 +338,7 @@ def verify(
             verify_hint(target.store, target.config, problems, keyring),
         )
     if not as_json:
-        click.echo(f"OK: {n_entries(len(entries))} in {target.where}")
+        say(f"OK: {n_entries(len(entries))} in {target.where}")
 
 
 def _require_cache(target: CacheTarget, profile: str | None) -> None:

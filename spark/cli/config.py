@@ -13,7 +13,7 @@ from spark.cache import KeyRing
 from spark.cache.crypto import read_key_file
 from spark.cli._context import CliState, pass_state, profile_option
 from spark.cli._errors import CliError
-from spark.cli._output import echo_json, json_option, print_table, warn
+from spark.cli._output import echo_json, json_option, print_table, say, warn
 from spark.config import CONFIG_FILE_NAME, Settings, render_default_toml
 from spark.config.problems import problem_message
 from spark.errors import ConfigError, EncryptionKeyError
@@ -76,7 +76,7 @@ def validate(
             warn(line)
         count = len(report["models"])
         noun = "model" if count == 1 else "models"
-        click.echo(f"OK: {active.path} (profile {report['profile']}, {count} {noun})")
+        say(f"OK: {active.path} (profile {report['profile']}, {count} {noun})")
 
 
 def _check_profiles(
@@ -211,14 +211,14 @@ def show(state: CliState, profile: str | None, alias: str | None, as_json: bool)
         warn(line)
     where = settings.path or "no spark.toml (built-in defaults)"
     target = f"[models.{alias}]" if alias else "[cache]"
-    click.echo(f"{where}, profile {settings.profile}, {target}")
+    say(f"{where}, profile {settings.profile}, {target}")
     print_table(
         ["Setting", "Value", "Source"],
         [(v["name"], _show(v["value"]), v["source"]) for v in values],
     )
     if alias is None and settings.model_aliases:
         aliases = ", ".join(settings.model_aliases)
-        click.echo(f"models: {aliases} (see one with --model ALIAS)")
+        say(f"models: {aliases} (see one with --model ALIAS)")
 
 
 def _show(value: Any) -> str:
@@ -259,7 +259,7 @@ def init(path_text: str, force: bool) -> None:
         if here
         else f"spark --config {shlex.quote(str(target))} config validate"
     )
-    click.echo(f"Wrote {target}. Check it with `{check}`.")
+    say(f"Wrote {target}. Check it with `{check}`.")
 
 
 def _init_target(path_text: str) -> Path:

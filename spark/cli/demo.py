@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from spark.cli._output import echo_json, format_latency, format_usd, json_option
+from spark.cli._output import echo_json, format_latency, format_usd, json_option, say
 from spark.models.base import Model
 from spark.models.echo import EchoModel
 from spark.models.pricing import BUILTIN_PRICES
@@ -101,7 +101,7 @@ def demo(count: int, latency: float, as_json: bool) -> None:
     show = None if as_json else _print_answer
     missing = missing_sdks()
     if show is not None:
-        click.echo(_intro(count, latency, missing))
+        say(_intro(count, latency, missing))
     cache_dir = Path(tempfile.mkdtemp(prefix="spark-demo-"))
     try:
         with _models(cache_dir, latency, missing) as models:
@@ -113,17 +113,17 @@ def demo(count: int, latency: float, as_json: bool) -> None:
         backend = "echo" if missing else "provider_server"
         echo_json({**summary, "backend": backend, "answers": [asdict(a) for a in answers]})
         return
-    click.echo("")
-    click.echo(
+    say("")
+    say(
         f"Second round median latency: {format_latency(summary['second_round_median_s'])} "
         f"(first round: {format_latency(summary['first_round_median_s'])})"
     )
-    click.echo(
+    say(
         f"Hit rate: {100 * summary['hit_rate']:.1f}% "
         f"({summary['hits']} hits, {summary['misses']} misses)"
     )
     priced = f" (EchoModel priced as {_ECHO_PRICED_AS})" if missing else ""
-    click.echo(f"Dollars saved: {format_usd(summary['saved_usd'])}{priced}")
+    say(f"Dollars saved: {format_usd(summary['saved_usd'])}{priced}")
 
 
 def missing_sdks() -> list[str]:
@@ -226,10 +226,10 @@ async def _ask(model: Model, round_number: int, question: str) -> Answer:
 
 def _print_answer(answer: Answer, first_of_round: bool) -> None:
     if first_of_round:
-        click.echo(_ROUND_TITLES[answer.round])
+        say(_ROUND_TITLES[answer.round])
     words = " ".join(answer.text.split()[:_WORDS])
     state = "hit " if answer.cached else "miss"
-    click.echo(
+    say(
         f"  {answer.provider:<8} {format_latency(answer.latency_s):>9}  {state}  "
         f"{answer.question}  -> {words} ..."
     )

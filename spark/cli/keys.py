@@ -28,7 +28,7 @@ from spark.cli._context import (
     profile_option,
 )
 from spark.cli._errors import CliError
-from spark.cli._output import echo_json, json_option, warn
+from spark.cli._output import echo_json, json_option, say, warn
 from spark.cli._output import entries as n_entries
 from spark.cli._rotation import (
     Census,
@@ -81,11 +81,11 @@ def keygen(write_path: Path | None, as_json: bool) -> None:
     if as_json:
         echo_json({"fingerprint": fp, "path": write_path, "key": None if write_path else key})
     elif write_path is not None:
-        click.echo(f"Wrote key {fp} to {write_path} (mode 0600).")
-        click.echo(f'Use it in spark.toml: [cache] encrypt = true, key_file = "{write_path}"')
+        say(f"Wrote key {fp} to {write_path} (mode 0600).")
+        say(f'Use it in spark.toml: [cache] encrypt = true, key_file = "{write_path}"')
     else:
-        click.echo(key)
-        click.echo(f"key {fp}: store it as SPARK_CACHE_KEY; it is not saved anywhere", err=True)
+        say(key)
+        say(f"key {fp}: store it as SPARK_CACHE_KEY; it is not saved anywhere", err=True)
 
 
 @click.command("rotate-key", short_help="Re-encrypt every entry under a new key.")
@@ -252,11 +252,11 @@ def _save_keys(plan: Plan, as_json: bool) -> None:
     if plan.key_file is not None:
         admin.write_key_file(plan.key_file, plan.keys, overwrite=True)
         if not as_json:
-            click.echo(f"Saved {len(plan.keys)} keys to {plan.key_file} (new key first).")
+            say(f"Saved {len(plan.keys)} keys to {plan.key_file} (new key first).")
         return
-    click.echo("Store this as the secret (new key first, then the old ones):", err=as_json)
-    click.echo(plan.secret_line, err=as_json)
-    click.echo(
+    say("Store this as the secret (new key first, then the old ones):", err=as_json)
+    say(plan.secret_line, err=as_json)
+    say(
         f"(Paste it into your secret store or a hidden prompt such as `read -rs {plan.key_env}`;"
         " never type it on a command line.)",
         err=True,
@@ -288,17 +288,17 @@ def _report(
             for o in admin.RotationOutcome
             if run.outcomes[o.name.lower()]
         ]
-        click.echo(f"Key {new_fp}: {', '.join(counts) or 'no entries'}.")
+        say(f"Key {new_fp}: {', '.join(counts) or 'no entries'}.")
         for path, reason in run.failures:
-            click.echo(f"{path}: {reason}")
+            say(f"{path}: {reason}")
     if run.stopped_by:
         if plan.key_file is None:  # the list again, next to the way to resume with it
-            click.echo(plan.secret_line, err=as_json)
+            say(plan.secret_line, err=as_json)
         raise interrupted(plan, run)
     if run.failures:
         raise failed(plan, census, run)
     if plan.old_fingerprints and not as_json:
-        click.echo(
+        say(
             f"To retire the old key(s) {', '.join(plan.old_fingerprints)}: once every machine "
             f"and CI secret uses the new list, drop them from {plan.holder}, keeping only the "
             "first key; `spark cache verify` then reports any entry still under an old key."

@@ -11,7 +11,7 @@ from spark.cache import admin
 from spark.cache.keys import KEY_SCHEMA_VERSION
 from spark.cli._context import CliState, cache_target, dir_option, pass_state, profile_option
 from spark.cli._errors import CliError
-from spark.cli._output import echo_json, json_option, progress
+from spark.cli._output import echo_json, json_option, progress, say
 from spark.cli._output import entries as n_entries
 from spark.models.migrate import MigrationOutcome, migrate_entry
 
@@ -63,9 +63,9 @@ def migrate(
         )
     else:
         for result in failed:
-            click.echo(f"{result.location}: {result.reason}")
+            say(f"{result.location}: {result.reason}")
         verb = "Would re-key" if dry_run else "Re-keyed"
-        click.echo(
+        say(
             f"{verb} {n_entries(counts[MigrationOutcome.REKEYED])} to key schema "
             f"v{KEY_SCHEMA_VERSION}; {counts[MigrationOutcome.CURRENT]} already current "
             f"(in {target.where})."

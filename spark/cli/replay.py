@@ -22,7 +22,7 @@ from spark.cli._context import (
     profile_option,
 )
 from spark.cli._errors import CliError
-from spark.cli._output import echo_json, format_time, json_option, warn
+from spark.cli._output import echo_json, format_time, json_option, say, warn
 
 if TYPE_CHECKING:
     from spark.cache.bound import BoundCache, CacheRequest
@@ -107,7 +107,7 @@ def explain(
             }
         )
     else:
-        click.echo(explanation.message())
+        say(explanation.message())
     sys.exit(1)
 
 
@@ -139,7 +139,7 @@ def _explain_hit(
             }
         )
         return
-    click.echo(f"HIT: {path}")
+    say(f"HIT: {path}")
     if meta is not None:
         for label, value in (
             ("key", meta.key),
@@ -148,12 +148,12 @@ def _explain_hit(
             ("encryption", meta.encryption),
             ("fingerprint", meta.key_fingerprint or "-"),
         ):
-            click.echo(f"{label:<12}{value}")
+            say(f"{label:<12}{value}")
     if show_values:
-        click.echo("\nresponse:")
-        click.echo(json.dumps(response, indent=2, ensure_ascii=False))
+        say("\nresponse:")
+        say(json.dumps(response, indent=2, ensure_ascii=False))
     else:
-        click.echo(f"{'response':<12}not shown (--show-values prints it)")
+        say(f"{'response':<12}not shown (--show-values prints it)")
 
 
 def _warn_values_shown() -> None:
@@ -217,4 +217,4 @@ def prune(
     if as_json:
         echo_json({"cache_dir": target.cache_dir, "removed": removed})
     else:
-        click.echo(f"Removed {removed} unused entries from {target.where}.")
+        say(f"Removed {removed} unused entries from {target.where}.")

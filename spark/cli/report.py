@@ -8,7 +8,7 @@ import click
 
 from spark.cli._context import CliState, cache_target, dir_option, pass_state, profile_option
 from spark.cli._errors import CliError
-from spark.cli._output import echo_json, json_option
+from spark.cli._output import echo_json, json_option, say
 from spark.reporting import collect_report_data, write_report
 
 __all__ = ["report"]
@@ -60,4 +60,4 @@ def report(
         path = write_report(source, out_path, top=top, encrypted=encrypted)
     except OSError as exc:
         raise CliError(f"cannot write {out_path}: {exc}", "Choose another --html path.") from exc
-    click.echo(f"wrote {path}")
+    say(f"wrote {path}")

@@ -30,6 +30,7 @@ from spark.cli._output import (
     format_usd,
     json_option,
     print_table,
+    say,
 )
 from spark.cli._output import (
     entries as n_entries,
@@ -211,7 +212,7 @@ def _print(
     has_ledger: bool,
     unpriced: set[tuple[str, str]],
 ) -> None:
-    click.echo(f"{where}: {n_entries(total.entries)}, {format_size(total.size_bytes)}")
+    say(f"{where}: {n_entries(total.entries)}, {format_size(total.size_bytes)}")
     if not rows:
         return
     lines: list[StatsRow | None] = []
@@ -224,24 +225,24 @@ def _print(
     lines.append(totals(rows, "total", ""))
     print_table(_COLUMNS, [None if r is None else _cells(r, has_ledger, unpriced) for r in lines])
     if has_ledger and unpriced:
-        click.echo(f'{_UNKNOWN}: price unknown (no price for the model: add [pricing."<id>"])')
+        say(f'{_UNKNOWN}: price unknown (no price for the model: add [pricing."<id>"])')
     if total.provider_cache_saved_usd > 0:
         _print_prompt_cache(rows, total)
     if not has_ledger:
-        click.echo("no ledger yet: hit rate and dollars appear once a model has used this cache")
+        say("no ledger yet: hit rate and dollars appear once a model has used this cache")
 
 
 def _print_prompt_cache(rows: list[StatsRow], total: StatsRow) -> None:
     """The third sum, below the table (an 80-column table has no room for a tenth column):
     what the providers' own prompt caching took off the paid calls, by model."""
-    click.echo(
+    say(
         f"\nProviders' prompt caching saved {format_usd(total.provider_cache_saved_usd)}"
         " on paid calls (not in Saved):"
     )
     for row in rows:
         if row.provider_cache_saved_usd > 0:
             amount = format_usd(row.provider_cache_saved_usd)
-            click.echo(f"  {row.provider}  {row.model_id}  {amount}")
+            say(f"  {row.provider}  {row.model_id}  {amount}")
 
 
 _COLUMNS = ("Provider", "Model", "Entries", "Size", "Hits", "Misses", "Hit rate", "Saved", "Spent")

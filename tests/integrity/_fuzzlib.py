@@ -1101,7 +1101,18 @@ def _short(value: Any) -> str:
 
 # -- the CLI ----------------------------------------------------------------------------------
 
-CLI_BAD_TEXT = ("Traceback", "a bug in Spark", "unexpected ")
+# What a CLI run must never print: a crash, and raw characters that act on a terminal (file
+# names and entry data are shown escaped: test_terminal_output.py).
+CLI_BAD_TEXT = (
+    "Traceback",
+    "a bug in Spark",
+    "unexpected ",
+    "\x1b",
+    "\x07",
+    "\r",
+    "\x9b",
+    "\u202e",
+)
 
 
 def run_cli(
