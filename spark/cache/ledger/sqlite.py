@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -126,6 +128,7 @@ def read_top_requests(cache_dir: str | Path, limit: int = 20) -> list[RequestRow
 
 @contextlib.contextmanager
 def _connect(path: Path, *, create: bool) -> Iterator[sqlite3.Connection]:
+    _refuse_links(path)
     if create and not path.exists():
         ensure_bookkeeping_ignored(path.parent)
     db = sqlite3.connect(path, timeout=10.0)
@@ -137,6 +140,20 @@ def _connect(path: Path, *, create: bool) -> Iterator[sqlite3.Connection]:
             yield db
     finally:
         db.close()
+
+
+def _refuse_links(path: Path) -> None:
+    """Refuse a ledger, or a journal of it, that is a symlink or not a regular file: SQLite
+    would follow it and write outside the cache directory (a committed cache may hold one)."""
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        try:
+            found = os.lstat(f"{path}{suffix}")
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(found.st_mode):
+            raise sqlite3.OperationalError(
+                f"{path.name}{suffix} is a symlink or not a regular file (not followed): remove it"
+            )
 
 
 def _migrate(db: sqlite3.Connection) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,6 +28,9 @@ __all__ = [
 
 USAGE_RECORD_NAME = ".spark-last-run.json"
 IGNORE_TEXT = "# Spark's ledger and run records are per machine: keep them out of git\n.spark-*\n"
+_MAX_RECORD_BYTES = 256 * 2**20  # some 3.7 million keys
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_KEY_RE = re.compile(r"[0-9a-f]{64}\Z")
 
 
 def ensure_bookkeeping_ignored(cache_dir: Path) -> None:
@@ -66,8 +71,12 @@ def read_usage_record(cache_dir: Path) -> set[str]:
     """The keys of the last recorded run; ``CacheError`` when there is no usable record."""
     path = cache_dir / USAGE_RECORD_NAME
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
+        body = json.loads(_read_regular(path))
         keys = body["keys"]
+        if not isinstance(keys, list) or not all(
+            isinstance(k, str) and _KEY_RE.match(k) for k in keys
+        ):
+            raise ValueError("its keys are not a list of entry keys")
     except FileNotFoundError as exc:
         raise CacheError(
             f"no recorded run in {cache_dir} ({USAGE_RECORD_NAME} is missing): record the test "
@@ -75,4 +84,27 @@ def read_usage_record(cache_dir: Path) -> set[str]:
         ) from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CacheError(f"unreadable run record {path}: {exc}; record the suite again") from exc
-    return {str(key) for key in keys}
+    return set(keys)
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of ``path`` if it is a regular file of bounded size. Never a symlink followed
+    or a FIFO waited on: a committed cache may hold either (``OSError`` / ``ValueError``)."""
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise ValueError("it is a symlink (not followed)") from exc
+        raise
+    try:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode):
+            raise ValueError("it is not a regular file")
+        if found.st_size > _MAX_RECORD_BYTES:
+            raise ValueError(f"{found.st_size} bytes, over the limit of {_MAX_RECORD_BYTES}")
+        chunks = []
+        while chunk := os.read(fd, 2**20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
