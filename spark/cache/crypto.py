@@ -21,6 +21,7 @@ from spark.errors import DecryptionError, EncryptionKeyError
 __all__ = ["KeyRing", "fingerprint", "generate_key", "load_keyring", "read_key_file"]
 
 SCHEME = "fernet"
+_MAX_KEY_FILE_BYTES = 64 * 1024  # a thousand keys and their comments
 
 
 def generate_key() -> str:
@@ -86,19 +87,29 @@ class KeyRing:
 
 
 def read_key_file(path: Path) -> list[str]:
-    """Keys from a file, one per line (``#`` comments allowed); refused unless mode 0600."""
+    """Keys from a file, one per line (``#`` comments allowed); refused unless it is a regular
+    file of mode 0600 (checked before it is read: a FIFO or a device is never read)."""
     try:
-        mode = path.stat().st_mode
-        text = path.read_text("ascii")
+        found = path.stat()
     except FileNotFoundError:
         return []
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise EncryptionKeyError(f"cannot read key file {path}: {exc}") from exc
+    mode = found.st_mode
+    if not stat.S_ISREG(mode) or found.st_size > _MAX_KEY_FILE_BYTES:
+        raise EncryptionKeyError(
+            f"key file {path} is not a regular file of at most {_MAX_KEY_FILE_BYTES} bytes: "
+            "point key_file at the file `spark cache keygen --write` made"
+        )
     if stat.S_IMODE(mode) & 0o077:
         raise EncryptionKeyError(
             f"key file {path} is readable by others (mode {stat.S_IMODE(mode):o}); "
             f"run `chmod 600 {path}`"
         )
+    try:
+        text = path.read_text("ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EncryptionKeyError(f"cannot read key file {path}: {exc}") from exc
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 

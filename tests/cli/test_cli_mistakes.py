@@ -8,8 +8,10 @@ error line and the hint — and that nothing in the cache was lost.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -288,6 +290,37 @@ def test_a_key_file_readable_by_others_says_chmod_and_nothing_else(
         assert result.stderr.splitlines() == [
             f"error: key file {path} is readable by others (mode 644); run `chmod 600 {path}`"
         ]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_a_key_file_that_is_no_file_is_an_error_not_a_hang(
+    spark: Invoke, project: Path, fill: Fill, kind: str
+) -> None:
+    fill(1)
+    path = project / "secrets" / "cache.key"
+    path.parent.mkdir(exist_ok=True)
+    if kind == "fifo":
+        os.mkfifo(path, 0o600)  # (reading it would wait for a writer forever)
+    elif kind == "device":
+        path.symlink_to("/dev/zero")  # (reading it would never end)
+    else:
+        path.mkdir()
+    done: list[Result] = []
+    worker = threading.Thread(
+        target=lambda: done.append(spark("cache", "verify", "--profile", "ci")), daemon=True
+    )
+    worker.start()
+    worker.join(10)
+    if kind == "fifo" and worker.is_alive():  # (let the stuck reader go before failing)
+        with open(path, "wb"):
+            pass
+    assert done, "spark cache verify did not return within 10 s"
+    result = done[0]
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"error: key file {path} is not a regular file of at most 65536 bytes: point key_file "
+        "at the file `spark cache keygen --write` made"
+    )
 
 
 def test_a_malformed_key_does_not_suggest_a_new_one(
