@@ -108,6 +108,8 @@ def _integer(value: Any, handler: Any) -> Any:
 def _path(value: Any) -> Any:
     if not isinstance(value, str | PurePath):
         raise PydanticCustomError("string_type", "expected a string")  # or a Path, in Python
+    if "\x00" in str(value):  # (no file system takes one: every open would raise)
+        raise PydanticCustomError("path_type", "a path cannot hold a NUL character (\\u0000)")
     return value
 
 

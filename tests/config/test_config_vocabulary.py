@@ -123,6 +123,14 @@ def test_one_rule_per_setting_in_file_environment_and_cache_config(
     assert from_python.startswith(f"{key}: {problem} (got ")
 
 
+@pytest.mark.parametrize("key", ["dir", "key_file"])
+def test_a_path_with_a_nul_character_is_a_problem_not_a_crash(write: WriteFile, key: str) -> None:
+    path = write(f'[cache]\n{key} = "cache\\u0000x"\n')
+    rule = "a path cannot hold a NUL character (\\u0000)"
+    assert problems_of(path=path) == [f'spark.toml: [cache] {key}: {rule} (got "cache\\u0000x")']
+    assert config_problems(**{key: "cache\x00x"}) == [f'{key}: {rule} (got "cache\\u0000x")']
+
+
 def test_redis_needs_a_url_is_one_rule_with_one_wording(write: WriteFile) -> None:
     rule = '"redis" needs a url, e.g. url = "redis://localhost:6379/0"'
     path = write('[profiles.team.cache]\nbackend = "redis"\n')
