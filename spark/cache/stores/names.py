@@ -17,6 +17,7 @@ from spark.errors import ConfigError
 __all__ = [
     "TEMP_SUFFIX",
     "check_provider",
+    "is_entry_location",
     "is_entry_name",
     "is_temp_name",
     "quote_model_id",
@@ -26,6 +27,8 @@ __all__ = [
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 _PROVIDER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _MAX_DIR_NAME = 160
+_SLOT_RE = re.compile(r"^[A-Za-z0-9_%+-][A-Za-z0-9._%+-]{0,159}$")  # (at most _MAX_DIR_NAME)
+_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 TEMP_SUFFIX = ".tmp"
 
 
@@ -74,6 +77,12 @@ def check_provider(provider: str) -> str:
     if not _PROVIDER_RE.match(provider):
         raise ConfigError(f"provider must be a lower-case name like 'openai', got {provider!r}")
     return provider
+
+
+def is_entry_location(provider: str, model_slot: str, key: str) -> bool:
+    """Whether the parts name an entry Spark could have written: a provider name, a folder name
+    ``quote_model_id`` makes, a key (no part can reach outside the root)."""
+    return bool(_PROVIDER_RE.match(provider) and _SLOT_RE.match(model_slot) and _KEY_RE.match(key))
 
 
 def is_entry_name(name: str) -> bool:

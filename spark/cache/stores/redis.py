@@ -241,7 +241,7 @@ class RedisStore:
     def write(self, path: str, data: bytes, expires_at: float | None = None) -> Version:
         """SET the entry (expiring natively at ``expires_at``, by default the envelope's own, so
         a rewrite keeps its expiry) and index it, in one MULTI."""
-        provider, model_slot, key = path.split("/")
+        model, _, key = path.rpartition("/")  # (model: "{provider}/{model_slot}")
         name, shard = self.entry_name(path), self.shard(key)
         if expires_at is None:
             expires_at = _envelope_expiry(data)
@@ -253,8 +253,8 @@ class RedisStore:
                 pipe.delete(name)  # already expired (a rewrite of an old entry): nothing to keep
             else:
                 pipe.set(name, data, pxat=int(expires_at * 1000))
-            pipe.sadd(self.models_name(shard), f"{provider}/{model_slot}")
-            pipe.sadd(self.index_name(shard, f"{provider}/{model_slot}"), key)
+            pipe.sadd(self.models_name(shard), model)
+            pipe.sadd(self.index_name(shard, model), key)
 
         self.execute(build, transaction=True, name=name)
         return (0, 0, len(data))
@@ -264,11 +264,10 @@ class RedisStore:
 
     def remove(self, path: str) -> bool:
         """DEL the entry and drop it from its index; False when it was already gone."""
-        provider, model_slot, key = path.split("/")
-        name, index = (
-            self.entry_name(path),
-            self.index_name(self.shard(key), f"{provider}/{model_slot}"),
-        )
+        # (a walk's location is "{index member}/{key}" whatever the member: a hostile one with
+        # more or fewer slashes is deleted from where it was found)
+        model, _, key = path.rpartition("/")
+        name, index = self.entry_name(path), self.index_name(self.shard(key), model)
 
         def build(pipe: Pipe) -> None:
             pipe.delete(name)

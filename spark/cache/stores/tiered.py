@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from spark.cache.codec import decode_envelope
 from spark.cache.stores.base import EntryRef, EntryStore, StoreUnavailableError, Version
 from spark.cache.stores.disk import DiskStore
+from spark.cache.stores.names import is_entry_location
 
 if TYPE_CHECKING:
     from spark.cache.ledger import LedgerSink
@@ -52,11 +53,14 @@ class TieredStore:
         return f"{self.remote.describe()} (local tier {self.local.describe()})"
 
     def _where(self, path: str) -> tuple[str, str, bool]:
-        """(local file, remote location, whether ``path`` was the local file)."""
+        """(local file, remote location, whether ``path`` was the local file). A remote location
+        that is no ``{provider}/{model_slot}/{key}`` (a hostile index member) has no local file:
+        ""."""
         if path.startswith(self._root):
             return path, path[len(self._root) : -5], True
-        provider, model_slot, key = path.split("/")
-        return self.local.path_in(provider, model_slot, key), path, False
+        parts = path.split("/")
+        local = self.local.path_in(*parts) if len(parts) == 3 and is_entry_location(*parts) else ""
+        return local, path, False
 
     # -- one entry ------------------------------------------------------------------------
 
@@ -108,7 +112,7 @@ class TieredStore:
     def remove(self, path: str) -> bool:
         """Delete from both tiers; True when either held it."""
         local, remote_path, _ = self._where(path)
-        removed = self.local.remove(local)
+        removed = bool(local) and self.local.remove(local)
         return self.remote.remove(remote_path) or removed
 
     def remove_all(self, locations: list[str]) -> int:
@@ -116,9 +120,13 @@ class TieredStore:
         return sum(self.remove(location) for location in locations)
 
     def find(self, key: str) -> str | None:
-        """The local file of ``key``'s entry when the remote or the local tier has it."""
+        """The local file of ``key``'s entry when the remote or the local tier has it (the remote
+        location when it names no local file)."""
         found = self.remote.find(key)
-        return self._where(found)[0] if found is not None else self.local.find(key)
+        if found is None:
+            return self.local.find(key)
+        local, remote, _ = self._where(found)
+        return local or remote  # (a hostile index member: the remote location itself)
 
     # -- every entry ----------------------------------------------------------------------
 

@@ -1,0 +1,99 @@
+"""Hostile members in a shared Redis's index sets: a model with no slash or too many, one that
+climbs out of the local tier (``../..``), a key holding an escape sequence. Anyone who can write
+to the server can add them. Every command goes on, ``verify`` names them, ``clear`` deletes
+them from Redis, and the local tier never reaches outside its directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import redis
+from _redis_support import RedisServer, scan_keys
+from click.testing import CliRunner, Result
+
+from spark.cache import CacheManager
+from spark.cli import cli
+from spark.config import load_settings
+
+SPARK_TOML = """\
+[cache]
+enabled = true
+backend = "redis"
+url = "{url}"
+prefix = "{prefix}"
+dir = "local"
+local_tier = {tiered}
+"""
+KEY = "ab" * 32
+HOSTILE = {  # index member (model) -> (entry key, stored value)
+    "x": ("k1", b"garbage"),
+    "a/b/c": ("k", b"x"),
+    "../..": (KEY, b"{}"),
+    "openai/gpt-4o-mini": ("k\x1b[2K", b"{}"),
+}
+
+
+def spark(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(params=[False, True], ids=["redis", "tiered"])
+def project(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    redis_server: RedisServer,
+    raw: redis.Redis,
+    prefix: str,
+) -> Path:
+    directory = tmp_path / "project"
+    directory.mkdir()
+    tiered = "true" if request.param else "false"
+    toml = SPARK_TOML.format(url=redis_server.url, prefix=prefix, tiered=tiered)
+    (directory / "spark.toml").write_text(toml, encoding="utf-8")
+    monkeypatch.chdir(directory)
+    config = load_settings().cache_config()
+    bound = CacheManager(config.resolved_dir, config).bind(config)
+    for prompt in ("q1", "q2"):
+        request_ = bound.chat_request("openai", "gpt-4o-mini", prompt)
+        assert bound.save(request_, {"text": f"answer to {prompt}"})
+    for model, (key, value) in HOSTILE.items():
+        raw.sadd(f"{prefix}models", model)
+        raw.sadd(f"{prefix}idx:{model}", key)
+        raw.set(f"{prefix}e:{model}/{key}", value)
+    return directory
+
+
+def test_every_command_goes_on_and_verify_names_the_hostile_members(
+    project: Path, prefix: str
+) -> None:
+    for command in (("ls",), ("stats",), ("cleanup",)):
+        result = spark("cache", *command)
+        assert result.exit_code == 0, result.output
+        assert "\x1b" not in result.output
+    verified = spark("cache", "verify", "--json")
+    report = json.loads(verified.stdout)
+
+    named = {problem["path"] for problem in report["problems"]}
+    assert verified.exit_code == 1
+    assert named == {f"{model}/{key}" for model, (key, _) in HOSTILE.items()}
+    assert (report["checked"], report["ok"]) == (6, 2)
+
+
+def test_clear_deletes_them_from_redis_and_nothing_outside_the_local_tier(
+    project: Path, raw: redis.Redis, prefix: str, tmp_path: Path
+) -> None:
+    outside = tmp_path / f"{KEY}.json"  # where "../../KEY" of the local tier would point
+    outside.write_text("not the cache's")
+
+    result = spark("cache", "clear", "--yes")
+    config = load_settings().cache_config()
+    stats = CacheManager(config.resolved_dir, config).get_stats()
+
+    assert result.exit_code == 0, result.output
+    assert "Removed 6 entries" in result.stdout
+    assert [name for name in scan_keys(raw, prefix) if name.startswith(f"{prefix}e:")] == []
+    assert stats["total_entries"] == 0
+    assert outside.read_text() == "not the cache's"
