@@ -10,6 +10,7 @@ a clear error, in bounded time, and deletes nothing.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 from pathlib import Path
@@ -108,3 +109,33 @@ async def test_prune_refuses_a_hostile_run_record_and_deletes_nothing(
     assert result.exit_code == 1
     assert "unreadable run record" in result.stderr
     assert all(entry.path.exists() for entry in cache.entries)
+
+
+async def test_a_ledger_with_damaged_figures_gives_finite_stats(
+    plain_config: CacheConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = await seed_cache("figures", plain_config, ["q0"])
+    root = plain_config.resolved_dir
+    manager = CacheManager(root, plain_config)
+    assert (await manager.get_or_call(cache.entries[0].request, _never, plain_config)).cached
+    close_all_ledgers()  # (the hit is in the ledger file now)
+    before = CacheManager(root, plain_config).get_stats()["all_processes"]
+    with sqlite3.connect(root / LEDGER) as db:  # another writer's (or a damaged disk's) rows
+        rows = [("openai", "bad", 1e999, -3, "x", 1e300), ("openai", "worse", 2**62, 0, 5, 1)]
+        db.executemany(
+            "INSERT INTO usage (day, provider, model_id, hits, misses, saved_usd, spent_usd)"
+            " VALUES ('2026-01-01', ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    db.close()
+
+    totals = CacheManager(root, plain_config).get_stats()["all_processes"]
+    result, problems = run_cli("cache", "stats", "--dir", str(root))
+
+    assert before["hits"] >= 1
+    assert totals["hits"] == before["hits"] + 2**62  # (the sound figures, and only those)
+    assert all(math.isfinite(totals[name]) for name in ("saved_cost_usd", "spent_cost_usd"))
+    # (1e300 dollars is no sum of call costs: refused)
+    assert totals["spent_cost_usd"] == before["spent_cost_usd"] + 1
+    assert (problems, result.exit_code) == ([], 0)
+    assert any("ignoring" in r.getMessage() for r in caplog.records)

@@ -18,10 +18,20 @@ ledger shares a slot. A batch is one MULTI, so a batch is counted whole or not a
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from spark.cache.ledger.base import LedgerRow, RequestRow, UsageRow
+from spark.cache.ledger.base import (
+    COUNT_LIMIT,
+    USD_LIMIT,
+    LedgerRow,
+    RequestRow,
+    UsageRow,
+    read_figure,
+    report_damage,
+)
+from spark.cache.stores.base import StoreError, StoreUnavailableError
 from spark.cache.stores.redis import text
 
 if TYPE_CHECKING:
@@ -30,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["RedisLedger"]
 
 _COUNTERS = ("hits", "misses", "saved", "spent", "cache_saved")
+T = TypeVar("T")
 
 
 class RedisLedger:
@@ -68,28 +79,55 @@ class RedisLedger:
             pipe.hset(self.prefix + "req:info", row.key, info)
 
     def rows(self, by_day: bool = False) -> list[LedgerRow]:
-        """Figures per provider and model (and per day), ordered as the SQLite ledger's."""
-        members = self.store.run(lambda: self.store.client.smembers(self.prefix + "days"))
-        days = sorted(text(day) for day in members)
-        tables: list[dict[bytes, bytes]] = self.store.execute(
+        """Figures per provider and model (and per day), ordered as the SQLite ledger's. A key
+        of the wrong type (not Spark's) is skipped with one warning, as damaged figures are."""
+        members = self._readable(
+            lambda: self.store.run(lambda: self.store.client.smembers(self.prefix + "days"))
+        )
+        days = sorted(text(day) for day in members or ())
+        tables: list[Any] = self.store.execute(
             lambda pipe: [pipe.hgetall(f"{self.prefix}day:{day}") for day in days],
             transaction=False,
+            errors_as_replies=True,
         )
         sums: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0, 0, 0.0, 0.0, 0.0])
+        refused = sum(isinstance(table, Exception) for table in tables)
         for day, table in zip(days, tables, strict=True):
+            if isinstance(table, Exception):
+                continue
             for raw_field, raw_value in table.items():
-                name, provider, model_id = raw_field.decode().split("\t", 2)
-                if name not in _COUNTERS:
+                parts = _field_parts(raw_field)
+                if parts is not None and parts[0] not in _COUNTERS:
                     continue  # a counter of a newer Spark
-                slot = sums[(day if by_day else "", provider, model_id)]
-                slot[_COUNTERS.index(name)] += float(raw_value)
+                index = _COUNTERS.index(parts[0]) if parts is not None else 0
+                value = read_figure(raw_value, COUNT_LIMIT if index < 2 else USD_LIMIT)
+                if parts is None or value is None:
+                    refused += 1
+                    continue
+                sums[(day if by_day else "", parts[1], parts[2])][index] += value
+        report_damage(self.describe(), refused)
         return [
             LedgerRow(provider, model_id, int(s[0]), int(s[1]), s[2], s[3], day, s[4])
             for (day, provider, model_id), s in sorted(sums.items())
         ]
 
     def top_requests(self, limit: int = 20) -> list[RequestRow]:
-        """The requests served from the cache most often, most hits first."""
+        """The requests served from the cache most often, most hits first (none when a key of
+        the ranking is of the wrong type: one warning)."""
+        return self._readable(partial(self._top_requests, limit)) or []
+
+    def _readable(self, read: Callable[[], T]) -> T | None:
+        """``read()``; None, with one warning, when Redis refuses it because a key of the
+        ledger has the wrong type (not Spark's). An unreachable Redis still raises."""
+        try:
+            return read()
+        except StoreUnavailableError:
+            raise
+        except StoreError as exc:
+            report_damage(self.describe(), 1, str(exc))
+            return None
+
+    def _top_requests(self, limit: int) -> list[RequestRow]:
         ranked = cast(
             "list[tuple[bytes, float]]",
             self.store.run(
@@ -108,16 +146,30 @@ class RedisLedger:
             ),
             transaction=False,
         )
-        rows = [
-            _request_row(key, hits, money, info)
-            for key, (_, hits), money, info in zip(keys, ranked, saved, infos, strict=True)
-        ]
+        rows, refused = [], 0
+        for key, (_, hits), money, info in zip(keys, ranked, saved, infos, strict=True):
+            provider, model_id, last = _info_parts(info)
+            row, bad = RequestRow.read_back(key, provider, model_id, (hits, money or 0, last))
+            rows.append(row)
+            refused += bad
+        report_damage(self.describe(), refused)
         return sorted(rows, key=lambda row: (-row.hits, row.key))
 
 
-def _request_row(key: str, hits: float, saved: float | None, info: Any) -> RequestRow:
-    provider, rest = (info.decode() if info else "\t\t").split("\t", 1)
-    model_id, last = rest.rsplit("\t", 1)  # a model id may hold anything, even a tab
-    return RequestRow(
-        key, provider, model_id, int(hits), saved or 0.0, float(last) if last else None
-    )
+def _field_parts(raw: bytes) -> tuple[str, str, str] | None:
+    """(counter, provider, model_id) of a day hash's field; None when it is none of ours."""
+    try:
+        parts = raw.decode().split("\t", 2)
+    except UnicodeDecodeError:
+        return None
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+
+
+def _info_parts(info: Any) -> tuple[str, str, str | None]:
+    """(provider, model_id, last hit) of a request's info; blanks when it is damaged."""
+    try:
+        provider, rest = info.decode().split("\t", 1)
+        model_id, last = rest.rsplit("\t", 1)  # a model id may hold anything, even a tab
+    except (AttributeError, UnicodeDecodeError, ValueError):  # (None, or no tabs)
+        return "", "", None
+    return provider, model_id, last or None

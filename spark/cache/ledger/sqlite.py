@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from spark.cache.ledger.base import LedgerRow, RequestRow, UsageRow
+from spark.cache.ledger.base import LedgerRow, RequestRow, UsageRow, report_damage
 from spark.cache.ledger.usage import ensure_bookkeeping_ignored
 
 __all__ = ["LEDGER_NAME", "SQLiteLedger", "read_ledger", "read_top_requests"]
@@ -90,7 +90,16 @@ class SQLiteLedger:
             f" {day}, {cache_saved} FROM usage GROUP BY provider, model_id, {day}"
             f" ORDER BY {day}, provider, model_id"
         )
-        return [LedgerRow(*row) for row in self._query(query, ())]
+        rows, refused = [], 0
+        for provider, model_id, hits, misses, saved, spent, day_, cache_saved_ in self._query(
+            query, ()
+        ):
+            figures = (hits, misses, saved, spent, cache_saved_)
+            row, bad = LedgerRow.read_back(provider, model_id, figures, day_)
+            rows.append(row)
+            refused += bad
+        report_damage(self.describe(), refused)
+        return rows
 
     def _has_cache_saved(self) -> bool:
         """Whether the file has the column yet (a ledger of an older Spark may not)."""
@@ -103,7 +112,13 @@ class SQLiteLedger:
             "SELECT key, provider, model_id, hits, saved_usd, last_hit FROM requests"
             " ORDER BY hits DESC, key LIMIT ?"
         )
-        return [RequestRow(*row) for row in self._query(query, (limit,))]
+        rows, refused = [], 0
+        for key, provider, model_id, *figures in self._query(query, (limit,)):
+            row, bad = RequestRow.read_back(key, provider, model_id, figures)
+            rows.append(row)
+            refused += bad
+        report_damage(self.describe(), refused)
+        return rows
 
     def _query(self, query: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         if not self.path.exists():

@@ -178,15 +178,22 @@ class RedisStore:
         return breaker
 
     def execute(
-        self, build: Callable[[Pipe], object], *, transaction: bool, name: str | None = None
+        self,
+        build: Callable[[Pipe], object],
+        *,
+        transaction: bool,
+        name: str | None = None,
+        errors_as_replies: bool = False,
     ) -> list[Any]:
         """The replies of the commands ``build`` queues on a pipeline (a MULTI when
-        ``transaction``: on a cluster all its keys must share a slot)."""
+        ``transaction``: on a cluster all its keys must share a slot). With
+        ``errors_as_replies`` a command Redis refuses (a key of the wrong type) gives its error
+        as its reply instead of failing the whole pipeline."""
 
         def send() -> list[Any]:
             pipe = self.client.pipeline(transaction=transaction)
             build(pipe)
-            return cast("list[Any]", pipe.execute())
+            return cast("list[Any]", pipe.execute(raise_on_error=not errors_as_replies))
 
         return self.run(send, name)
 

@@ -1,0 +1,98 @@
+"""A damaged or hostile ledger in a shared Redis: figures that are no numbers, not finite or
+negative, fields and keys that are not Spark's, keys of the wrong type. ``get_stats()``,
+``spark cache stats`` and the report go on with what can be read, finite and never negative,
+with one warning; an unreachable Redis is still an error (``test_redis_down.py``)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import pytest
+import redis
+from _redis_support import RedisServer
+from click.testing import CliRunner
+
+from spark.cache import CacheConfig, CacheManager
+from spark.cli import cli
+
+DAY = "2026-01-02"
+
+
+@pytest.fixture
+def config(tmp_path: Path, redis_server: RedisServer, prefix: str) -> CacheConfig:
+    return CacheConfig(
+        enabled=True, cache_dir=tmp_path, backend="redis", url=redis_server.url, prefix=prefix
+    )
+
+
+def _good_figures(raw: redis.Redis, ledger: str) -> None:
+    raw.sadd(f"{ledger}days", DAY)
+    raw.hset(f"{ledger}day:{DAY}", "hits\topenai\tgpt-4o", 3)
+    raw.hset(f"{ledger}day:{DAY}", "saved\topenai\tgpt-4o", 0.25)
+
+
+def _hostile_figures(raw: redis.Redis, ledger: str) -> None:
+    table = f"{ledger}day:{DAY}"
+    raw.hset(table, "misses\topenai\tgpt-4o", "many")
+    raw.hset(table, "spent\topenai\tgpt-4o", "nan")
+    raw.hset(table, "cache_saved\topenai\tgpt-4o", "-4")
+    raw.hset(table, "hits\tbedrock\tclaude", "1e999")
+    raw.hset(table, "no tabs", 5)
+    raw.hset(table, b"hits\t\xff\tx", 1)
+    raw.sadd(f"{ledger}days", "not-a-hash")
+    raw.set(f"{ledger}day:not-a-hash", "a string")
+    raw.zadd(f"{ledger}req:hits", {"k-inf": math.inf, "k-good": 2})
+    raw.hset(f"{ledger}req:info", mapping={"k-inf": "garbage", "k-good": "openai\tgpt\tlater"})
+
+
+def test_stats_read_what_they_can_finite_and_warn_once(
+    config: CacheConfig, raw: redis.Redis, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger = f"{prefix}ledger:"
+    _good_figures(raw, ledger)
+    _hostile_figures(raw, ledger)
+    manager = CacheManager(config.resolved_dir, config)
+
+    with caplog.at_level(logging.WARNING, logger="spark"):
+        totals = manager.get_stats()["all_processes"]
+        top = manager.counters.ledger.top_requests()
+        manager.get_stats()
+
+    assert (totals["hits"], totals["misses"]) == (3, 0)
+    assert totals["saved_cost_usd"] == 0.25
+    assert totals["spent_cost_usd"] == totals["provider_cache_saved_usd"] == 0.0
+    assert [(row.key, row.hits, row.last_hit) for row in top] == [
+        ("k-good", 2, None),
+        ("k-inf", 0, None),
+    ]
+    warnings = [r.getMessage() for r in caplog.records if "cache ledger" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "ignoring" in warnings[0]
+
+
+def test_a_ranking_of_the_wrong_type_leaves_the_report_without_it(
+    config: CacheConfig,
+    raw: redis.Redis,
+    prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ledger = f"{prefix}ledger:"
+    _good_figures(raw, ledger)
+    raw.set(f"{ledger}req:hits", "not a sorted set")
+    (tmp_path / "spark.toml").write_text(
+        f'[cache]\nenabled = true\nbackend = "redis"\nurl = "{config.url}"\nprefix = "{prefix}"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+
+    stats = CliRunner().invoke(cli, ["cache", "stats"], catch_exceptions=False)
+    report = CliRunner().invoke(
+        cli, ["cache", "report", "--html", "r.html"], catch_exceptions=False
+    )
+
+    assert stats.exit_code == 0, stats.output
+    assert "3" in stats.stdout
+    assert report.exit_code == 0, report.output
+    assert (tmp_path / "r.html").read_text().count("gpt-4o") >= 1
