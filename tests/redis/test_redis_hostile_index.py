@@ -97,3 +97,51 @@ def test_clear_deletes_them_from_redis_and_nothing_outside_the_local_tier(
     assert [name for name in scan_keys(raw, prefix) if name.startswith(f"{prefix}e:")] == []
     assert stats["total_entries"] == 0
     assert outside.read_text() == "not the cache's"
+
+
+def _plant_wrong_types(raw: redis.Redis, prefix: str) -> None:
+    raw.sadd(f"{prefix}models", "openai/m1", "openai/m2")
+    raw.set(f"{prefix}idx:openai/m1", "a string, not a set")
+    raw.sadd(f"{prefix}idx:openai/m2", b"\xff\xfe", "k2")  # a member that is not UTF-8
+    raw.rpush(f"{prefix}e:openai/m2/k2", "a list, not an entry")
+    raw.set(f"{prefix}e:\xff".encode("latin-1"), "a key name that is not UTF-8")
+
+
+def test_keys_of_the_wrong_type_abort_no_command(
+    project: Path, raw: redis.Redis, prefix: str
+) -> None:
+    _plant_wrong_types(raw, prefix)
+    for command in (("ls",), ("stats",), ("cleanup",), ("verify",)):
+        result = spark("cache", *command)
+        assert "error: Redis" not in result.output, result.output
+        assert result.exit_code in (0, 1), result.output
+    report = json.loads(spark("cache", "verify", "--json").stdout)
+    cleared = spark("cache", "clear", "--yes")
+
+    assert "openai/m2/k2" in {problem["path"] for problem in report["problems"]}
+    assert cleared.exit_code == 0, cleared.output
+    assert not raw.exists(f"{prefix}e:openai/m2/k2")
+
+
+def test_verify_repair_deletes_a_models_key_of_the_wrong_type_so_writes_work_again(
+    project: Path, raw: redis.Redis, prefix: str
+) -> None:
+    raw.delete(f"{prefix}models")
+    raw.set(f"{prefix}models", "a string, not a set")  # every write's SADD would fail
+    config = load_settings().cache_config()
+    before = CacheManager(config.resolved_dir, config).bind(config)
+    failed = before.save(before.chat_request("openai", "gpt-4o-mini", "q3"), {"text": "a"})
+
+    checked = spark("cache", "verify")
+    repaired = spark("cache", "verify", "--repair")
+    after = CacheManager(config.resolved_dir, config).bind(config)
+    saved = after.save(after.chat_request("openai", "gpt-4o-mini", "q4"), {"text": "b"})
+    listed = json.loads(spark("cache", "ls", "--json").stdout)
+
+    asked = [after.chat_request("openai", "gpt-4o-mini", q).key for q in ("q1", "q2", "q3", "q4")]
+    assert failed is False
+    assert "--repair" in checked.stdout
+    assert "Indexed 5 entries again" in repaired.stdout  # q1-q3 (q3's SET landed), 2 planted
+    assert "error: Redis" not in repaired.output  # (it fails on the planted entries alone)
+    assert saved is True
+    assert set(asked) <= {entry["key"] for entry in listed}

@@ -197,13 +197,17 @@ class RedisStore:
 
         return self.run(send, name)
 
-    def each(self, command: str, names: Iterable[str], *args: Any) -> list[Any]:
+    def each(
+        self, command: str, names: Iterable[str], *args: Any, errors_as_replies: bool = False
+    ) -> list[Any]:
         """``command name *args`` for every name, pipelined (a cluster groups them by node)."""
         listed = list(names)
         if not listed:
             return []
         return self.execute(
-            lambda pipe: [getattr(pipe, command)(n, *args) for n in listed], transaction=False
+            lambda pipe: [getattr(pipe, command)(n, *args) for n in listed],
+            transaction=False,
+            errors_as_replies=errors_as_replies,
         )
 
     # -- one entry ------------------------------------------------------------------------

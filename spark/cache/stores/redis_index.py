@@ -8,6 +8,7 @@ dropped as they are met; ``rebuild`` finds entries an evicted index set hides (a
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import defaultdict
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from spark.cache.stores.redis import RedisStore
 
 __all__ = ["Pipe", "RedisIndex", "text"]
+
+logger = logging.getLogger("spark.cache")
 
 _BATCH = 500  # members per SSCAN page, entries per STRLEN pipeline
 _SETS_PER_ROUND = 32  # index sets scanned together (one pipeline)
@@ -44,6 +47,18 @@ class RedisIndex:
 
     def __init__(self, store: RedisStore) -> None:
         self.store = store
+        self._reported: set[str] = set()
+        self._foreign: set[str] = set()  # index keys met holding another type than a set
+
+    def _skip(self, name: str, why: object, *, foreign_key: bool = False) -> None:
+        """Skip a key or member that is not Spark's (a key of the wrong type, a member that is
+        not UTF-8): anyone who can write to the server can add one; one warning each.
+        ``verify --repair`` deletes a ``foreign_key`` (``rebuild``)."""
+        if foreign_key:
+            self._foreign.add(name)
+        if name not in self._reported:
+            self._reported.add(name)
+            logger.warning("skipping %r in %s, which is not Spark's: %s", name, self.store.url, why)
 
     def model_sets(
         self, provider: str | None = None, model_slot: str | None = None
@@ -51,11 +66,14 @@ class RedisIndex:
         """(shard, "{provider}/{model_slot}") of every index set, optionally of one provider /
         model folder."""
         store = self.store
-        replies = store.each("smembers", [store.models_name(s) for s in store.shards])
+        names = [store.models_name(s) for s in store.shards]
+        replies = store.each("smembers", names, errors_as_replies=True)
         pairs = []
-        for shard, members in zip(store.shards, replies, strict=True):
-            for member in members:
-                model = text(member)
+        for shard, name, members in zip(store.shards, names, replies, strict=True):
+            if isinstance(members, Exception):
+                self._skip(name, members, foreign_key=True)
+                continue
+            for model in self._texts(members, name):
                 prov, _, slot = model.partition("/")
                 if (provider is None or prov == provider) and (model_slot in (None, slot)):
                     pairs.append((shard, model))
@@ -71,17 +89,26 @@ class RedisIndex:
         seen: dict[tuple[str, str], set[str]] = defaultdict(set)  # SSCAN may repeat a member
         while pending:
             group, pending = pending[:_SETS_PER_ROUND], pending[_SETS_PER_ROUND:]
-            pages = store.execute(partial(self._sscan, group, cursors), transaction=False)
+            pages = store.execute(
+                partial(self._sscan, group, cursors), transaction=False, errors_as_replies=True
+            )
             found: list[tuple[tuple[str, str], list[str]]] = []
-            for pair, (cursor, members) in zip(group, pages, strict=True):
-                keys = sorted({text(member) for member in members} - seen[pair])
+            for pair, page in zip(group, pages, strict=True):
+                index = store.index_name(*pair)
+                if isinstance(page, Exception):
+                    self._skip(index, page, foreign_key=True)
+                    continue
+                cursor, members = page
+                keys = sorted(set(self._texts(members, index)) - seen[pair])
                 seen[pair].update(keys)
                 found.append((pair, keys))
                 if int(cursor):
                     cursors[pair] = int(cursor)
                     pending.append(pair)
             names = [store.prefix + s + "e:" + f"{m}/{k}" for (s, m), keys in found for k in keys]
-            sizes = iter(int(size) for size in store.each("strlen", names))
+            # (an entry of another type than a string: size 1, so its read names it as unusable)
+            replies = store.each("strlen", names, errors_as_replies=True)
+            sizes = iter(1 if isinstance(size, Exception) else int(size) for size in replies)
             gone: list[tuple[str, list[str]]] = []
             for (shard, model), keys in found:
                 got = [next(sizes) for _ in keys]
@@ -91,6 +118,14 @@ class RedisIndex:
                 yield model, keys, got
             if gone:
                 store.execute(partial(_srem_each, gone), transaction=False)
+
+    def _texts(self, members: Any, where: str) -> Iterator[str]:
+        """The members that are text (UTF-8); any other is skipped, with one warning."""
+        for member in members:
+            try:
+                yield text(member)
+            except UnicodeDecodeError as exc:
+                self._skip(f"{where} member {member!r}", exc)
 
     def _sscan(
         self, group: list[tuple[str, str]], cursors: dict[tuple[str, str], int], pipe: Pipe
@@ -119,15 +154,23 @@ class RedisIndex:
         """(entries the index sets miss, index members whose entry is gone): every entry is
         found with SCAN (on a cluster: on every master). With ``repair`` the missing entries are
         indexed again; dangling members are always dropped. An index set evicted under
-        ``allkeys-lru`` hides its entries from listings until this runs."""
+        ``allkeys-lru`` hides its entries from listings until this runs. ``repair`` first
+        deletes the index keys that hold another type than a set (not Spark's: they would fail
+        every write), so they are made again."""
         store = self.store
+        if repair:
+            self._drop_foreign()
         dangling = self.drop_dangling()
         shard_glob = "{??}" if store.cluster else ""
         pattern = _glob_escape(store.prefix) + shard_glob + "e:*"
         missing = 0
         batch: list[tuple[str, str, str]] = []
         for name in store.run(lambda: list(store.client.scan_iter(match=pattern, count=1000))):
-            rest = text(name)[len(store.prefix) :]
+            try:
+                rest = text(name)[len(store.prefix) :]
+            except UnicodeDecodeError as exc:
+                self._skip(repr(name), exc)
+                continue
             shard, _, path = rest.partition("e:") if store.cluster else ("", "", rest[2:])
             parts = path.split("/")
             if len(parts) == 3:
@@ -135,6 +178,22 @@ class RedisIndex:
         for start in range(0, len(batch), _BATCH):
             missing += self._reindex(batch[start : start + _BATCH], repair)
         return missing, dangling
+
+    def _drop_foreign(self) -> None:
+        store = self.store
+        names = sorted({*(store.models_name(shard) for shard in store.shards), *self._foreign})
+        kinds = store.each("type", names)
+        foreign = [
+            name
+            for name, kind in zip(names, kinds, strict=True)
+            if text(kind) not in ("set", "none")
+        ]
+        if foreign:
+            logger.warning(
+                "deleting %s in %s: not Spark's index sets", ", ".join(foreign), store.url
+            )
+            store.each("delete", foreign)
+        self._foreign.clear()
 
     def _reindex(self, entries: list[tuple[str, str, str]], repair: bool) -> int:
         store = self.store
@@ -144,11 +203,14 @@ class RedisIndex:
                 pipe.sismember(store.models_name(shard), model)
                 pipe.sismember(store.index_name(shard, model), key)
 
-        replies = store.execute(check, transaction=False)
-        lost = [
+        replies = store.execute(check, transaction=False, errors_as_replies=True)
+        lost = [  # (an error reply: an index key of another type, deleted by ``repair``)
             entry
             for entry, listed, indexed in zip(entries, replies[::2], replies[1::2], strict=True)
-            if not (listed and indexed)
+            if not listed
+            or not indexed
+            or isinstance(listed, Exception)
+            or isinstance(indexed, Exception)
         ]
         if repair and lost:
 
@@ -172,7 +234,10 @@ class RedisIndex:
                 keys = (store.models_name(shard), store.index_name(shard, model))
                 pipe.execute_command("EVAL", _DROP_EMPTY, 2, *keys, model)
 
-        store.execute(build, transaction=False)
+        replies = store.execute(build, transaction=False, errors_as_replies=True)
+        for (shard, model), reply in zip(pairs, replies, strict=True):
+            if isinstance(reply, Exception):  # (an index set of another type: not Spark's)
+                self._skip(store.index_name(shard, model), reply, foreign_key=True)
 
 
 def _srem_each(gone: list[tuple[str, list[str]]], pipe: Pipe) -> None:
