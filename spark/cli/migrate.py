@@ -33,8 +33,10 @@ def migrate(
     recorded before it are never hit: replay reports the schema they were recorded under.
     This command re-derives each one's request under the current schema and moves the entry
     to its new key (same answer, same timestamps, sealed as before). Entries whose request
-    cannot be re-derived are listed and left as they are: re-record them. Exits 1 when any
-    entry could not be re-keyed. Run it again after an interruption: it finishes the work.
+    cannot be re-derived are listed and left as they are: re-record them. In a cache that
+    encrypts, a plaintext entry is refused and left, as every read refuses it (`spark cache
+    rotate-key` seals the plaintext entries you trust). Exits 1 when any entry could not be
+    re-keyed. Run it again after an interruption: it finishes the work.
 
     \b
         spark cache migrate --profile testing     # then commit the re-keyed cache

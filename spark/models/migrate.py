@@ -25,6 +25,11 @@ from spark.models.wire import call_params
 
 __all__ = ["Migration", "MigrationOutcome", "migrate_entry", "rederived_request"]
 
+_PLAINTEXT_REFUSED = (
+    "a plaintext entry in a cache that encrypts is refused, as every read refuses it; if you "
+    "trust it, `spark cache rotate-key` seals it, then migrate again"
+)
+
 
 class MigrationOutcome(Enum):
     """What ``migrate_entry`` did with one entry."""
@@ -77,16 +82,21 @@ def migrate_entry(
 ) -> Migration:
     """Re-key one entry recorded under an older schema (see the module's docstring).
 
-    ``keyring`` opens sealed entries and seals the rewritten ones (under its primary key);
-    ``seal``: the cache encrypts, so a plaintext entry is sealed when rewritten. The new entry
-    is written before the old one is removed, so an interruption loses nothing (running again
-    finishes the work).
+    ``keyring`` opens sealed entries and seals their rewritten ones (under its primary key);
+    ``seal``: the cache encrypts, so a plaintext entry is refused as every read refuses it
+    (whoever can write the directory could have put it there: re-keying and sealing it would
+    launder it; ``spark cache rotate-key`` is the one command that seals plaintext entries).
+    The new entry is written before the old one is removed, so an interruption loses nothing
+    (running again finishes the work).
     """
-    found = read_entry(store, entry.location, keyring, where=Where.of(entry), touch=False)
+    found = read_entry(
+        store, entry.location, keyring, where=Where.of(entry), sealed_only=seal, touch=False
+    )
     if found is None:
         return Migration(entry.location, MigrationOutcome.CANNOT, reason="deleted meanwhile")
     if isinstance(found, BadEntry):
-        return Migration(entry.location, MigrationOutcome.CANNOT, reason=found.reason)
+        reason = _PLAINTEXT_REFUSED if found.kind == "plaintext" else found.reason
+        return Migration(entry.location, MigrationOutcome.CANNOT, reason=reason)
     assert found.payload is not None  # (read with its payload)
     stored = found.payload["request"]
     if stored.get("v") == KEY_SCHEMA_VERSION:
@@ -97,12 +107,11 @@ def migrate_entry(
         reason = f"its request (key schema v{stored.get('v')}) cannot be re-derived: {exc}"
         return Migration(entry.location, MigrationOutcome.CANNOT, reason=reason)
     new_key = create_key(request)
-    sealing = found.meta.sealed or seal
-    if sealing and keyring is None:
+    if found.meta.sealed and keyring is None:
         reason = "it must be sealed again, and no key is configured"
         return Migration(entry.location, MigrationOutcome.CANNOT, reason=reason)
     if not dry_run:
-        _rewrite(store, entry, found, request, new_key, keyring if sealing else None)
+        _rewrite(store, entry, found, request, new_key, keyring if found.meta.sealed else None)
     return Migration(entry.location, MigrationOutcome.REKEYED, new_key)
 
 

@@ -118,3 +118,29 @@ def test_an_entry_that_cannot_be_rederived_is_reported_and_kept(tmp_path: Path) 
     assert f"Re-keyed {len(CALLS)} entries" in result.output
     assert "1 of 9 cache entries could not be re-keyed" in result.output
     assert odd.exists()
+
+
+def test_migrate_refuses_plaintext_in_a_cache_that_encrypts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPARK_CACHE_KEY", KEY)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spark.toml").write_text(
+        '[cache]\nenabled = true\nencrypt = true\ndir = "llm-cache"\n'
+    )
+    root = tmp_path / "llm-cache"
+    shutil.copytree(DATA / "sealed", root)
+    plain = sorted((DATA / "plain").rglob("*.json"))[0]  # swapped in by whoever can push
+    swapped = root / plain.relative_to(DATA / "plain")
+    shutil.copy(plain, swapped)
+    answer = json.loads(plain.read_bytes())["payload"]["response"]["text"]
+
+    result = spark("cache", "migrate")
+
+    assert result.exit_code == 1
+    assert f"{swapped}: a plaintext entry in a cache that encrypts is refused" in result.output
+    assert "`spark cache rotate-key` seals it" in result.output
+    assert f"Re-keyed {len(CALLS) - 1} entries" in result.output
+    assert swapped.exists()  # left as it was, still refused by every read
+    rewritten = [p for p in root.rglob("*.json") if p != swapped]
+    assert all(answer not in p.read_text() and '"text"' not in p.read_text() for p in rewritten)
