@@ -173,8 +173,9 @@ def verify_hint(
         lines.append(key_needed_hint(rules, needed, keyring))
     if kinds["plaintext"]:
         lines.append(
-            "Plaintext entries: seal them with `spark cache rotate-key` (it encrypts them), or "
-            "re-record them with encryption on."
+            "Plaintext entries: anyone who can write the cache can add one, so check where they "
+            "came from (`git log` on the file); re-record them with encryption on, or seal the "
+            "ones you trust with `spark cache rotate-key` (it encrypts them)."
         )
     if kinds["stale"]:
         lines.append("Stale entries: re-key them with `spark cache migrate`.")

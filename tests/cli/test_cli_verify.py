@@ -82,6 +82,9 @@ def test_plaintext_fails_in_a_cache_that_encrypts(
         result, reasons = _verify(spark, *flags)
         assert result.exit_code == 1
         assert reasons == {f"{plain}.json": "plaintext: payload is not encrypted"}
+        # (the hint does not push sealing an entry anyone could have planted)
+        assert "anyone who can write the cache can add one" in result.stderr
+        assert "seal the ones you trust with `spark cache rotate-key`" in result.stderr
 
 
 def test_no_key_configured(spark: Invoke, encrypted: list[Path]) -> None:
