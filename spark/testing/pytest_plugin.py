@@ -352,7 +352,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"{counters.writes} entries recorded, {format_usd(counters.saved_cost_usd)} saved"
         )
         if choice in ("record", "refresh") and exitstatus == 0:
-            manager.write_usage_record()
+            try:
+                manager.write_usage_record()
+            except OSError as exc:  # (unwritable, full, or something else at the record's path)
+                terminalreporter.write_line(f"  usage not recorded: {exc}", yellow=True)
+                continue
             terminalreporter.write_line(
                 f"  usage recorded: `spark cache prune --unused --dir {manager.cache_dir}` "
                 "removes entries this run did not use"

@@ -101,6 +101,20 @@ def test_record_then_replay_then_explain_a_miss(tmp_path: Path, live: ProviderSe
     assert "What is Spark" not in missed.stdout + missed.stderr
 
 
+def test_a_record_run_with_no_room_for_its_usage_record_still_passes(
+    tmp_path: Path, live: ProviderServer
+) -> None:
+    project = make_project(tmp_path / "app")
+    (project / "llm_cache" / ".spark-last-run.json").mkdir(parents=True)  # not a file
+    env = {**live.env(), "SPARK_CACHE_KEY": generate_key()}
+
+    recorded = run_pytest(project, env, "--spark-cache=record", "-k", "test_asks")
+
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    assert "usage not recorded: [Errno 21] Is a directory" in recorded.stdout
+    assert "INTERNALERROR" not in recorded.stdout + recorded.stderr
+
+
 def test_missing_key_fails_in_one_line_or_skips_on_request(
     tmp_path: Path, live: ProviderServer
 ) -> None:
