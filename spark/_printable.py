@@ -11,11 +11,13 @@ could retitle the terminal, write the clipboard, or erase the line that reports 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 __all__ = ["printable", "printable_lines"]
 
 _ACTING = frozenset({"Cc", "Cf", "Zl", "Zp"})  # controls, format characters, separators
+_ASCII_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f]")  # (all ASCII acts but newline)
 
 
 def printable(text: str) -> str:
@@ -27,6 +29,8 @@ def printable(text: str) -> str:
 
 def printable_lines(text: str) -> str:
     """``text`` line by line as ``printable`` shows it: its newlines kept."""
+    if text.isascii() and not _ASCII_CONTROL.search(text):
+        return text  # (the common case, at C speed: a long JSON listing)
     return "\n".join(printable(line) for line in text.split("\n"))
 
 
