@@ -19,6 +19,7 @@ import click
 
 from spark.cache import KeyRing, admin, generate_key
 from spark.cache.crypto import fingerprint
+from spark.cache.exclusive import held_alone
 from spark.cli._context import (
     CacheTarget,
     CliState,
@@ -130,7 +131,9 @@ def rotate_key(
 
     Nothing changes when the profile does not encrypt, when its cache is empty, when no
     profile is named (--profile or ENVIRONMENT) while another profile encrypts a cache of its
-    own, or when --resume lacks a key some entries are sealed with (that key is named).
+    own, when --resume lacks a key some entries are sealed with (that key is named), or when
+    another rotate-key is running on the same directory (two would save two key lists; a cache
+    that lives only in Redis is not locked).
 
     To choose the new key, keep it off the command line:
 
@@ -150,6 +153,14 @@ def rotate_key(
     command = resume_command(
         state.config_path, settings.profile if settings.profiles else None, cache_dir
     )
+    with held_alone(target.store, "rotate-key"):  # (two runs would save two key lists)
+        _rotate(target, chosen, resume, command, yes, as_json)
+
+
+def _rotate(
+    target: CacheTarget, chosen: str | None, resume: bool, command: str, yes: bool, as_json: bool
+) -> None:
+    settings = target.settings
     plan = make_plan(target, chosen, resume, command)
     entries = admin.entry_files(target.store)
     where = f"the cache of profile {settings.profile} ({target.where})"

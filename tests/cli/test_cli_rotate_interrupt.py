@@ -196,3 +196,32 @@ def test_sigterm_with_a_key_file_resumes_with_the_printed_command(
     assert resumed.exit_code == 0, resumed.output
     assert "5 re-encrypted, 3 already under the new key" in resumed.stdout
     assert _answers(cache_dir, new) == sorted(f"answer {i}" for i in range(8))
+
+
+def test_a_second_rotation_while_one_runs_is_refused_and_changes_nothing(
+    project: Path, cache_dir: Path, fill: Fill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = generate_key()
+    monkeypatch.setenv("SPARK_CACHE_KEY", old)
+    fill(ENTRIES, encrypt=True)
+    env = {**os.environ, "SPARK_CACHE_KEY": old, "OTHER_NEW_KEY": generate_key()}
+    env.pop("ENVIRONMENT", None)
+
+    first = _spark(["cache", "rotate-key", "--profile", "vault", "--yes"], project, env)
+    assert first.stdout is not None
+    secret = ""
+    while not secret.startswith("SPARK_CACHE_KEY="):
+        secret = first.stdout.readline()
+        assert secret, first.communicate()
+    new = secret.strip().removeprefix("SPARK_CACHE_KEY=").split(",")[0]
+    _wait_for_first_rewrite(cache_dir, fingerprint(new), first)
+    second = ["spark", "cache", "rotate-key", "--profile", "vault", "--yes"]
+    code, out, err = _run([*second, "--new-key-env", "OTHER_NEW_KEY"], project, env)
+    first.communicate(timeout=120)
+
+    assert code == 1
+    assert err.startswith("error: another `spark cache rotate-key` is running on "), err
+    assert "SPARK_CACHE_KEY=" not in out  # (no second key list to store)
+    assert first.returncode == 0
+    assert {fp for *_, fp in _sealed_by(cache_dir).values()} == {fingerprint(new)}
+    assert _answers(cache_dir, new) == sorted(f"answer {i}" for i in range(ENTRIES))
