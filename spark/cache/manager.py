@@ -28,7 +28,7 @@ from spark.cache.config import CacheConfig, default_cache_dir
 from spark.cache.crypto import load_keyring
 from spark.cache.flight import SingleFlight
 from spark.cache.ledger import Ledger
-from spark.cache.ledger.usage import read_usage_record, write_usage_record
+from spark.cache.ledger.usage import UsageRecord, read_usage_record, write_usage_record
 from spark.cache.memory import MemoryTier
 from spark.cache.policy import CachePolicy
 from spark.cache.reader import StoredEntry, read_entry
@@ -318,13 +318,19 @@ class CacheManager:
     def prune_unused(self) -> int:
         """Delete entries the last recorded run did not use; returns how many were removed.
 
-        Raises ``CacheError`` when no run was recorded (pruning everything is never a default).
+        An entry recorded after that run finished (by a later run, or by a teammate: the record
+        is per machine) is kept: the record says nothing about it. Raises ``CacheError`` when
+        no run was recorded (pruning everything is never a default).
         """
-        used = read_usage_record(self.cache_dir)
-        unused = (e.location for e in self.store.walk() if e.key not in used)
-        removed = remove_each(self.store, unused)
+        record = read_usage_record(self.cache_dir)
+        unused = [e.location for e in self.store.walk() if e.key not in record.keys]
+        removed = remove_each(self.store, (u for u in unused if not self._newer(u, record)))
         self.memory.clear()
         return removed
+
+    def _newer(self, location: str, record: UsageRecord) -> bool:
+        found = read_entry(self.store, location, with_payload=False, touch=False)
+        return isinstance(found, StoredEntry) and found.meta.created_at > record.finished_at
 
     def cleanup_expired(self) -> int:
         """Delete expired entries and crashed writers' temp files; returns entries removed."""

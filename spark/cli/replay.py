@@ -208,7 +208,8 @@ def prune(
 
     A run with `pytest --spark-cache=record` (or refresh) notes which entries it read or
     wrote; everything else is a question no test asks any more. Pruning keeps a committed
-    cache from growing forever. Refuses when no run has been recorded.
+    cache from growing forever. An entry recorded after that run finished (a teammate's, pulled
+    since: the record is per machine) is kept. Refuses when no run has been recorded.
     """
     target = cache_target(state, profile, cache_dir)
     if not yes and not as_json:

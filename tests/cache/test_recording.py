@@ -93,6 +93,26 @@ async def test_prune_unused_keeps_what_the_last_run_used(tmp_path: Path) -> None
     assert stats["entries_by_model"] == {"openai": {"m": 1}, "gemini": {"g": 1}}
 
 
+async def test_prune_keeps_entries_recorded_after_the_run(tmp_path: Path) -> None:
+    old_run = bind(tmp_path)
+    await old_run.get_or_call(old_run.chat_request("openai", "m", "stale"), answering("x"))
+    CacheManager.reset_instances()
+    run = bind(tmp_path)
+    await run.get_or_call(run.chat_request("openai", "m", "used"), answering("x"))
+    run.manager.write_usage_record()
+    time.sleep(0.01)
+    CacheManager.reset_instances()
+    teammate = bind(tmp_path)  # (their recording, pulled after this machine's run: the record
+    # is per machine, so it cannot know of it)
+    await teammate.get_or_call(teammate.chat_request("openai", "m", "theirs"), answering("y"))
+
+    assert CacheManager(tmp_path / "c").prune_unused() == 1
+    kept = CacheManager(tmp_path / "c").bind(teammate.config)
+    assert kept.lookup(kept.chat_request("openai", "m", "theirs")) is not None
+    assert kept.lookup(kept.chat_request("openai", "m", "used")) is not None
+    assert kept.lookup(kept.chat_request("openai", "m", "stale")) is None
+
+
 def test_prune_without_a_recorded_run_refuses(tmp_path: Path) -> None:
     with pytest.raises(CacheError, match="record the test suite first"):
         CacheManager(tmp_path / "c").prune_unused()

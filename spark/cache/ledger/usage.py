@@ -15,12 +15,14 @@ import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 from spark.errors import CacheError
 
 __all__ = [
     "IGNORE_TEXT",
     "USAGE_RECORD_NAME",
+    "UsageRecord",
     "ensure_bookkeeping_ignored",
     "read_usage_record",
     "write_usage_record",
@@ -67,16 +69,25 @@ def _replace(temp: Path, text: str, path: Path) -> None:
         raise
 
 
-def read_usage_record(cache_dir: Path) -> set[str]:
-    """The keys of the last recorded run; ``CacheError`` when there is no usable record."""
+class UsageRecord(NamedTuple):
+    """The last recorded run: the keys it used and when it finished (epoch seconds)."""
+
+    keys: set[str]
+    finished_at: float
+
+
+def read_usage_record(cache_dir: Path) -> UsageRecord:
+    """The last recorded run; ``CacheError`` when there is no usable record."""
     path = cache_dir / USAGE_RECORD_NAME
     try:
         body = json.loads(_read_regular(path))
-        keys = body["keys"]
+        keys, finished_at = body["keys"], body["finished_at"]
         if not isinstance(keys, list) or not all(
             isinstance(k, str) and _KEY_RE.match(k) for k in keys
         ):
             raise ValueError("its keys are not a list of entry keys")
+        if isinstance(finished_at, bool) or not isinstance(finished_at, int | float):
+            raise ValueError("its finished_at is not a time")
     except FileNotFoundError as exc:
         raise CacheError(
             f"no recorded run in {cache_dir} ({USAGE_RECORD_NAME} is missing): record the test "
@@ -84,7 +95,7 @@ def read_usage_record(cache_dir: Path) -> set[str]:
         ) from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CacheError(f"unreadable run record {path}: {exc}; record the suite again") from exc
-    return set(keys)
+    return UsageRecord(set(keys), float(finished_at))
 
 
 def _read_regular(path: Path) -> bytes:
