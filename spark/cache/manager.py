@@ -329,6 +329,8 @@ class CacheManager:
         return removed
 
     def _newer(self, location: str, record: UsageRecord) -> bool:
+        if record.finished_at is None:
+            return False
         found = read_entry(self.store, location, with_payload=False, touch=False)
         return isinstance(found, StoredEntry) and found.meta.created_at > record.finished_at
 

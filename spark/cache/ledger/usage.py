@@ -70,10 +70,11 @@ def _replace(temp: Path, text: str, path: Path) -> None:
 
 
 class UsageRecord(NamedTuple):
-    """The last recorded run: the keys it used and when it finished (epoch seconds)."""
+    """The last recorded run: the keys it used and when it finished (epoch seconds; None in a
+    record written by hand without it)."""
 
     keys: set[str]
-    finished_at: float
+    finished_at: float | None
 
 
 def read_usage_record(cache_dir: Path) -> UsageRecord:
@@ -81,12 +82,14 @@ def read_usage_record(cache_dir: Path) -> UsageRecord:
     path = cache_dir / USAGE_RECORD_NAME
     try:
         body = json.loads(_read_regular(path))
-        keys, finished_at = body["keys"], body["finished_at"]
+        keys, finished_at = body["keys"], body.get("finished_at")
         if not isinstance(keys, list) or not all(
             isinstance(k, str) and _KEY_RE.match(k) for k in keys
         ):
             raise ValueError("its keys are not a list of entry keys")
-        if isinstance(finished_at, bool) or not isinstance(finished_at, int | float):
+        if finished_at is not None and (
+            isinstance(finished_at, bool) or not isinstance(finished_at, int | float)
+        ):
             raise ValueError("its finished_at is not a time")
     except FileNotFoundError as exc:
         raise CacheError(
@@ -95,7 +98,7 @@ def read_usage_record(cache_dir: Path) -> UsageRecord:
         ) from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CacheError(f"unreadable run record {path}: {exc}; record the suite again") from exc
-    return UsageRecord(set(keys), float(finished_at))
+    return UsageRecord(set(keys), None if finished_at is None else float(finished_at))
 
 
 def _read_regular(path: Path) -> bytes:
