@@ -132,8 +132,8 @@ def rotate_key(
     Nothing changes when the profile does not encrypt, when its cache is empty, when no
     profile is named (--profile or ENVIRONMENT) while another profile encrypts a cache of its
     own, when --resume lacks a key some entries are sealed with (that key is named), or when
-    another rotate-key is running on the same directory (two would save two key lists; a cache
-    that lives only in Redis is not locked).
+    another rotate-key is running on the same cache (two would save two key lists): a lock in
+    its directory, or on Redis the store's claim, which every machine of the fleet sees.
 
     To choose the new key, keep it off the command line:
 
@@ -153,7 +153,7 @@ def rotate_key(
     command = resume_command(
         state.config_path, settings.profile if settings.profiles else None, cache_dir
     )
-    with held_alone(target.store, "rotate-key"):  # (two runs would save two key lists)
+    with held_alone(target.manager, "rotate-key"):  # (two runs would save two key lists)
         _rotate(target, chosen, resume, command, yes, as_json)
 
 

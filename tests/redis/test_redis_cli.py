@@ -124,6 +124,32 @@ def test_rotate_key_keeps_the_ttl(project: Path, raw: redis.Redis, prefix: str) 
     assert shown["payload"]["response"]["text"] == "answer to secret one"
 
 
+def test_a_second_rotation_on_the_fleet_is_refused_while_one_holds_the_claim(
+    project: Path, raw: redis.Redis, prefix: str
+) -> None:
+    old = generate_key()
+    write_key_file(project / "secrets" / "cache.key", [old], overwrite=False)
+    keys = fill(bound_of("vault"), "secret one")
+    other_machine = CacheManager(project / "local", load_settings(profile="vault").cache_config())
+    token = other_machine.claims.take("spark-rotate-key")  # (its rotation is running)
+    assert token
+
+    rotate = ("cache", "rotate-key", "--profile", "vault", "--yes", "--new-key")
+    entry = f"{prefix}e:openai/gpt-4o-mini/{keys[0]}"
+
+    refused = spark(*rotate, generate_key())
+    saved_then = (project / "secrets" / "cache.key").read_text().split()
+    sealed_then = json.loads(raw.get(entry) or b"")["key_fingerprint"]
+    other_machine.claims.release("spark-rotate-key", token)
+    done = spark(*rotate, generate_key())
+
+    assert refused.exit_code == 1
+    assert "another `spark cache rotate-key` is running on redis://" in refused.stderr
+    assert (saved_then, sealed_then) == ([old], fingerprint(old))  # nothing saved or sealed
+    assert done.exit_code == 0, done.output  # (once the claim is gone)
+    assert json.loads(raw.get(entry) or b"")["key_fingerprint"] != fingerprint(old)
+
+
 def test_explain_prune_and_report(project: Path) -> None:
     bound = bound_of()
     [kept, _] = fill(bound, "kept", "dropped")
