@@ -26,6 +26,7 @@ import re
 from typing import Any, NamedTuple
 
 from spark.cache.crypto import SCHEME, KeyRing
+from spark.cache.keys import is_key
 from spark.errors import DecryptionError
 
 __all__ = [
@@ -43,7 +44,6 @@ __all__ = [
 FORMAT_VERSION = 2
 _FORMATS = (1, 2)
 _PAYLOAD_MARK = b',"payload":'
-_KEY_RE = re.compile(r"[0-9a-f]{64}\Z")
 # The names the fast path below matches, for the full parse too: both ways take the same files.
 _PROVIDER_RE = re.compile(r"[a-z0-9_-]{1,64}\Z")
 _FINGERPRINT_RE = re.compile(r"[0-9a-f]{0,64}\Z")
@@ -205,7 +205,7 @@ def _meta_of(head: dict[str, Any]) -> tuple[EntryMeta, int, str]:
     if type(version) is not int or version not in _FORMATS:
         raise CorruptEntryError(f"unknown entry format {version!r:.40}")
     key, provider, model_id = head.get("key"), head.get("provider"), head.get("model_id")
-    if not isinstance(key, str) or not _KEY_RE.match(key):
+    if not is_key(key):
         raise CorruptEntryError("key is not a SHA-256 hex digest")
     if not isinstance(provider, str) or not _PROVIDER_RE.match(provider):
         raise CorruptEntryError("provider is not a provider name")

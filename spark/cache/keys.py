@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from spark.errors import ConfigError
 
@@ -22,6 +23,7 @@ __all__ = [
     "NEUTRAL_SCHEMA_VERSION",
     "canonical_json",
     "create_key",
+    "is_key",
     "keyed_request",
 ]
 
@@ -61,6 +63,14 @@ def canonical_json(value: Any) -> bytes:
         return "".join(_ENCODE(value, 0)).encode("ascii")
     except (TypeError, ValueError, RecursionError) as exc:  # (nesting is bounded by the caller)
         raise ConfigError(f"request is not JSON-serializable: {exc}") from exc
+
+
+_KEY_RE = re.compile(r"[0-9a-f]{64}\Z")
+
+
+def is_key(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a cache key as ``create_key`` makes one: 64 lower-case hex digits."""
+    return isinstance(value, str) and _KEY_RE.match(value) is not None
 
 
 def create_key(normalized: Mapping[str, Any]) -> str:

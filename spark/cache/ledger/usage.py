@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import stat
 import time
@@ -17,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+from spark.cache.keys import is_key
 from spark.errors import CacheError
 
 __all__ = [
@@ -32,7 +32,6 @@ USAGE_RECORD_NAME = ".spark-last-run.json"
 IGNORE_TEXT = "# Spark's ledger and run records are per machine: keep them out of git\n.spark-*\n"
 _MAX_RECORD_BYTES = 256 * 2**20  # some 3.7 million keys
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_KEY_RE = re.compile(r"[0-9a-f]{64}\Z")
 
 
 def ensure_bookkeeping_ignored(cache_dir: Path) -> None:
@@ -83,9 +82,7 @@ def read_usage_record(cache_dir: Path) -> UsageRecord:
     try:
         body = json.loads(_read_regular(path))
         keys, finished_at = body["keys"], body.get("finished_at")
-        if not isinstance(keys, list) or not all(
-            isinstance(k, str) and _KEY_RE.match(k) for k in keys
-        ):
+        if not isinstance(keys, list) or not all(map(is_key, keys)):
             raise ValueError("its keys are not a list of entry keys")
         if finished_at is not None and (
             isinstance(finished_at, bool) or not isinstance(finished_at, int | float)

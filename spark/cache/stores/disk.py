@@ -12,7 +12,6 @@ import contextlib
 import errno
 import itertools
 import os
-import re
 import secrets
 import stat
 import time
@@ -20,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from spark.cache.keys import is_key
 from spark.cache.stores.base import (
     MAX_ENTRY_BYTES,
     USE_RESOLUTION_S,
@@ -53,7 +53,6 @@ __all__ = [
     "unquote_model_id",
 ]
 
-_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 _USE_RESOLUTION_NS = int(USE_RESOLUTION_S * 1e9)
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 # The access time is Spark's to set (LRU eviction): not the kernel's on every read (``relatime``
@@ -223,7 +222,7 @@ class DiskStore:
 
     def find(self, key: str) -> str | None:
         """The path of ``key`` in any provider/model folder, or None."""
-        if not _KEY_RE.match(key):
+        if not is_key(key):
             return None
         for provider_dir in _subdirs(str(self.root)):
             for model_slot in _subdirs(provider_dir):

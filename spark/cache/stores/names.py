@@ -12,6 +12,7 @@ import functools
 import hashlib
 import re
 
+from spark.cache.keys import is_key
 from spark.errors import ConfigError
 
 __all__ = [
@@ -28,7 +29,6 @@ _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345678
 _PROVIDER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _MAX_DIR_NAME = 160
 _SLOT_RE = re.compile(r"^[A-Za-z0-9_%+-][A-Za-z0-9._%+-]{0,159}$")  # (at most _MAX_DIR_NAME)
-_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 TEMP_SUFFIX = ".tmp"
 
 
@@ -82,7 +82,7 @@ def check_provider(provider: str) -> str:
 def is_entry_location(provider: str, model_slot: str, key: str) -> bool:
     """Whether the parts name an entry Spark could have written: a provider name, a folder name
     ``quote_model_id`` makes, a key (no part can reach outside the root)."""
-    return bool(_PROVIDER_RE.match(provider) and _SLOT_RE.match(model_slot) and _KEY_RE.match(key))
+    return bool(_PROVIDER_RE.match(provider) and _SLOT_RE.match(model_slot) and is_key(key))
 
 
 def is_entry_name(name: str) -> bool:

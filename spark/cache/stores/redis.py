@@ -26,7 +26,6 @@ a cluster the breaker of the node that holds the key.
 
 from __future__ import annotations
 
-import re
 import secrets
 import threading
 import time
@@ -38,6 +37,7 @@ import redis
 from redis.exceptions import AskError, RedisClusterException
 
 from spark.cache.codec import decode_envelope
+from spark.cache.keys import is_key
 from spark.cache.stores.base import (
     MAX_ENTRY_BYTES,
     EntryRef,
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 __all__ = ["SHARDS", "RedisStore", "text"]
 
 T = TypeVar("T")
-_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 #: The hash tags of a cluster's shards: every two-hex-digit start of a key.
 SHARDS: tuple[str, ...] = tuple(f"{{{n:02x}}}" for n in range(256))
 # Compare-and-delete: a process only ever releases its own claim, never one that expired and
@@ -293,7 +292,7 @@ class RedisStore:
 
     def find(self, key: str) -> str | None:
         """The location of ``key`` under any provider/model (one pipelined EXISTS per model)."""
-        if not _KEY_RE.match(key):
+        if not is_key(key):
             return None
         shard = self.shard(key)
         members = self.run(lambda: self.client.smembers(self.models_name(shard)))
