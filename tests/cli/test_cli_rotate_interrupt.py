@@ -71,6 +71,17 @@ def _answers(cache_dir: Path, key: str) -> list[str]:
     )
 
 
+def _new_key_printed(process: subprocess.Popen[str]) -> str:
+    """The new key of a running rotation: the first key of the list it prints (before the first
+    entry changes)."""
+    assert process.stdout is not None
+    secret = ""
+    while not secret.startswith("SPARK_CACHE_KEY="):
+        secret = process.stdout.readline()
+        assert secret, process.communicate()
+    return secret.strip().removeprefix("SPARK_CACHE_KEY=").split(",")[0]
+
+
 def _wait_for_first_rewrite(cache_dir: Path, new_fp: str, process: subprocess.Popen[str]) -> None:
     """Block until the first entry (the rotation goes in order) is sealed with ``new_fp``."""
     first = min(cache_dir.rglob("*.json"))
@@ -92,12 +103,7 @@ def test_sigint_half_way_then_resume_exactly_as_printed(
     env.pop("ENVIRONMENT", None)
 
     process = _spark(["cache", "rotate-key", "--profile", "vault", "--yes"], project, env)
-    assert process.stdout is not None
-    secret = ""
-    while not secret.startswith("SPARK_CACHE_KEY="):  # printed before the first entry changes
-        secret = process.stdout.readline()
-        assert secret, process.communicate()
-    new = secret.strip().removeprefix("SPARK_CACHE_KEY=").split(",")[0]
+    new = _new_key_printed(process)
     _wait_for_first_rewrite(cache_dir, fingerprint(new), process)
     process.send_signal(signal.SIGINT)
     rest, err = process.communicate(timeout=60)
@@ -208,12 +214,7 @@ def test_a_second_rotation_while_one_runs_is_refused_and_changes_nothing(
     env.pop("ENVIRONMENT", None)
 
     first = _spark(["cache", "rotate-key", "--profile", "vault", "--yes"], project, env)
-    assert first.stdout is not None
-    secret = ""
-    while not secret.startswith("SPARK_CACHE_KEY="):
-        secret = first.stdout.readline()
-        assert secret, first.communicate()
-    new = secret.strip().removeprefix("SPARK_CACHE_KEY=").split(",")[0]
+    new = _new_key_printed(first)
     _wait_for_first_rewrite(cache_dir, fingerprint(new), first)
     second = ["spark", "cache", "rotate-key", "--profile", "vault", "--yes"]
     code, out, err = _run([*second, "--new-key-env", "OTHER_NEW_KEY"], project, env)

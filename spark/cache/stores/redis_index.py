@@ -204,13 +204,10 @@ class RedisIndex:
                 pipe.sismember(store.index_name(shard, model), key)
 
         replies = store.execute(check, transaction=False, errors_as_replies=True)
-        lost = [  # (an error reply: an index key of another type, deleted by ``repair``)
+        lost = [  # (an error reply, from an index key of another type, is no "yes")
             entry
             for entry, listed, indexed in zip(entries, replies[::2], replies[1::2], strict=True)
-            if not listed
-            or not indexed
-            or isinstance(listed, Exception)
-            or isinstance(indexed, Exception)
+            if not (listed == 1 and indexed == 1)
         ]
         if repair and lost:
 
