@@ -43,7 +43,8 @@ def _hostile_figures(raw: redis.Redis, ledger: str) -> None:
     raw.hset(table, b"hits\t\xff\tx", 1)
     raw.sadd(f"{ledger}days", "not-a-hash")
     raw.set(f"{ledger}day:not-a-hash", "a string")
-    raw.zadd(f"{ledger}req:hits", {"k-inf": math.inf, "k-good": 2})
+    raw.sadd(f"{ledger}days", b"\xff-not-utf-8")
+    raw.zadd(f"{ledger}req:hits", {"k-inf": math.inf, "k-good": 2, b"k-\xff": 1})
     raw.hset(f"{ledger}req:info", mapping={"k-inf": "garbage", "k-good": "openai\tgpt\tlater"})
 
 
@@ -65,6 +66,7 @@ def test_stats_read_what_they_can_finite_and_warn_once(
     assert totals["spent_cost_usd"] == totals["provider_cache_saved_usd"] == 0.0
     assert [(row.key, row.hits, row.last_hit) for row in top] == [
         ("k-good", 2, None),
+        ("k-\\xff", 1, None),  # (a key that is not UTF-8: shown escaped)
         ("k-inf", 0, None),
     ]
     warnings = [r.getMessage() for r in caplog.records if "cache ledger" in r.getMessage()]

@@ -17,6 +17,7 @@ ledger shares a slot. A batch is one MULTI, so a batch is counted whole or not a
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable
 from functools import partial
@@ -84,14 +85,15 @@ class RedisLedger:
         members = self._readable(
             lambda: self.store.run(lambda: self.store.client.smembers(self.prefix + "days"))
         )
-        days = sorted(text(day) for day in members or ())
+        days, refused = _texts(members or ())
+        days.sort()
         tables: list[Any] = self.store.execute(
             lambda pipe: [pipe.hgetall(f"{self.prefix}day:{day}") for day in days],
             transaction=False,
             errors_as_replies=True,
         )
         sums: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0, 0, 0.0, 0.0, 0.0])
-        refused = sum(isinstance(table, Exception) for table in tables)
+        refused += sum(isinstance(table, Exception) for table in tables)
         for day, table in zip(days, tables, strict=True):
             if isinstance(table, Exception):
                 continue
@@ -138,22 +140,32 @@ class RedisLedger:
         )
         if not ranked:
             return []
-        keys = [text(key) for key, _ in ranked]
+        members = [member for member, _ in ranked]  # (as Redis holds them: bytes)
         saved, infos = self.store.execute(
             lambda pipe: (
-                pipe.zmscore(self.prefix + "req:saved", keys),
-                pipe.hmget(self.prefix + "req:info", keys),
+                pipe.zmscore(self.prefix + "req:saved", members),
+                pipe.hmget(self.prefix + "req:info", members),
             ),
             transaction=False,
         )
         rows, refused = [], 0
-        for key, (_, hits), money, info in zip(keys, ranked, saved, infos, strict=True):
+        for member, (_, hits), money, info in zip(members, ranked, saved, infos, strict=True):
+            key = member.decode("utf-8", "backslashreplace")  # (shown, never looked up again)
             provider, model_id, last = _info_parts(info)
             row, bad = RequestRow.read_back(key, provider, model_id, (hits, money or 0, last))
             rows.append(row)
             refused += bad
         report_damage(self.describe(), refused)
         return sorted(rows, key=lambda row: (-row.hits, row.key))
+
+
+def _texts(values: Any) -> tuple[list[str], int]:
+    """The values that are text (UTF-8), and how many were not (not Spark's: skipped)."""
+    found: list[str] = []
+    for value in values:
+        with contextlib.suppress(UnicodeDecodeError):
+            found.append(text(value))
+    return found, len(values) - len(found)
 
 
 def _field_parts(raw: bytes) -> tuple[str, str, str] | None:
