@@ -3,6 +3,7 @@ the lazily imported client and the password sources."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -12,12 +13,14 @@ from pathlib import Path
 import pytest
 import redis
 from _redis_support import RedisServer, scan_keys
+from click.testing import CliRunner
 
 import spark.cache.stores
 from spark.cache import CacheConfig, CacheManager
 from spark.cache.codec import EntryMeta, encode_entry
 from spark.cache.stores.redis import RedisStore
 from spark.cache.stores.tiered import TieredStore
+from spark.cli import cli
 from spark.errors import ConfigError
 
 KEY = "ab" * 32
@@ -184,3 +187,43 @@ def test_password_from_the_url_or_from_password_env(
         assert "s3cret-pw" not in from_env.describe()
     finally:
         server.stop()
+
+
+async def test_a_200_mb_value_is_refused_by_its_length_and_takes_nothing_down(
+    own_redis: RedisServer, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone who can write to the server can plant a huge value at an entry's name. The call is
+    answered by the provider, the value is never fetched (fetching it took the whole timeout and
+    opened the circuit: every call missed), the other entries keep hitting, and ``verify``
+    names it."""
+    config = config_for(own_redis.url, prefix)
+    bound = CacheManager(None, config).bind(config)
+    huge, other = (bound.chat_request("openai", "gpt-4o", p) for p in ("huge", "other"))
+    assert bound.save(huge, {"text": "stored"})
+    assert bound.save(other, {"text": "kept"})
+    location = bound.manager.store.location("openai", "gpt-4o", huge.key)
+    name = bound.manager.store.entry_name(location)  # type: ignore[attr-defined]
+    client = redis.Redis.from_url(own_redis.url)
+    client.setrange(name, 200 * 2**20 - 1, b"\0")  # the entry, then zeros up to 200 MB
+    sent_before = int(client.info("stats")["total_net_output_bytes"])
+
+    async def provider() -> dict[str, object]:
+        return {"text": "fresh", "usage": {"input_tokens": 1, "output_tokens": 1}}
+
+    result = await bound.get_or_call(huge, provider)
+    sent = int(client.info("stats")["total_net_output_bytes"]) - sent_before
+    assert (result.response["text"], result.cached) == ("fresh", False)
+    assert sent < 2**16, f"the server sent {sent / 2**20:.1f} MB"
+    kept = await bound.get_or_call(other, provider)
+    assert (kept.response["text"], kept.cached) == ("kept", True)
+
+    client.setrange(name, 200 * 2**20 - 1, b"\0")  # (the fresh answer replaced it)
+    toml = f'[cache]\nenabled = true\nbackend = "redis"\nurl = "{own_redis.url}"\n'
+    (tmp_path / "spark.toml").write_text(toml + f'prefix = "{prefix}"\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    verified = CliRunner().invoke(cli, ["cache", "verify", "--json"])
+    assert verified.exit_code == 1, verified.output
+    [problem] = json.loads(verified.stdout)["problems"]
+    assert huge.key in problem["path"], problem
+    assert "over the limit" in problem["reason"], problem
+    CacheManager.reset_instance()

@@ -65,6 +65,12 @@ _RENEW = (
     "if redis.call('GET', KEYS[1]) == ARGV[1] then "
     "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
 )
+# GET, unless the value is over the limit of one entry: then only its length.
+_READ = (
+    "local n = redis.call('STRLEN', KEYS[1]) "
+    "if n > tonumber(ARGV[1]) then return n end return redis.call('GET', KEYS[1])"
+)
+_LIMIT = [MAX_ENTRY_BYTES]
 _UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError, RedisClusterException)
 
 
@@ -122,7 +128,7 @@ class RedisStore:
             with self._connecting:
                 if self._client is None:
                     built = self._connect()
-                    self._scripts = {s: built.register_script(s) for s in (_UNLOCK, _RENEW)}
+                    self._scripts = {s: built.register_script(s) for s in (_READ, _UNLOCK, _RENEW)}
                     self._client = built
                 client = self._client
         return client
@@ -220,27 +226,32 @@ class RedisStore:
         return f"{folder}/{key}"
 
     def read(self, path: str, *, touch: bool = True) -> tuple[bytes, Version] | None:
-        """The entry's bytes (None when Redis has none: never written, expired or evicted);
-        an entry over ``MAX_ENTRY_BYTES`` is refused. Redis tracks uses itself."""
+        """The entry's bytes (None when Redis has none: never written, expired or evicted).
+        A value over ``MAX_ENTRY_BYTES`` is refused by its length, never fetched (Redis strings
+        go up to 512 MB: one would take the whole timeout and open the circuit for every call).
+        Redis tracks uses itself."""
         name = self.entry_name(path)
-        data = self.run(partial(self._get, name), name)
-        if data is not None and len(data) > MAX_ENTRY_BYTES:
-            raise EntryRefusedError(f"{len(data)} bytes, over the limit of one entry")
-        return None if data is None else (data, (0, 0, len(data)))
+        found = self.run(partial(self._get, name), name)
+        if found is None:
+            return None
+        if not isinstance(found, bytes):
+            raise EntryRefusedError(f"{found} bytes, over the limit of one entry")
+        return found, (0, 0, len(found))
 
-    def _get(self, name: str) -> bytes | None:
-        """GET; on a cluster straight from the node that holds the slot (the hit path), through
-        the cluster client (which follows a moved slot) only when that node redirects."""
+    def _get(self, name: str) -> bytes | int | None:
+        """The value, or its length when over the limit (``_READ``: one round trip, as a GET);
+        on a cluster straight from the node that holds the slot (the hit path), through the
+        cluster client (which follows a moved slot) only when that node redirects."""
         client = self.client
-        if not self.cluster:
-            return cast("bytes | None", client.get(name))
-        node = client.get_node_from_key(name)
-        if node is not None and node.redis_connection is not None:
-            try:
-                return cast("bytes | None", node.redis_connection.get(name))
-            except AskError:  # (MOVED too) the slot has moved: let the cluster client follow
-                pass
-        return cast("bytes | None", client.get(name))
+        read = self._scripts[_READ]
+        if self.cluster:
+            node = client.get_node_from_key(name)
+            if node is not None and node.redis_connection is not None:
+                try:
+                    return cast("bytes | int | None", read([name], _LIMIT, node.redis_connection))
+                except AskError:  # (MOVED too) the slot has moved: let the cluster client follow
+                    pass
+        return cast("bytes | int | None", read([name], _LIMIT, client))
 
     def version(self, path: str) -> Version | None:
         """(0, 0, size) of the entry, None when it is gone."""
