@@ -196,7 +196,8 @@ def _json(cache_dir: Path, rows: list[StatsRow], total: StatsRow, has_ledger: bo
         "total_size_bytes": total.size_bytes,
         **{k: summary[k] for k in _JSON_SUMS},
         "by_provider": {
-            p: {k: v for k, v in d.items() if k != "model_id"} for p, d in by_provider.items()
+            p: {**{k: v for k, v in d.items() if k != "model_id"}, "provider": p}
+            for p, d in by_provider.items()
         },
         "by_model": [r.to_dict() for r in rows],
     }

@@ -176,6 +176,10 @@ def test_stats(spark: Invoke, fill: Fill, cache_dir: Path) -> None:
     assert stats["total_entries"] == 5
     assert stats["by_provider"]["openai"]["entries"] == 4
     assert stats["by_provider"]["bedrock"]["entries"] == 1
+    assert {p: d["provider"] for p, d in stats["by_provider"].items()} == {
+        "openai": "openai",
+        "bedrock": "bedrock",
+    }
     assert (stats["hits"], stats["misses"], stats["hit_rate"]) == (1, 1, 0.5)
     assert stats["saved_usd"] == pytest.approx(0.25)
     assert stats["spent_usd"] == pytest.approx(0.25)
