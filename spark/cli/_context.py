@@ -197,6 +197,11 @@ def cache_target(
         config = replace(config, backend="disk", dir=directory)
     elif config.backend == "redis":
         config = replace(config, timeout_ms=max(config.timeout_ms, _ADMIN_TIMEOUT_MS))
+    elif config.resolved_dir.exists() and not config.resolved_dir.is_dir():
+        raise CliError(
+            f"the cache directory {config.resolved_dir} is a file, not a directory",
+            "Move the file away, or point the profile's dir in spark.toml elsewhere.",
+        )
     state.rules = config
     return CacheTarget(config.resolved_dir, config, settings)
 
@@ -227,9 +232,29 @@ def filtered_target(
     id (any provider's, in the ``[cache]`` rules' cache).
     """
     settings = state.settings(profile)
-    alias = model if model is not None and model in settings.model_aliases else None
+    alias = None if model is None else _cache_alias(settings, model, provider)
     target = cache_target(state, profile, cache_dir, alias, settings=settings)
     return target, _entry_filter(target, provider, model)
+
+
+def _cache_alias(settings: Settings, model: str, provider: str | None) -> str | None:
+    """The alias whose cache rules ``--model`` selects: the alias itself, or the alias(es)
+    using that model id (of ``provider``) when they share one cache; None: the ``[cache]``
+    rules (no alias uses it). Aliases of one model id in different caches are ambiguous."""
+    if model in settings.model_aliases:
+        return model
+    using = [
+        a
+        for a in settings.model_aliases
+        if settings.model(a).model_id == model and provider in (None, settings.model(a).provider)
+    ]
+    caches = {settings.cache_config(a).resolved_dir for a in using}
+    if len(caches) > 1:
+        raise CliError(
+            f"--model {model}: aliases {', '.join(using)} use that model id, in different caches",
+            "Name one of those aliases (or give --dir).",
+        )
+    return using[0] if using else None
 
 
 def _entry_filter(target: CacheTarget, provider: str | None, model: str | None) -> EntryFilter:

@@ -61,6 +61,20 @@ def test_a_missing_dir_is_an_error_not_an_empty_cache(
     assert _entries(cache_dir) == 2
 
 
+@pytest.mark.parametrize(
+    "command",
+    [("stats",), ("ls",), ("clear", "--yes"), ("cleanup",), ("migrate",), ("verify",)],
+)
+def test_a_cache_dir_that_is_a_file_is_an_error(
+    spark: Invoke, cache_dir: Path, command: tuple[str, ...]
+) -> None:
+    cache_dir.write_bytes(b"not a directory")
+    result = spark("cache", *command)
+    assert result.exit_code == 1, result.output
+    assert f"error: the cache directory {cache_dir} is a file, not a directory" in result.stderr
+    assert cache_dir.read_bytes() == b"not a directory"
+
+
 def test_verify_of_a_profile_whose_cache_does_not_exist_fails(spark: Invoke, project: Path) -> None:
     result = spark("cache", "verify", "--profile", "ci", "--require-encrypted")
     assert result.exit_code == 1
@@ -148,6 +162,37 @@ def test_model_takes_an_alias_or_a_model_id_in_ls_clear_and_stats(
     cleared = spark("cache", "clear", "--model", "claude", "--yes")
     assert cleared.stdout.startswith(f"Removed 3 entries (bedrock/{CLAUDE}) from ")
     assert _entries(cache_dir) == 3
+
+
+def test_the_model_id_of_an_alias_with_its_own_cache_selects_that_cache(
+    spark: Invoke, project: Path
+) -> None:
+    toml = (project / "spark.toml").read_text(encoding="utf-8")
+    side = '\n[models.side]\nprovider = "echo"\nmodel_id = "echo-side"\n[models.side.cache]\ndir = "side"\n'
+    (project / "spark.toml").write_text(toml + side, encoding="utf-8")
+    assert spark("ask", "hi", "--model", "side").exit_code == 0
+    assert _entries(project / "side") == 1
+    for model in ("side", "echo-side"):
+        listed = json.loads(spark("cache", "ls", "--model", model, "--json").stdout)
+        assert [(e["provider"], e["model_id"]) for e in listed] == [("echo", "echo-side")]
+        stats = json.loads(spark("cache", "stats", "--model", model, "--json").stdout)
+        assert stats["total_entries"] == 1
+    cleared = spark("cache", "clear", "--model", "echo-side", "--yes")
+    assert cleared.stdout.startswith("Removed 1 entry (echo-side) from "), cleared.output
+    assert _entries(project / "side") == 0
+
+
+def test_one_model_id_in_two_caches_asks_for_the_alias(spark: Invoke, project: Path) -> None:
+    toml = (project / "spark.toml").read_text(encoding="utf-8")
+    two = "".join(
+        f'\n[models.{name}]\nprovider = "echo"\nmodel_id = "echo-x"\n'
+        f'[models.{name}.cache]\ndir = "{name}"\n'
+        for name in ("one", "two")
+    )
+    (project / "spark.toml").write_text(toml + two, encoding="utf-8")
+    result = spark("cache", "ls", "--model", "echo-x")
+    assert result.exit_code == 1
+    assert "aliases one, two use that model id, in different caches" in result.stderr
 
 
 def test_an_alias_of_another_provider_is_an_error(spark: Invoke, fill: Fill) -> None:
