@@ -61,7 +61,10 @@ def stdout() -> Console:
 def say(message: str = "", *, err: bool = False, file: IO[Any] | None = None, **style: Any) -> None:
     """Print ``message`` (its lines, ``click.secho``'s ``style``), every character of it that could
     act on a terminal shown as its escape: the messages hold file names and entry data."""
-    click.secho(printable_lines(message), err=err, file=file, **style)
+    text = printable_lines(message)
+    if style and not os.environ.get("NO_COLOR"):  # (https://no-color.org: any value)
+        text = click.style(text, **style)
+    click.echo(text, err=err, file=file)
 
 
 def echo_json(data: Any) -> None:

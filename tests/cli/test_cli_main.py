@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import Result
+from click.testing import CliRunner, Result
 
 from spark import __version__
 from spark.cli import cli
@@ -143,3 +143,19 @@ def test_os_errors_are_one_line(spark: Invoke, tmp_path: Path) -> None:
     assert str(tmp_path / "file") in result.stderr
     assert len(result.stderr.splitlines()) <= 2
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("no_color", ["", "1"])
+def test_no_color_turns_off_the_colour_of_errors_and_warnings(project: Path, no_color: str) -> None:
+    """https://no-color.org: with NO_COLOR set (any value) nothing is coloured, even on a
+    terminal (``color=True`` stands for one); without it errors are red, warnings yellow."""
+    runner = CliRunner()
+    env = {"NO_COLOR": no_color or None}
+    error = runner.invoke(cli, ["cache", "ls", "--provider", "opnai"], color=True, env=env)
+    warning = runner.invoke(cli, ["config", "validate", "--profile", "ci"], color=True, env=env)
+    assert error.exit_code == 1
+    assert "error: unknown provider 'opnai'" in error.stderr
+    assert warning.exit_code == 0
+    assert "warning: profile ci: encryption is on" in warning.stderr
+    for result in (error, warning):
+        assert ("\x1b[" in result.stderr) is not bool(no_color), result.stderr
