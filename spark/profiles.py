@@ -7,7 +7,6 @@ model its provider options and cache rules.
 from __future__ import annotations
 
 import difflib
-import inspect
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from spark.config import ModelSettings, Settings, load_settings
 from spark.errors import ConfigError
-from spark.models.registry import model_class
+from spark.models.registry import model_class, provider_options
 
 if TYPE_CHECKING:
     from spark.models.base import Model
@@ -66,7 +65,7 @@ def model_from_settings(
 ) -> Model:
     """Instantiate a resolved ``ModelSettings``."""
     cls = model_class(model.provider)
-    kwargs = _provider_kwargs(model, cls, os.environ if env is None else env)
+    kwargs = _provider_kwargs(model, os.environ if env is None else env)
     return cls(
         model.model_id,
         cache_config=model.cache,
@@ -76,17 +75,14 @@ def model_from_settings(
     )
 
 
-def _provider_kwargs(
-    model: ModelSettings, cls: type[Model], env: Mapping[str, str]
-) -> dict[str, Any]:
-    accepted = set(inspect.signature(cls.__init__).parameters)
+def _provider_kwargs(model: ModelSettings, env: Mapping[str, str]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     for name, value in model.options.items():
-        if name == "api_key_env":
-            name, value = "api_key", env.get(str(value)) or None
-        if name not in accepted:
+        if name not in provider_options(model.provider):  # a ModelSettings made by hand
             raise ConfigError(
                 f"[models.{model.alias}] {name}: not an option of provider {model.provider!r}"
             )
+        if name == "api_key_env":
+            name, value = "api_key", env.get(str(value)) or None
         kwargs[name] = value
     return kwargs

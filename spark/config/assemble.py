@@ -12,7 +12,7 @@ from typing import Any
 
 from spark.cache.config import combined_problems, default_cache_dir
 from spark.config.schema import KNOWN_PROVIDERS
-from spark.config.settings import TELEMETRY_DEFAULT, Price
+from spark.config.settings import MODEL_OPTION_KEYS, TELEMETRY_DEFAULT, Price
 from spark.config.sources import (
     DocumentLayer,
     ResolvedValue,
@@ -23,6 +23,7 @@ from spark.config.sources import (
     model_sources,
     resolve,
 )
+from spark.models.registry import provider_options
 
 __all__ = ["Resolution", "check_profile", "layers_for", "resolve_profile"]
 
@@ -119,8 +120,8 @@ def check_profile(resolution: Resolution, invalid: set[tuple[str, ...]]) -> list
     ``invalid`` holds ``(file, *key path)`` of keys already reported as invalid: a rejected
     ``provider`` is not reported a second time as missing.
     """
-    problems = _incomplete_models(resolution, invalid) + _no_key_source(resolution)
-    problems += _combined_problems(resolution)
+    problems = _incomplete_models(resolution, invalid) + _foreign_options(resolution)
+    problems += _no_key_source(resolution) + _combined_problems(resolution)
     return list(dict.fromkeys(problems))
 
 
@@ -135,6 +136,24 @@ def _incomplete_models(resolution: Resolution, invalid: set[tuple[str, ...]]) ->
             )
             if key not in values and not rejected:
                 problems.append(f"{_where(home.label(path))} {key}: required ({_REQUIRED[key]})")
+    return problems
+
+
+def _foreign_options(resolution: Resolution) -> list[str]:
+    """Options the alias's provider does not take (``region`` on OpenAI, ``api`` on Bedrock):
+    found here, with the table that set each, rather than when the model is built."""
+    problems = []
+    for values in resolution.model_values.values():
+        provider = values.get("provider")
+        if provider is None or provider.value not in KNOWN_PROVIDERS:
+            continue  # missing or unknown: reported on its own
+        takes = [key for key in MODEL_OPTION_KEYS if key in provider_options(provider.value)]
+        for key in MODEL_OPTION_KEYS:
+            if key in values and key not in takes:
+                problems.append(
+                    f"{_where(values[key].source)} {key}: not an option of provider"
+                    f" {provider.value!r} (its options: {', '.join(takes) or 'none'})"
+                )
     return problems
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ __all__ = [
     "model_class",
     "prepare_chat",
     "prepare_embedding",
+    "provider_options",
 ]
 
 # A table, not an if/elif: adding a provider is one line here and one module.
@@ -56,6 +58,23 @@ def model_class(provider: str) -> type[Model]:
     module_name, class_name = target.split(":")
     cls: type[Model] = getattr(importlib.import_module(module_name), class_name)
     return cls
+
+
+# Constructor parameters that are not options an alias of spark.toml sets.
+_NOT_OPTIONS = frozenset({"self", "model_id", "client", "model_options"})
+
+
+@functools.cache
+def provider_options(provider: str) -> frozenset[str]:
+    """The options of ``[models.<alias>]`` that ``provider``'s model takes: its constructor's
+    keywords, with ``api_key_env`` for a model that takes an ``api_key`` (docs/configuration.md).
+
+    Imports the model's module, never its SDK.
+    """
+    taken = set(inspect.signature(model_class(provider).__init__).parameters) - _NOT_OPTIONS
+    if "api_key" in taken:
+        taken.add("api_key_env")
+    return frozenset(taken)
 
 
 @functools.cache

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
+import spark.models as spark_models
 from spark.cache import generate_key
+from spark.errors import ConfigError
 
 Invoke = Callable[..., Result]
 Fill = Callable[..., list[str]]
@@ -150,3 +152,38 @@ def test_strict_passes_when_every_key_is_in_order(
     assert result.stderr == ""
     assert len(result.stdout.splitlines()) == 3
     assert os.environ["SPARK_CACHE_KEY"] not in result.output
+
+
+def test_an_option_the_provider_does_not_take_fails_validate_as_it_fails_the_build(
+    spark: Invoke, project: Path
+) -> None:
+    (project / "spark.toml").write_text(
+        '[models.claude]\nprovider = "bedrock"\nmodel_id = "anthropic.claude-3-haiku"\n'
+        'api = "responses"\n'
+        '[profiles.ci.models.claude]\nbase_url = "http://localhost:1"\n'
+        '[models.gpt]\nprovider = "openai"\nmodel_id = "gpt-4o"\nregion = "us-east-1"\n'
+    )
+    expected = [
+        "  spark.toml: [models.claude] api: not an option of provider 'bedrock' (its options:"
+        " region, endpoint_url, timeout, max_retries)",
+        "  spark.toml: [models.gpt] region: not an option of provider 'openai' (its options:"
+        " api_key_env, base_url, api, timeout, max_retries)",
+    ]
+    in_ci = (
+        "  spark.toml: [profiles.ci.models.claude] base_url: not an option of provider 'bedrock'"
+    )
+
+    result = spark("config", "validate")
+    assert result.exit_code == 1
+    assert [line for line in result.stderr.splitlines() if "not an option" in line] == expected
+
+    ci = spark("config", "validate", "--profile", "ci")
+    assert ci.exit_code == 1
+    assert any(line.startswith(in_ci) for line in ci.stderr.splitlines()), ci.stderr
+
+    asked = spark("ask", "hi", "--model", "gpt")
+    assert asked.exit_code == 1
+    assert expected[1].strip() in asked.stderr
+    with pytest.raises(ConfigError) as raised:
+        spark_models.from_profile("claude", config_path=project / "spark.toml")
+    assert raised.value.problems == [line.strip() for line in expected]
