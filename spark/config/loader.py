@@ -260,10 +260,11 @@ def _choose_profile(
 
 def _validated_overrides(overrides: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
     """Explicit cache arguments (``cache_dir`` meaning ``dir``, as for ``CacheConfig``),
-    checked like a ``[cache]`` table."""
-    values = {
-        CACHE_ALIASES.get(key, key): value for key, value in overrides.items() if value is not None
-    }
+    checked like a ``[cache]`` table. Given with its new name, the old name wins, whatever the
+    order of the arguments (as in ``CacheConfig``; docs/configuration.md)."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    old = {CACHE_ALIASES[key]: value for key, value in given.items() if key in CACHE_ALIASES}
+    values = {key: value for key, value in given.items() if key not in CACHE_ALIASES} | old
     try:
         CacheTable.model_validate(values)
     except ValidationError as exc:

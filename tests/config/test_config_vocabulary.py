@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import spark.models
 from spark.cache import CacheManager
 from spark.cache.config import CacheConfig, default_cache_dir
 from spark.cli import cli
@@ -229,3 +230,22 @@ def test_config_validate_reports_file_and_environment_problems_and_fails(
         in result.stderr
     )
     assert 'env SPARK_CACHE_TTL: expected a number (got "a day")' in result.stderr
+
+
+@pytest.mark.parametrize("new_first", [True, False])
+def test_given_both_names_the_old_one_wins_wherever_they_are_given(
+    tmp_path: Path, new_first: bool
+) -> None:
+    path = tmp_path / "spark.toml"
+    path.write_text('[models.e]\nprovider = "echo"\nmodel_id = "e"\n')
+    new = {"dir": tmp_path / "new", "max_size_mb": 9}
+    old = {"cache_dir": tmp_path / "old", "max_cache_size_mb": 5}
+    both = {**new, **old} if new_first else {**old, **new}
+
+    configs = [
+        CacheConfig(**both),
+        load_settings(path, overrides=both).cache_config("e"),
+        spark.models.from_profile("e", config_path=path, **both).cache_config,
+    ]
+
+    assert [(c.dir, c.max_size_mb) for c in configs] == [(tmp_path / "old", 5)] * 3
