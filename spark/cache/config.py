@@ -39,6 +39,7 @@ __all__ = [
     "combined_problems",
     "default_cache_dir",
     "describe_error",
+    "one_of",
     "redact_url",
     "show_value",
 ]
@@ -113,11 +114,12 @@ def _path(value: Any) -> Any:
     return value
 
 
-def _one_of(name: str, allowed: tuple[str, ...]) -> PlainValidator:
+def one_of(name: str, allowed: tuple[str, ...]) -> PlainValidator:
+    """The rule of a setting that is one of ``allowed`` strings: anything else, of any type
+    (``mode = 3``), is told the values it may take."""
+
     def check(value: Any) -> str:
-        if not isinstance(value, str):
-            raise PydanticCustomError("string_type", "expected a string")
-        if value not in allowed:
+        if not isinstance(value, str) or value not in allowed:
             listed = {"allowed": ", ".join(allowed)}
             raise PydanticCustomError(f"unknown_{name}", "must be one of {allowed}", listed)
         return value
@@ -163,8 +165,8 @@ NonNegative = Annotated[Number, AfterValidator(_at_least_zero)]
 Positive = Annotated[Number, AfterValidator(_above_zero)]
 NonNegativeInt = Annotated[int, WrapValidator(_integer), AfterValidator(_at_least_zero)]
 PathValue = Annotated[Path | str, PlainValidator(_path)]
-Mode = Annotated[CacheMode, _one_of("mode", CACHE_MODES)]
-Backend = Annotated[CacheBackend, _one_of("backend", CACHE_BACKENDS)]
+Mode = Annotated[CacheMode, one_of("mode", CACHE_MODES)]
+Backend = Annotated[CacheBackend, one_of("backend", CACHE_BACKENDS)]
 RedisUrl = Annotated[str, AfterValidator(_redis_url)]
 # (Any, not a tuple type: the environment source then passes a variable's text to the rule
 # instead of decoding it as JSON.)

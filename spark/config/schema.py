@@ -8,9 +8,9 @@ merged document by the loader, not here.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 from pydantic_core import PydanticCustomError
 
 from spark.cache.config import (
@@ -22,6 +22,7 @@ from spark.cache.config import (
     Positive,
     RedisUrl,
     Sentinels,
+    one_of,
 )
 from spark.models.registry import MODEL_CLASSES
 
@@ -45,10 +46,10 @@ __all__ = [
 KNOWN_PROVIDERS: frozenset[str] = frozenset(MODEL_CLASSES)
 
 
-def _known_provider(value: str) -> str:
+def _known_provider(value: Any) -> str:
     # Read at validation time, so a provider the registry adds later is accepted.
     allowed = sorted(KNOWN_PROVIDERS)
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         listed = {"allowed": ", ".join(allowed)}
         raise PydanticCustomError("unknown_provider", "must be one of {allowed}", listed)
     return value
@@ -63,7 +64,9 @@ def _date_text(value: Any) -> str:
     return value
 
 
-Provider = Annotated[str, AfterValidator(_known_provider)]
+Provider = Annotated[str, PlainValidator(_known_provider)]
+# OpenAI's text APIs (docs/models.md, "Responses API").
+Api = Annotated[str, one_of("api", ("chat", "responses"))]
 DateText = Annotated[str, PlainValidator(_date_text)]
 
 
@@ -108,7 +111,7 @@ class ModelTable(_Table):
     model_id: str | None = None
     api_key_env: str | None = None
     base_url: str | None = None
-    api: Literal["chat", "responses"] | None = None  # OpenAI's text API (docs/models.md)
+    api: Api | None = None
     region: str | None = None
     endpoint_url: str | None = None
     timeout: Positive | None = None

@@ -342,3 +342,24 @@ def test_unknown_alias_lists_the_aliases(write: WriteFile) -> None:
 def test_unknown_key_suggestions(write: WriteFile, typo: str, meant: str) -> None:
     (problem,) = problems_of(write(f"[cache]\n{typo} = 1\n"))
     assert problem.startswith(f'spark.toml: [cache] {typo}: unknown key (did you mean "{meant}"?)')
+
+
+def test_a_choice_of_the_wrong_type_is_told_the_values_it_may_take(write: WriteFile) -> None:
+    path = write(
+        """
+        [cache]
+        mode = 3
+        backend = true
+
+        [models.m]
+        provider = 1
+        model_id = "x"
+        api = ["chat"]
+        """
+    )
+    assert problems_of(path) == [
+        "spark.toml: [cache] mode: must be one of read_write, read_only, replay, refresh (got 3)",
+        "spark.toml: [cache] backend: must be one of disk, redis (got true)",
+        "spark.toml: [models.m] provider: must be one of bedrock, echo, gemini, openai (got 1)",
+        "spark.toml: [models.m] api: must be one of chat, responses (got an array)",
+    ]

@@ -704,7 +704,7 @@ max_retries = 0
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ('provider = "openai"\nmodel_id = "m"\napi = "respones"', "'chat' or 'responses'"),
+        ('provider = "openai"\nmodel_id = "m"\napi = "respones"', 'api: must be one of chat, responses'),
         ('provider = "bedrock"\nmodel_id = "m"\napi = "responses"', "api: not an option of provider 'bedrock'"),
     ],
 )  # fmt: skip
