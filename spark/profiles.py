@@ -6,20 +6,19 @@ model its provider options and cache rules.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spark.config import ModelSettings, Settings, load_settings
+from spark.config import ModelSettings, load_settings
 from spark.errors import ConfigError
 from spark.models.registry import model_class, provider_options
 
 if TYPE_CHECKING:
     from spark.models.base import Model
 
-__all__ = ["from_profile", "model_from_settings", "unknown_alias"]
+__all__ = ["from_profile", "model_from_settings"]
 
 
 def from_profile(
@@ -38,26 +37,7 @@ def from_profile(
     ``EncryptionKeyError`` when the profile encrypts and no key is available.
     """
     settings = load_settings(config_path, profile=profile, env=env, overrides=cache_overrides)
-    if alias not in settings.model_aliases:
-        raise unknown_alias(alias, settings)
     return model_from_settings(settings.model(alias), settings.pricing, env)
-
-
-def unknown_alias(alias: str, settings: Settings) -> ConfigError:
-    """The error for an alias the settings do not define, saying where Spark looked."""
-    if settings.path is None:
-        return ConfigError(
-            f"unknown model alias {alias!r}: no spark.toml in {Path.cwd()} or any directory"
-            " above it, and SPARK_CONFIG is not set. Write one with `spark config init` and add"
-            f" [models.{alias}] (provider, model_id), or pass config_path="
-        )
-    close = difflib.get_close_matches(alias, settings.model_aliases, n=3, cutoff=0.6)
-    hint = f"did you mean {', '.join(repr(name) for name in close)}? " if close else ""
-    known = ", ".join(settings.model_aliases) or "(none defined)"
-    return ConfigError(
-        f"unknown model alias {alias!r} in {settings.path} (profile {settings.profile!r});"
-        f" {hint}known aliases: {known}"
-    )
 
 
 def model_from_settings(

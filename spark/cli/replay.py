@@ -23,6 +23,7 @@ from spark.cli._context import (
 )
 from spark.cli._errors import CliError
 from spark.cli._output import echo_json, format_time, json_option, say, warn
+from spark.errors import ConfigError
 
 if TYPE_CHECKING:
     from spark.cache.bound import BoundCache, CacheRequest
@@ -85,7 +86,12 @@ def explain(
     if messages is None:
         raise CliError("the request has no messages", 'Give "messages" (or "prompt") in REQUEST.')
     bound = target.manager.bind(target.config.with_overrides(enabled=True))
-    request = bound.chat_request(provider, model_id, messages, **arguments)
+    try:
+        request = bound.chat_request(provider, model_id, messages, **arguments)
+    except ConfigError as exc:  # a problem of REQUEST, not of spark.toml
+        raise CliError(
+            f"the request: {exc}", "Fix REQUEST: its keys are the arguments of get_text."
+        ) from exc
     path = bound.manager.store.location(provider, model_id, request.key)
     response = bound.lookup(request)
     if response is not None:

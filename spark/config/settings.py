@@ -5,6 +5,7 @@ A :class:`Settings` is a value built by :func:`spark.config.load_settings`; it d
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,10 +111,23 @@ class Settings:
         return list(self.warnings)
 
     def _known(self, alias: str | None) -> str | None:
-        if alias is not None and alias not in self.model_values:
-            known = ", ".join(self.model_aliases) or "(none defined)"
-            raise ConfigError(f"unknown model alias {alias!r}; known aliases: {known}")
-        return alias
+        """``alias`` when it is defined; else a ``ConfigError`` saying where Spark looked, with
+        the close matches and every alias there is."""
+        if alias is None or alias in self.model_values:
+            return alias
+        if self.path is None:
+            raise ConfigError(
+                f"unknown model alias {alias!r}: no spark.toml in {Path.cwd()} or any directory"
+                " above it, and SPARK_CONFIG is not set. Write one with `spark config init` and"
+                f" add [models.{alias}] (provider, model_id), or pass config_path="
+            )
+        close = difflib.get_close_matches(alias, self.model_aliases, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(repr(name) for name in close)}? " if close else ""
+        known = ", ".join(self.model_aliases) or "(none defined)"
+        raise ConfigError(
+            f"unknown model alias {alias!r} in {self.path} (profile {self.profile!r});"
+            f" {hint}known aliases: {known}"
+        )
 
 
 def _redacted(value: ResolvedValue) -> ResolvedValue:

@@ -155,9 +155,11 @@ def test_show_table(spark: Invoke, project: Path) -> None:
 
 
 def test_show_unknown_alias(spark: Invoke, project: Path) -> None:
-    result = spark("config", "show", "--model", "gpt5")
+    result = spark("config", "show", "--model", "gtp")
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: unknown model alias 'gpt5'; known aliases: gpt, claude")
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"error: unknown model alias 'gtp' in {project / 'spark.toml'} ")
+    assert first.endswith("; did you mean 'gpt'? known aliases: gpt, claude")
 
 
 def test_init_writes_a_valid_file_and_refuses_to_overwrite(

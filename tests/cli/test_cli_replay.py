@@ -90,6 +90,17 @@ def test_explain_json_and_bad_requests(
     not_json = spark("cache", "explain", "{nope")
     assert not_json.exit_code == 1
     assert "REQUEST is not JSON" in not_json.output
+    bad_param = spark(
+        "cache",
+        "explain",
+        '{"provider": "openai", "model_id": "m", "messages": "x", "tmperature": 1}',
+    )
+    assert bad_param.exit_code == 1
+    assert bad_param.stderr.splitlines() == [
+        "error: the request: unknown parameter 'tmperature' for OpenAI chat completions; did you"
+        " mean 'temperature'? (fields the SDK does not know go in extra_body={...})",
+        "Fix REQUEST: its keys are the arguments of get_text.",
+    ]
 
 
 async def test_prune_unused_after_a_recorded_run(
