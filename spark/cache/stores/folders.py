@@ -108,7 +108,12 @@ def _open_chain(folder: str, create: bool, made: list[bool]) -> int | None:
     except (FileNotFoundError, NotADirectoryError):
         if not create:
             return None  # (no cache there: nothing to read)
-        os.makedirs(root, exist_ok=True)
+        try:
+            os.makedirs(root, exist_ok=True)
+        except FileExistsError:
+            raise NotADirectoryError(
+                errno.ENOTDIR, "the cache directory is a file, not a directory", root
+            ) from None
         root_fd = os.open(root, _DIR_FLAGS)
     try:
         provider_fd = open_subfolder(root_fd, provider, provider_path, create)
