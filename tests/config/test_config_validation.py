@@ -326,7 +326,9 @@ def test_disabled_cache_needs_no_key(write: WriteFile) -> None:
 def test_unknown_alias_lists_the_aliases(write: WriteFile) -> None:
     settings = load_settings(write(ENCRYPTED))
     for call in (settings.model, settings.cache_config, settings.explain):
-        with pytest.raises(ConfigError, match=r"unknown model alias 'gpt' in .*; known aliases: embed"):
+        with pytest.raises(
+            ConfigError, match=r"unknown model alias 'gpt' in .*; known aliases: embed"
+        ):
             call("gpt")
 
 
