@@ -20,7 +20,7 @@ from spark import __version__
 # `spark.cli.config.config`).
 from spark.cli import ask, cache, config, demo
 from spark.cli._context import CliState
-from spark.cli._errors import translate
+from spark.cli._errors import stopped_by_signal, translate
 
 __all__ = ["SparkGroup", "cli", "main"]
 
@@ -32,8 +32,14 @@ class SparkGroup(click.Group):
         """Run the command line; ``SparkError``, ``OSError`` and the rest become ``CliError``."""
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise  # click's own: usage errors (exit 2), --help, aborted prompts
+        except KeyboardInterrupt:  # Ctrl-C: the status a shell expects of it, from every command
+            raise _interrupted() from None
+        except click.Abort as exc:
+            if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C at a prompt
+                raise _interrupted() from None
+            raise  # end of input at a prompt: click's "Aborted!"
+        except (click.ClickException, click.exceptions.Exit):
+            raise  # click's own: usage errors (exit 2), --help
         except BrokenPipeError:  # `spark cache ls | head`: the reader is gone, nothing to say
             _silence_stdout()
             raise click.exceptions.Exit(1) from None
@@ -71,6 +77,12 @@ cli.add_command(config.config)
 cli.add_command(cache.cache)
 cli.add_command(ask.ask)
 cli.add_command(demo.demo)
+
+
+def _interrupted() -> click.ClickException:
+    """Ctrl-C's report, on a line of its own (after the terminal's ``^C`` or a prompt)."""
+    click.echo(err=True)
+    return stopped_by_signal("SIGINT", "interrupted (Ctrl-C)")
 
 
 def _silence_stdout() -> None:

@@ -10,6 +10,7 @@ send the user back to `spark config validate`.
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
 from collections.abc import Sequence
 from itertools import islice
@@ -34,7 +35,14 @@ from spark.errors import (
     SparkError,
 )
 
-__all__ = ["CliError", "key_needed_hint", "sealed_fingerprints", "translate", "verify_hint"]
+__all__ = [
+    "CliError",
+    "key_needed_hint",
+    "sealed_fingerprints",
+    "stopped_by_signal",
+    "translate",
+    "verify_hint",
+]
 
 # How many entries an error path reads to learn which keys a cache is sealed with.
 _SAMPLE = 200
@@ -54,6 +62,21 @@ class CliError(click.ClickException):
         say(f"error: {self.message}", err=True, fg="red", file=file)
         if self.hint:
             say(self.hint, err=True, file=file)
+
+
+class _InterruptedError(CliError):
+    exit_code = 128 + signal.SIGINT  # 130: the shell's status for Ctrl-C
+
+
+class _TerminatedError(CliError):
+    exit_code = 128 + signal.SIGTERM
+
+
+def stopped_by_signal(name: str, message: str, hint: str = "") -> CliError:
+    """The error of a command stopped by signal ``name`` (``SIGINT`` is Ctrl-C): exit status
+    128 + its number, as a shell reports a program the signal stopped."""
+    kind = _TerminatedError if name == "SIGTERM" else _InterruptedError
+    return kind(message, hint)
 
 
 # Exception class -> what to do about it (the first matching class wins). The classes whose

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from spark.cache.crypto import fingerprint
 from spark.cache.reader import StoredEntry, Where
 from spark.cache.stores.base import EntryRef, EntryStore
 from spark.cli._context import CacheTarget, CliState
-from spark.cli._errors import CliError
+from spark.cli._errors import CliError, stopped_by_signal
 from spark.cli._output import entries as n_entries
 from spark.cli._output import progress, warn
 from spark.cli._signals import StopOnSignal
@@ -347,22 +346,10 @@ def _safely(plan: Plan) -> str:
     )
 
 
-class _InterruptedError(CliError):
-    """A rotation stopped by Ctrl-C: the shell's status for SIGINT."""
-
-    exit_code = 128 + signal.SIGINT
-
-
-class _TerminatedError(CliError):
-    """A rotation stopped by SIGTERM: the shell's status for it."""
-
-    exit_code = 128 + signal.SIGTERM
-
-
 def interrupted(plan: Plan, run: RotationRun) -> CliError:
     """The error of a run stopped by a signal (exit status 128 + the signal's number)."""
-    kind = _TerminatedError if run.stopped_by == "SIGTERM" else _InterruptedError
-    return kind(
+    return stopped_by_signal(
+        run.stopped_by,
         f"rotate-key interrupted ({run.stopped_by}) after {run.done} of "
         f"{n_entries(run.total)} ({run.rewritten} sealed anew); {run.total - run.done} still "
         "to do, and every entry opens with the new key list",

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import click
 import pytest
@@ -159,3 +163,50 @@ def test_no_color_turns_off_the_colour_of_errors_and_warnings(project: Path, no_
     assert "warning: profile ci: encryption is on" in warning.stderr
     for result in (error, warning):
         assert ("\x1b[" in result.stderr) is not bool(no_color), result.stderr
+
+
+def _read_until(stream: IO[bytes] | None, text: bytes, seconds: float = 30) -> bytes:
+    """What a process wrote to ``stream`` up to and including ``text`` (read as it comes)."""
+    assert stream is not None
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while text not in seen:
+        assert time.monotonic() < deadline, f"no {text!r} in {seen!r}"
+        ready, _, _ = select.select([stream], [], [], 0.1)
+        if ready:
+            chunk = os.read(stream.fileno(), 4096)
+            assert chunk, f"the process ended before {text!r}: {seen!r}"
+            seen += chunk
+    return seen
+
+
+@pytest.mark.parametrize("where", ["during a call", "at a prompt"])
+def test_ctrl_c_exits_130_with_one_line(
+    project: Path, fill: Callable[..., list[str]], where: str
+) -> None:
+    """Ctrl-C is the shell's status 130 from every command, whether it stops work in hand or a
+    question (click's own is 1 and "Aborted!"), and never a traceback."""
+    if where == "during a call":
+        args, wait_for, on_stderr = ["demo", "-n", "2", "--latency", "3"], b"miss", False
+    else:
+        fill(1)
+        args, wait_for, on_stderr = ["cache", "clear"], b"[y/N]", True
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [*_spark_program(), *args],
+        cwd=project,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        seen = _read_until(process.stderr if on_stderr else process.stdout, wait_for)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    stderr = (seen if on_stderr else b"") + stderr
+    assert process.returncode == 130, stderr
+    assert stderr.decode().strip().splitlines()[-1] == "error: interrupted (Ctrl-C)"
+    assert b"Traceback" not in stderr
