@@ -140,13 +140,20 @@ def _redis_url(value: str) -> str:
     return value
 
 
-def _sentinels(value: Any) -> tuple[str, ...]:
-    """Sentinel addresses ``host:port``: a list (spark.toml, Python) or, from a variable, one
-    comma-separated string; kept as a tuple (a ``CacheConfig`` is hashable)."""
+def _sentinel_text(value: Any) -> tuple[str, ...]:
+    """Sentinel addresses from a variable: one comma-separated string (``h1:26379,h2:26379``)."""
     if isinstance(value, str):
         value = [part.strip() for part in value.split(",") if part.strip()]
+    return _sentinels(value)
+
+
+def _sentinels(value: Any) -> tuple[str, ...]:
+    """Sentinel addresses ``host:port``: a list (spark.toml, Python; strict, as every value
+    there); kept as a tuple (a ``CacheConfig`` is hashable)."""
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise PydanticCustomError("sentinel_type", 'expected a list of "host:port" strings')
+        raise PydanticCustomError(
+            "sentinel_type", 'expected a list of "host:port" strings, e.g. ["s1:26379", "s2:26379"]'
+        )
     if not value:
         raise PydanticCustomError("sentinel_empty", 'expected at least one "host:port"')
     for address in value:
@@ -171,6 +178,8 @@ RedisUrl = Annotated[str, AfterValidator(_redis_url)]
 # (Any, not a tuple type: the environment source then passes a variable's text to the rule
 # instead of decoding it as JSON.)
 Sentinels = Annotated[Any, PlainValidator(_sentinels)]
+# The same from a variable: one comma-separated string (``h1:26379,h2:26379``).
+SentinelText = Annotated[Any, PlainValidator(_sentinel_text)]
 
 
 def combined_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:

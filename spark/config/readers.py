@@ -29,7 +29,7 @@ from spark.cache.config import (
     PathValue,
     Positive,
     RedisUrl,
-    Sentinels,
+    SentinelText,
 )
 
 __all__ = ["ENV_VARS", "SparkEnvironment", "read_environment", "read_toml"]
@@ -56,7 +56,7 @@ class SparkEnvironment(BaseSettings):
     backend: Backend | None = Field(None, validation_alias="SPARK_CACHE_BACKEND")
     url: RedisUrl | None = Field(None, validation_alias="SPARK_CACHE_URL")
     cluster: bool | None = Field(None, validation_alias="SPARK_CACHE_REDIS_CLUSTER")
-    sentinel: Sentinels | None = Field(None, validation_alias="SPARK_CACHE_REDIS_SENTINEL")
+    sentinel: SentinelText | None = Field(None, validation_alias="SPARK_CACHE_REDIS_SENTINEL")
     service: str | None = Field(None, validation_alias="SPARK_CACHE_REDIS_SERVICE")
 
     @classmethod

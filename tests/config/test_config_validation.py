@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from spark.cache.config import CacheConfig
 from spark.config import load_settings
 from spark.errors import ConfigError
 
@@ -365,3 +366,21 @@ def test_a_choice_of_the_wrong_type_is_told_the_values_it_may_take(write: WriteF
         "spark.toml: [models.m] provider: must be one of bedrock, echo, gemini, openai (got 1)",
         "spark.toml: [models.m] api: must be one of chat, responses (got an array)",
     ]
+
+
+def test_sentinels_are_a_list_in_a_file_and_comma_separated_in_a_variable(
+    write: WriteFile,
+) -> None:
+    """A file is strict (a string is not a list of addresses there); a variable is text."""
+    path = write('[cache]\nsentinel = "s1:26379,s2:26379"\nservice = "main"\n')
+    assert problems_of(path)[0] == (
+        'spark.toml: [cache] sentinel: expected a list of "host:port" strings, e.g.'
+        ' ["s1:26379", "s2:26379"] (got "s1:26379,s2:26379")'
+    )
+    with pytest.raises(ConfigError, match="invalid CacheConfig: sentinel: expected a list"):
+        CacheConfig(sentinel="s1:26379", service="main")
+
+    listed = write('[cache]\nsentinel = ["s1:26379", "s2:26379"]\nservice = "main"\n')
+    env = {"SPARK_CACHE_REDIS_SENTINEL": " s3:26379, s4:26379 "}
+    assert load_settings(listed).cache_config().sentinel == ("s1:26379", "s2:26379")
+    assert load_settings(listed, env=env).cache_config().sentinel == ("s3:26379", "s4:26379")
