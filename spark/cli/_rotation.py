@@ -86,6 +86,7 @@ class RotationRun:
     done: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    sealed_plaintext: list[str] = field(default_factory=list)  # entries it encrypted
     stopped_by: str = ""
 
     @property
@@ -119,6 +120,8 @@ def reencrypt_all(
             run.failures.append((entry.location, str(exc)))
         else:
             run.outcomes[outcome.name.lower()] += 1
+            if outcome is admin.RotationOutcome.ENCRYPTED:
+                run.sealed_plaintext.append(entry.location)
         run.done += 1
 
 

@@ -124,7 +124,8 @@ def rotate_key(
     The new key list (the new key first, then the old ones) is saved before any entry is
     touched: written to the profile's key_file (mode 0600) when one is configured, otherwise
     printed as the value of SPARK_CACHE_KEY to store as the secret. Each entry is rewritten
-    atomically; plaintext entries are encrypted too. Ctrl-C (or SIGTERM) stops it after the
+    atomically; plaintext entries are encrypted too, and listed (one may have been planted:
+    check them before committing). Ctrl-C (or SIGTERM) stops it after the
     entry in hand and prints how far it got and the exact command to resume; --resume then
     skips the entries already under the new key. Once every entry is re-encrypted, retire the
     old key by dropping it from the list.
@@ -167,8 +168,14 @@ def _rotate(
     census = take_census(target.store, entries)
     check_census(plan, census, resume, where)
     if not yes:
+        plaintext = (
+            f" ({census.plaintext} of them plaintext, to be sealed: see them first with"
+            " `spark cache verify --require-encrypted`)"
+            if census.plaintext
+            else ""
+        )
         click.confirm(
-            f"Re-encrypt {n_entries(len(entries))} in {target.where} under key "
+            f"Re-encrypt {n_entries(len(entries))}{plaintext} in {target.where} under key "
             f"{fingerprint(plan.new_key)}?",
             abort=True,
             err=True,
@@ -194,6 +201,13 @@ def _rotate(
                 f"{plan.resume_steps()}",
             ) from exc
     _report(target, plan, census, run, as_json)
+
+
+# After a run that sealed plaintext entries: they now pass for recorded answers, so say which.
+_SEALED_PLAINTEXT = (
+    "Sealed {n} found in plaintext. A plaintext entry in a cache that encrypts may have been"
+    " planted by anyone who can write to it: check these before you commit them."
+)
 
 
 def _chosen_key(new_key: str | None, new_key_env: str | None) -> str | None:
@@ -287,6 +301,7 @@ def _report(
                 "key_file": plan.key_file,
                 **{o.name.lower(): run.outcomes[o.name.lower()] for o in admin.RotationOutcome},
                 "failed": [{"path": p, "reason": r} for p, r in run.failures],
+                "sealed_plaintext": run.sealed_plaintext,
                 "done": run.done,
                 "total": run.total,
                 "interrupted": run.stopped_by or None,
@@ -302,6 +317,10 @@ def _report(
         say(f"Key {new_fp}: {', '.join(counts) or 'no entries'}.")
         for path, reason in run.failures:
             say(f"{path}: {reason}")
+        if run.sealed_plaintext:
+            say(_SEALED_PLAINTEXT.format(n=n_entries(len(run.sealed_plaintext))))
+            for path in run.sealed_plaintext:
+                say(f"  {path}")
     if run.stopped_by:
         if plan.key_file is None:  # the list again, next to the way to resume with it
             say(plan.secret_line, err=as_json)

@@ -224,6 +224,36 @@ def test_rotate_key_confirms_and_validates(
     assert both.exit_code == 2
 
 
+def test_rotate_key_names_each_plaintext_entry_it_seals(
+    spark: Invoke, cache_dir: Path, fill: Fill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plaintext entry in a cache that encrypts may be planted: sealing it makes it pass for
+    a recorded answer, so the prompt counts them and the report names each one."""
+    monkeypatch.setenv("SPARK_CACHE_KEY", generate_key())
+    fill(2, encrypt=True)
+    (planted,) = fill(1, encrypt=False, start=50)
+    path = next(cache_dir.rglob(f"{planted}.json"))
+
+    result = spark("cache", "rotate-key", "--profile", "vault", input="y\n")
+
+    assert result.exit_code == 0, result.output
+    assert "Re-encrypt 3 entries (1 of them plaintext, to be sealed: see them first with" in (
+        result.stderr
+    )
+    lines = result.stdout.splitlines()
+    at = lines.index(
+        "Sealed 1 entry found in plaintext. A plaintext entry in a cache that encrypts may have"
+        " been planted by anyone who can write to it: check these before you commit them."
+    )
+    assert lines[at + 1] == f"  {path}"
+    secret = next(x for x in lines if x.startswith("SPARK_CACHE_KEY="))
+    monkeypatch.setenv("SPARK_CACHE_KEY", secret.removeprefix("SPARK_CACHE_KEY="))
+    again = spark("cache", "rotate-key", "--profile", "vault", "--yes", "--json")
+    assert again.exit_code == 0, again.output
+    report = json.loads(again.stdout)
+    assert (report["reencrypted"], report["sealed_plaintext"]) == (3, [])
+
+
 def test_missing_key_is_one_clear_error(spark: Invoke, project: Path, fill: Fill) -> None:
     result = spark("cache", "rotate-key", "--profile", "ci", "--resume", "--yes")
     assert result.exit_code == 1
