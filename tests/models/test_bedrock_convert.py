@@ -55,6 +55,24 @@ def test_parallel_tool_results_merge_into_one_user_message() -> None:
     ]
 
 
+def test_an_empty_text_block_next_to_others_is_left_out_and_kept_alone() -> None:
+    """Converse refuses ``{"text": ""}`` beside other blocks (docs/models.md, Bedrock)."""
+    use = {"toolUse": {"toolUseId": "t1", "name": "lookup", "input": {}}}
+    sent = converse(
+        [
+            {"role": "user", "content": [{"text": "Hi"}]},
+            {"role": "assistant", "content": [{"text": ""}, use]},
+            {"role": "user", "content": [{"toolResult": {"toolUseId": "t1", "content": []}}]},
+            {"role": "assistant", "content": [{"text": ""}]},
+            {"role": "user", "content": "go on"},
+        ],
+        tools=[TOOL],
+    )["messages"]
+
+    assert sent[1]["content"] == [use]
+    assert sent[3]["content"] == [{"text": ""}]
+
+
 def test_openai_style_tool_calls_in_history_are_translated() -> None:
     call = {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": '{"q":3}'}}
     sent = converse(

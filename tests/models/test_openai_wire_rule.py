@@ -82,6 +82,17 @@ def history(call: dict[str, Any], result: Any) -> list[dict[str, Any]]:
     ]
 
 
+def said(content: Any, calls: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """An assistant turn with empty ``content`` (``...``: no content key) and ``calls``."""
+    turn: dict[str, Any] = {"role": "assistant"}
+    if content is not ...:
+        turn["content"] = content
+    if calls is not None:
+        turn["tool_calls"] = calls
+    follow = {"role": "tool", "tool_call_id": "call_1", "content": "22 C"} if calls else HI[0]
+    return [*HI, turn, follow]
+
+
 NEUTRAL_CALL = {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris", "unit": None}}
 OPENAI_CALL = {
     "id": "call_1",
@@ -175,6 +186,11 @@ CASES: list[tuple[str, Any, dict[str, Any]]] = [
     ("call-openai", history(OPENAI_CALL, "22 C"), {}),
     ("result-data", history(OPENAI_CALL, {"temp": 22, "wind": None}), {}),
     ("result-json-text", history(OPENAI_CALL, '{"temp": 22, "wind": null}'), {}),
+    ("call-content-none", said(None, [OPENAI_CALL]), {}),
+    ("call-content-left-out", said(..., [OPENAI_CALL]), {}),
+    ("said-empty", said("", None), {}),
+    ("said-none", said(None, None), {}),
+    ("said-none-no-calls", said(None, []), {}),
     ("image-data-url", user(image(f"data:image/png;base64,{b64(PNG)}")), {}),
     ("image-bytes", user(image(PNG)), {}),
     ("image-other", user(image(OTHER_PNG)), {}),
@@ -258,7 +274,8 @@ async def test_keys_are_equal_exactly_when_the_wire_bodies_are(
         ["choice-required", "choice-any"],
         ["choice-name", "choice-dict", "choice-openai", "choice-bedrock"],
         ["output-schema", "response-format-schema"],
-        ["call-neutral", "call-openai"],
+        ["call-neutral", "call-openai", "call-content-none", "call-content-left-out"],
+        ["said-empty", "said-none", "said-none-no-calls"],  # (docs/models.md, "Messages")
         ["result-data", "result-json-text"],
         ["image-data-url", "image-bytes"],
         ["audio-base64", "audio-bytes"],
