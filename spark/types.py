@@ -153,13 +153,15 @@ class Choice:
     """One of the answers of a call (``n`` / ``candidate_count`` > 1 asks for several).
 
     ``logprobs`` is the provider's log-probability report of this choice as plain JSON, in the
-    provider's own shape; None when none was requested.
+    provider's own shape; None when none was requested. ``refusal`` is the model's refusal to
+    answer, when the provider reports one apart from the text (OpenAI); None otherwise.
     """
 
     text: str
     tool_calls: tuple[ToolCall, ...] = ()
     finish_reason: str = "stop"
     logprobs: Any = None
+    refusal: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The stored form."""
@@ -170,6 +172,8 @@ class Choice:
         }
         if self.logprobs is not None:
             out["logprobs"] = self.logprobs
+        if self.refusal is not None:
+            out["refusal"] = self.refusal
         return out
 
     @classmethod
@@ -180,6 +184,7 @@ class Choice:
             tool_calls=_calls_from(data.get("tool_calls")),
             finish_reason=data.get("finish_reason") or "stop",
             logprobs=data.get("logprobs"),
+            refusal=data.get("refusal"),
         )
 
 
@@ -192,7 +197,8 @@ class ModelResponse:
     ``cost_usd`` is what the original provider call cost (None when the model has no price);
     ``provider_cache_saved_usd`` what the provider's prompt cache took off that cost (its
     cache-read tokens at the cached rate instead of the full input rate; None when unpriced);
-    ``cached`` says whether this answer came from the cache (then it cost nothing now).
+    ``cached`` says whether this answer came from the cache (then it cost nothing now);
+    ``refusal`` the first choice's refusal to answer (OpenAI reports it apart from the text).
     """
 
     text: str
@@ -206,10 +212,13 @@ class ModelResponse:
     logprobs: Any = None
     choices: tuple[Choice, ...] = ()
     provider_cache_saved_usd: float | None = None
+    refusal: str | None = None
 
     def __post_init__(self) -> None:
         if not self.choices:
-            first = Choice(self.text, self.tool_calls, self.finish_reason, self.logprobs)
+            first = Choice(
+                self.text, self.tool_calls, self.finish_reason, self.logprobs, self.refusal
+            )
             object.__setattr__(self, "choices", (first,))
 
     @classmethod
@@ -223,6 +232,7 @@ class ModelResponse:
             usage=usage,
             logprobs=first.logprobs,
             choices=choices or (first,),
+            refusal=first.refusal,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -238,6 +248,8 @@ class ModelResponse:
             out["provider_cache_saved_usd"] = self.provider_cache_saved_usd
         if self.logprobs is not None:
             out["logprobs"] = self.logprobs
+        if self.refusal is not None:
+            out["refusal"] = self.refusal
         if len(self.choices) > 1:
             out["choices"] = [choice.to_dict() for choice in self.choices]
         return out
@@ -260,6 +272,7 @@ class ModelResponse:
             logprobs=data.get("logprobs"),
             choices=tuple(Choice.from_dict(c) for c in stored) if stored else (),
             provider_cache_saved_usd=data.get("provider_cache_saved_usd"),
+            refusal=data.get("refusal"),
         )
 
 

@@ -75,5 +75,11 @@ class CachePolicy:
 
 
 def is_cacheable(response: Mapping[str, Any]) -> bool:
-    """An answer worth storing: some text, a tool call or an embedding. Empty answers are not."""
-    return bool(response.get("text") or response.get("tool_calls") or response.get("embeddings"))
+    """An answer worth storing: some text, a tool call, a refusal or an embedding. Empty
+    answers are not."""
+    return bool(
+        response.get("text")
+        or response.get("tool_calls")
+        or response.get("refusal")
+        or response.get("embeddings")
+    )

@@ -130,6 +130,7 @@ def _choices(value: Any) -> bool:
         type(choice) is dict
         and type(choice.get("text", "")) is str
         and type(choice.get("finish_reason", "")) is str
+        and type(choice.get("refusal") or "") is str
         and _tool_calls(choice.get("tool_calls", []))
         for choice in value
     )
@@ -139,6 +140,7 @@ _FLAT = frozenset({"usage", "embeddings", "chunks"})
 _FIELDS: dict[str, Callable[[Any], bool]] = {
     "text": _is_text,
     "finish_reason": _is_text,
+    "refusal": _is_text,
     "usage": _usage,
     "cost_usd": _is_amount,
     "provider_cache_saved_usd": _is_amount,

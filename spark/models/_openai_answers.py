@@ -52,7 +52,7 @@ def _choice(choice: SdkChoice) -> Choice:
     calls = tuple(_tool_calls(message.tool_calls or ()))
     logprobs = choice.logprobs.model_dump(mode="json") if choice.logprobs is not None else None
     reason = normalize_finish_reason(choice.finish_reason, bool(calls))
-    return Choice(message.content or "", calls, reason, logprobs)
+    return Choice(message.content or "", calls, reason, logprobs, message.refusal)
 
 
 def _tool_calls(calls: Iterable[ChatCompletionMessageToolCallUnion]) -> Iterator[ToolCall]:
@@ -109,6 +109,7 @@ class _PartialChoice:
     """One choice of a streamed completion, as its deltas arrive."""
 
     chunks: list[str] = field(default_factory=list)
+    refusal: list[str] | None = None  # the refusal's deltas, when the model refused
     finish_reason: str | None = None
     calls: dict[int, _PartialCall] = field(default_factory=dict)
     logprobs: dict[str, list[Any] | None] | None = None
@@ -126,6 +127,8 @@ class _PartialChoice:
                 partial.name = call.function.name or partial.name
                 if call.function.arguments:
                     partial.arguments.append(call.function.arguments)
+        if choice.delta.refusal is not None:
+            self.refusal = [*(self.refusal or []), choice.delta.refusal]
         text = choice.delta.content or ""
         if text:
             self.chunks.append(text)
@@ -147,7 +150,8 @@ class _PartialChoice:
             for _, p in sorted(self.calls.items())
         )
         reason = normalize_finish_reason(self.finish_reason, bool(calls))
-        return Choice("".join(self.chunks), calls, reason, self.logprobs)
+        refusal = None if self.refusal is None else "".join(self.refusal)
+        return Choice("".join(self.chunks), calls, reason, self.logprobs, refusal)
 
 
 @dataclass

@@ -27,6 +27,7 @@ _INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"
 def response_from_responses(response: Response) -> ModelResponse:
     """The neutral answer of a ``Response``: its output text, function calls, finish, usage."""
     texts: list[str] = []
+    refusals: list[str] = []
     calls: list[ToolCall] = []
     logprobs: list[Any] = []
     for item in response.output:
@@ -35,12 +36,18 @@ def response_from_responses(response: Response) -> ModelResponse:
                 if part.type == "output_text":
                     texts.append(part.text)
                     logprobs.extend(p.model_dump(mode="json") for p in part.logprobs or ())
+                elif part.type == "refusal":
+                    refusals.append(part.refusal)
         elif item.type == "function_call":
             calls.append(ToolCall(item.call_id, item.name, parse_arguments(item.arguments)))
         elif item.type == "custom_tool_call":
             calls.append(ToolCall(item.call_id, item.name, {"input": item.input}))
     choice = Choice(
-        "".join(texts), tuple(calls), _finish_reason(response, bool(calls)), logprobs or None
+        "".join(texts),
+        tuple(calls),
+        _finish_reason(response, bool(calls)),
+        logprobs or None,
+        "".join(refusals) if refusals else None,
     )
     return ModelResponse.of_choices((choice,), usage_of(response.usage))
 
@@ -114,6 +121,7 @@ class ResponsesStreamAssembler:
         final = self.final or ModelResponse(text="".join(self.chunks))
         if final.text or not self.chunks or final.tool_calls:
             return final
-        return ModelResponse.of_choices(
-            (Choice("".join(self.chunks), (), final.finish_reason, final.logprobs),), final.usage
+        streamed = Choice(
+            "".join(self.chunks), (), final.finish_reason, final.logprobs, final.refusal
         )
+        return ModelResponse.of_choices((streamed,), final.usage)

@@ -56,6 +56,7 @@ class Plan:
     tool_call: ToolCall | None = None
     text: str | None = None  # the answer's exact text (``ProviderServer.queue_text``)
     usage: UsageScript | None = None  # extra token counts (``ProviderServer.queue_usage``)
+    refusal: str | None = None  # OpenAI's refusal instead of text (``queue_refusal``)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ class _Answer:
     call_name: str | None
     usage: JsonObject
     tokens: tuple[JsonObject, ...] = ()  # the text's token logprobs, when asked for
+    refused: bool = False  # `text` is a refusal (``ProviderServer.queue_refusal``)
 
 
 def _answer_of(exchange: Exchange) -> _Answer:
@@ -44,6 +45,9 @@ def _answer_of(exchange: Exchange) -> _Answer:
     seed = _answers.request_seed(PROVIDER, exchange.model, body)
     text = _answers.answer_text(seed, exchange.plan.answer_chars, tool_result=_tool_result(items))
     text = _answers.scripted_text(exchange.plan.text, _asked_schema(body), seed, text)
+    if exchange.plan.refusal is not None:
+        refusal = exchange.plan.refusal
+        return _Answer(seed, refusal, None, _usage(body, items, refusal), refused=True)
     call = exchange.plan.tool_call
     if call is not None:
         text = json.dumps(call.arguments)
@@ -126,7 +130,7 @@ def _item(answer: _Answer, status: str = "completed") -> JsonObject:
             "name": answer.call_name,
             "arguments": answer.text if status == "completed" else "",
         }
-    content = [_text_part(answer.text, answer.tokens)] if status == "completed" else []
+    content = [_part(answer)] if status == "completed" else []
     return {
         "id": f"msg_{_answers.short_id(answer.seed)}",
         "type": "message",
@@ -134,6 +138,13 @@ def _item(answer: _Answer, status: str = "completed") -> JsonObject:
         "role": "assistant",
         "content": content,
     }
+
+
+def _part(answer: _Answer) -> JsonObject:
+    """The message's content part: the text, or the refusal."""
+    if answer.refused:
+        return {"type": "refusal", "refusal": answer.text}
+    return _text_part(answer.text, answer.tokens)
 
 
 def _text_part(text: str, tokens: tuple[JsonObject, ...] = ()) -> JsonObject:
@@ -217,7 +228,18 @@ def responses_stream(exchange: Exchange) -> Reply:
         event("response.in_progress", response=started),
         event("response.output_item.added", output_index=0, item=_item(answer, "in_progress")),
     ]
-    if answer.call_name is None:
+    if answer.refused:
+        empty = {"type": "refusal", "refusal": ""}
+        head.append(event("response.content_part.added", **where, content_index=0, part=empty))
+        pieces = [
+            event("response.refusal.delta", **where, content_index=0, delta=piece)
+            for piece in _answers.split_chunks(answer.text)
+        ]
+        tail = [
+            event("response.refusal.done", **where, content_index=0, refusal=answer.text),
+            event("response.content_part.done", **where, content_index=0, part=_part(answer)),
+        ]
+    elif answer.call_name is None:
         head.append(
             event("response.content_part.added", **where, content_index=0, part=_text_part(""))
         )

@@ -78,6 +78,7 @@ class _Answer:
     text: str
     call: ToolCall | None
     tokens: tuple[JsonObject, ...] | None  # logprobs of the text's tokens, when asked for
+    refused: bool = False  # `text` is a refusal (``ProviderServer.queue_refusal``)
 
 
 def _asked_schema(body: Mapping[str, Any]) -> Any:
@@ -110,6 +111,9 @@ def _answers_of(exchange: Exchange) -> tuple[list[_Answer], int]:
             if body.get("logprobs") is True
             else None
         )
+        if index == 0 and exchange.plan.refusal is not None:
+            answers.append(_Answer(index, choice_seed, exchange.plan.refusal, None, None, True))
+            continue
         answers.append(_Answer(index, choice_seed, text, call, tokens if call is None else None))
     fragments = _answers.collect_text(messages)
     if body.get("tools"):
@@ -170,6 +174,8 @@ def _choice_object(answer: _Answer) -> JsonObject:
         "annotations": [],
     }
     finish = "stop"
+    if answer.refused:
+        message["content"], message["refusal"] = None, answer.text
     if answer.call is not None:
         message["content"] = None
         message["tool_calls"] = [_tool_call_object(answer.seed, answer.call.name, answer.text)]
@@ -216,6 +222,8 @@ def _answer_chunks(answer: _Answer, chunk: Callable[..., bytes]) -> list[bytes]:
     """Return one choice's content (or tool call) chunks, logprobs with the tokens they carry."""
     if answer.call is not None:
         return _tool_call_chunks(answer, answer.call, chunk)
+    if answer.refused:
+        return [chunk(answer.index, {"refusal": p}) for p in _answers.split_chunks(answer.text)]
     if answer.tokens is None:
         return [
             chunk(answer.index, {"content": piece}) for piece in _answers.split_chunks(answer.text)

@@ -84,6 +84,7 @@ class ServerState:
         self._stream_failures: list[_Injection[StreamFailure]] = []
         self._tool_calls: list[_Injection[ToolCall]] = []
         self._texts: list[_Injection[str]] = []
+        self._refusals: list[_Injection[str]] = []
         self._usages: list[_Injection[UsageScript]] = []
         self.latency = latency
         self.answer_chars = answer_chars
@@ -146,6 +147,10 @@ class ServerState:
         """Make the next matching request that is answered with text answer exactly `text`."""
         self._add(self._texts, text, 1, provider)
 
+    def add_refusal(self, refusal: str) -> None:
+        """Make the next OpenAI text answer (chat or Responses) refuse with `refusal`."""
+        self._add(self._refusals, refusal, 1, "openai")
+
     def add_usage(self, usage: UsageScript, count: int) -> None:
         """Make the next `count` matching text answers report `usage`'s extra token counts."""
         self._add(self._usages, usage, count, usage.provider)
@@ -177,10 +182,19 @@ class ServerState:
             failure = _take(self._stream_failures, request.provider) if streamed else None
             call = _take(self._tool_calls, request.provider) if offers_tools else None
             answers_text = call is None and request.operation in _TEXT_OPERATIONS
+            refusal = _take(self._refusals, request.provider) if answers_text else None
+            answers_text = answers_text and refusal is None
             text = _take(self._texts, request.provider) if answers_text else None
             in_text = request.operation in _TEXT_OPERATIONS
             usage = _take(self._usages, request.provider) if in_text else None
-            return replace(plan, stream_failure=failure, tool_call=call, text=text, usage=usage)
+            return replace(
+                plan,
+                stream_failure=failure,
+                tool_call=call,
+                text=text,
+                usage=usage,
+                refusal=refusal,
+            )
 
 
 def _take(queue: list[_Injection[_T]], provider: str) -> _T | None:

@@ -250,6 +250,12 @@ class ProviderServer:
         """
         self._state.add_text(str(text), provider)
 
+    def queue_refusal(self, refusal: str) -> None:
+        """Make the next OpenAI text answer (chat completions or the Responses API) a refusal:
+        `refusal` in the message's `refusal` field (a `refusal` content part on Responses), no
+        text. Streamed, it comes as refusal deltas."""
+        self._state.add_refusal(str(refusal))
+
     def queue_usage(
         self,
         *,

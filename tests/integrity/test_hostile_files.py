@@ -527,6 +527,11 @@ CONTENTS: dict[str, tuple[str, Build]] = {
     "usage count a float": ("plain", lambda t, o, f, p: _response(t, usage={"input_tokens": 1.5})),
     "text is a number": ("plain", lambda t, o, f, p: _response(t, text=5)),
     "tool calls is a string": ("plain", lambda t, o, f, p: _response(t, tool_calls="x")),
+    "refusal is a list": ("plain", lambda t, o, f, p: _response(t, refusal=["no"])),
+    "a choice's refusal is a number": (
+        "plain",
+        lambda t, o, f, p: _response(t, choices=[{"text": "a", "refusal": 5}]),
+    ),
     "tool call without an id": (
         "plain",
         lambda t, o, f, p: _response(t, tool_calls=[{"name": "f"}]),
