@@ -104,7 +104,14 @@ def migrate_entry(
     try:
         request = rederived_request(stored)
     except (SparkError, KeyError, TypeError, ValueError) as exc:
-        reason = f"its request (key schema v{stored.get('v')}) cannot be re-derived: {exc}"
+        # The translation's message quotes the request; a sealed one's text stays sealed.
+        why = (
+            f"{type(exc).__name__} (its text stays sealed: `spark cache show "
+            f"{found.meta.key[:12]}` shows the request on your own terminal)"
+            if found.meta.sealed
+            else str(exc)
+        )
+        reason = f"its request (key schema v{stored.get('v')}) cannot be re-derived: {why}"
         return Migration(entry.location, MigrationOutcome.CANNOT, reason=reason)
     new_key = create_key(request)
     if found.meta.sealed and keyring is None:

@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 
 from spark.cache import CacheConfig
 from spark.cache.codec import EntryMeta, encode_entry
+from spark.cache.crypto import KeyRing
 from spark.cli import cli
 from spark.errors import CacheMissError
 from spark.testing import ProviderServer
@@ -118,6 +119,34 @@ def test_an_entry_that_cannot_be_rederived_is_reported_and_kept(tmp_path: Path) 
     assert f"Re-keyed {len(CALLS)} entries" in result.output
     assert "1 of 9 cache entries could not be re-keyed" in result.output
     assert odd.exists()
+
+
+def test_a_sealed_entry_that_cannot_be_rederived_keeps_its_text_sealed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The translation's error quotes the request (a tool without a name, whole); migrate
+    reports a sealed entry's failure without it, in text and JSON."""
+    root = tmp_path / "llm-cache"
+    shutil.copytree(DATA / "sealed", root)
+    secret = "SECRET-TOOL-DESCRIPTION"
+    request = {
+        "v": 1, "kind": "chat", "provider": "openai", "model": "gpt-4o", "namespace": "",
+        "system": [], "messages": [{"role": "user", "content": "Hi"}], "params": {},
+        "tools": [{"description": secret, "parameters": {"type": "object"}}],
+    }  # fmt: skip
+    key = "e" * 64
+    meta = EntryMeta(key, "openai", "gpt-4o", 1.0, None)
+    odd = root / "openai" / "gpt-4o" / f"{key}.json"
+    payload = {"request": request, "response": {"text": "x"}}
+    odd.write_bytes(encode_entry(meta, payload, KeyRing.from_keys([KEY])))
+    monkeypatch.setenv("SPARK_CACHE_KEY", KEY)
+
+    for args in ([], ["--json"]):
+        result = spark("cache", "migrate", "--dir", str(root), "--dry-run", *args)
+        assert result.exit_code == 1
+        assert "cannot be re-derived: ConfigError (its text stays sealed" in result.output
+        assert f"`spark cache show {key[:12]}`" in result.output
+        assert secret not in result.output
 
 
 def test_migrate_refuses_plaintext_in_a_cache_that_encrypts(
