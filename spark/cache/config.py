@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path, PurePath
@@ -29,6 +28,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from spark.cache.urls import redact_url, url_scheme
 from spark.errors import ConfigError
 
 __all__ = [
@@ -40,7 +40,6 @@ __all__ = [
     "default_cache_dir",
     "describe_error",
     "one_of",
-    "redact_url",
     "show_value",
 ]
 
@@ -338,6 +337,12 @@ class CacheConfig:
         for name, value in values.items():
             object.__setattr__(self, name, value)
 
+    def __repr__(self) -> str:  # the dataclass's own, with the Redis URL's password hidden
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.url is not None:
+            shown["url"] = redact_url(self.url)
+        return f"CacheConfig({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
     @property
     def cache_dir(self) -> Path | str | None:
         """The old name of :attr:`dir`."""
@@ -383,19 +388,3 @@ def _check(values: dict[str, Any], spelled: Mapping[str, str]) -> None:
         problems += [f"{spelled[str(e['loc'][0])]}: {describe_error(e)}" for e in exc.errors()]
     if problems:
         raise ConfigError("invalid CacheConfig: " + "; ".join(problems), problems)
-
-
-def url_scheme(url: str) -> str:
-    """The scheme of ``url`` (``redis`` of ``redis://host``), "" when it has none."""
-    scheme, found, _ = url.partition("://")
-    return scheme.lower() if found else ""
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password (in the user part or a ``password=`` query) shown as ``***``."""
-    url = _URL_PASSWORD.sub(r"\1:***@", url)
-    return _QUERY_PASSWORD.sub(r"\1***", url)
-
-
-_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@?#]*):[^@/?#]*@")
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*")

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spark.cache.config import CacheConfig, redact_url
+from spark.cache.config import CacheConfig
+from spark.cache.urls import redact_url
 from spark.config.problems import problem_message
 from spark.config.schema import CACHE_KEYS, ModelTable
 from spark.config.sources import ResolvedValue

@@ -91,3 +91,30 @@ def test_config_show_hides_the_url_password(
     assert "hunter2" not in result.output
     values = {v["name"]: v["value"] for v in json.loads(result.stdout)["values"]}
     assert values["cache.url"] == "redis://app:***@cache:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://app:hunter2@cache:6379/0", "redis://app:***@cache:6379/0"),
+        ("redis://:hun@ter@2@cache:6379/0", "redis://:***@cache:6379/0"),  # raw "@" in it
+        ("rediss://cache:6380/1?password=hunter2", "rediss://cache:6380/1?password=***"),
+    ],
+)
+def test_the_url_password_is_hidden_whole_in_config_show_and_repr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, shown: str
+) -> None:
+    """redis-py (urllib) reads a password up to the address's last "@"; so does the hiding.
+    ``repr(CacheConfig)`` (a log line, a traceback) hides it too."""
+    write(tmp_path, f'[cache]\nbackend = "redis"\nurl = "{url}"\n')
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["config", "show", "--json"], catch_exceptions=False)
+    values = {v["name"]: v["value"] for v in json.loads(result.stdout)["values"]}
+    config = load_settings(tmp_path / "spark.toml").cache_config()
+
+    assert values["cache.url"] == shown
+    assert f"url={shown!r}" in repr(config)
+    for text in (result.output, repr(config), str(config), repr(load_settings())):
+        assert "ter@2" not in text
+        assert "hunter2" not in text
+    assert config.url == url  # (the value itself is kept for the connection)

@@ -10,9 +10,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spark.cache.config import CacheConfig, redact_url
+from spark.cache.config import CacheConfig
 from spark.cache.stores.base import EntryStore
 from spark.cache.stores.disk import DiskStore
+from spark.cache.urls import redact_url
 from spark.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -19,7 +19,8 @@ from redis.connection import parse_url
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from spark.cache.config import CacheConfig, redact_url
+from spark.cache.config import CacheConfig
+from spark.cache.urls import redact_url
 
 __all__ = ["connector", "where"]
 
