@@ -7,15 +7,19 @@ is the one module that imports ``opentelemetry``.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import metadata
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
 from spark.telemetry._record import COUNTER_NAME, CURRENT_CALL, SCOPE_NAME, CallRecord, error_type
+
+if TYPE_CHECKING:
+    from spark.cache import CacheConfig
 
 __all__ = ["Instruments", "ObservedModel"]
 
@@ -33,6 +37,8 @@ class ObservedModel(Protocol):
     def model_id(self) -> str: ...
     @property
     def telemetry(self) -> bool: ...
+    @property
+    def cache_config(self) -> CacheConfig: ...
 
 
 class Instruments:
@@ -63,6 +69,7 @@ class Instruments:
         if CURRENT_CALL.get() is not None:
             return await call()
         record = CallRecord(operation, model.provider, model.model_id)
+        record.sealed = model.cache_config.encrypt
         span = self.tracer.start_span(
             record.span_name, kind=SpanKind.CLIENT, attributes=record.start_attributes()
         )
@@ -91,6 +98,7 @@ class Instruments:
                 yield chunk
             return
         record = CallRecord(operation, model.provider, model.model_id)
+        record.sealed = model.cache_config.encrypt
         span = self.tracer.start_span(
             record.span_name, kind=SpanKind.CLIENT, attributes=record.start_attributes()
         )
@@ -123,14 +131,30 @@ class Instruments:
             span.set_attributes(record.end_attributes())
             if record.error is not None:
                 span.set_attribute("error.type", error_type(record.error))
-                span.record_exception(record.error)
-                span.set_status(Status(StatusCode.ERROR, str(record.error)))
+                _record_error(span, record.error, record.sealed)
             span.end()
             result = record.result
             if result is not None:
                 self.counter.add(1, record.counter_attributes(result))
         except Exception as exc:  # telemetry trouble never fails a model call
             _warn_once(type(exc).__name__, "could not record a model call's telemetry: %s", exc)
+
+
+def _record_error(span: trace.Span, error: BaseException, sealed: bool) -> None:
+    """The span's exception event and status. For a model whose cache encrypts, the error's
+    message is withheld (it may quote the request or the answer: a ``get_json`` answer that is
+    not JSON, a tool refused whole), and so is the message line of its stack trace."""
+    if not sealed:
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, str(error)))
+        return
+    withheld = f"{type(error).__qualname__} (message withheld: the model's cache encrypts)"
+    trace_lines = traceback.format_tb(error.__traceback__)
+    stack = "Traceback (most recent call last):\n" + "".join(trace_lines) + withheld + "\n"
+    span.record_exception(
+        error, attributes={"exception.message": withheld, "exception.stacktrace": stack}
+    )
+    span.set_status(Status(StatusCode.ERROR, withheld))
 
 
 def _fill_stream_hit(record: CallRecord) -> None:

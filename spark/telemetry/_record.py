@@ -69,6 +69,7 @@ class CallRecord:
     stored: Mapping[str, Any] | None = None
     paid: ModelResponse | EmbeddingResponse | None = None
     error: BaseException | None = None
+    sealed: bool = False  # the model's cache encrypts: no text of the call goes in the span
 
     @property
     def span_name(self) -> str:

@@ -4,6 +4,7 @@ against the local provider server, into the OpenTelemetry SDK's in-memory export
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -14,8 +15,8 @@ from _otel_sdk import Otel
 from opentelemetry.trace import SpanKind, StatusCode
 
 import spark.models
-from spark.cache import CacheConfig
-from spark.errors import ProviderError
+from spark.cache import CacheConfig, generate_key
+from spark.errors import ProviderError, StructuredOutputError
 from spark.testing import ProviderServer
 
 MODELS = {
@@ -207,6 +208,39 @@ async def test_a_provider_error_is_an_error_span(
     (counted,) = otel.requests()
     assert dict(counted)["spark.cache.result"] == "miss"
     assert dict(counted)["error.type"] == type(caught.value).__qualname__
+
+
+@pytest.mark.parametrize("encrypt", [False, True])
+async def test_an_error_of_a_model_whose_cache_encrypts_keeps_its_text_out_of_the_span(
+    otel: Otel,
+    models: Models,
+    server: ProviderServer,
+    cache_config: CacheConfig,
+    monkeypatch: pytest.MonkeyPatch,
+    encrypt: bool,
+) -> None:
+    """A get_json answer that is not JSON is quoted by its error; with an encrypted cache the
+    span says which error it was, not what it said (nor in the stack trace)."""
+    monkeypatch.setenv("SPARK_CACHE_KEY", generate_key())
+    config = dataclasses.replace(cache_config, encrypt=encrypt)
+    model = models("openai", cache_config=config)
+    server.queue_text("SECRET-ANSWER not json")
+
+    with pytest.raises(StructuredOutputError, match="SECRET-ANSWER"):
+        await model.get_json({"type": "object"}, QUESTION)
+
+    (span,) = otel.spans()
+    (event,) = span.events
+    assert span.status.status_code is StatusCode.ERROR
+    assert event.attributes is not None
+    assert event.attributes["exception.type"].endswith("StructuredOutputError")
+    shown = [span.status.description, *event.attributes.values()]
+    assert any("SECRET-ANSWER" in str(text) for text in shown) is not encrypt
+    if encrypt:
+        assert event.attributes["exception.message"] == (
+            "StructuredOutputError (message withheld: the model's cache encrypts)"
+        )
+        assert "Traceback (most recent call last):" in str(event.attributes["exception.stacktrace"])
 
 
 async def test_a_broken_stream_is_an_error_span(
