@@ -155,6 +155,9 @@ class Choice:
     ``logprobs`` is the provider's log-probability report of this choice as plain JSON, in the
     provider's own shape; None when none was requested. ``refusal`` is the model's refusal to
     answer, when the provider reports one apart from the text (OpenAI); None otherwise.
+    ``citations`` is the provider's report of the sources behind this choice, as plain JSON in
+    its own shape (OpenAI's ``annotations``, Gemini's grounding and citation metadata); None
+    when it reports none.
     """
 
     text: str
@@ -162,6 +165,7 @@ class Choice:
     finish_reason: str = "stop"
     logprobs: Any = None
     refusal: str | None = None
+    citations: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         """The stored form."""
@@ -174,6 +178,8 @@ class Choice:
             out["logprobs"] = self.logprobs
         if self.refusal is not None:
             out["refusal"] = self.refusal
+        if self.citations is not None:
+            out["citations"] = self.citations
         return out
 
     @classmethod
@@ -185,6 +191,7 @@ class Choice:
             finish_reason=data.get("finish_reason") or "stop",
             logprobs=data.get("logprobs"),
             refusal=data.get("refusal"),
+            citations=data.get("citations"),
         )
 
 
@@ -198,7 +205,7 @@ class ModelResponse:
     ``provider_cache_saved_usd`` what the provider's prompt cache took off that cost (its
     cache-read tokens at the cached rate instead of the full input rate; None when unpriced);
     ``cached`` says whether this answer came from the cache (then it cost nothing now);
-    ``refusal`` the first choice's refusal to answer (OpenAI reports it apart from the text).
+    ``refusal`` and ``citations`` are the first choice's (``Choice``).
     """
 
     text: str
@@ -213,11 +220,17 @@ class ModelResponse:
     choices: tuple[Choice, ...] = ()
     provider_cache_saved_usd: float | None = None
     refusal: str | None = None
+    citations: Any = None
 
     def __post_init__(self) -> None:
         if not self.choices:
             first = Choice(
-                self.text, self.tool_calls, self.finish_reason, self.logprobs, self.refusal
+                self.text,
+                self.tool_calls,
+                self.finish_reason,
+                self.logprobs,
+                self.refusal,
+                self.citations,
             )
             object.__setattr__(self, "choices", (first,))
 
@@ -233,6 +246,7 @@ class ModelResponse:
             logprobs=first.logprobs,
             choices=choices or (first,),
             refusal=first.refusal,
+            citations=first.citations,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -250,6 +264,8 @@ class ModelResponse:
             out["logprobs"] = self.logprobs
         if self.refusal is not None:
             out["refusal"] = self.refusal
+        if self.citations is not None:
+            out["citations"] = self.citations
         if len(self.choices) > 1:
             out["choices"] = [choice.to_dict() for choice in self.choices]
         return out
@@ -273,6 +289,7 @@ class ModelResponse:
             choices=tuple(Choice.from_dict(c) for c in stored) if stored else (),
             provider_cache_saved_usd=data.get("provider_cache_saved_usd"),
             refusal=data.get("refusal"),
+            citations=data.get("citations"),
         )
 
 

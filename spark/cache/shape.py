@@ -121,6 +121,11 @@ def _embeddings(value: Any) -> bool:
     )
 
 
+def _is_report(value: Any) -> bool:
+    """A provider's report in its own shape (``citations``): a JSON object or list, or null."""
+    return value is None or type(value) in (dict, list)
+
+
 def _strings(value: Any) -> bool:
     return type(value) is list and all(type(item) is str for item in value)
 
@@ -131,6 +136,7 @@ def _choices(value: Any) -> bool:
         and type(choice.get("text", "")) is str
         and type(choice.get("finish_reason", "")) is str
         and type(choice.get("refusal") or "") is str
+        and _is_report(choice.get("citations"))
         and _tool_calls(choice.get("tool_calls", []))
         for choice in value
     )
@@ -141,6 +147,7 @@ _FIELDS: dict[str, Callable[[Any], bool]] = {
     "text": _is_text,
     "finish_reason": _is_text,
     "refusal": _is_text,
+    "citations": _is_report,
     "usage": _usage,
     "cost_usd": _is_amount,
     "provider_cache_saved_usd": _is_amount,

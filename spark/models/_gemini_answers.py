@@ -31,6 +31,10 @@ _FILTERED = frozenset(
 )
 
 
+# The candidate's reports of its sources (``Choice.citations``), by the SDK's names.
+_CITATIONS = ("grounding_metadata", "citation_metadata", "url_context_metadata")
+
+
 class _Candidate:
     """What the chunks of one candidate said so far."""
 
@@ -39,6 +43,7 @@ class _Candidate:
         self.calls: list[ToolCall] = []
         self.raw_finish: str | None = None
         self.logprobs: dict[str, Any] | None = None
+        self.citations: dict[str, Any] = {}
 
     def feed(self, candidate: Any) -> list[str]:
         """Take in one candidate of a response or chunk; return its new answer text."""
@@ -57,13 +62,24 @@ class _Candidate:
             self.logprobs = _merged_logprobs(
                 self.logprobs, result.model_dump(mode="json", exclude_none=True)
             )
+        for name in _CITATIONS:  # (a stream reports them in its last chunk)
+            report = getattr(candidate, name, None)
+            if report is not None:
+                self.citations[name] = report.model_dump(mode="json", exclude_none=True)
         self.texts.extend(pieces)
         return pieces
 
     def choice(self, blocked: bool) -> Choice:
         """This candidate as one of the answer's choices."""
         reason = "content_filter" if blocked else finish_reason(self.raw_finish, self.calls)
-        return Choice("".join(self.texts), tuple(self.calls), reason, self.logprobs)
+        return Choice(
+            "".join(self.texts),
+            tuple(self.calls),
+            reason,
+            self.logprobs,
+            None,
+            self.citations or None,
+        )
 
 
 def _merged_logprobs(before: dict[str, Any] | None, chunk: dict[str, Any]) -> dict[str, Any]:

@@ -52,7 +52,8 @@ def _choice(choice: SdkChoice) -> Choice:
     calls = tuple(_tool_calls(message.tool_calls or ()))
     logprobs = choice.logprobs.model_dump(mode="json") if choice.logprobs is not None else None
     reason = normalize_finish_reason(choice.finish_reason, bool(calls))
-    return Choice(message.content or "", calls, reason, logprobs, message.refusal)
+    notes = [a.model_dump(mode="json") for a in message.annotations or ()] or None
+    return Choice(message.content or "", calls, reason, logprobs, message.refusal, notes)
 
 
 def _tool_calls(calls: Iterable[ChatCompletionMessageToolCallUnion]) -> Iterator[ToolCall]:
@@ -110,6 +111,7 @@ class _PartialChoice:
 
     chunks: list[str] = field(default_factory=list)
     refusal: list[str] | None = None  # the refusal's deltas, when the model refused
+    annotations: list[Any] = field(default_factory=list)  # (the SDK does not model them)
     finish_reason: str | None = None
     calls: dict[int, _PartialCall] = field(default_factory=dict)
     logprobs: dict[str, list[Any] | None] | None = None
@@ -127,6 +129,9 @@ class _PartialChoice:
                 partial.name = call.function.name or partial.name
                 if call.function.arguments:
                     partial.arguments.append(call.function.arguments)
+        extra = choice.delta.model_extra or {}
+        if isinstance(extra.get("annotations"), list):
+            self.annotations.extend(extra["annotations"])
         if choice.delta.refusal is not None:
             self.refusal = [*(self.refusal or []), choice.delta.refusal]
         text = choice.delta.content or ""
@@ -151,7 +156,8 @@ class _PartialChoice:
         )
         reason = normalize_finish_reason(self.finish_reason, bool(calls))
         refusal = None if self.refusal is None else "".join(self.refusal)
-        return Choice("".join(self.chunks), calls, reason, self.logprobs, refusal)
+        notes = self.annotations or None
+        return Choice("".join(self.chunks), calls, reason, self.logprobs, refusal, notes)
 
 
 @dataclass

@@ -28,6 +28,7 @@ def response_from_responses(response: Response) -> ModelResponse:
     """The neutral answer of a ``Response``: its output text, function calls, finish, usage."""
     texts: list[str] = []
     refusals: list[str] = []
+    notes: list[Any] = []
     calls: list[ToolCall] = []
     logprobs: list[Any] = []
     for item in response.output:
@@ -36,6 +37,7 @@ def response_from_responses(response: Response) -> ModelResponse:
                 if part.type == "output_text":
                     texts.append(part.text)
                     logprobs.extend(p.model_dump(mode="json") for p in part.logprobs or ())
+                    notes.extend(a.model_dump(mode="json") for a in part.annotations or ())
                 elif part.type == "refusal":
                     refusals.append(part.refusal)
         elif item.type == "function_call":
@@ -48,6 +50,7 @@ def response_from_responses(response: Response) -> ModelResponse:
         _finish_reason(response, bool(calls)),
         logprobs or None,
         "".join(refusals) if refusals else None,
+        notes or None,
     )
     return ModelResponse.of_choices((choice,), usage_of(response.usage))
 
@@ -122,6 +125,11 @@ class ResponsesStreamAssembler:
         if final.text or not self.chunks or final.tool_calls:
             return final
         streamed = Choice(
-            "".join(self.chunks), (), final.finish_reason, final.logprobs, final.refusal
+            "".join(self.chunks),
+            (),
+            final.finish_reason,
+            final.logprobs,
+            final.refusal,
+            final.citations,
         )
         return ModelResponse.of_choices((streamed,), final.usage)

@@ -180,3 +180,8 @@ def scripted_text(plan_text: str | None, schema: Any, seed: str, generated: str)
 
         return json.dumps(example_of(schema, f"answer {seed[:6]}"))
     return generated
+
+
+def source(seed: str) -> tuple[str, str]:
+    """The web page an answer that searched the web cites: its URL and title."""
+    return f"https://example.com/spark-testing/{seed[:8]}", f"Source {seed[:6]}"

@@ -172,12 +172,37 @@ def _usage(
     return usage
 
 
+def _grounding(body: Mapping[str, Any], seed: str, text: str) -> JsonObject | None:
+    """The ``groundingMetadata`` of an answer to a request with the Google Search tool."""
+    tools = body.get("tools")
+    searched = isinstance(tools, list) and any(
+        isinstance(tool, Mapping) and ("googleSearch" in tool or "google_search" in tool)
+        for tool in tools
+    )
+    if not searched:
+        return None
+    url, title = _answers.source(seed)
+    return {
+        "webSearchQueries": [text[:24]],
+        "groundingChunks": [{"web": {"uri": url, "title": title}}],
+        "groundingSupports": [
+            {"segment": {"startIndex": 0, "endIndex": len(text)}, "groundingChunkIndices": [0]}
+        ],
+    }
+
+
 def _candidate(
-    index: int, parts: list[JsonObject], finish: bool, logprobs: JsonObject | None
+    index: int,
+    parts: list[JsonObject],
+    finish: bool,
+    logprobs: JsonObject | None,
+    grounding: JsonObject | None = None,
 ) -> JsonObject:
     candidate: JsonObject = {"content": {"role": "model", "parts": parts}, "index": index}
     if finish:
         candidate["finishReason"] = "STOP"
+        if grounding is not None:  # (a stream reports it with the last piece)
+            candidate["groundingMetadata"] = grounding
     if logprobs is not None:
         candidate["logprobsResult"] = logprobs
     return candidate
@@ -224,7 +249,8 @@ def generate(exchange: Exchange) -> Reply:
         tokens = [part["text"] for part in parts if "text" in part]
         logprobs = _logprobs(exchange.body, f"{seed}:{index}", tokens)
         merged = [{"text": "".join(tokens)}] if tokens else parts
-        candidates.append(_candidate(index, merged, True, logprobs))
+        grounding = _grounding(exchange.body, seed, texts[0]) if index == 0 else None
+        candidates.append(_candidate(index, merged, True, logprobs, grounding))
     usage = _usage(prompt_tokens, billed, exchange.plan.usage)
     return json_reply(_response(exchange, seed, candidates, usage))
 
@@ -247,7 +273,9 @@ def generate_stream(exchange: Exchange) -> Reply:
             part = parts[step]
             tokens = [part["text"]] if "text" in part else []
             logprobs = _logprobs(exchange.body, f"{seed}:{index}", tokens)
-            candidates.append(_candidate(index, [part], step == len(parts) - 1, logprobs))
+            grounding = _grounding(exchange.body, seed, texts[0]) if index == 0 else None
+            final = step == len(parts) - 1
+            candidates.append(_candidate(index, [part], final, logprobs, grounding))
         last = step == count - 1
         usage = _usage(prompt_tokens, billed if last else None, exchange.plan.usage)
         events.append(sse_event(_response(exchange, seed, candidates, usage), _SSE_SEPARATOR))

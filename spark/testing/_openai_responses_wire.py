@@ -36,6 +36,7 @@ class _Answer:
     usage: JsonObject
     tokens: tuple[JsonObject, ...] = ()  # the text's token logprobs, when asked for
     refused: bool = False  # `text` is a refusal (``ProviderServer.queue_refusal``)
+    sourced: bool = False  # it used a web search tool: its text cites a page
 
 
 def _answer_of(exchange: Exchange) -> _Answer:
@@ -56,7 +57,13 @@ def _answer_of(exchange: Exchange) -> _Answer:
     if call is None and isinstance(include, list) and _LOGPROBS in include:
         top = body.get("top_logprobs")
         tokens = _answers.token_logprobs(seed, text, top if isinstance(top, int) else 0)
-    return _Answer(seed, text, call.name if call else None, _usage(body, items, text), tokens)
+    tools = body.get("tools")
+    sourced = call is None and any(
+        isinstance(t, Mapping) and str(t.get("type", "")).startswith("web_search")
+        for t in (tools if isinstance(tools, list) else [])
+    )
+    usage = _usage(body, items, text)
+    return _Answer(seed, text, call.name if call else None, usage, tokens, sourced=sourced)
 
 
 def _tool_result(items: list[Any]) -> str | None:
@@ -144,7 +151,12 @@ def _part(answer: _Answer) -> JsonObject:
     """The message's content part: the text, or the refusal."""
     if answer.refused:
         return {"type": "refusal", "refusal": answer.text}
-    return _text_part(answer.text, answer.tokens)
+    part = _text_part(answer.text, answer.tokens)
+    if answer.sourced:
+        url, title = _answers.source(answer.seed)
+        cited = {"start_index": 0, "end_index": len(answer.text), "title": title, "url": url}
+        part["annotations"] = [{"type": "url_citation", **cited}]
+    return part
 
 
 def _text_part(text: str, tokens: tuple[JsonObject, ...] = ()) -> JsonObject:
@@ -247,7 +259,7 @@ def responses_stream(exchange: Exchange) -> Reply:
             event("response.output_text.delta", **where, content_index=0, delta=text, logprobs=lp)
             for text, lp in _deltas(answer)
         ]
-        done = _text_part(answer.text, answer.tokens)
+        done = _part(answer)
         tail = [
             event(
                 "response.output_text.done",

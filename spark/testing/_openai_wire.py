@@ -79,6 +79,7 @@ class _Answer:
     call: ToolCall | None
     tokens: tuple[JsonObject, ...] | None  # logprobs of the text's tokens, when asked for
     refused: bool = False  # `text` is a refusal (``ProviderServer.queue_refusal``)
+    sourced: bool = False  # it searched the web (`web_search_options`): it cites a page
 
 
 def _asked_schema(body: Mapping[str, Any]) -> Any:
@@ -114,7 +115,9 @@ def _answers_of(exchange: Exchange) -> tuple[list[_Answer], int]:
         if index == 0 and exchange.plan.refusal is not None:
             answers.append(_Answer(index, choice_seed, exchange.plan.refusal, None, None, True))
             continue
-        answers.append(_Answer(index, choice_seed, text, call, tokens if call is None else None))
+        sourced = index == 0 and call is None and body.get("web_search_options") is not None
+        logged = tokens if call is None else None
+        answers.append(_Answer(index, choice_seed, text, call, logged, sourced=sourced))
     fragments = _answers.collect_text(messages)
     if body.get("tools"):
         fragments.append(_answers.canonical_json(body["tools"]))
@@ -174,6 +177,8 @@ def _choice_object(answer: _Answer) -> JsonObject:
         "annotations": [],
     }
     finish = "stop"
+    if answer.sourced:
+        message["annotations"] = _annotations(answer)
     if answer.refused:
         message["content"], message["refusal"] = None, answer.text
     if answer.call is not None:
@@ -187,6 +192,13 @@ def _choice_object(answer: _Answer) -> JsonObject:
         "logprobs": logprobs,
         "finish_reason": finish,
     }
+
+
+def _annotations(answer: _Answer) -> list[JsonObject]:
+    """The `url_citation` of an answer that searched the web."""
+    url, title = _answers.source(answer.seed)
+    cited = {"start_index": 0, "end_index": len(answer.text), "title": title, "url": url}
+    return [{"type": "url_citation", "url_citation": cited}]
 
 
 def _tool_call_object(seed: str, name: str, arguments: str) -> JsonObject:
@@ -225,9 +237,12 @@ def _answer_chunks(answer: _Answer, chunk: Callable[..., bytes]) -> list[bytes]:
     if answer.refused:
         return [chunk(answer.index, {"refusal": p}) for p in _answers.split_chunks(answer.text)]
     if answer.tokens is None:
-        return [
+        pieces = [
             chunk(answer.index, {"content": piece}) for piece in _answers.split_chunks(answer.text)
         ]
+        if answer.sourced:  # (after the text they cite)
+            pieces.append(chunk(answer.index, {"annotations": _annotations(answer)}))
+        return pieces
     return [
         chunk(
             answer.index,

@@ -528,6 +528,8 @@ CONTENTS: dict[str, tuple[str, Build]] = {
     "text is a number": ("plain", lambda t, o, f, p: _response(t, text=5)),
     "tool calls is a string": ("plain", lambda t, o, f, p: _response(t, tool_calls="x")),
     "refusal is a list": ("plain", lambda t, o, f, p: _response(t, refusal=["no"])),
+    "citations is a string": ("plain", lambda t, o, f, p: _response(t, citations="x")),
+    "2,000-deep citations": ("plain", lambda t, o, f, p: _response(t, citations=DEEP_LIST)),
     "a choice's refusal is a number": (
         "plain",
         lambda t, o, f, p: _response(t, choices=[{"text": "a", "refusal": 5}]),

@@ -1,0 +1,68 @@
+"""The sources an answer cites come back as ``response.citations``, in the provider's own shape:
+OpenAI's ``annotations`` (chat completions and the Responses API) and Gemini's grounding
+metadata, plain and streamed, on the miss, the hit and from the disk (docs/models.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from spark.cache.manager import CacheManager
+from spark.testing import ProviderServer
+
+QUESTION = "What changed in the harbour this week?"
+# provider, model id, model options, call keywords: each a request that searches the web.
+SEARCHES = {
+    "openai-chat": ("openai", "gpt-4o-mini", {}, {"web_search_options": {}}),
+    "openai-responses": ("openai", "gpt-4o-mini", {"api": "responses"}, {"tools": [{"type": "web_search"}]}),
+    "gemini": ("gemini", "gemini-2.0-flash", {}, {"tools": [{"google_search": {}}]}),
+}  # fmt: skip
+
+
+def cited_urls(provider: str, api: str, citations: Any) -> list[str]:
+    """The URLs a provider's citation report names, read in its own shape."""
+    if provider == "gemini":
+        return [
+            chunk["web"]["uri"] for chunk in citations["grounding_metadata"]["grounding_chunks"]
+        ]
+    if api == "responses":
+        return [note["url"] for note in citations if note["type"] == "url_citation"]
+    return [note["url_citation"]["url"] for note in citations if note["type"] == "url_citation"]
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+@pytest.mark.parametrize("case", sorted(SEARCHES))
+async def test_citations_come_back_on_the_miss_the_hit_and_from_disk(
+    models: Callable[..., Any], server: ProviderServer, case: str, streamed: bool
+) -> None:
+    provider, model_id, options, keywords = SEARCHES[case]
+    model = models(provider, model_id, **options)
+
+    if streamed:
+        text = "".join([chunk async for chunk in model.stream_text(QUESTION, **keywords)])
+        miss = await model.generate(QUESTION, **keywords)  # what the stream stored
+        assert miss.text == text
+    else:
+        miss = await model.generate(QUESTION, **keywords)
+    hit = await model.generate(QUESTION, **keywords)
+    CacheManager.reset_instances()
+    from_disk = await models(provider, model_id, **options).generate(QUESTION, **keywords)
+
+    urls = cited_urls(provider, options.get("api", ""), miss.citations)
+    assert len(urls) == 1
+    assert urls[0].startswith("https://example.com/spark-testing/")
+    assert miss.choices[0].citations == miss.citations
+    assert (hit.cached, from_disk.cached) == (True, True)
+    assert hit.citations == miss.citations == from_disk.citations
+    assert server.count(provider=provider) == 1
+
+
+async def test_an_answer_that_cites_nothing_has_no_citations(
+    models: Callable[..., Any], server: ProviderServer
+) -> None:
+    for provider, model_id, options, _ in SEARCHES.values():
+        answer = await models(provider, model_id, **options).generate(QUESTION)
+        assert answer.citations is None
+        assert "citations" not in answer.to_dict()
