@@ -205,7 +205,10 @@ class ModelResponse:
     ``provider_cache_saved_usd`` what the provider's prompt cache took off that cost (its
     cache-read tokens at the cached rate instead of the full input rate; None when unpriced);
     ``cached`` says whether this answer came from the cache (then it cost nothing now);
-    ``refusal`` and ``citations`` are the first choice's (``Choice``).
+    ``refusal`` and ``citations`` are the first choice's (``Choice``); ``response_model`` is the
+    model the provider says answered (OpenAI's dated snapshot such as
+    ``gpt-4o-mini-2024-07-18``, Gemini's ``modelVersion``; None when it names none), while
+    ``model_id`` is the one asked for.
     """
 
     text: str
@@ -221,6 +224,7 @@ class ModelResponse:
     provider_cache_saved_usd: float | None = None
     refusal: str | None = None
     citations: Any = None
+    response_model: str | None = None
 
     def __post_init__(self) -> None:
         if not self.choices:
@@ -235,7 +239,12 @@ class ModelResponse:
             object.__setattr__(self, "choices", (first,))
 
     @classmethod
-    def of_choices(cls, choices: tuple[Choice, ...], usage: Usage = Usage()) -> ModelResponse:
+    def of_choices(
+        cls,
+        choices: tuple[Choice, ...],
+        usage: Usage = Usage(),
+        response_model: str | None = None,
+    ) -> ModelResponse:
         """The response whose answers are ``choices`` (the first one's fields up front)."""
         first = choices[0] if choices else Choice("")
         return cls(
@@ -247,6 +256,7 @@ class ModelResponse:
             choices=choices or (first,),
             refusal=first.refusal,
             citations=first.citations,
+            response_model=response_model,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -266,6 +276,8 @@ class ModelResponse:
             out["refusal"] = self.refusal
         if self.citations is not None:
             out["citations"] = self.citations
+        if self.response_model is not None:
+            out["response_model"] = self.response_model
         if len(self.choices) > 1:
             out["choices"] = [choice.to_dict() for choice in self.choices]
         return out
@@ -290,6 +302,7 @@ class ModelResponse:
             provider_cache_saved_usd=data.get("provider_cache_saved_usd"),
             refusal=data.get("refusal"),
             citations=data.get("citations"),
+            response_model=data.get("response_model"),
         )
 
 

@@ -147,6 +147,7 @@ _FIELDS: dict[str, Callable[[Any], bool]] = {
     "text": _is_text,
     "finish_reason": _is_text,
     "refusal": _is_text,
+    "response_model": _is_text,
     "citations": _is_report,
     "usage": _usage,
     "cost_usd": _is_amount,

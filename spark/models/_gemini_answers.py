@@ -109,6 +109,7 @@ class ResponseAssembler:
         self.candidates: dict[int, _Candidate] = {}
         self.blocked = False
         self.usage: Usage = Usage()
+        self.model: str | None = None  # the answer's ``modelVersion``
 
     def feed(self, chunk: Any) -> list[str]:
         """Take in one response or stream chunk; return the first candidate's text pieces."""
@@ -124,6 +125,7 @@ class ResponseAssembler:
             getattr(chunk, "prompt_feedback", None), "block_reason", None
         ):
             self.blocked = True
+        self.model = getattr(chunk, "model_version", None) or self.model
         usage = getattr(chunk, "usage_metadata", None)
         if usage is not None:
             self.usage = usage_of(usage)
@@ -147,7 +149,7 @@ class ResponseAssembler:
         """The assembled answer (cost and cache flags are the base class's business)."""
         candidates = [self.candidates[i] for i in sorted(self.candidates)] or [_Candidate()]
         choices = tuple(c.choice(self.blocked) for c in candidates)
-        return ModelResponse.of_choices(choices, self.usage)
+        return ModelResponse.of_choices(choices, self.usage, self.model)
 
 
 def _tool_call(call: Any, index: int) -> ToolCall:

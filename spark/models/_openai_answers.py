@@ -44,7 +44,8 @@ _FINISH_REASONS = {
 def response_from_completion(completion: ChatCompletion) -> ModelResponse:
     """The neutral answer of a non-streamed completion: every choice, in index order."""
     ordered = sorted(completion.choices, key=lambda choice: choice.index)
-    return ModelResponse.of_choices(tuple(map(_choice, ordered)), _usage(completion.usage))
+    choices = tuple(map(_choice, ordered))
+    return ModelResponse.of_choices(choices, _usage(completion.usage), completion.model or None)
 
 
 def _choice(choice: SdkChoice) -> Choice:
@@ -165,12 +166,14 @@ class StreamAssembler:
     """Collects a streamed completion, every choice kept apart by index, and its usage."""
 
     usage: Usage = field(default_factory=Usage)
+    model: str | None = None  # the model that answered, as each chunk names it
     _choices: dict[int, _PartialChoice] = field(default_factory=dict)
 
     def feed(self, chunk: ChatCompletionChunk) -> str | None:
         """Take one chunk; return the first choice's new text (None when it carries none)."""
         if chunk.usage is not None:
             self.usage = _usage(chunk.usage)
+        self.model = chunk.model or self.model
         text: str | None = None
         for choice in chunk.choices:
             new = self._choices.setdefault(choice.index, _PartialChoice()).feed(choice)
@@ -187,7 +190,7 @@ class StreamAssembler:
     def result(self) -> ModelResponse:
         """The assembled answer: every choice in index order, usage."""
         choices = tuple(partial.result() for _, partial in sorted(self._choices.items()))
-        return ModelResponse.of_choices(choices, self.usage)
+        return ModelResponse.of_choices(choices, self.usage, self.model)
 
 
 def embedding_response(response: CreateEmbeddingResponse) -> EmbeddingResponse:

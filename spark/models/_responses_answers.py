@@ -52,7 +52,7 @@ def response_from_responses(response: Response) -> ModelResponse:
         "".join(refusals) if refusals else None,
         notes or None,
     )
-    return ModelResponse.of_choices((choice,), usage_of(response.usage))
+    return ModelResponse.of_choices((choice,), usage_of(response.usage), response.model or None)
 
 
 def _finish_reason(response: Response, called_tools: bool) -> str:
@@ -132,4 +132,4 @@ class ResponsesStreamAssembler:
             final.refusal,
             final.citations,
         )
-        return ModelResponse.of_choices((streamed,), final.usage)
+        return ModelResponse.of_choices((streamed,), final.usage, final.response_model)

@@ -117,6 +117,11 @@ class CallRecord:
         attributes: Attributes = {"spark.cache.hit": result == "hit", "spark.cache.mode": mode}
         if self.error is not None:
             return attributes
+        answered = getattr(self.paid, "response_model", None) or (self.stored or {}).get(
+            "response_model"
+        )
+        if isinstance(answered, str):  # the model that answered (docs/telemetry.md)
+            attributes["gen_ai.response.model"] = answered
         if result == "hit":  # nothing reached the provider: no tokens, nothing paid
             attributes.update(self._tokens({}))
             attributes["spark.cost.usd"] = 0.0

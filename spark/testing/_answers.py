@@ -185,3 +185,12 @@ def scripted_text(plan_text: str | None, schema: Any, seed: str, generated: str)
 def source(seed: str) -> tuple[str, str]:
     """The web page an answer that searched the web cites: its URL and title."""
     return f"https://example.com/spark-testing/{seed[:8]}", f"Source {seed[:6]}"
+
+
+_DATED = re.compile(r"-\d{4}-\d{2}-\d{2}$|-\d{3}$")
+
+
+def snapshot(model: str, suffix: str) -> str:
+    """The model id an answer names, as the services do: the snapshot that answered (``suffix``
+    added to an alias such as ``gpt-4o-mini``; an id that names its snapshot kept)."""
+    return model if _DATED.search(model) else f"{model}{suffix}"

@@ -214,7 +214,7 @@ def _response(
     return {
         "candidates": candidates,
         "usageMetadata": usage,
-        "modelVersion": exchange.model,
+        "modelVersion": _answers.snapshot(exchange.model, "-001"),
         "responseId": _answers.short_id(seed, 22),
     }
 

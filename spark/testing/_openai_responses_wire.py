@@ -177,7 +177,7 @@ def _response(exchange: Exchange, answer: _Answer, *, done: bool) -> JsonObject:
         "incomplete_details": None,
         "instructions": body.get("instructions"),
         "max_output_tokens": body.get("max_output_tokens"),
-        "model": exchange.model,
+        "model": _answers.snapshot(exchange.model, "-2024-07-18"),
         "output": [_item(answer)] if done else [],
         "parallel_tool_calls": body.get("parallel_tool_calls", True),
         "previous_response_id": body.get("previous_response_id"),

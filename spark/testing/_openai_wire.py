@@ -154,7 +154,7 @@ def _envelope(seed: str, model: str, kind: str) -> JsonObject:
         "id": f"chatcmpl-{_answers.short_id(seed)}",
         "object": kind,
         "created": int(time.time()),
-        "model": model,
+        "model": _answers.snapshot(model, "-2024-07-18"),
         "system_fingerprint": "fp_spark_testing",
         "service_tier": "default",
     }

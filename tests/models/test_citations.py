@@ -1,6 +1,7 @@
 """The sources an answer cites come back as ``response.citations``, in the provider's own shape:
 OpenAI's ``annotations`` (chat completions and the Responses API) and Gemini's grounding
-metadata, plain and streamed, on the miss, the hit and from the disk (docs/models.md)."""
+metadata, plain and streamed, on the miss, the hit and from the disk; and so does the model
+that answered, as ``response.response_model`` (docs/models.md)."""
 
 from __future__ import annotations
 
@@ -66,3 +67,30 @@ async def test_an_answer_that_cites_nothing_has_no_citations(
         answer = await models(provider, model_id, **options).generate(QUESTION)
         assert answer.citations is None
         assert "citations" not in answer.to_dict()
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+@pytest.mark.parametrize(
+    ("case", "answered"),
+    [
+        ("openai-chat", "gpt-4o-mini-2024-07-18"),
+        ("openai-responses", "gpt-4o-mini-2024-07-18"),
+        ("gemini", "gemini-2.0-flash-001"),
+    ],
+)
+async def test_the_model_that_answered_is_kept_apart_from_the_one_asked(
+    models: Callable[..., Any], case: str, answered: str, streamed: bool
+) -> None:
+    provider, model_id, options, _ = SEARCHES[case]
+    model = models(provider, model_id, **options)
+    if streamed:
+        [chunk async for chunk in model.stream_text(QUESTION)]
+    else:
+        await model.generate(QUESTION)
+    hit = await model.generate(QUESTION)
+    CacheManager.reset_instances()
+    from_disk = await models(provider, model_id, **options).generate(QUESTION)
+
+    assert hit.cached is True
+    assert (hit.response_model, hit.model_id) == (answered, model_id)
+    assert from_disk.response_model == answered

@@ -63,6 +63,9 @@ async def test_a_miss_then_a_hit_are_two_spans(otel: Otel, models: Models, provi
         assert span.attributes["gen_ai.provider.name"] == provider_name
         assert span.attributes["gen_ai.request.model"] == model_id
         assert span.attributes["spark.cache.mode"] == "read_write"
+        # The model that answered: the recorded one on the hit; Bedrock names none.
+        assert span.attributes.get("gen_ai.response.model") == first.response_model
+    assert (first.response_model is None) is (provider == "bedrock")
     assert miss.attributes is not None
     assert hit.attributes is not None
     assert miss.attributes["spark.cache.hit"] is False

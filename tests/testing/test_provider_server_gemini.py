@@ -40,7 +40,7 @@ def test_generate_answers_text_with_usage(
     assert usage.prompt_token_count == math.ceil(len("Hello there") / 4)
     assert usage.candidates_token_count == math.ceil(len(text) / 4)
     assert usage.total_token_count == usage.prompt_token_count + usage.candidates_token_count
-    assert response.model_version == MODEL
+    assert response.model_version == f"{MODEL}-001"  # the snapshot that answered
     assert server.requests[0].model == MODEL
     assert server.requests[0].operation == "generate"
 
