@@ -144,6 +144,12 @@ class Usage:
         )
 
 
+def _with_given(out: dict[str, Any], **optional: Any) -> dict[str, Any]:
+    """``out`` with the optional fields that are set (None ones stay out of the stored form)."""
+    out.update((name, value) for name, value in optional.items() if value is not None)
+    return out
+
+
 def _calls_from(data: Any) -> tuple[ToolCall, ...]:
     return tuple(ToolCall(c["id"], c["name"], c.get("arguments") or {}) for c in data or ())
 
@@ -174,13 +180,9 @@ class Choice:
             "tool_calls": [call.to_dict() for call in self.tool_calls],
             "finish_reason": self.finish_reason,
         }
-        if self.logprobs is not None:
-            out["logprobs"] = self.logprobs
-        if self.refusal is not None:
-            out["refusal"] = self.refusal
-        if self.citations is not None:
-            out["citations"] = self.citations
-        return out
+        return _with_given(
+            out, logprobs=self.logprobs, refusal=self.refusal, citations=self.citations
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Choice:
@@ -270,14 +272,13 @@ class ModelResponse:
         }
         if self.provider_cache_saved_usd:
             out["provider_cache_saved_usd"] = self.provider_cache_saved_usd
-        if self.logprobs is not None:
-            out["logprobs"] = self.logprobs
-        if self.refusal is not None:
-            out["refusal"] = self.refusal
-        if self.citations is not None:
-            out["citations"] = self.citations
-        if self.response_model is not None:
-            out["response_model"] = self.response_model
+        _with_given(
+            out,
+            logprobs=self.logprobs,
+            refusal=self.refusal,
+            citations=self.citations,
+            response_model=self.response_model,
+        )
         if len(self.choices) > 1:
             out["choices"] = [choice.to_dict() for choice in self.choices]
         return out
