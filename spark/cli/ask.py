@@ -40,8 +40,8 @@ def ask(
 ) -> None:
     """Ask a model of spark.toml one question, through the profile's cache.
 
-    Prints the answer, then one line: whether it came from the cache, the latency, the
-    tokens and the cost. PROMPT "-" reads the prompt from stdin. The provider's credentials
+    Prints the answer (a refusal as "(refused) ..."), then one line: whether it came from
+    the cache, the latency, the tokens and the cost. PROMPT "-" reads the prompt from stdin. The provider's credentials
     come from its usual environment variables (OPENAI_API_KEY, AWS_*, GOOGLE_API_KEY) or the
     alias's api_key_env.
     """
@@ -68,10 +68,11 @@ def ask(
                 "cost_usd": 0.0 if response.cached else response.cost_usd,
                 "saved_usd": response.cost_usd if response.cached else 0.0,
                 "finish_reason": response.finish_reason,
+                "refusal": response.refusal,
             }
         )
         return
-    say(response.text)
+    say(response.text if response.refusal is None else f"(refused) {response.refusal}")
     say(describe_response(response, latency), dim=True)
 
 

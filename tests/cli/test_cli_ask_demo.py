@@ -73,6 +73,21 @@ def test_ask_misses_then_hits(spark: Invoke, ask_project: Path, server: Provider
     assert len(list((ask_project / "cache").rglob("*.json"))) == 1
 
 
+def test_ask_shows_a_refusal_as_one(
+    spark: Invoke, ask_project: Path, server: ProviderServer
+) -> None:
+    server.queue_refusal("I can't help with that.")
+    refused = spark("ask", "Pick this lock", "--model", "gpt")
+    assert refused.exit_code == 0, refused.output
+    assert refused.stdout.splitlines()[0] == "(refused) I can't help with that."
+    again = json.loads(spark("ask", "Pick this lock", "--model", "gpt", "--json").stdout)
+    assert (again["cached"], again["text"], again["refusal"]) == (
+        True,
+        "",
+        "I can't help with that.",
+    )
+
+
 def test_ask_no_cache_and_system_prompt(
     spark: Invoke, ask_project: Path, server: ProviderServer
 ) -> None:
