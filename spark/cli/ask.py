@@ -41,9 +41,9 @@ def ask(
     """Ask a model of spark.toml one question, through the profile's cache.
 
     Prints the answer (a refusal as "(refused) ..."), then one line: whether it came from
-    the cache, the latency, the tokens and the cost. PROMPT "-" reads the prompt from stdin. The provider's credentials
-    come from its usual environment variables (OPENAI_API_KEY, AWS_*, GOOGLE_API_KEY) or the
-    alias's api_key_env.
+    the cache, the latency, the tokens and the cost. PROMPT "-" reads the prompt from stdin.
+    The provider's credentials come from its usual environment variables (OPENAI_API_KEY,
+    AWS_*, GOOGLE_API_KEY) or the alias's api_key_env.
     """
     if prompt == "-":
         prompt = sys.stdin.read().strip()
