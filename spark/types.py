@@ -163,7 +163,9 @@ class Choice:
     answer, when the provider reports one apart from the text (OpenAI); None otherwise.
     ``citations`` is the provider's report of the sources behind this choice, as plain JSON in
     its own shape (OpenAI's ``annotations``, Gemini's grounding and citation metadata); None
-    when it reports none.
+    when it reports none. ``reasoning`` is the model's reasoning as the provider returns it, in
+    its own shape (Bedrock's ``reasoningContent`` blocks, signature included, to send back in
+    a tool loop); None when it returns none.
     """
 
     text: str
@@ -172,6 +174,7 @@ class Choice:
     logprobs: Any = None
     refusal: str | None = None
     citations: Any = None
+    reasoning: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         """The stored form."""
@@ -181,7 +184,11 @@ class Choice:
             "finish_reason": self.finish_reason,
         }
         return _with_given(
-            out, logprobs=self.logprobs, refusal=self.refusal, citations=self.citations
+            out,
+            logprobs=self.logprobs,
+            refusal=self.refusal,
+            citations=self.citations,
+            reasoning=self.reasoning,
         )
 
     @classmethod
@@ -194,6 +201,7 @@ class Choice:
             logprobs=data.get("logprobs"),
             refusal=data.get("refusal"),
             citations=data.get("citations"),
+            reasoning=data.get("reasoning"),
         )
 
 
@@ -207,7 +215,7 @@ class ModelResponse:
     ``provider_cache_saved_usd`` what the provider's prompt cache took off that cost (its
     cache-read tokens at the cached rate instead of the full input rate; None when unpriced);
     ``cached`` says whether this answer came from the cache (then it cost nothing now);
-    ``refusal`` and ``citations`` are the first choice's (``Choice``); ``response_model`` is the
+    ``refusal``, ``citations`` and ``reasoning`` are the first choice's (``Choice``); ``response_model`` is the
     model the provider says answered (OpenAI's dated snapshot such as
     ``gpt-4o-mini-2024-07-18``, Gemini's ``modelVersion``; None when it names none), while
     ``model_id`` is the one asked for.
@@ -227,6 +235,7 @@ class ModelResponse:
     refusal: str | None = None
     citations: Any = None
     response_model: str | None = None
+    reasoning: Any = None
 
     def __post_init__(self) -> None:
         if not self.choices:
@@ -237,6 +246,7 @@ class ModelResponse:
                 self.logprobs,
                 self.refusal,
                 self.citations,
+                self.reasoning,
             )
             object.__setattr__(self, "choices", (first,))
 
@@ -259,6 +269,7 @@ class ModelResponse:
             refusal=first.refusal,
             citations=first.citations,
             response_model=response_model,
+            reasoning=first.reasoning,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -278,6 +289,7 @@ class ModelResponse:
             refusal=self.refusal,
             citations=self.citations,
             response_model=self.response_model,
+            reasoning=self.reasoning,
         )
         if len(self.choices) > 1:
             out["choices"] = [choice.to_dict() for choice in self.choices]
@@ -304,6 +316,7 @@ class ModelResponse:
             refusal=data.get("refusal"),
             citations=data.get("citations"),
             response_model=data.get("response_model"),
+            reasoning=data.get("reasoning"),
         )
 
 

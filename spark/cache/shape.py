@@ -122,7 +122,8 @@ def _embeddings(value: Any) -> bool:
 
 
 def _is_report(value: Any) -> bool:
-    """A provider's report in its own shape (``citations``): a JSON object or list, or null."""
+    """A provider's report in its own shape (``citations``, ``reasoning``): a JSON object or
+    list, or null."""
     return value is None or type(value) in (dict, list)
 
 
@@ -137,6 +138,7 @@ def _choices(value: Any) -> bool:
         and type(choice.get("finish_reason", "")) is str
         and type(choice.get("refusal") or "") is str
         and _is_report(choice.get("citations"))
+        and _is_report(choice.get("reasoning"))
         and _tool_calls(choice.get("tool_calls", []))
         for choice in value
     )
@@ -149,6 +151,7 @@ _FIELDS: dict[str, Callable[[Any], bool]] = {
     "refusal": _is_text,
     "response_model": _is_text,
     "citations": _is_report,
+    "reasoning": _is_report,
     "usage": _usage,
     "cost_usd": _is_amount,
     "provider_cache_saved_usd": _is_amount,

@@ -6,6 +6,7 @@ Pure code: dicts in, neutral values out, so every rule is testable without boto3
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -63,12 +64,22 @@ def parse_converse(response: Mapping[str, Any]) -> ModelResponse:
         ToolCall(use["toolUseId"], use["name"], use.get("input") or {})
         for use in (block["toolUse"] for block in blocks if "toolUse" in block)
     )
+    reasoning = [_json_block(b["reasoningContent"]) for b in blocks if "reasoningContent" in b]
     return ModelResponse(
         text=text,
         tool_calls=calls,
         finish_reason=finish_reason(response.get("stopReason")),
         usage=_usage(response.get("usage")),
+        reasoning=[{"reasoningContent": block} for block in reasoning] or None,
     )
+
+
+def _json_block(block: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``reasoningContent`` block as JSON: redacted reasoning (bytes) as base64 text."""
+    redacted = block.get("redactedContent")
+    if isinstance(redacted, bytes | bytearray):
+        return {**block, "redactedContent": base64.b64encode(redacted).decode("ascii")}
+    return dict(block)
 
 
 class StreamAssembler:
@@ -79,6 +90,7 @@ class StreamAssembler:
         self._model_id = model_id
         self._text: list[str] = []
         self._tools: dict[int, dict[str, Any]] = {}
+        self._reasoning: dict[int, dict[str, Any]] = {}  # by block: text pieces, signature
         self._stop_reason: str | None = None
         self._usage = Usage()
 
@@ -103,12 +115,23 @@ class StreamAssembler:
         if "text" in delta:
             self._text.append(delta["text"])
             return str(delta["text"])
+        if "reasoningContent" in delta:
+            self._reason(int(block.get("contentBlockIndex", 0)), delta["reasoningContent"])
         if "toolUse" in delta:
             tool = self._tools.get(int(block.get("contentBlockIndex", 0)))
             if tool is None:
                 raise self._broken("a tool input delta arrived before its toolUse start")
             tool["input"].append(delta["toolUse"].get("input", ""))
         return ""
+
+    def _reason(self, index: int, delta: Mapping[str, Any]) -> None:
+        """One reasoning delta: a piece of its text, its signature, or redacted bytes."""
+        block = self._reasoning.setdefault(index, {"text": []})
+        if "text" in delta:
+            block["text"].append(str(delta["text"]))
+        for name in ("signature", "redactedContent"):
+            if name in delta:
+                block[name] = delta[name]
 
     def response(self) -> ModelResponse:
         """The assembled answer; a stream that ended before ``messageStop`` is broken."""
@@ -119,6 +142,8 @@ class StreamAssembler:
             tool_calls=tuple(self._tool_call(self._tools[i]) for i in sorted(self._tools)),
             finish_reason=finish_reason(self._stop_reason),
             usage=self._usage,
+            reasoning=[_streamed_block(self._reasoning[i]) for i in sorted(self._reasoning)]
+            or None,
         )
 
     def _tool_call(self, tool: Mapping[str, Any]) -> ToolCall:
@@ -133,6 +158,16 @@ class StreamAssembler:
         return ProviderServerError(
             f"bedrock model {self._model_id!r}: broken stream: {why}", provider=_PROVIDER
         )
+
+
+def _streamed_block(block: Mapping[str, Any]) -> dict[str, Any]:
+    """A streamed reasoning block in the shape ``converse`` returns it."""
+    if "redactedContent" in block:
+        return {"reasoningContent": _json_block({"redactedContent": block["redactedContent"]})}
+    text: dict[str, Any] = {"text": "".join(block["text"])}
+    if "signature" in block:
+        text["signature"] = block["signature"]
+    return {"reasoningContent": {"reasoningText": text}}
 
 
 def embedding_response(answers: Sequence[tuple[Mapping[str, Any], int]]) -> EmbeddingResponse:

@@ -166,6 +166,17 @@ def _image_problem(body: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _reasoning(body: Mapping[str, Any], seed: str) -> tuple[str, str] | None:
+    """The reasoning text and signature of a request that asks the model to think
+    (``additionalModelRequestFields``: Anthropic's ``thinking``, or ``reasoning_config``)."""
+    fields = body.get("additionalModelRequestFields")
+    if not isinstance(fields, Mapping) or not (
+        "thinking" in fields or "reasoning_config" in fields
+    ):
+        return None
+    return f"Thinking it over ({seed[:6]}): the question asks for a short answer.", f"sig{seed}"
+
+
 def converse(exchange: Exchange) -> Reply:
     """Answer `POST /model/{modelId}/converse`."""
     problem = _image_problem(exchange.body)
@@ -178,8 +189,13 @@ def converse(exchange: Exchange) -> Reply:
     if call is not None:
         tool_use = {"toolUseId": _tool_use_id(seed), "name": call.name, "input": call.arguments}
         content, stop_reason, text = {"toolUse": tool_use}, "tool_use", json.dumps(call.arguments)
+    blocks = [content]
+    reasoning = _reasoning(exchange.body, seed)
+    if reasoning is not None:
+        thought = {"reasoningText": {"text": reasoning[0], "signature": reasoning[1]}}
+        blocks.insert(0, {"reasoningContent": thought})
     payload = {
-        "output": {"message": {"role": "assistant", "content": [content]}},
+        "output": {"message": {"role": "assistant", "content": blocks}},
         "stopReason": stop_reason,
         "usage": _usage(input_tokens, text, exchange.plan.usage),
         "metrics": {"latencyMs": _latency_ms(exchange)},
@@ -229,22 +245,30 @@ def converse_stream(exchange: Exchange) -> Reply:
         return error(400, problem)
     seed, text, input_tokens = _converse_values(exchange)
     head = [event_frame("messageStart", {"role": "assistant"})]
+    reasoning = _reasoning(exchange.body, seed)
+    at = 0 if reasoning is None else 1  # the answer's block follows the reasoning's
+    if reasoning is not None:
+        thought = [{"text": piece} for piece in _answers.split_chunks(reasoning[0])]
+        for delta in [*thought, {"signature": reasoning[1]}]:
+            head.append(_delta({"reasoningContent": delta}, 0))
+        head.append(event_frame("contentBlockStop", {"contentBlockIndex": 0}))
     call = _tool_call_of(exchange, seed)
     if call is None:
-        pieces = [_delta({"text": piece}) for piece in _answers.split_chunks(text)]
+        pieces = [_delta({"text": piece}, at) for piece in _answers.split_chunks(text)]
         stop_reason = "end_turn"
     else:
         start = {"toolUse": {"toolUseId": _tool_use_id(seed), "name": call.name}}
-        head.append(event_frame("contentBlockStart", {"start": start, "contentBlockIndex": 0}))
+        head.append(event_frame("contentBlockStart", {"start": start, "contentBlockIndex": at}))
         text = json.dumps(call.arguments)
-        pieces = [_delta({"toolUse": {"input": part}}) for part in _answers.split_arguments(text)]
+        parts = _answers.split_arguments(text)
+        pieces = [_delta({"toolUse": {"input": part}}, at) for part in parts]
         stop_reason = "tool_use"
     metadata = {
         "usage": _usage(input_tokens, text, exchange.plan.usage),
         "metrics": {"latencyMs": _latency_ms(exchange)},
     }
     tail = [
-        event_frame("contentBlockStop", {"contentBlockIndex": 0}),
+        event_frame("contentBlockStop", {"contentBlockIndex": at}),
         event_frame("messageStop", {"stopReason": stop_reason}),
         event_frame("metadata", metadata),
     ]
@@ -252,8 +276,8 @@ def converse_stream(exchange: Exchange) -> Reply:
     return stream_reply(_EVENT_STREAM, head, pieces, tail, failure, _stream_error)
 
 
-def _delta(delta: JsonObject) -> bytes:
-    return event_frame("contentBlockDelta", {"delta": delta, "contentBlockIndex": 0})
+def _delta(delta: JsonObject, index: int) -> bytes:
+    return event_frame("contentBlockDelta", {"delta": delta, "contentBlockIndex": index})
 
 
 def invoke(exchange: Exchange) -> Reply:
