@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from spark.cache import CacheConfig
+from spark.cache.manager import CacheManager
 from spark.testing import ProviderServer
 
 # Credentials of the test environment: tests assert they never reach a cache file.
@@ -64,3 +65,39 @@ async def models(server: ProviderServer, cache_config: CacheConfig) -> AsyncIter
     yield make
     for model in built:
         await model.aclose()
+
+
+ThreeAnswers = Callable[..., Awaitable[tuple[Any, Any, Any]]]
+
+
+@pytest.fixture
+def three_answers(models: Models) -> ThreeAnswers:
+    """``await three_answers(provider, model_id, question, streamed=..., options=...,
+    **keywords)``: the answer as the call stored it (made plain, or streamed and then read),
+    the hit after it, and the hit of a new manager reading the disk."""
+
+    async def run(
+        provider: str,
+        model_id: str,
+        question: Any,
+        *,
+        streamed: bool,
+        options: dict[str, Any] | None = None,
+        **keywords: Any,
+    ) -> tuple[Any, Any, Any]:
+        model = models(provider, model_id, **(options or {}))
+        if streamed:
+            text = "".join([chunk async for chunk in model.stream_text(question, **keywords)])
+            made = await model.generate(question, **keywords)  # what the stream stored
+            assert made.text == text
+        else:
+            made = await model.generate(question, **keywords)
+        hit = await model.generate(question, **keywords)
+        CacheManager.reset_instances()
+        from_disk = await models(provider, model_id, **(options or {})).generate(
+            question, **keywords
+        )
+        assert (hit.cached, from_disk.cached) == (True, True)
+        return made, hit, from_disk
+
+    return run

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from spark.cache.manager import CacheManager
 from spark.models._bedrock_answers import parse_converse
 from spark.testing import ProviderServer
 
@@ -22,25 +21,17 @@ THINK = {"additionalModelRequestFields": {"thinking": {"type": "enabled", "budge
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
 async def test_reasoning_comes_back_on_the_miss_the_hit_and_from_disk(
-    models: Callable[..., Any], server: ProviderServer, streamed: bool
+    three_answers: Callable[..., Any], server: ProviderServer, streamed: bool
 ) -> None:
-    model = models("bedrock", MODEL)
-    if streamed:
-        text = "".join([chunk async for chunk in model.stream_text(QUESTION, **THINK)])
-        miss = await model.generate(QUESTION, **THINK)  # what the stream stored
-        assert miss.text == text
-    else:
-        miss = await model.generate(QUESTION, **THINK)
-    hit = await model.generate(QUESTION, **THINK)
-    CacheManager.reset_instances()
-    from_disk = await models("bedrock", MODEL).generate(QUESTION, **THINK)
+    miss, hit, from_disk = await three_answers(
+        "bedrock", MODEL, QUESTION, streamed=streamed, **THINK
+    )
 
     (block,) = miss.reasoning
     thought = block["reasoningContent"]["reasoningText"]
     assert thought["text"].startswith("Thinking it over")
     assert thought["signature"].startswith("sig")
     assert miss.text.startswith("Answer ")  # the answer, apart from the reasoning
-    assert (hit.cached, from_disk.cached) == (True, True)
     assert hit.reasoning == miss.reasoning == from_disk.reasoning
     assert miss.choices[0].reasoning == miss.reasoning
     assert server.count(provider="bedrock") == 1

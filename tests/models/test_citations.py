@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from spark.cache.manager import CacheManager
 from spark.testing import ProviderServer
 
+ThreeAnswers = Callable[..., Any]  # the fixture of tests/models/conftest.py
 QUESTION = "What changed in the harbour this week?"
 # provider, model id, model options, call keywords: each a request that searches the web.
-SEARCHES = {
+SEARCHES: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
     "openai-chat": ("openai", "gpt-4o-mini", {}, {"web_search_options": {}}),
     "openai-responses": ("openai", "gpt-4o-mini", {"api": "responses"}, {"tools": [{"type": "web_search"}]}),
     "gemini": ("gemini", "gemini-2.0-flash", {}, {"tools": [{"google_search": {}}]}),
@@ -36,26 +36,18 @@ def cited_urls(provider: str, api: str, citations: Any) -> list[str]:
 @pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
 @pytest.mark.parametrize("case", sorted(SEARCHES))
 async def test_citations_come_back_on_the_miss_the_hit_and_from_disk(
-    models: Callable[..., Any], server: ProviderServer, case: str, streamed: bool
+    three_answers: ThreeAnswers, server: ProviderServer, case: str, streamed: bool
 ) -> None:
     provider, model_id, options, keywords = SEARCHES[case]
-    model = models(provider, model_id, **options)
 
-    if streamed:
-        text = "".join([chunk async for chunk in model.stream_text(QUESTION, **keywords)])
-        miss = await model.generate(QUESTION, **keywords)  # what the stream stored
-        assert miss.text == text
-    else:
-        miss = await model.generate(QUESTION, **keywords)
-    hit = await model.generate(QUESTION, **keywords)
-    CacheManager.reset_instances()
-    from_disk = await models(provider, model_id, **options).generate(QUESTION, **keywords)
+    miss, hit, from_disk = await three_answers(
+        provider, model_id, QUESTION, streamed=streamed, options=options, **keywords
+    )
 
     urls = cited_urls(provider, options.get("api", ""), miss.citations)
     assert len(urls) == 1
     assert urls[0].startswith("https://example.com/spark-testing/")
     assert miss.choices[0].citations == miss.citations
-    assert (hit.cached, from_disk.cached) == (True, True)
     assert hit.citations == miss.citations == from_disk.citations
     assert server.count(provider=provider) == 1
 
@@ -79,18 +71,13 @@ async def test_an_answer_that_cites_nothing_has_no_citations(
     ],
 )
 async def test_the_model_that_answered_is_kept_apart_from_the_one_asked(
-    models: Callable[..., Any], case: str, answered: str, streamed: bool
+    three_answers: ThreeAnswers, case: str, answered: str, streamed: bool
 ) -> None:
     provider, model_id, options, _ = SEARCHES[case]
-    model = models(provider, model_id, **options)
-    if streamed:
-        [chunk async for chunk in model.stream_text(QUESTION)]
-    else:
-        await model.generate(QUESTION)
-    hit = await model.generate(QUESTION)
-    CacheManager.reset_instances()
-    from_disk = await models(provider, model_id, **options).generate(QUESTION)
 
-    assert hit.cached is True
+    _, hit, from_disk = await three_answers(
+        provider, model_id, QUESTION, streamed=streamed, options=options
+    )
+
     assert (hit.response_model, hit.model_id) == (answered, model_id)
     assert from_disk.response_model == answered
