@@ -181,24 +181,34 @@ Sentinels = Annotated[Any, PlainValidator(_sentinels)]
 SentinelText = Annotated[Any, PlainValidator(_sentinel_text)]
 
 
-def combined_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The rules that involve several settings, as ``(key, problem)``: the key to blame."""
+def combined_problems(
+    values: Mapping[str, Any], rejected: frozenset[str] = frozenset()
+) -> list[tuple[str, str]]:
+    """The rules that involve several settings, as ``(key, problem)``: the key to blame. A rule
+    reading a key in ``rejected`` (reported as invalid already) would only repeat that problem.
+    """
+
+    def known(*keys: str) -> bool:
+        return rejected.isdisjoint(keys)
+
     problems: list[tuple[str, str]] = []
     sentinel, service = values.get("sentinel"), values.get("service")
-    if values.get("backend") == "redis" and not values.get("url") and not sentinel:
+    redis = values.get("backend") == "redis"
+    if known("backend", "url", "sentinel") and redis and not values.get("url") and not sentinel:
         problems.append(("backend", '"redis" needs a url, e.g. url = "redis://localhost:6379/0"'))
-    if values.get("cluster") and sentinel:
+    if known("cluster", "sentinel") and values.get("cluster") and sentinel:
         problems.append(
             ("cluster", "cannot be used with sentinel: a Redis Cluster fails over by itself")
         )
-    if sentinel and not service:
+    if known("sentinel", "service") and sentinel and not service:
         problems.append(
             ("sentinel", 'needs service = "<name>", the master\'s name in the Sentinel config')
         )
-    if service and not sentinel:
+    if known("sentinel", "service") and service and not sentinel:
         problems.append(("service", 'is used only with sentinel = ["host:port", ...]'))
     prefix = values.get("prefix")
-    if values.get("cluster") and isinstance(prefix, str) and ("{" in prefix or "}" in prefix):
+    braces = isinstance(prefix, str) and ("{" in prefix or "}" in prefix)
+    if known("cluster") and values.get("cluster") and braces:
         problems.append(
             ("prefix", "must not contain { or } with cluster = true (Spark sets the hash tags)")
         )

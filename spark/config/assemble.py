@@ -121,7 +121,7 @@ def check_profile(resolution: Resolution, invalid: set[tuple[str, ...]]) -> list
     ``provider`` is not reported a second time as missing.
     """
     problems = _incomplete_models(resolution, invalid) + _foreign_options(resolution)
-    problems += _no_key_source(resolution) + _combined_problems(resolution)
+    problems += _no_key_source(resolution) + _combined_problems(resolution, invalid)
     return list(dict.fromkeys(problems))
 
 
@@ -175,14 +175,39 @@ def _no_key_source(resolution: Resolution) -> list[str]:
     return problems
 
 
-def _combined_problems(resolution: Resolution) -> list[str]:
+def _combined_problems(resolution: Resolution, invalid: set[tuple[str, ...]]) -> list[str]:
     """The rules of several settings (``backend = "redis"`` needs a ``url``), each blamed on
-    the table that set the key it names."""
+    the table that set the key it names; a rule reading a key already rejected is left out."""
     return [
         _blame(values[key].source, key) + problem
-        for values in resolution.cache_values.values()
-        for key, problem in combined_problems({k: v.value for k, v in values.items()})
+        for target, values in resolution.cache_values.items()
+        for key, problem in combined_problems(
+            {k: v.value for k, v in values.items()}, _rejected(resolution, invalid, target)
+        )
     ]
+
+
+def _rejected(
+    resolution: Resolution, invalid: set[tuple[str, ...]], target: str | None
+) -> frozenset[str]:
+    """The cache keys of ``target`` (None: ``[cache]``) whose last setting, in the order of
+    precedence, was a value already reported as invalid (a valid one above it makes the key
+    known again)."""
+    rejected: set[str] = set()
+    tables = [("cache",)] if target is None else [("cache",), ("models", target, "cache")]
+    for table in tables:  # ([cache] of every layer, then the alias's table of every layer)
+        for layer in resolution.layers:
+            where = (layer.file, *layer.prefix, *table)
+            rejected |= {found[-1] for found in invalid if found[:-1] == where}
+            rejected -= {key for key in layer.table(table) if (*where, key) not in invalid}
+    values = resolution.cache_values[target]
+    overridden = {key for key in rejected if key in values and _outside_files(values[key].source)}
+    return frozenset(rejected - overridden)
+
+
+def _outside_files(source: str) -> bool:
+    """Whether a value came from the environment or an argument (above every file)."""
+    return source.startswith(("env ", "argument"))
 
 
 def _blame(source: str, key: str) -> str:

@@ -373,10 +373,10 @@ def test_sentinels_are_a_list_in_a_file_and_comma_separated_in_a_variable(
 ) -> None:
     """A file is strict (a string is not a list of addresses there); a variable is text."""
     path = write('[cache]\nsentinel = "s1:26379,s2:26379"\nservice = "main"\n')
-    assert problems_of(path)[0] == (
+    assert problems_of(path) == [  # (not also "service: is used only with sentinel")
         'spark.toml: [cache] sentinel: expected a list of "host:port" strings, e.g.'
         ' ["s1:26379", "s2:26379"] (got "s1:26379,s2:26379")'
-    )
+    ]
     with pytest.raises(ConfigError, match="invalid CacheConfig: sentinel: expected a list"):
         CacheConfig(sentinel="s1:26379", service="main")
 
@@ -384,3 +384,29 @@ def test_sentinels_are_a_list_in_a_file_and_comma_separated_in_a_variable(
     env = {"SPARK_CACHE_REDIS_SENTINEL": " s3:26379, s4:26379 "}
     assert load_settings(listed).cache_config().sentinel == ("s1:26379", "s2:26379")
     assert load_settings(listed, env=env).cache_config().sentinel == ("s3:26379", "s4:26379")
+
+
+def test_a_rule_of_two_settings_is_not_applied_to_a_value_already_refused(
+    write: WriteFile,
+) -> None:
+    """``backend = "redis"`` with a bad url reports the url, not also "needs a url"; the rule
+    still holds where both values are known, in a model's cache too."""
+    path = write(
+        """
+        [cache]
+        backend = "redis"
+        url = "http://cache:6379"
+
+        [models.m]
+        provider = "echo"
+        model_id = "m"
+
+        [models.m.cache]
+        service = "main"
+        """
+    )
+    assert problems_of(path) == [
+        "spark.toml: [cache] url: must start with redis://, rediss://, unix:// (got"
+        ' "http://cache:6379")',
+        'spark.toml: [models.m.cache] service: is used only with sentinel = ["host:port", ...]',
+    ]
