@@ -215,9 +215,9 @@ class ModelResponse:
     ``provider_cache_saved_usd`` what the provider's prompt cache took off that cost (its
     cache-read tokens at the cached rate instead of the full input rate; None when unpriced);
     ``cached`` says whether this answer came from the cache (then it cost nothing now);
-    ``refusal``, ``citations`` and ``reasoning`` are the first choice's (``Choice``); ``response_model`` is the
-    model the provider says answered (OpenAI's dated snapshot such as
-    ``gpt-4o-mini-2024-07-18``, Gemini's ``modelVersion``; None when it names none), while
+    ``refusal``, ``citations`` and ``reasoning`` are the first choice's (``Choice``).
+    ``response_model`` is the model the provider says answered (OpenAI's dated snapshot such
+    as ``gpt-4o-mini-2024-07-18``, Gemini's ``modelVersion``; None when it names none), while
     ``model_id`` is the one asked for.
     """
 
