@@ -71,6 +71,7 @@ def _sentinel_master(config: CacheConfig, common: dict[str, Any]) -> redis.Redis
     # seven seconds per attempt, far past ``timeout_ms``.
     timeouts = {k: common[k] for k in ("socket_timeout", "socket_connect_timeout")}
     asking = {**timeouts, "retry": _retry()}
-    sentinel = Sentinel(sentinels, sentinel_kwargs=asking, **timeouts)  # type: ignore[no-untyped-call]
-    master: redis.Redis = sentinel.master_for(str(config.service), **options)  # type: ignore[no-untyped-call]
+    # (redis-py types Sentinel from 8.2 on; before, these calls are untyped)
+    sentinel = Sentinel(sentinels, sentinel_kwargs=asking, **timeouts)  # type: ignore[no-untyped-call,unused-ignore]
+    master: redis.Redis = sentinel.master_for(str(config.service), **options)  # type: ignore[no-untyped-call,unused-ignore]
     return master
