@@ -44,6 +44,7 @@ class _Candidate:
         self.raw_finish: str | None = None
         self.logprobs: dict[str, Any] | None = None
         self.citations: dict[str, Any] = {}
+        self.thoughts: list[dict[str, Any]] = []
 
     def feed(self, candidate: Any) -> list[str]:
         """Take in one candidate of a response or chunk; return its new answer text."""
@@ -52,7 +53,9 @@ class _Candidate:
             call = getattr(part, "function_call", None)
             if call is not None:
                 self.calls.append(_tool_call(call, len(self.calls)))
-            elif getattr(part, "text", None) and not getattr(part, "thought", None):
+            elif getattr(part, "thought", None):
+                self._think(part.model_dump(mode="json", exclude_none=True))
+            elif getattr(part, "text", None):
                 pieces.append(part.text)
         raw = getattr(candidate, "finish_reason", None)
         if raw is not None:
@@ -69,6 +72,16 @@ class _Candidate:
         self.texts.extend(pieces)
         return pieces
 
+    def _think(self, part: dict[str, Any]) -> None:
+        """One thought part; a stream's pieces of one thought (up to its signature) are one."""
+        last = self.thoughts[-1] if self.thoughts else None
+        if last is None or "thought_signature" in last:
+            self.thoughts.append(part)
+            return
+        last["text"] = last.get("text", "") + part.get("text", "")
+        if "thought_signature" in part:
+            last["thought_signature"] = part["thought_signature"]
+
     def choice(self, blocked: bool) -> Choice:
         """This candidate as one of the answer's choices."""
         reason = "content_filter" if blocked else finish_reason(self.raw_finish, self.calls)
@@ -79,6 +92,7 @@ class _Candidate:
             self.logprobs,
             None,
             self.citations or None,
+            self.thoughts or None,
         )
 
 
@@ -102,7 +116,8 @@ class ResponseAssembler:
 
     Candidates (``candidate_count`` > 1) are kept apart by their ``index``; ``feed`` returns the
     new answer text of the first one; ``result`` assembles every candidate. Thought parts
-    (``part.thought``) are reasoning, not answer, and are left out.
+    (``part.thought``) are reasoning, not answer: they are the choice's ``reasoning``, as JSON
+    parts (signature as base64 text), never its text.
     """
 
     def __init__(self) -> None:

@@ -152,11 +152,16 @@ def _part(part: Any) -> Any:
 
 
 def _native_part(part: Mapping[str, Any]) -> dict[str, Any]:
+    """A Gemini part as given; bytes given as base64 text (inline data, a thought signature as
+    ``response.reasoning`` holds it) are decoded, so the wire and the key see the same bytes."""
     out = dict(part)
     for name in ("inline_data", "inlineData"):
         blob = out.get(name)
         if isinstance(blob, Mapping) and isinstance(blob.get("data"), str):
             out[name] = {**blob, "data": _b64(blob["data"])}  # base64 text, as the API takes it
+    for name in ("thought_signature", "thoughtSignature"):
+        if isinstance(out.get(name), str):
+            out[name] = _b64(out[name])
     return out
 
 
@@ -172,7 +177,9 @@ def _b64(data: str) -> bytes:
     try:
         return base64.b64decode(data.replace("-", "+").replace("_", "/"), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ConfigError(f"inline data given as text must be base64: {exc}") from exc
+        raise ConfigError(
+            f"bytes given as text (inline data, a signature) must be base64: {exc}"
+        ) from exc
 
 
 # -- tool calls and results -----------------------------------------------------------------

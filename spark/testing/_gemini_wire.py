@@ -4,11 +4,13 @@
 under any API version prefix (`/v1`, which google-genai 3.x uses by default, `/v1beta`, ...).
 As the real service does, it answers `candidateCount` candidates (each with its `index`, in
 streams too), a `logprobsResult` per candidate when `responseLogprobs` is set (`logprobs` top
-alternatives per token), and takes any part (inline data, file data) and tool it is sent.
+alternatives per token), a signed thought before the answer when ``includeThoughts`` is set,
+and takes any part (inline data, file data) and tool it is sent.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -227,16 +229,40 @@ def _function_call_part(exchange: Exchange) -> tuple[JsonObject, str] | None:
     return part, _answers.canonical_json(call.arguments)
 
 
+def _thought(body: Mapping[str, Any], seed: str) -> list[JsonObject]:
+    """The thought parts (pieces of one thought, the signature with the last) of an answer to a
+    request that asks for thoughts (``generationConfig.thinkingConfig.includeThoughts``)."""
+    thinking = _config(body).get("thinkingConfig", _config(body).get("thinking_config"))
+    if not isinstance(thinking, Mapping) or not (
+        thinking.get("includeThoughts") or thinking.get("include_thoughts")
+    ):
+        return []
+    text = f"Thinking it over ({seed[:6]}): the question asks for a short answer."
+    parts: list[JsonObject] = [
+        {"text": piece, "thought": True} for piece in _answers.split_chunks(text)
+    ]
+    signature = base64.b64encode(f"sig{seed}".encode()).decode()
+    parts[-1]["thoughtSignature"] = signature
+    return parts
+
+
+def _is_answer(part: JsonObject) -> bool:
+    return "text" in part and not part.get("thought")
+
+
 def _pieces(exchange: Exchange, texts: list[str]) -> tuple[list[list[JsonObject]], list[str]]:
     """Return each candidate's stream pieces (parts) and the texts billed as output.
 
     A scripted tool call is the first candidate's answer, in one piece; text is split in chunks.
+    The first candidate's thought, when asked for, comes before its answer.
     """
     pieces = [[{"text": piece} for piece in _answers.split_chunks(text)] for text in texts]
     billed = list(texts)
     function_call = _function_call_part(exchange)
     if function_call is not None:
         pieces[0], billed[0] = [function_call[0]], function_call[1]
+    seed = _answers.request_seed(PROVIDER, exchange.model, exchange.body)
+    pieces[0] = [*_thought(exchange.body, seed), *pieces[0]]
     return pieces, billed
 
 
@@ -246,9 +272,14 @@ def generate(exchange: Exchange) -> Reply:
     pieces, billed = _pieces(exchange, texts)
     candidates = []
     for index, parts in enumerate(pieces):
-        tokens = [part["text"] for part in parts if "text" in part]
+        tokens = [part["text"] for part in parts if _is_answer(part)]
         logprobs = _logprobs(exchange.body, f"{seed}:{index}", tokens)
-        merged = [{"text": "".join(tokens)}] if tokens else parts
+        thought = [part for part in parts if part.get("thought")]
+        if thought:
+            text = "".join(part["text"] for part in thought)
+            thought = [{**thought[-1], "text": text}]
+        answer = [part for part in parts if not part.get("thought")]
+        merged = [*thought, *([{"text": "".join(tokens)}] if tokens else answer)]
         grounding = _grounding(exchange.body, seed, texts[0]) if index == 0 else None
         candidates.append(_candidate(index, merged, True, logprobs, grounding))
     usage = _usage(prompt_tokens, billed, exchange.plan.usage)
@@ -271,7 +302,7 @@ def generate_stream(exchange: Exchange) -> Reply:
             if step >= len(parts):
                 continue
             part = parts[step]
-            tokens = [part["text"]] if "text" in part else []
+            tokens = [part["text"]] if _is_answer(part) else []
             logprobs = _logprobs(exchange.body, f"{seed}:{index}", tokens)
             grounding = _grounding(exchange.body, seed, texts[0]) if index == 0 else None
             final = step == len(parts) - 1
