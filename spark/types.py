@@ -164,8 +164,9 @@ class Choice:
     ``citations`` is the provider's report of the sources behind this choice, as plain JSON in
     its own shape (OpenAI's ``annotations``, Gemini's grounding and citation metadata); None
     when it reports none. ``reasoning`` is the model's reasoning as the provider returns it, in
-    its own shape (Bedrock's ``reasoningContent`` blocks, signature included, to send back in
-    a tool loop); None when it returns none.
+    its own shape, signatures included, to send back in a tool loop (Bedrock's
+    ``reasoningContent`` blocks, Gemini's thought parts, the Responses API's ``reasoning``
+    items); None when it returns none.
     """
 
     text: str

@@ -1,6 +1,6 @@
 """Reading Responses API answers (a ``Response``, or its stream of events) into Spark's neutral
 ``ModelResponse``: the text, function calls as ``ToolCall``, finish reason, usage with cached
-and reasoning tokens (docs/models.md, "Responses API").
+and reasoning tokens, the reasoning items (docs/models.md, "Responses API").
 
 SDK answers are read by attribute; the SDK is imported for types only.
 """
@@ -31,6 +31,7 @@ def response_from_responses(response: Response) -> ModelResponse:
     notes: list[Any] = []
     calls: list[ToolCall] = []
     logprobs: list[Any] = []
+    reasoning: list[Any] = []
     for item in response.output:
         if item.type == "message":
             for part in item.content:
@@ -44,6 +45,8 @@ def response_from_responses(response: Response) -> ModelResponse:
             calls.append(ToolCall(item.call_id, item.name, parse_arguments(item.arguments)))
         elif item.type == "custom_tool_call":
             calls.append(ToolCall(item.call_id, item.name, {"input": item.input}))
+        elif item.type == "reasoning":  # an input item as it is, to send back in a tool loop
+            reasoning.append(item.model_dump(mode="json", exclude_none=True))
     choice = Choice(
         "".join(texts),
         tuple(calls),
@@ -51,6 +54,7 @@ def response_from_responses(response: Response) -> ModelResponse:
         logprobs or None,
         "".join(refusals) if refusals else None,
         notes or None,
+        reasoning or None,
     )
     return ModelResponse.of_choices((choice,), usage_of(response.usage), response.model or None)
 
@@ -131,5 +135,6 @@ class ResponsesStreamAssembler:
             final.logprobs,
             final.refusal,
             final.citations,
+            final.reasoning,
         )
         return ModelResponse.of_choices((streamed,), final.usage, final.response_model)

@@ -4,7 +4,9 @@ The answer follows the chat route's rules (deterministic text per request, a fun
 one is queued and tools are offered, a quoted tool result when the input ends with
 `function_call_output` items, JSON fitting `text.format`'s schema). Usage reports the
 instructions and tools as cached input tokens when the request names a `prompt_cache_key`, and
-reasoning tokens (part of the output tokens) when it asks for `reasoning`. The output text
+reasoning tokens (part of the output tokens) when it asks for `reasoning`, with a reasoning item
+before the answer (its summary when `reasoning.summary` is set, an opaque `encrypted_content`
+when `include` asks for `reasoning.encrypted_content`). The output text
 carries the log-probabilities of its tokens (with `top_logprobs` alternatives) when `include`
 asks for `message.output_text.logprobs`; streamed, each text delta carries those of its tokens.
 """
@@ -24,6 +26,7 @@ PROVIDER = "openai"
 _REASONING_TOKENS = {"minimal": 8, "low": 16, "medium": 32, "high": 64, "xhigh": 96}
 _DEFAULT_REASONING_TOKENS = 32
 _LOGPROBS = "message.output_text.logprobs"
+_SEALED_REASONING = "reasoning.encrypted_content"
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class _Answer:
     tokens: tuple[JsonObject, ...] = ()  # the text's token logprobs, when asked for
     refused: bool = False  # `text` is a refusal (``ProviderServer.queue_refusal``)
     sourced: bool = False  # it used a web search tool: its text cites a page
+    reasoning: JsonObject | None = None  # the reasoning item before the answer, if it reasons
 
 
 def _answer_of(exchange: Exchange) -> _Answer:
@@ -63,7 +67,24 @@ def _answer_of(exchange: Exchange) -> _Answer:
         for t in (tools if isinstance(tools, list) else [])
     )
     usage = _usage(body, items, text)
-    return _Answer(seed, text, call.name if call else None, usage, tokens, sourced=sourced)
+    reasoning = _reasoning_item(body, seed)
+    name = call.name if call else None
+    return _Answer(seed, text, name, usage, tokens, sourced=sourced, reasoning=reasoning)
+
+
+def _reasoning_item(body: Mapping[str, Any], seed: str) -> JsonObject | None:
+    """The reasoning item of a request that asks for `reasoning` (an effort other than none)."""
+    reasoning = body.get("reasoning")
+    if not isinstance(reasoning, Mapping) or not _reasoning_tokens(reasoning):
+        return None
+    item: JsonObject = {"id": f"rs_{_answers.short_id(seed)}", "type": "reasoning", "summary": []}
+    if reasoning.get("summary"):
+        text = f"Thinking it over ({seed[:6]}): the question asks for a short answer."
+        item["summary"] = [{"type": "summary_text", "text": text}]
+    include = body.get("include")
+    if isinstance(include, list) and _SEALED_REASONING in include:
+        item["encrypted_content"] = f"gAAAAB{_answers.short_id(f'{seed}:sealed', 40)}"
+    return item
 
 
 def _tool_result(items: list[Any]) -> str | None:
@@ -147,6 +168,10 @@ def _item(answer: _Answer, status: str = "completed") -> JsonObject:
     }
 
 
+def _output(answer: _Answer) -> list[JsonObject]:
+    return [answer.reasoning, _item(answer)] if answer.reasoning else [_item(answer)]
+
+
 def _part(answer: _Answer) -> JsonObject:
     """The message's content part: the text, or the refusal."""
     if answer.refused:
@@ -178,7 +203,7 @@ def _response(exchange: Exchange, answer: _Answer, *, done: bool) -> JsonObject:
         "instructions": body.get("instructions"),
         "max_output_tokens": body.get("max_output_tokens"),
         "model": _answers.snapshot(exchange.model, "-2024-07-18"),
-        "output": [_item(answer)] if done else [],
+        "output": _output(answer) if done else [],
         "parallel_tool_calls": body.get("parallel_tool_calls", True),
         "previous_response_id": body.get("previous_response_id"),
         "reasoning": body.get("reasoning") or {"effort": None, "summary": None},
@@ -227,6 +252,26 @@ def _deltas(answer: _Answer) -> list[tuple[str, list[JsonObject]]]:
     ]
 
 
+def _reasoning_events(event: _Events, item: JsonObject | None) -> list[bytes]:
+    """The events of the reasoning item at output index 0: its summary streamed, then the item."""
+    if item is None:
+        return []
+    where = {"item_id": item["id"], "output_index": 0}
+    events = [event("response.output_item.added", output_index=0, item={**item, "summary": []})]
+    for index, summary in enumerate(item["summary"]):
+        place = {**where, "summary_index": index}
+        empty = {"type": "summary_text", "text": ""}
+        events.append(event("response.reasoning_summary_part.added", **place, part=empty))
+        events.extend(
+            event("response.reasoning_summary_text.delta", **place, delta=piece)
+            for piece in _answers.split_chunks(summary["text"])
+        )
+        events.append(event("response.reasoning_summary_text.done", **place, text=summary["text"]))
+        events.append(event("response.reasoning_summary_part.done", **place, part=summary))
+    events.append(event("response.output_item.done", output_index=0, item=item))
+    return events
+
+
 def responses_stream(exchange: Exchange) -> Reply:
     """Answer `POST /v1/responses` with `stream: true`: `response.created`, the output item's
     events (text deltas or function-call argument deltas), then `response.completed`."""
@@ -234,11 +279,13 @@ def responses_stream(exchange: Exchange) -> Reply:
     event = _Events()
     started = _response(exchange, answer, done=False)
     item = _item(answer)
-    where = {"item_id": item["id"], "output_index": 0}
+    at = 0 if answer.reasoning is None else 1  # the answer's item follows the reasoning's
+    where = {"item_id": item["id"], "output_index": at}
     head = [
         event("response.created", response=started),
         event("response.in_progress", response=started),
-        event("response.output_item.added", output_index=0, item=_item(answer, "in_progress")),
+        *_reasoning_events(event, answer.reasoning),
+        event("response.output_item.added", output_index=at, item=_item(answer, "in_progress")),
     ]
     if answer.refused:
         empty = {"type": "refusal", "refusal": ""}
@@ -276,7 +323,7 @@ def responses_stream(exchange: Exchange) -> Reply:
             for piece in _answers.split_arguments(answer.text)
         ]
         tail = [event("response.function_call_arguments.done", **where, arguments=answer.text)]
-    tail.append(event("response.output_item.done", output_index=0, item=item))
+    tail.append(event("response.output_item.done", output_index=at, item=item))
     tail.append(event("response.completed", response=_response(exchange, answer, done=True)))
     failure = exchange.plan.stream_failure
 
