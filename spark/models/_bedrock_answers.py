@@ -59,7 +59,8 @@ def _usage(usage: Mapping[str, Any] | None) -> Usage:
 def parse_converse(response: Mapping[str, Any]) -> ModelResponse:
     """A ``converse`` answer as a neutral ``ModelResponse`` (cost is the base class's job)."""
     blocks = response.get("output", {}).get("message", {}).get("content") or []
-    text = "".join(block["text"] for block in blocks if "text" in block)
+    cited = [block["citationsContent"] for block in blocks if "citationsContent" in block]
+    text = "".join(_block_text(block) for block in blocks)
     calls = tuple(
         ToolCall(use["toolUseId"], use["name"], use.get("input") or {})
         for use in (block["toolUse"] for block in blocks if "toolUse" in block)
@@ -70,8 +71,20 @@ def parse_converse(response: Mapping[str, Any]) -> ModelResponse:
         tool_calls=calls,
         finish_reason=finish_reason(response.get("stopReason")),
         usage=_usage(response.get("usage")),
+        citations=cited or None,
         reasoning=[{"reasoningContent": block} for block in reasoning] or None,
     )
+
+
+def _block_text(block: Mapping[str, Any]) -> str:
+    """The answer text of a content block: a text block's, or a cited passage's
+    (``citationsContent``, what a document with citations enabled is answered with)."""
+    if "text" in block:
+        return str(block["text"])
+    cited = block.get("citationsContent")
+    if isinstance(cited, Mapping):
+        return "".join(str(part.get("text", "")) for part in cited.get("content") or ())
+    return ""
 
 
 def _json_block(block: Mapping[str, Any]) -> dict[str, Any]:
@@ -91,6 +104,8 @@ class StreamAssembler:
         self._text: list[str] = []
         self._tools: dict[int, dict[str, Any]] = {}
         self._reasoning: dict[int, dict[str, Any]] = {}  # by block: text pieces, signature
+        self._blocks: dict[int, list[str]] = {}  # text pieces by block (for cited passages)
+        self._cited: dict[int, list[Any]] = {}  # the citations of a block's text
         self._stop_reason: str | None = None
         self._usage = Usage()
 
@@ -112,13 +127,17 @@ class StreamAssembler:
 
     def _delta(self, block: Mapping[str, Any]) -> str:
         delta = block.get("delta", {})
+        index = int(block.get("contentBlockIndex", 0))
         if "text" in delta:
             self._text.append(delta["text"])
+            self._blocks.setdefault(index, []).append(str(delta["text"]))
             return str(delta["text"])
+        if "citation" in delta:
+            self._cited.setdefault(index, []).append(delta["citation"])
         if "reasoningContent" in delta:
-            self._reason(int(block.get("contentBlockIndex", 0)), delta["reasoningContent"])
+            self._reason(index, delta["reasoningContent"])
         if "toolUse" in delta:
-            tool = self._tools.get(int(block.get("contentBlockIndex", 0)))
+            tool = self._tools.get(index)
             if tool is None:
                 raise self._broken("a tool input delta arrived before its toolUse start")
             tool["input"].append(delta["toolUse"].get("input", ""))
@@ -142,9 +161,15 @@ class StreamAssembler:
             tool_calls=tuple(self._tool_call(self._tools[i]) for i in sorted(self._tools)),
             finish_reason=finish_reason(self._stop_reason),
             usage=self._usage,
+            citations=[self._cited_block(i) for i in sorted(self._cited)] or None,
             reasoning=[_streamed_block(self._reasoning[i]) for i in sorted(self._reasoning)]
             or None,
         )
+
+    def _cited_block(self, index: int) -> dict[str, Any]:
+        """A streamed text block with citations in the shape ``converse`` returns it."""
+        text = "".join(self._blocks.get(index, ()))
+        return {"content": [{"text": text}], "citations": self._cited[index]}
 
     def _tool_call(self, tool: Mapping[str, Any]) -> ToolCall:
         raw = "".join(tool["input"])

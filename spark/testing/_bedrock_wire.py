@@ -4,7 +4,9 @@ Cohere embeddings through InvokeModel.
 Model ids arrive percent-encoded in the path (`amazon.titan-embed-text-v2%3A0`); any SigV4 or
 bearer authorization is accepted unchecked. Media bytes arrive base64-encoded in the JSON body;
 an image whose decoded bytes are not an image of its `format` is refused as Bedrock refuses it
-(so bytes encoded twice fail here as they fail there).
+(so bytes encoded twice fail here as they fail there). A request with a document that asks for
+citations is answered with a cited passage (a ``citationsContent`` block; streamed, its text and
+a ``citation`` delta); one that asks the model to think, with a signed reasoning block first.
 """
 
 from __future__ import annotations
@@ -144,16 +146,32 @@ def _latency_ms(exchange: Exchange) -> int:
     return int(exchange.plan.latency * 1000) + 1
 
 
-def _image_blocks(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """Return the image blocks of the request's messages."""
+def _blocks_of(body: Mapping[str, Any], kind: str) -> list[Mapping[str, Any]]:
+    """Return the request messages' blocks of one kind (``image``, ``document``)."""
     messages = [m for m in body.get("messages") or [] if isinstance(m, Mapping)]
     blocks = [b for m in messages for b in m.get("content") or [] if isinstance(b, Mapping)]
-    return [b["image"] for b in blocks if isinstance(b.get("image"), Mapping)]
+    return [b[kind] for b in blocks if isinstance(b.get(kind), Mapping)]
+
+
+def _cited(body: Mapping[str, Any], seed: str, text: str) -> tuple[str, str, JsonObject] | None:
+    """The answer as its own words and a passage cited from the first document that asks for
+    citations (``citations: {"enabled": true}``), with the citation; None when none asks."""
+    documents = _blocks_of(body, "document")
+    asking = [i for i, d in enumerate(documents) if (d.get("citations") or {}).get("enabled")]
+    if not asking:
+        return None
+    where = {"documentIndex": asking[0], "start": 0, "end": 24}
+    citation = {
+        "title": str(documents[asking[0]].get("name", "document")),
+        "sourceContent": [{"text": f"the cited passage {seed[:6]}"}],
+        "location": {"documentChar": where},
+    }
+    return text[: len(text) // 2], text[len(text) // 2 :], citation
 
 
 def _image_problem(body: Mapping[str, Any]) -> str | None:
     """Return why an image of the request is not an image of its format, if one is not."""
-    for image in _image_blocks(body):
+    for image in _blocks_of(body, "image"):
         source = image.get("source")
         if not isinstance(source, Mapping) or not isinstance(source.get("bytes"), str):
             continue
@@ -190,6 +208,10 @@ def converse(exchange: Exchange) -> Reply:
         tool_use = {"toolUseId": _tool_use_id(seed), "name": call.name, "input": call.arguments}
         content, stop_reason, text = {"toolUse": tool_use}, "tool_use", json.dumps(call.arguments)
     blocks = [content]
+    cited = _cited(exchange.body, seed, text) if call is None else None
+    if cited is not None:
+        passage = {"content": [{"text": cited[1]}], "citations": [cited[2]]}
+        blocks = [{"text": cited[0]}, {"citationsContent": passage}]
     reasoning = _reasoning(exchange.body, seed)
     if reasoning is not None:
         thought = {"reasoningText": {"text": reasoning[0], "signature": reasoning[1]}}
@@ -253,7 +275,15 @@ def converse_stream(exchange: Exchange) -> Reply:
             head.append(_delta({"reasoningContent": delta}, 0))
         head.append(event_frame("contentBlockStop", {"contentBlockIndex": 0}))
     call = _tool_call_of(exchange, seed)
-    if call is None:
+    cited = _cited(exchange.body, seed, text) if call is None else None
+    if cited is not None:  # own words in one block, the cited passage and its citation next
+        pieces = [_delta({"text": piece}, at) for piece in _answers.split_chunks(cited[0])]
+        pieces.append(event_frame("contentBlockStop", {"contentBlockIndex": at}))
+        at += 1
+        pieces.extend(_delta({"text": piece}, at) for piece in _answers.split_chunks(cited[1]))
+        pieces.append(_delta({"citation": cited[2]}, at))
+        stop_reason = "end_turn"
+    elif call is None:
         pieces = [_delta({"text": piece}, at) for piece in _answers.split_chunks(text)]
         stop_reason = "end_turn"
     else:
