@@ -162,11 +162,14 @@ class Choice:
     provider's own shape; None when none was requested. ``refusal`` is the model's refusal to
     answer, when the provider reports one apart from the text (OpenAI); None otherwise.
     ``citations`` is the provider's report of the sources behind this choice, as plain JSON in
-    its own shape (OpenAI's ``annotations``, Gemini's grounding and citation metadata); None
-    when it reports none. ``reasoning`` is the model's reasoning as the provider returns it, in
+    its own shape (OpenAI's ``annotations``, Gemini's grounding and citation metadata, Bedrock's
+    ``citationsContent`` blocks); None when it reports none. ``reasoning`` is the model's reasoning as the provider returns it, in
     its own shape, signatures included, to send back in a tool loop (Bedrock's
     ``reasoningContent`` blocks, Gemini's thought parts, the Responses API's ``reasoning``
-    items); None when it returns none.
+    items); None when it returns none. ``provider_output`` is the rest of the answer, which
+    Spark has no field for, as plain JSON in the provider's own shape (Gemini's code execution
+    and media parts, the Responses API's built-in tool items such as ``web_search_call``); None
+    when there is none.
     """
 
     text: str
@@ -176,6 +179,7 @@ class Choice:
     refusal: str | None = None
     citations: Any = None
     reasoning: Any = None
+    provider_output: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         """The stored form."""
@@ -190,6 +194,7 @@ class Choice:
             refusal=self.refusal,
             citations=self.citations,
             reasoning=self.reasoning,
+            provider_output=self.provider_output,
         )
 
     @classmethod
@@ -203,6 +208,7 @@ class Choice:
             refusal=data.get("refusal"),
             citations=data.get("citations"),
             reasoning=data.get("reasoning"),
+            provider_output=data.get("provider_output"),
         )
 
 
@@ -216,7 +222,8 @@ class ModelResponse:
     ``provider_cache_saved_usd`` what the provider's prompt cache took off that cost (its
     cache-read tokens at the cached rate instead of the full input rate; None when unpriced);
     ``cached`` says whether this answer came from the cache (then it cost nothing now);
-    ``refusal``, ``citations`` and ``reasoning`` are the first choice's (``Choice``).
+    ``refusal``, ``citations``, ``reasoning`` and ``provider_output`` are the first choice's
+    (``Choice``).
     ``response_model`` is the model the provider says answered (OpenAI's dated snapshot such
     as ``gpt-4o-mini-2024-07-18``, Gemini's ``modelVersion``; None when it names none), while
     ``model_id`` is the one asked for.
@@ -237,6 +244,7 @@ class ModelResponse:
     citations: Any = None
     response_model: str | None = None
     reasoning: Any = None
+    provider_output: Any = None
 
     def __post_init__(self) -> None:
         if not self.choices:
@@ -248,6 +256,7 @@ class ModelResponse:
                 self.refusal,
                 self.citations,
                 self.reasoning,
+                self.provider_output,
             )
             object.__setattr__(self, "choices", (first,))
 
@@ -271,6 +280,7 @@ class ModelResponse:
             citations=first.citations,
             response_model=response_model,
             reasoning=first.reasoning,
+            provider_output=first.provider_output,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -291,6 +301,7 @@ class ModelResponse:
             citations=self.citations,
             response_model=self.response_model,
             reasoning=self.reasoning,
+            provider_output=self.provider_output,
         )
         if len(self.choices) > 1:
             out["choices"] = [choice.to_dict() for choice in self.choices]
@@ -318,6 +329,7 @@ class ModelResponse:
             citations=data.get("citations"),
             response_model=data.get("response_model"),
             reasoning=data.get("reasoning"),
+            provider_output=data.get("provider_output"),
         )
 
 

@@ -122,8 +122,8 @@ def _embeddings(value: Any) -> bool:
 
 
 def _is_report(value: Any) -> bool:
-    """A provider's report in its own shape (``citations``, ``reasoning``): a JSON object or
-    list, or null."""
+    """A provider's report in its own shape (``citations``, ``reasoning``,
+    ``provider_output``): a JSON object or list, or null."""
     return value is None or type(value) in (dict, list)
 
 
@@ -139,6 +139,7 @@ def _choices(value: Any) -> bool:
         and type(choice.get("refusal") or "") is str
         and _is_report(choice.get("citations"))
         and _is_report(choice.get("reasoning"))
+        and _is_report(choice.get("provider_output"))
         and _tool_calls(choice.get("tool_calls", []))
         for choice in value
     )
@@ -152,6 +153,7 @@ _FIELDS: dict[str, Callable[[Any], bool]] = {
     "response_model": _is_text,
     "citations": _is_report,
     "reasoning": _is_report,
+    "provider_output": _is_report,
     "usage": _usage,
     "cost_usd": _is_amount,
     "provider_cache_saved_usd": _is_amount,

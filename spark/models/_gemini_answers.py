@@ -45,6 +45,7 @@ class _Candidate:
         self.logprobs: dict[str, Any] | None = None
         self.citations: dict[str, Any] = {}
         self.thoughts: list[dict[str, Any]] = []
+        self.other: list[dict[str, Any]] = []  # code execution, media, ...: as JSON parts
 
     def feed(self, candidate: Any) -> list[str]:
         """Take in one candidate of a response or chunk; return its new answer text."""
@@ -57,6 +58,8 @@ class _Candidate:
                 self._think(part.model_dump(mode="json", exclude_none=True))
             elif getattr(part, "text", None):
                 pieces.append(part.text)
+            elif getattr(part, "text", None) is None:
+                self.other.append(part.model_dump(mode="json", exclude_none=True))
         raw = getattr(candidate, "finish_reason", None)
         if raw is not None:
             self.raw_finish = str(getattr(raw, "value", raw))
@@ -93,6 +96,7 @@ class _Candidate:
             None,
             self.citations or None,
             self.thoughts or None,
+            self.other or None,
         )
 
 
@@ -117,7 +121,8 @@ class ResponseAssembler:
     Candidates (``candidate_count`` > 1) are kept apart by their ``index``; ``feed`` returns the
     new answer text of the first one; ``result`` assembles every candidate. Thought parts
     (``part.thought``) are reasoning, not answer: they are the choice's ``reasoning``, as JSON
-    parts (signature as base64 text), never its text.
+    parts (signature as base64 text), never its text. Other parts (``executable_code``,
+    ``code_execution_result``, ``inline_data``, ...) are its ``provider_output``, as JSON.
     """
 
     def __init__(self) -> None:

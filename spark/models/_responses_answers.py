@@ -1,6 +1,7 @@
 """Reading Responses API answers (a ``Response``, or its stream of events) into Spark's neutral
 ``ModelResponse``: the text, function calls as ``ToolCall``, finish reason, usage with cached
-and reasoning tokens, the reasoning items (docs/models.md, "Responses API").
+and reasoning tokens, the reasoning items, and the other items as they are (built-in tools'
+``web_search_call``, ...) (docs/models.md, "Responses API").
 
 SDK answers are read by attribute; the SDK is imported for types only.
 """
@@ -32,6 +33,7 @@ def response_from_responses(response: Response) -> ModelResponse:
     calls: list[ToolCall] = []
     logprobs: list[Any] = []
     reasoning: list[Any] = []
+    other: list[Any] = []  # built-in tool items (web_search_call, ...), as JSON
     for item in response.output:
         if item.type == "message":
             for part in item.content:
@@ -47,6 +49,8 @@ def response_from_responses(response: Response) -> ModelResponse:
             calls.append(ToolCall(item.call_id, item.name, {"input": item.input}))
         elif item.type == "reasoning":  # an input item as it is, to send back in a tool loop
             reasoning.append(item.model_dump(mode="json", exclude_none=True))
+        else:
+            other.append(item.model_dump(mode="json", exclude_none=True))
     choice = Choice(
         "".join(texts),
         tuple(calls),
@@ -55,6 +59,7 @@ def response_from_responses(response: Response) -> ModelResponse:
         "".join(refusals) if refusals else None,
         notes or None,
         reasoning or None,
+        other or None,
     )
     return ModelResponse.of_choices((choice,), usage_of(response.usage), response.model or None)
 
@@ -136,5 +141,6 @@ class ResponsesStreamAssembler:
             final.refusal,
             final.citations,
             final.reasoning,
+            final.provider_output,
         )
         return ModelResponse.of_choices((streamed,), final.usage, final.response_model)

@@ -5,7 +5,7 @@ under any API version prefix (`/v1`, which google-genai 3.x uses by default, `/v
 As the real service does, it answers `candidateCount` candidates (each with its `index`, in
 streams too), a `logprobsResult` per candidate when `responseLogprobs` is set (`logprobs` top
 alternatives per token), a signed thought before the answer when ``includeThoughts`` is set,
-and takes any part (inline data, file data) and tool it is sent.
+code it ran with its result when it has the code execution tool, and takes any part (inline data, file data) and tool it is sent.
 """
 
 from __future__ import annotations
@@ -246,6 +246,20 @@ def _thought(body: Mapping[str, Any], seed: str) -> list[JsonObject]:
     return parts
 
 
+def _code_run(body: Mapping[str, Any], seed: str) -> list[JsonObject]:
+    """The code a request with the code execution tool runs before it answers, and its result."""
+    tools = body.get("tools")
+    if not isinstance(tools, list) or not any(
+        isinstance(tool, Mapping) and ("codeExecution" in tool or "code_execution" in tool)
+        for tool in tools
+    ):
+        return []
+    return [
+        {"executableCode": {"language": "PYTHON", "code": f"print({seed[:6]!r})"}},
+        {"codeExecutionResult": {"outcome": "OUTCOME_OK", "output": f"{seed[:6]}\n"}},
+    ]
+
+
 def _is_answer(part: JsonObject) -> bool:
     return "text" in part and not part.get("thought")
 
@@ -254,7 +268,8 @@ def _pieces(exchange: Exchange, texts: list[str]) -> tuple[list[list[JsonObject]
     """Return each candidate's stream pieces (parts) and the texts billed as output.
 
     A scripted tool call is the first candidate's answer, in one piece; text is split in chunks.
-    The first candidate's thought, when asked for, comes before its answer.
+    The first candidate's thought, when asked for, comes before its answer, and so does the code
+    it runs when it has the code execution tool.
     """
     pieces = [[{"text": piece} for piece in _answers.split_chunks(text)] for text in texts]
     billed = list(texts)
@@ -262,6 +277,8 @@ def _pieces(exchange: Exchange, texts: list[str]) -> tuple[list[list[JsonObject]
     if function_call is not None:
         pieces[0], billed[0] = [function_call[0]], function_call[1]
     seed = _answers.request_seed(PROVIDER, exchange.model, exchange.body)
+    if function_call is None:
+        pieces[0] = [*_code_run(exchange.body, seed), *pieces[0]]
     pieces[0] = [*_thought(exchange.body, seed), *pieces[0]]
     return pieces, billed
 
@@ -278,8 +295,8 @@ def generate(exchange: Exchange) -> Reply:
         if thought:
             text = "".join(part["text"] for part in thought)
             thought = [{**thought[-1], "text": text}]
-        answer = [part for part in parts if not part.get("thought")]
-        merged = [*thought, *([{"text": "".join(tokens)}] if tokens else answer)]
+        ran = [part for part in parts if not part.get("thought") and "text" not in part]
+        merged = [*thought, *ran, *([{"text": "".join(tokens)}] if tokens else [])]
         grounding = _grounding(exchange.body, seed, texts[0]) if index == 0 else None
         candidates.append(_candidate(index, merged, True, logprobs, grounding))
     usage = _usage(prompt_tokens, billed, exchange.plan.usage)

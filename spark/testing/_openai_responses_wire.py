@@ -6,7 +6,8 @@ one is queued and tools are offered, a quoted tool result when the input ends wi
 instructions and tools as cached input tokens when the request names a `prompt_cache_key`, and
 reasoning tokens (part of the output tokens) when it asks for `reasoning`, with a reasoning item
 before the answer (its summary when `reasoning.summary` is set, an opaque `encrypted_content`
-when `include` asks for `reasoning.encrypted_content`). The output text
+when `include` asks for `reasoning.encrypted_content`), and a `web_search_call` item before
+an answer that used a web search tool. The output text
 carries the log-probabilities of its tokens (with `top_logprobs` alternatives) when `include`
 asks for `message.output_text.logprobs`; streamed, each text delta carries those of its tokens.
 """
@@ -168,8 +169,20 @@ def _item(answer: _Answer, status: str = "completed") -> JsonObject:
     }
 
 
+def _before(answer: _Answer) -> list[JsonObject]:
+    """The items before the answer's: the reasoning, then the web search it ran."""
+    items = [answer.reasoning] if answer.reasoning else []
+    if answer.sourced:
+        action = {"type": "search", "query": answer.text[:24]}
+        search_id = f"ws_{_answers.short_id(answer.seed)}"
+        items.append(
+            {"id": search_id, "type": "web_search_call", "status": "completed", "action": action}
+        )
+    return items
+
+
 def _output(answer: _Answer) -> list[JsonObject]:
-    return [answer.reasoning, _item(answer)] if answer.reasoning else [_item(answer)]
+    return [*_before(answer), _item(answer)]
 
 
 def _part(answer: _Answer) -> JsonObject:
@@ -252,12 +265,28 @@ def _deltas(answer: _Answer) -> list[tuple[str, list[JsonObject]]]:
     ]
 
 
-def _reasoning_events(event: _Events, item: JsonObject | None) -> list[bytes]:
-    """The events of the reasoning item at output index 0: its summary streamed, then the item."""
-    if item is None:
-        return []
-    where = {"item_id": item["id"], "output_index": 0}
-    events = [event("response.output_item.added", output_index=0, item={**item, "summary": []})]
+def _before_events(event: _Events, items: list[JsonObject]) -> list[bytes]:
+    """The events of the items before the answer's: a reasoning item's summary streamed, a web
+    search's progress, each between its ``output_item.added`` and ``.done``."""
+    events: list[bytes] = []
+    for index, item in enumerate(items):
+        where = {"item_id": item["id"], "output_index": index}
+        if item["type"] == "reasoning":
+            events.extend(_reasoning_events(event, item, index))
+            continue
+        started = {**item, "status": "in_progress"}
+        events.append(event("response.output_item.added", output_index=index, item=started))
+        for stage in ("in_progress", "searching", "completed"):
+            events.append(event(f"response.web_search_call.{stage}", **where))
+        events.append(event("response.output_item.done", output_index=index, item=item))
+    return events
+
+
+def _reasoning_events(event: _Events, item: JsonObject, index: int) -> list[bytes]:
+    """The events of a reasoning item: its summary streamed, then the item."""
+    where = {"item_id": item["id"], "output_index": index}
+    started = {**item, "summary": []}
+    events = [event("response.output_item.added", output_index=index, item=started)]
     for index, summary in enumerate(item["summary"]):
         place = {**where, "summary_index": index}
         empty = {"type": "summary_text", "text": ""}
@@ -268,7 +297,7 @@ def _reasoning_events(event: _Events, item: JsonObject | None) -> list[bytes]:
         )
         events.append(event("response.reasoning_summary_text.done", **place, text=summary["text"]))
         events.append(event("response.reasoning_summary_part.done", **place, part=summary))
-    events.append(event("response.output_item.done", output_index=0, item=item))
+    events.append(event("response.output_item.done", output_index=index, item=item))
     return events
 
 
@@ -279,12 +308,13 @@ def responses_stream(exchange: Exchange) -> Reply:
     event = _Events()
     started = _response(exchange, answer, done=False)
     item = _item(answer)
-    at = 0 if answer.reasoning is None else 1  # the answer's item follows the reasoning's
+    before = _before(answer)
+    at = len(before)  # the answer's item follows the reasoning and the search
     where = {"item_id": item["id"], "output_index": at}
     head = [
         event("response.created", response=started),
         event("response.in_progress", response=started),
-        *_reasoning_events(event, answer.reasoning),
+        *_before_events(event, before),
         event("response.output_item.added", output_index=at, item=_item(answer, "in_progress")),
     ]
     if answer.refused:

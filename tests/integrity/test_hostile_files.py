@@ -530,6 +530,10 @@ CONTENTS: dict[str, tuple[str, Build]] = {
     "refusal is a list": ("plain", lambda t, o, f, p: _response(t, refusal=["no"])),
     "citations is a string": ("plain", lambda t, o, f, p: _response(t, citations="x")),
     "reasoning is a number": ("plain", lambda t, o, f, p: _response(t, reasoning=3)),
+    "provider output is a string": (
+        "plain",
+        lambda t, o, f, p: _response(t, provider_output="x"),
+    ),
     "2,000-deep citations": ("plain", lambda t, o, f, p: _response(t, citations=DEEP_LIST)),
     "a choice's refusal is a number": (
         "plain",

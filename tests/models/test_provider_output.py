@@ -1,0 +1,72 @@
+"""What an answer holds beyond text, tool calls, refusal, citations and reasoning is kept:
+Gemini's code execution parts and the Responses API's built-in tool items (a web search's
+``web_search_call``) are ``response.provider_output``, in the provider's own shape, plain and
+streamed, on the miss, the hit and from disk (docs/models.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from spark.testing import ProviderServer
+
+QUESTION = "What is the sum of the first 50 primes?"
+# provider, model id, model options, call keywords: requests whose answer runs a built-in tool.
+RUNS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
+    "gemini-code": ("gemini", "gemini-2.5-flash", {}, {"tools": [{"code_execution": {}}]}),
+    "responses-search": ("openai", "gpt-4o-mini", {"api": "responses"}, {"tools": [{"type": "web_search"}]}),
+}  # fmt: skip
+
+
+def kinds(provider: str, output: list[dict[str, Any]]) -> list[str]:
+    """What each piece of the provider's output is, read in its own shape."""
+    if provider == "gemini":
+        return [next(iter(part)) for part in output]
+    return [item["type"] for item in output]
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+@pytest.mark.parametrize("case", sorted(RUNS))
+async def test_built_in_tool_output_comes_back_on_the_miss_the_hit_and_from_disk(
+    three_answers: Callable[..., Any], server: ProviderServer, case: str, streamed: bool
+) -> None:
+    provider, model_id, options, keywords = RUNS[case]
+
+    miss, hit, from_disk = await three_answers(
+        provider, model_id, QUESTION, streamed=streamed, options=options, **keywords
+    )
+
+    expected = {
+        "gemini": ["executable_code", "code_execution_result"],
+        "openai": ["web_search_call"],
+    }[provider]
+    assert kinds(provider, miss.provider_output) == expected
+    assert miss.text  # the answer's text is apart from it
+    assert miss.choices[0].provider_output == miss.provider_output
+    assert hit.provider_output == miss.provider_output == from_disk.provider_output
+    assert server.count(provider=provider) == 1
+
+
+async def test_gemini_code_and_its_result_are_read_as_the_api_gave_them(
+    models: Callable[..., Any],
+) -> None:
+    answer = await models("gemini", "gemini-2.5-flash").generate(
+        QUESTION, tools=[{"code_execution": {}}]
+    )
+
+    code, result = answer.provider_output
+    assert code["executable_code"]["language"] == "PYTHON"
+    assert code["executable_code"]["code"].startswith("print(")
+    assert result["code_execution_result"] == {
+        "outcome": "OUTCOME_OK",
+        "output": code["executable_code"]["code"][7:-2] + "\n",
+    }
+
+
+async def test_an_answer_with_nothing_else_has_none(models: Callable[..., Any]) -> None:
+    for provider, model_id, options, _ in RUNS.values():
+        answer = await models(provider, model_id, **options).generate(QUESTION)
+        assert answer.provider_output is None
+        assert "provider_output" not in answer.to_dict()
