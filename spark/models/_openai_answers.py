@@ -51,6 +51,9 @@ def response_from_completion(completion: ChatCompletion) -> ModelResponse:
 def _choice(choice: SdkChoice) -> Choice:
     message = choice.message
     calls = tuple(_tool_calls(message.tool_calls or ()))
+    legacy = message.function_call  # the answer to ``functions=`` (no id on this API)
+    if not calls and legacy is not None:
+        calls = (ToolCall("", legacy.name, parse_arguments(legacy.arguments)),)
     logprobs = choice.logprobs.model_dump(mode="json") if choice.logprobs is not None else None
     reason = normalize_finish_reason(choice.finish_reason, bool(calls))
     notes = [a.model_dump(mode="json") for a in message.annotations or ()] or None
@@ -130,6 +133,12 @@ class _PartialChoice:
                 partial.name = call.function.name or partial.name
                 if call.function.arguments:
                     partial.arguments.append(call.function.arguments)
+        legacy = choice.delta.function_call  # the answer to ``functions=``: one call, no id
+        if legacy is not None:
+            partial = self.calls.setdefault(0, _PartialCall())
+            partial.name = legacy.name or partial.name
+            if legacy.arguments:
+                partial.arguments.append(legacy.arguments)
         extra = choice.delta.model_extra or {}
         if isinstance(extra.get("annotations"), list):
             self.annotations.extend(extra["annotations"])

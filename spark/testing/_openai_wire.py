@@ -55,15 +55,22 @@ def _stream_error(status: int) -> bytes:
 
 
 def offers_tools(body: Mapping[str, Any]) -> bool:
-    """Return whether the request lets the model call a tool."""
-    return bool(body.get("tools")) and body.get("tool_choice") != "none"
+    """Return whether the request lets the model call a tool (or a legacy ``functions`` one)."""
+    if body.get("tools"):
+        return body.get("tool_choice") != "none"
+    return bool(body.get("functions")) and body.get("function_call") != "none"
+
+
+def _legacy(body: Mapping[str, Any]) -> bool:
+    """Whether the request offers legacy ``functions`` (answered with ``function_call``)."""
+    return not body.get("tools") and bool(body.get("functions"))
 
 
 def _tool_result(messages: list[Any]) -> str | None:
     """Return the content of the trailing tool messages, if the conversation ends with them."""
     results: list[str] = []
     for message in reversed(messages):
-        if not isinstance(message, Mapping) or message.get("role") != "tool":
+        if not isinstance(message, Mapping) or message.get("role") not in ("tool", "function"):
             break
         results.insert(0, _answers.text_of(message.get("content")))
     return " ".join(results) if results else None
@@ -80,6 +87,7 @@ class _Answer:
     tokens: tuple[JsonObject, ...] | None  # logprobs of the text's tokens, when asked for
     refused: bool = False  # `text` is a refusal (``ProviderServer.queue_refusal``)
     sourced: bool = False  # it searched the web (`web_search_options`): it cites a page
+    legacy: bool = False  # its call answers legacy `functions` (a `function_call`)
 
 
 def _asked_schema(body: Mapping[str, Any]) -> Any:
@@ -117,10 +125,14 @@ def _answers_of(exchange: Exchange) -> tuple[list[_Answer], int]:
             continue
         sourced = index == 0 and call is None and body.get("web_search_options") is not None
         logged = tokens if call is None else None
-        answers.append(_Answer(index, choice_seed, text, call, logged, sourced=sourced))
+        legacy = call is not None and _legacy(body)
+        answers.append(
+            _Answer(index, choice_seed, text, call, logged, sourced=sourced, legacy=legacy)
+        )
     fragments = _answers.collect_text(messages)
-    if body.get("tools"):
-        fragments.append(_answers.canonical_json(body["tools"]))
+    for name in ("tools", "functions"):
+        if body.get(name):
+            fragments.append(_answers.canonical_json(body[name]))
     return answers, _answers.input_tokens(fragments)
 
 
@@ -181,7 +193,11 @@ def _choice_object(answer: _Answer) -> JsonObject:
         message["annotations"] = _annotations(answer)
     if answer.refused:
         message["content"], message["refusal"] = None, answer.text
-    if answer.call is not None:
+    if answer.call is not None and answer.legacy:
+        message["content"] = None
+        message["function_call"] = {"name": answer.call.name, "arguments": answer.text}
+        finish = "function_call"
+    elif answer.call is not None:
         message["content"] = None
         message["tool_calls"] = [_tool_call_object(answer.seed, answer.call.name, answer.text)]
         finish = "tool_calls"
@@ -221,13 +237,19 @@ def chat_stream(exchange: Exchange) -> Reply:
 
     head = [chunk(a.index, {"role": "assistant", "content": "", "refusal": None}) for a in answers]
     pieces = _interleaved([_answer_chunks(answer, chunk) for answer in answers])
-    tail = [chunk(a.index, {}, "tool_calls" if a.call else "stop") for a in answers]
+    tail = [chunk(a.index, {}, _finish(a)) for a in answers]
     if with_usage:
         usage_of_all = _usage(prompt_tokens, answers, exchange.plan.usage)
         tail.append(sse_event({**envelope, "choices": [], "usage": usage_of_all}))
     tail.append(sse_event("[DONE]"))
     failure = exchange.plan.stream_failure
     return stream_reply("text/event-stream", head, pieces, tail, failure, _stream_error)
+
+
+def _finish(answer: _Answer) -> str:
+    if answer.call is None:
+        return "stop"
+    return "function_call" if answer.legacy else "tool_calls"
 
 
 def _answer_chunks(answer: _Answer, chunk: Callable[..., bytes]) -> list[bytes]:
@@ -260,6 +282,11 @@ def _interleaved(streams: list[list[bytes]]) -> list[bytes]:
 
 
 def _tool_call_chunks(answer: _Answer, call: ToolCall, chunk: Callable[..., bytes]) -> list[bytes]:
+    if answer.legacy:
+        parts = ["", *_answers.split_arguments(answer.text)]
+        deltas = [{"function_call": {"arguments": part}} for part in parts]
+        deltas[0]["function_call"]["name"] = call.name
+        return [chunk(answer.index, delta) for delta in deltas]
     first = _tool_call_object(answer.seed, call.name, "")
     pieces: list[bytes] = [chunk(answer.index, {"tool_calls": [{"index": 0, **first}]})]
     for part in _answers.split_arguments(answer.text):
