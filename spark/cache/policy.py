@@ -75,11 +75,12 @@ class CachePolicy:
 
 
 def is_cacheable(response: Mapping[str, Any]) -> bool:
-    """An answer worth storing: some text, a tool call, a refusal or an embedding. Empty
-    answers are not."""
+    """An answer worth storing: some text, a tool call, a refusal, other output (an image a
+    model made, code it ran) or an embedding. Empty answers are not."""
     return bool(
         response.get("text")
         or response.get("tool_calls")
         or response.get("refusal")
+        or response.get("provider_output")
         or response.get("embeddings")
     )

@@ -153,8 +153,8 @@ class ResponseAssembler:
 
     @property
     def started(self) -> bool:
-        """Whether any answer (text or a tool call) has arrived."""
-        return any(c.texts or c.calls for c in self.candidates.values())
+        """Whether any answer (text, a tool call, other output) has arrived."""
+        return any(c.texts or c.calls or c.other for c in self.candidates.values())
 
     @property
     def finished(self) -> bool:

@@ -5,7 +5,8 @@ under any API version prefix (`/v1`, which google-genai 3.x uses by default, `/v
 As the real service does, it answers `candidateCount` candidates (each with its `index`, in
 streams too), a `logprobsResult` per candidate when `responseLogprobs` is set (`logprobs` top
 alternatives per token), a signed thought before the answer when ``includeThoughts`` is set,
-code it ran with its result when it has the code execution tool, and takes any part (inline data, file data) and tool it is sent.
+code it ran with its result when it has the code execution tool, an image (inline data) alone
+when ``responseModalities`` is ``["IMAGE"]``, and takes any part (inline data, file data) and tool it is sent.
 """
 
 from __future__ import annotations
@@ -260,6 +261,18 @@ def _code_run(body: Mapping[str, Any], seed: str) -> list[JsonObject]:
     ]
 
 
+def _image_only(body: Mapping[str, Any]) -> bool:
+    """Whether the request asks for an image and nothing else (``responseModalities``)."""
+    modalities = _config(body).get("responseModalities", _config(body).get("response_modalities"))
+    return isinstance(modalities, list) and [str(m).upper() for m in modalities] == ["IMAGE"]
+
+
+def _image_part(seed: str) -> JsonObject:
+    """A generated image: PNG's signature and the seed (the same request, the same bytes)."""
+    data = base64.b64encode(b"\x89PNG\r\n\x1a\n" + seed.encode()).decode()
+    return {"inlineData": {"mimeType": "image/png", "data": data}}
+
+
 def _is_answer(part: JsonObject) -> bool:
     return "text" in part and not part.get("thought")
 
@@ -277,7 +290,9 @@ def _pieces(exchange: Exchange, texts: list[str]) -> tuple[list[list[JsonObject]
     if function_call is not None:
         pieces[0], billed[0] = [function_call[0]], function_call[1]
     seed = _answers.request_seed(PROVIDER, exchange.model, exchange.body)
-    if function_call is None:
+    if function_call is None and _image_only(exchange.body):
+        pieces[0], billed[0] = [_image_part(seed)], ""
+    elif function_call is None:
         pieces[0] = [*_code_run(exchange.body, seed), *pieces[0]]
     pieces[0] = [*_thought(exchange.body, seed), *pieces[0]]
     return pieces, billed

@@ -5,6 +5,7 @@ streamed, on the miss, the hit and from disk (docs/models.md)."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -70,3 +71,24 @@ async def test_an_answer_with_nothing_else_has_none(models: Callable[..., Any]) 
         answer = await models(provider, model_id, **options).generate(QUESTION)
         assert answer.provider_output is None
         assert "provider_output" not in answer.to_dict()
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+async def test_an_answer_that_is_only_an_image_is_cached_and_comes_back_whole(
+    three_answers: Callable[..., Any], server: ProviderServer, streamed: bool
+) -> None:
+    miss, hit, from_disk = await three_answers(
+        "gemini",
+        "gemini-2.5-flash-image",
+        "Draw a lighthouse.",
+        streamed=streamed,
+        response_modalities=["IMAGE"],
+    )
+
+    (part,) = miss.provider_output
+    image = part["inline_data"]
+    assert image["mime_type"] == "image/png"
+    assert base64.b64decode(image["data"]).startswith(b"\x89PNG\r\n\x1a\n")
+    assert miss.text == ""
+    assert hit.provider_output == miss.provider_output == from_disk.provider_output
+    assert server.count(provider="gemini") == 1  # cached, though it has no text
