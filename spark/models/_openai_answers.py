@@ -57,7 +57,17 @@ def _choice(choice: SdkChoice) -> Choice:
     logprobs = choice.logprobs.model_dump(mode="json") if choice.logprobs is not None else None
     reason = normalize_finish_reason(choice.finish_reason, bool(calls))
     notes = [a.model_dump(mode="json") for a in message.annotations or ()] or None
-    return Choice(message.content or "", calls, reason, logprobs, message.refusal, notes)
+    spoken = message.audio  # the answer as audio (``modalities=["text", "audio"]``)
+    other = [{"audio": spoken.model_dump(mode="json", exclude_none=True)}] if spoken else None
+    return Choice(
+        message.content or "",
+        calls,
+        reason,
+        logprobs,
+        message.refusal,
+        notes,
+        provider_output=other,
+    )
 
 
 def _tool_calls(calls: Iterable[ChatCompletionMessageToolCallUnion]) -> Iterator[ToolCall]:
@@ -119,6 +129,7 @@ class _PartialChoice:
     finish_reason: str | None = None
     calls: dict[int, _PartialCall] = field(default_factory=dict)
     logprobs: dict[str, list[Any] | None] | None = None
+    audio: dict[str, Any] | None = None  # id and expiry; data and transcript pieces
 
     def feed(self, choice: SdkChunkChoice) -> str:
         """Take this choice's delta of one chunk; return its new text."""
@@ -144,10 +155,29 @@ class _PartialChoice:
             self.annotations.extend(extra["annotations"])
         if choice.delta.refusal is not None:
             self.refusal = [*(self.refusal or []), choice.delta.refusal]
+        if choice.delta.audio is not None:
+            self._feed_audio(choice.delta.audio.model_dump(exclude_none=True))
         text = choice.delta.content or ""
         if text:
             self.chunks.append(text)
         return text
+
+    def _feed_audio(self, delta: dict[str, Any]) -> None:
+        """A piece of the answer's audio: its id, expiry, or pieces of its data and transcript."""
+        audio = self.audio = self.audio or {"data": [], "transcript": []}
+        for name, value in delta.items():
+            if name in ("data", "transcript"):
+                audio[name].append(str(value))
+            else:
+                audio[name] = value
+
+    def _audio(self) -> list[dict[str, Any]] | None:
+        """The streamed audio in the shape a plain call's ``message.audio`` has."""
+        if self.audio is None:
+            return None
+        audio = dict(self.audio)
+        audio["data"], audio["transcript"] = "".join(audio["data"]), "".join(audio["transcript"])
+        return [{"audio": audio}]
 
     def _feed_logprobs(self, dumped: dict[str, Any]) -> None:
         """Concatenate token lists, so the result has the shape of a plain call's logprobs."""
@@ -167,7 +197,15 @@ class _PartialChoice:
         reason = normalize_finish_reason(self.finish_reason, bool(calls))
         refusal = None if self.refusal is None else "".join(self.refusal)
         notes = self.annotations or None
-        return Choice("".join(self.chunks), calls, reason, self.logprobs, refusal, notes)
+        return Choice(
+            "".join(self.chunks),
+            calls,
+            reason,
+            self.logprobs,
+            refusal,
+            notes,
+            provider_output=self._audio(),
+        )
 
 
 @dataclass

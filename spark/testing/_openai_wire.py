@@ -88,6 +88,7 @@ class _Answer:
     refused: bool = False  # `text` is a refusal (``ProviderServer.queue_refusal``)
     sourced: bool = False  # it searched the web (`web_search_options`): it cites a page
     legacy: bool = False  # its call answers legacy `functions` (a `function_call`)
+    spoken: bool = False  # it answers in audio (`modalities` has "audio"): `text` its transcript
 
 
 def _asked_schema(body: Mapping[str, Any]) -> Any:
@@ -126,8 +127,19 @@ def _answers_of(exchange: Exchange) -> tuple[list[_Answer], int]:
         sourced = index == 0 and call is None and body.get("web_search_options") is not None
         logged = tokens if call is None else None
         legacy = call is not None and _legacy(body)
+        modalities = body.get("modalities")
+        spoken = call is None and isinstance(modalities, list) and "audio" in modalities
         answers.append(
-            _Answer(index, choice_seed, text, call, logged, sourced=sourced, legacy=legacy)
+            _Answer(
+                index,
+                choice_seed,
+                text,
+                call,
+                logged,
+                sourced=sourced,
+                legacy=legacy,
+                spoken=spoken,
+            )
         )
     fragments = _answers.collect_text(messages)
     for name in ("tools", "functions"):
@@ -193,6 +205,8 @@ def _choice_object(answer: _Answer) -> JsonObject:
         message["annotations"] = _annotations(answer)
     if answer.refused:
         message["content"], message["refusal"] = None, answer.text
+    if answer.spoken:
+        message["content"], message["audio"] = None, _audio(answer)
     if answer.call is not None and answer.legacy:
         message["content"] = None
         message["function_call"] = {"name": answer.call.name, "arguments": answer.text}
@@ -208,6 +222,13 @@ def _choice_object(answer: _Answer) -> JsonObject:
         "logprobs": logprobs,
         "finish_reason": finish,
     }
+
+
+def _audio(answer: _Answer) -> JsonObject:
+    """The `message.audio` of an answer in audio: a WAV-headed clip and its transcript."""
+    data = base64.b64encode(b"RIFF" + answer.seed.encode()).decode()
+    audio_id = f"audio_{_answers.short_id(answer.seed)}"
+    return {"id": audio_id, "data": data, "expires_at": 1_900_000_000, "transcript": answer.text}
 
 
 def _annotations(answer: _Answer) -> list[JsonObject]:
@@ -258,6 +279,12 @@ def _answer_chunks(answer: _Answer, chunk: Callable[..., bytes]) -> list[bytes]:
         return _tool_call_chunks(answer, answer.call, chunk)
     if answer.refused:
         return [chunk(answer.index, {"refusal": p}) for p in _answers.split_chunks(answer.text)]
+    if answer.spoken:  # the transcript in pieces, then the clip, then its id and expiry
+        audio = _audio(answer)
+        said: list[JsonObject] = [{"transcript": p} for p in _answers.split_chunks(answer.text)]
+        said[0]["id"] = audio["id"]
+        said += [{"data": audio["data"]}, {"expires_at": audio["expires_at"]}]
+        return [chunk(answer.index, {"audio": piece}) for piece in said]
     if answer.tokens is None:
         pieces = [
             chunk(answer.index, {"content": piece}) for piece in _answers.split_chunks(answer.text)

@@ -92,3 +92,27 @@ async def test_an_answer_that_is_only_an_image_is_cached_and_comes_back_whole(
     assert miss.text == ""
     assert hit.provider_output == miss.provider_output == from_disk.provider_output
     assert server.count(provider="gemini") == 1  # cached, though it has no text
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+async def test_an_openai_answer_in_audio_is_cached_and_comes_back_whole(
+    three_answers: Callable[..., Any], server: ProviderServer, streamed: bool
+) -> None:
+    miss, hit, from_disk = await three_answers(
+        "openai",
+        "gpt-4o-audio-preview",
+        "Say hello.",
+        streamed=streamed,
+        modalities=["text", "audio"],
+        audio={"voice": "alloy", "format": "wav"},
+    )
+
+    (part,) = miss.provider_output
+    audio = part["audio"]
+    assert audio["id"].startswith("audio_")
+    assert base64.b64decode(audio["data"]).startswith(b"RIFF")
+    assert audio["transcript"]
+    assert isinstance(audio["expires_at"], int)
+    assert miss.text == ""  # the API's content is null: the words are the transcript
+    assert hit.provider_output == miss.provider_output == from_disk.provider_output
+    assert server.count(provider="openai") == 1
