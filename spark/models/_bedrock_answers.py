@@ -31,6 +31,8 @@ _FINISH_REASONS = {
     "guardrail_intervened": "content_filter",
     "content_filtered": "content_filter",
 }
+# The content blocks Spark reads into fields of its own; any other is ``provider_output``.
+_READ_BLOCKS = ("text", "toolUse", "reasoningContent", "citationsContent")
 # The vector type Spark returns when an embeddings call asks for several.
 _VECTOR_TYPES = ("float", "int8", "uint8", "binary", "ubinary")
 
@@ -66,6 +68,10 @@ def parse_converse(response: Mapping[str, Any]) -> ModelResponse:
         for use in (block["toolUse"] for block in blocks if "toolUse" in block)
     )
     reasoning = [_json_block(b["reasoningContent"]) for b in blocks if "reasoningContent" in b]
+    other = [_plain(b) for b in blocks if not any(name in b for name in _READ_BLOCKS)]
+    asked = response.get("additionalModelResponseFields")
+    if asked is not None:
+        other.append({"additionalModelResponseFields": _plain(asked)})
     return ModelResponse(
         text=text,
         tool_calls=calls,
@@ -73,7 +79,19 @@ def parse_converse(response: Mapping[str, Any]) -> ModelResponse:
         usage=_usage(response.get("usage")),
         citations=cited or None,
         reasoning=[{"reasoningContent": block} for block in reasoning] or None,
+        provider_output=other or None,
     )
+
+
+def _plain(value: Any) -> Any:
+    """A value of a Converse answer as JSON: bytes (an image's) as base64 text."""
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, Mapping):
+        return {str(name): _plain(item) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
 
 
 def _block_text(block: Mapping[str, Any]) -> str:
@@ -107,6 +125,7 @@ class StreamAssembler:
         self._blocks: dict[int, list[str]] = {}  # text pieces by block (for cited passages)
         self._cited: dict[int, list[Any]] = {}  # the citations of a block's text
         self._stop_reason: str | None = None
+        self._asked: Any = None  # ``additionalModelResponseFields`` (in ``messageStop``)
         self._usage = Usage()
 
     def add(self, event: Mapping[str, Any]) -> str:
@@ -121,6 +140,7 @@ class StreamAssembler:
             return self._delta(event["contentBlockDelta"])
         elif "messageStop" in event:
             self._stop_reason = event["messageStop"].get("stopReason")
+            self._asked = event["messageStop"].get("additionalModelResponseFields")
         elif "metadata" in event:
             self._usage = _usage(event["metadata"].get("usage"))
         return ""
@@ -162,6 +182,9 @@ class StreamAssembler:
             finish_reason=finish_reason(self._stop_reason),
             usage=self._usage,
             citations=[self._cited_block(i) for i in sorted(self._cited)] or None,
+            provider_output=None
+            if self._asked is None
+            else [{"additionalModelResponseFields": _plain(self._asked)}],
             reasoning=[_streamed_block(self._reasoning[i]) for i in sorted(self._reasoning)]
             or None,
         )

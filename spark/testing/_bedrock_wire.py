@@ -20,6 +20,7 @@ from typing import Any
 
 from spark.models.structured import example_of
 from spark.testing import _answers
+from spark.testing import _bedrock_extras as _extras
 from spark.testing._eventstream import event_frame, exception_frame
 from spark.testing._exchange import (
     Exchange,
@@ -146,32 +147,9 @@ def _latency_ms(exchange: Exchange) -> int:
     return int(exchange.plan.latency * 1000) + 1
 
 
-def _blocks_of(body: Mapping[str, Any], kind: str) -> list[Mapping[str, Any]]:
-    """Return the request messages' blocks of one kind (``image``, ``document``)."""
-    messages = [m for m in body.get("messages") or [] if isinstance(m, Mapping)]
-    blocks = [b for m in messages for b in m.get("content") or [] if isinstance(b, Mapping)]
-    return [b[kind] for b in blocks if isinstance(b.get(kind), Mapping)]
-
-
-def _cited(body: Mapping[str, Any], seed: str, text: str) -> tuple[str, str, JsonObject] | None:
-    """The answer as its own words and a passage cited from the first document that asks for
-    citations (``citations: {"enabled": true}``), with the citation; None when none asks."""
-    documents = _blocks_of(body, "document")
-    asking = [i for i, d in enumerate(documents) if (d.get("citations") or {}).get("enabled")]
-    if not asking:
-        return None
-    where = {"documentIndex": asking[0], "start": 0, "end": 24}
-    citation = {
-        "title": str(documents[asking[0]].get("name", "document")),
-        "sourceContent": [{"text": f"the cited passage {seed[:6]}"}],
-        "location": {"documentChar": where},
-    }
-    return text[: len(text) // 2], text[len(text) // 2 :], citation
-
-
 def _image_problem(body: Mapping[str, Any]) -> str | None:
     """Return why an image of the request is not an image of its format, if one is not."""
-    for image in _blocks_of(body, "image"):
+    for image in _extras.blocks_of(body, "image"):
         source = image.get("source")
         if not isinstance(source, Mapping) or not isinstance(source.get("bytes"), str):
             continue
@@ -182,17 +160,6 @@ def _image_problem(body: Mapping[str, Any]) -> str | None:
         if not data.startswith(_IMAGE_MAGIC.get(str(image.get("format")), ())):
             return "The provided image does not match the specified image format."
     return None
-
-
-def _reasoning(body: Mapping[str, Any], seed: str) -> tuple[str, str] | None:
-    """The reasoning text and signature of a request that asks the model to think
-    (``additionalModelRequestFields``: Anthropic's ``thinking``, or ``reasoning_config``)."""
-    fields = body.get("additionalModelRequestFields")
-    if not isinstance(fields, Mapping) or not (
-        "thinking" in fields or "reasoning_config" in fields
-    ):
-        return None
-    return f"Thinking it over ({seed[:6]}): the question asks for a short answer.", f"sig{seed}"
 
 
 def converse(exchange: Exchange) -> Reply:
@@ -208,11 +175,11 @@ def converse(exchange: Exchange) -> Reply:
         tool_use = {"toolUseId": _tool_use_id(seed), "name": call.name, "input": call.arguments}
         content, stop_reason, text = {"toolUse": tool_use}, "tool_use", json.dumps(call.arguments)
     blocks = [content]
-    cited = _cited(exchange.body, seed, text) if call is None else None
+    cited = _extras.cited(exchange.body, seed, text) if call is None else None
     if cited is not None:
         passage = {"content": [{"text": cited[1]}], "citations": [cited[2]]}
         blocks = [{"text": cited[0]}, {"citationsContent": passage}]
-    reasoning = _reasoning(exchange.body, seed)
+    reasoning = _extras.reasoning(exchange.body, seed)
     if reasoning is not None:
         thought = {"reasoningText": {"text": reasoning[0], "signature": reasoning[1]}}
         blocks.insert(0, {"reasoningContent": thought})
@@ -222,6 +189,9 @@ def converse(exchange: Exchange) -> Reply:
         "usage": _usage(input_tokens, text, exchange.plan.usage),
         "metrics": {"latencyMs": _latency_ms(exchange)},
     }
+    asked = _extras.asked_fields(exchange.body)
+    if asked is not None:
+        payload["additionalModelResponseFields"] = asked
     return json_reply(payload)
 
 
@@ -267,7 +237,7 @@ def converse_stream(exchange: Exchange) -> Reply:
         return error(400, problem)
     seed, text, input_tokens = _converse_values(exchange)
     head = [event_frame("messageStart", {"role": "assistant"})]
-    reasoning = _reasoning(exchange.body, seed)
+    reasoning = _extras.reasoning(exchange.body, seed)
     at = 0 if reasoning is None else 1  # the answer's block follows the reasoning's
     if reasoning is not None:
         thought = [{"text": piece} for piece in _answers.split_chunks(reasoning[0])]
@@ -275,7 +245,7 @@ def converse_stream(exchange: Exchange) -> Reply:
             head.append(_delta({"reasoningContent": delta}, 0))
         head.append(event_frame("contentBlockStop", {"contentBlockIndex": 0}))
     call = _tool_call_of(exchange, seed)
-    cited = _cited(exchange.body, seed, text) if call is None else None
+    cited = _extras.cited(exchange.body, seed, text) if call is None else None
     if cited is not None:  # own words in one block, the cited passage and its citation next
         pieces = [_delta({"text": piece}, at) for piece in _answers.split_chunks(cited[0])]
         pieces.append(event_frame("contentBlockStop", {"contentBlockIndex": at}))
@@ -297,9 +267,13 @@ def converse_stream(exchange: Exchange) -> Reply:
         "usage": _usage(input_tokens, text, exchange.plan.usage),
         "metrics": {"latencyMs": _latency_ms(exchange)},
     }
+    stop: JsonObject = {"stopReason": stop_reason}
+    asked = _extras.asked_fields(exchange.body)
+    if asked is not None:
+        stop["additionalModelResponseFields"] = asked
     tail = [
         event_frame("contentBlockStop", {"contentBlockIndex": at}),
-        event_frame("messageStop", {"stopReason": stop_reason}),
+        event_frame("messageStop", stop),
         event_frame("metadata", metadata),
     ]
     failure = exchange.plan.stream_failure

@@ -1,7 +1,8 @@
 """What an answer holds beyond text, tool calls, refusal, citations and reasoning is kept:
-Gemini's code execution parts and the Responses API's built-in tool items (a web search's
-``web_search_call``) are ``response.provider_output``, in the provider's own shape, plain and
-streamed, on the miss, the hit and from disk (docs/models.md)."""
+Gemini's code execution and media parts, the Responses API's built-in tool items (a web search's
+``web_search_call``), chat completions' audio and Bedrock's ``additionalModelResponseFields``
+and other content blocks are ``response.provider_output``, in the provider's own shape, plain
+and streamed, on the miss, the hit and from disk (docs/models.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from spark.models._bedrock_answers import parse_converse
 from spark.testing import ProviderServer
 
 QUESTION = "What is the sum of the first 50 primes?"
@@ -18,12 +20,13 @@ QUESTION = "What is the sum of the first 50 primes?"
 RUNS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
     "gemini-code": ("gemini", "gemini-2.5-flash", {}, {"tools": [{"code_execution": {}}]}),
     "responses-search": ("openai", "gpt-4o-mini", {"api": "responses"}, {"tools": [{"type": "web_search"}]}),
+    "bedrock-fields": ("bedrock", "anthropic.claude-3-5-haiku-20241022-v1:0", {}, {"additionalModelResponseFieldPaths": ["/stop_sequence"]}),
 }  # fmt: skip
 
 
 def kinds(provider: str, output: list[dict[str, Any]]) -> list[str]:
     """What each piece of the provider's output is, read in its own shape."""
-    if provider == "gemini":
+    if provider in ("gemini", "bedrock"):
         return [next(iter(part)) for part in output]
     return [item["type"] for item in output]
 
@@ -42,6 +45,7 @@ async def test_built_in_tool_output_comes_back_on_the_miss_the_hit_and_from_disk
     expected = {
         "gemini": ["executable_code", "code_execution_result"],
         "openai": ["web_search_call"],
+        "bedrock": ["additionalModelResponseFields"],
     }[provider]
     assert kinds(provider, miss.provider_output) == expected
     assert miss.text  # the answer's text is apart from it
@@ -116,3 +120,24 @@ async def test_an_openai_answer_in_audio_is_cached_and_comes_back_whole(
     assert miss.text == ""  # the API's content is null: the words are the transcript
     assert hit.provider_output == miss.provider_output == from_disk.provider_output
     assert server.count(provider="openai") == 1
+
+
+def test_bedrock_blocks_spark_has_no_field_for_are_kept_as_json() -> None:
+    image = {"image": {"format": "png", "source": {"bytes": b"\x89PNG\r\n"}}}
+    answer = parse_converse(
+        {
+            "output": {"message": {"content": [{"text": "Here it is."}, image]}},
+            "additionalModelResponseFields": {"stop_sequence": "END"},
+        }
+    )
+
+    assert answer.text == "Here it is."
+    assert answer.provider_output == [
+        {
+            "image": {
+                "format": "png",
+                "source": {"bytes": base64.b64encode(b"\x89PNG\r\n").decode()},
+            }
+        },
+        {"additionalModelResponseFields": {"stop_sequence": "END"}},
+    ]
