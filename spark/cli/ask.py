@@ -40,7 +40,8 @@ def ask(
 ) -> None:
     """Ask a model of spark.toml one question, through the profile's cache.
 
-    Prints the answer (a refusal as "(refused) ..."), then one line: whether it came from
+    Prints the answer (a refusal as "(refused) ...", an answer with no text as what it holds,
+    such as an image), then one line: whether it came from
     the cache, the latency, the tokens and the cost. PROMPT "-" reads the prompt from stdin.
     The provider's credentials come from its usual environment variables (OPENAI_API_KEY,
     AWS_*, GOOGLE_API_KEY) or the alias's api_key_env.
@@ -69,11 +70,31 @@ def ask(
                 "saved_usd": response.cost_usd if response.cached else 0.0,
                 "finish_reason": response.finish_reason,
                 "refusal": response.refusal,
+                "provider_output": response.provider_output,
             }
         )
         return
-    say(response.text if response.refusal is None else f"(refused) {response.refusal}")
+    say(answer_text(response))
     say(describe_response(response, latency), dim=True)
+
+
+def answer_text(response: ModelResponse) -> str:
+    """The answer to print: its text, "(refused) ...", or what an answer without text holds."""
+    if response.refusal is not None:
+        return f"(refused) {response.refusal}"
+    if response.text or not isinstance(response.provider_output, list):
+        return response.text
+    kinds = [_kind(item) for item in response.provider_output]
+    return f"(no text: the answer holds {', '.join(kinds)}; --json prints it whole)"
+
+
+def _kind(item: object) -> str:
+    """What one piece of ``provider_output`` is: its ``type``, else its one field's name."""
+    if isinstance(item, dict):
+        if isinstance(item.get("type"), str):
+            return str(item["type"])
+        return ", ".join(str(name) for name in item)
+    return type(item).__name__
 
 
 def describe_response(response: ModelResponse, latency: float) -> str:

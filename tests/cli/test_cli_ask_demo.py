@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
+from spark.cli.ask import answer_text
 from spark.testing import ProviderServer
+from spark.types import ModelResponse
 
 Invoke = Callable[..., Result]
 
@@ -232,3 +234,14 @@ def test_demo_on_a_base_install_says_what_is_missing(tmp_path: Path) -> None:
     assert "Hit rate: 50.0% (2 hits, 2 misses)" in lines
     assert any(line.endswith("(EchoModel priced as gpt-4o-mini)") for line in lines)
     assert done.stderr == ""
+
+
+def test_ask_says_what_an_answer_without_text_holds() -> None:
+    image = {"inline_data": {"mime_type": "image/png", "data": "iVBORw0KGgo="}}
+    search = {"type": "web_search_call", "id": "ws_1", "status": "completed"}
+
+    assert answer_text(ModelResponse(text="", provider_output=[image, search])) == (
+        "(no text: the answer holds inline_data, web_search_call; --json prints it whole)"
+    )
+    assert answer_text(ModelResponse(text="Lisbon", provider_output=[search])) == "Lisbon"
+    assert answer_text(ModelResponse(text="", refusal="No.")) == "(refused) No."
