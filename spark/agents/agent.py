@@ -113,6 +113,25 @@ class AgentResult:
         return tuple(result for step in self.steps for result in step.tool_results)
 
 
+def assistant_turn(response: ModelResponse) -> list[dict[str, Any]]:
+    """The history's messages of an answer: the assistant's text and tool calls, with the
+    model's reasoning where its provider wants it back (docs/models.md, "Reasoning").
+
+    Bedrock's reasoning blocks and Gemini's thought parts open the assistant's content (Bedrock
+    refuses a tool loop with thinking whose last assistant turn does not start with them); the
+    Responses API's reasoning items go before the assistant's message, as items of their own.
+    """
+    message: dict[str, Any] = {"role": "assistant", "content": response.text}
+    if response.tool_calls:
+        message["tool_calls"] = [call.to_dict() for call in response.tool_calls]
+    reasoning = response.reasoning if isinstance(response.reasoning, list) else []
+    items = [part for part in reasoning if isinstance(part, dict) and "type" in part]
+    parts = [part for part in reasoning if isinstance(part, dict) and "type" not in part]
+    if parts:
+        message["content"] = [*parts, *([{"text": response.text}] if response.text else [])]
+    return [*items, message]
+
+
 class Agent:
     """Runs a model with tools; remembers the conversation across ``run`` calls.
 
@@ -201,7 +220,7 @@ class Agent:
             if not response.tool_calls:
                 steps.append(AgentStep(response))
                 if response.text:
-                    self._history.append({"role": "assistant", "content": response.text})
+                    self._history.extend(assistant_turn(response))
                 return AgentResult(response.text, tuple(steps), stats, "answer", value)
             if number < self.config.max_steps:
                 results = await run_tool_calls(response.tool_calls, self._tools)
@@ -233,8 +252,7 @@ class Agent:
         return response, value
 
     def _remember_tool_turn(self, response: ModelResponse, results: list[ToolResult]) -> None:
-        calls = [call.to_dict() for call in response.tool_calls]
-        self._history.append({"role": "assistant", "content": response.text, "tool_calls": calls})
+        self._history.extend(assistant_turn(response))
         self._history.extend(result.to_message() for result in results)
 
     def _not_run(self, call: ToolCall) -> ToolResult:
