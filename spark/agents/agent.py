@@ -113,6 +113,11 @@ class AgentResult:
         return tuple(result for step in self.steps for result in step.tool_results)
 
 
+def _not_run(call: ToolCall, why: str) -> ToolResult:
+    # Every call gets a result so the remembered conversation stays valid for the providers.
+    return ToolResult(call, f"error: not run: {why}", is_error=True)
+
+
 def assistant_turn(response: ModelResponse) -> list[dict[str, Any]]:
     """The history's messages of an answer: the assistant's text and tool calls, with the
     model's reasoning where its provider wants it back (docs/models.md, "Reasoning").
@@ -222,10 +227,14 @@ class Agent:
                 if response.text:
                     self._history.extend(assistant_turn(response))
                 return AgentResult(response.text, tuple(steps), stats, "answer", value)
-            if number < self.config.max_steps:
+            if response.finish_reason != "tool_calls":  # cut off or filtered: maybe incomplete
+                why = f"the answer stopped with finish reason {response.finish_reason!r}"
+                results = [_not_run(call, why) for call in response.tool_calls]
+            elif number < self.config.max_steps:
                 results = await run_tool_calls(response.tool_calls, self._tools)
             else:  # no model call would read them: do not cause a tool's side effects for nothing
-                results = [self._not_run(call) for call in response.tool_calls]
+                why = f"the agent stopped after max_steps={self.config.max_steps}"
+                results = [_not_run(call, why) for call in response.tool_calls]
             steps.append(AgentStep(response, tuple(results)))
             self._remember_tool_turn(response, results)
         logger.info("agent %r stopped after max_steps=%d", self.name, self.config.max_steps)
@@ -254,11 +263,6 @@ class Agent:
     def _remember_tool_turn(self, response: ModelResponse, results: list[ToolResult]) -> None:
         self._history.extend(assistant_turn(response))
         self._history.extend(result.to_message() for result in results)
-
-    def _not_run(self, call: ToolCall) -> ToolResult:
-        # Every call gets a result so the remembered conversation stays valid for the providers.
-        text = f"error: not run: the agent stopped after max_steps={self.config.max_steps}"
-        return ToolResult(call, text, is_error=True)
 
     # -- cost -----------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ _FINISH_REASONS = {
 }
 # The content blocks Spark reads into fields of its own; any other is ``provider_output``.
 _READ_BLOCKS = ("text", "toolUse", "reasoningContent", "citationsContent")
+_SERVER_TOOL = "server_tool_use"  # a ``toolUse`` the provider ran itself
 # The vector type Spark returns when an embeddings call asks for several.
 _VECTOR_TYPES = ("float", "int8", "uint8", "binary", "ubinary")
 
@@ -64,11 +65,15 @@ def parse_converse(response: Mapping[str, Any]) -> ModelResponse:
     cited = [block["citationsContent"] for block in blocks if "citationsContent" in block]
     text = "".join(_block_text(block) for block in blocks)
     calls = tuple(
-        ToolCall(use["toolUseId"], use["name"], use.get("input") or {})
-        for use in (block["toolUse"] for block in blocks if "toolUse" in block)
+        ToolCall(use["toolUseId"], use["name"], _arguments(use.get("input")))
+        for use in (block["toolUse"] for block in blocks if _client_call(block))
     )
     reasoning = [_json_block(b["reasoningContent"]) for b in blocks if "reasoningContent" in b]
-    other = [_plain(b) for b in blocks if not any(name in b for name in _READ_BLOCKS)]
+    other = [
+        _plain(b)
+        for b in blocks
+        if not any(name in b for name in _READ_BLOCKS) or ("toolUse" in b and not _client_call(b))
+    ]
     asked = response.get("additionalModelResponseFields")
     if asked is not None:
         other.append({"additionalModelResponseFields": _plain(asked)})
@@ -92,6 +97,21 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
     return value
+
+
+def _client_call(block: Mapping[str, Any]) -> bool:
+    """Whether a block is a call for the caller to run: a ``toolUse`` that is not the
+    provider's own (``type: server_tool_use``, which it ran: its result follows)."""
+    use = block.get("toolUse")
+    return isinstance(use, Mapping) and use.get("type") != _SERVER_TOOL
+
+
+def _arguments(given: Any) -> dict[str, Any]:
+    """A call's input as arguments: an object as it is; any other JSON (a list, a string) as
+    its JSON text under ``_raw`` (as OpenAI's arguments are)."""
+    if isinstance(given, Mapping):
+        return dict(given)
+    return {} if given is None else {"_raw": json.dumps(given)}
 
 
 def _block_text(block: Mapping[str, Any]) -> str:
@@ -135,7 +155,10 @@ class StreamAssembler:
             use = start.get("start", {}).get("toolUse")
             if use is not None:
                 index = int(start.get("contentBlockIndex", 0))
-                self._tools[index] = {"id": use["toolUseId"], "name": use["name"], "input": []}
+                tool = {"id": use["toolUseId"], "name": use["name"], "input": []}
+                if use.get("type") == _SERVER_TOOL:
+                    tool["type"] = _SERVER_TOOL
+                self._tools[index] = tool
         elif "contentBlockDelta" in event:
             return self._delta(event["contentBlockDelta"])
         elif "messageStop" in event:
@@ -176,15 +199,17 @@ class StreamAssembler:
         """The assembled answer; a stream that ended before ``messageStop`` is broken."""
         if self._stop_reason is None:
             raise self._broken("the stream ended before its messageStop event")
+        calls = [(tool, self._tool_call(tool)) for _, tool in sorted(self._tools.items())]
+        other = [_server_block(call) for tool, call in calls if "type" in tool]
+        if self._asked is not None:
+            other.append({"additionalModelResponseFields": _plain(self._asked)})
         return ModelResponse(
             text="".join(self._text),
-            tool_calls=tuple(self._tool_call(self._tools[i]) for i in sorted(self._tools)),
+            tool_calls=tuple(call for tool, call in calls if "type" not in tool),
             finish_reason=finish_reason(self._stop_reason),
             usage=self._usage,
             citations=[self._cited_block(i) for i in sorted(self._cited)] or None,
-            provider_output=None
-            if self._asked is None
-            else [{"additionalModelResponseFields": _plain(self._asked)}],
+            provider_output=other or None,
             reasoning=[_streamed_block(self._reasoning[i]) for i in sorted(self._reasoning)]
             or None,
         )
@@ -195,17 +220,28 @@ class StreamAssembler:
         return {"content": [{"text": text}], "citations": self._cited[index]}
 
     def _tool_call(self, tool: Mapping[str, Any]) -> ToolCall:
+        """A streamed call; input cut short by the stop (``max_tokens``) is kept as text under
+        ``_raw`` (as OpenAI's is); input that is not JSON in a finished call is a broken
+        stream."""
         raw = "".join(tool["input"])
         try:
             arguments = json.loads(raw) if raw.strip() else {}
         except ValueError as exc:
+            if self._stop_reason != "tool_use":
+                return ToolCall(tool["id"], tool["name"], {"_raw": raw})
             raise self._broken(f"tool {tool['name']!r} input is not JSON: {raw!r}") from exc
-        return ToolCall(tool["id"], tool["name"], arguments)
+        return ToolCall(tool["id"], tool["name"], _arguments(arguments))
 
     def _broken(self, why: str) -> ProviderServerError:
         return ProviderServerError(
             f"bedrock model {self._model_id!r}: broken stream: {why}", provider=_PROVIDER
         )
+
+
+def _server_block(call: ToolCall) -> dict[str, Any]:
+    """A streamed call the provider ran itself, in the shape ``converse`` returns it."""
+    use = {"toolUseId": call.id, "name": call.name, "input": dict(call.arguments)}
+    return {"toolUse": {**use, "type": _SERVER_TOOL}}
 
 
 def _streamed_block(block: Mapping[str, Any]) -> dict[str, Any]:

@@ -80,10 +80,13 @@ def _tool_calls(calls: Iterable[ChatCompletionMessageToolCallUnion]) -> Iterator
 
 
 def normalize_finish_reason(reason: str | None, called_tools: bool) -> str:
-    """``stop`` / ``length`` / ``tool_calls`` / ``content_filter`` (``tool_calls`` wins)."""
-    if called_tools:
+    """``stop`` / ``length`` / ``tool_calls`` / ``content_filter``. An answer with tool calls
+    that stopped normally is ``tool_calls`` (some servers say ``stop``); one cut off
+    (``length``) or filtered keeps that reason: its calls may be incomplete."""
+    normal = _FINISH_REASONS.get(reason or "stop", reason or "stop")
+    if called_tools and normal in ("stop", "tool_calls"):
         return "tool_calls"
-    return _FINISH_REASONS.get(reason or "stop", reason or "stop")
+    return normal
 
 
 def parse_arguments(raw: str | None) -> dict[str, Any]:

@@ -65,12 +65,12 @@ def response_from_responses(response: Response) -> ModelResponse:
 
 
 def _finish_reason(response: Response, called_tools: bool) -> str:
-    if called_tools:
-        return "tool_calls"
+    """``length`` / ``content_filter`` for an incomplete response (its calls may be cut off),
+    else ``tool_calls`` when it called tools, else ``stop``."""
     details = response.incomplete_details
     if response.status == "incomplete" and details is not None and details.reason:
         return _INCOMPLETE.get(details.reason, details.reason)
-    return "stop"
+    return "tool_calls" if called_tools else "stop"
 
 
 def usage_of(usage: ResponseUsage | None) -> Usage:

@@ -145,6 +145,11 @@ def token_groups(tokens: tuple[dict[str, Any], ...]) -> list[tuple[dict[str, Any
     return [tokens[start : start + size] for start in range(0, len(tokens), size)]
 
 
+def cut_off(text: str) -> str:
+    """The first half of ``text``: what an answer stopped at the token limit got out."""
+    return text[: len(text) // 2]
+
+
 def split_arguments(arguments: str) -> list[str]:
     """Split a tool call's JSON arguments into a few stream pieces, as providers deliver them."""
     size = max(1, math.ceil(len(arguments) / _MIN_STREAM_CHUNKS))

@@ -168,6 +168,7 @@ def converse(exchange: Exchange) -> Reply:
     if problem is not None:
         return error(400, problem)
     seed, text, input_tokens = _converse_values(exchange)
+    text = _answers.cut_off(text) if exchange.plan.cut_off else text
     content: JsonObject = {"text": text}
     stop_reason = "end_turn"
     call = _tool_call_of(exchange, seed)
@@ -185,7 +186,7 @@ def converse(exchange: Exchange) -> Reply:
         blocks.insert(0, {"reasoningContent": thought})
     payload = {
         "output": {"message": {"role": "assistant", "content": blocks}},
-        "stopReason": stop_reason,
+        "stopReason": "max_tokens" if exchange.plan.cut_off else stop_reason,
         "usage": _usage(input_tokens, text, exchange.plan.usage),
         "metrics": {"latencyMs": _latency_ms(exchange)},
     }
@@ -236,6 +237,8 @@ def converse_stream(exchange: Exchange) -> Reply:
     if problem is not None:
         return error(400, problem)
     seed, text, input_tokens = _converse_values(exchange)
+    cut = exchange.plan.cut_off
+    text = _answers.cut_off(text) if cut else text
     head = [event_frame("messageStart", {"role": "assistant"})]
     reasoning = _extras.reasoning(exchange.body, seed)
     at = 0 if reasoning is None else 1  # the answer's block follows the reasoning's
@@ -260,6 +263,7 @@ def converse_stream(exchange: Exchange) -> Reply:
         start = {"toolUse": {"toolUseId": _tool_use_id(seed), "name": call.name}}
         head.append(event_frame("contentBlockStart", {"start": start, "contentBlockIndex": at}))
         text = json.dumps(call.arguments)
+        text = _answers.cut_off(text) if cut else text  # (the input's JSON, cut short)
         parts = _answers.split_arguments(text)
         pieces = [_delta({"toolUse": {"input": part}}, at) for part in parts]
         stop_reason = "tool_use"
@@ -267,7 +271,7 @@ def converse_stream(exchange: Exchange) -> Reply:
         "usage": _usage(input_tokens, text, exchange.plan.usage),
         "metrics": {"latencyMs": _latency_ms(exchange)},
     }
-    stop: JsonObject = {"stopReason": stop_reason}
+    stop: JsonObject = {"stopReason": "max_tokens" if cut else stop_reason}
     asked = _extras.asked_fields(exchange.body)
     if asked is not None:
         stop["additionalModelResponseFields"] = asked

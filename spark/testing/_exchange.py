@@ -57,6 +57,7 @@ class Plan:
     text: str | None = None  # the answer's exact text (``ProviderServer.queue_text``)
     usage: UsageScript | None = None  # extra token counts (``ProviderServer.queue_usage``)
     refusal: str | None = None  # OpenAI's refusal instead of text (``queue_refusal``)
+    cut_off: bool = False  # stopped at the token limit (``ProviderServer.queue_cut_off``)
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,8 @@ def _generate_values(exchange: Exchange) -> tuple[str, list[str], int]:
         for index in range(_candidate_count(body))
     ]
     texts[0] = _answers.scripted_text(exchange.plan.text, _asked_schema(body), seed, texts[0])
+    if exchange.plan.cut_off:
+        texts[0] = _answers.cut_off(texts[0])
     fragments = _answers.collect_text([body.get("systemInstruction"), contents])
     if body.get("tools"):
         fragments.append(_answers.canonical_json(body["tools"]))
@@ -200,10 +202,11 @@ def _candidate(
     finish: bool,
     logprobs: JsonObject | None,
     grounding: JsonObject | None = None,
+    cut: bool = False,
 ) -> JsonObject:
     candidate: JsonObject = {"content": {"role": "model", "parts": parts}, "index": index}
     if finish:
-        candidate["finishReason"] = "STOP"
+        candidate["finishReason"] = "MAX_TOKENS" if cut else "STOP"
         if grounding is not None:  # (a stream reports it with the last piece)
             candidate["groundingMetadata"] = grounding
     if logprobs is not None:
@@ -313,7 +316,8 @@ def generate(exchange: Exchange) -> Reply:
         ran = [part for part in parts if not part.get("thought") and "text" not in part]
         merged = [*thought, *ran, *([{"text": "".join(tokens)}] if tokens else [])]
         grounding = _grounding(exchange.body, seed, texts[0]) if index == 0 else None
-        candidates.append(_candidate(index, merged, True, logprobs, grounding))
+        cut = index == 0 and exchange.plan.cut_off
+        candidates.append(_candidate(index, merged, True, logprobs, grounding, cut))
     usage = _usage(prompt_tokens, billed, exchange.plan.usage)
     return json_reply(_response(exchange, seed, candidates, usage))
 
@@ -338,7 +342,8 @@ def generate_stream(exchange: Exchange) -> Reply:
             logprobs = _logprobs(exchange.body, f"{seed}:{index}", tokens)
             grounding = _grounding(exchange.body, seed, texts[0]) if index == 0 else None
             final = step == len(parts) - 1
-            candidates.append(_candidate(index, [part], final, logprobs, grounding))
+            cut = index == 0 and exchange.plan.cut_off
+            candidates.append(_candidate(index, [part], final, logprobs, grounding, cut))
         last = step == count - 1
         usage = _usage(prompt_tokens, billed if last else None, exchange.plan.usage)
         events.append(sse_event(_response(exchange, seed, candidates, usage), _SSE_SEPARATOR))

@@ -42,6 +42,7 @@ class _Answer:
     refused: bool = False  # `text` is a refusal (``ProviderServer.queue_refusal``)
     sourced: bool = False  # it used a web search tool: its text cites a page
     reasoning: JsonObject | None = None  # the reasoning item before the answer, if it reasons
+    cut: bool = False  # it stopped at `max_output_tokens` (`text` is the first half)
 
 
 def _answer_of(exchange: Exchange) -> _Answer:
@@ -57,6 +58,8 @@ def _answer_of(exchange: Exchange) -> _Answer:
     call = exchange.plan.tool_call
     if call is not None:
         text = json.dumps(call.arguments)
+    cut = exchange.plan.cut_off
+    text = _answers.cut_off(text) if cut else text
     include = body.get("include")
     tokens: tuple[JsonObject, ...] = ()
     if call is None and isinstance(include, list) and _LOGPROBS in include:
@@ -70,7 +73,7 @@ def _answer_of(exchange: Exchange) -> _Answer:
     usage = _usage(body, items, text)
     reasoning = _reasoning_item(body, seed)
     name = call.name if call else None
-    return _Answer(seed, text, name, usage, tokens, sourced=sourced, reasoning=reasoning)
+    return _Answer(seed, text, name, usage, tokens, sourced=sourced, reasoning=reasoning, cut=cut)
 
 
 def _reasoning_item(body: Mapping[str, Any], seed: str) -> JsonObject | None:
@@ -209,10 +212,10 @@ def _response(exchange: Exchange, answer: _Answer, *, done: bool) -> JsonObject:
         "id": f"resp_{_answers.short_id(answer.seed)}",
         "object": "response",
         "created_at": created,
-        "status": "completed" if done else "in_progress",
+        "status": ("incomplete" if answer.cut else "completed") if done else "in_progress",
         "completed_at": created if done else None,
         "error": None,
-        "incomplete_details": None,
+        "incomplete_details": {"reason": "max_output_tokens"} if done and answer.cut else None,
         "instructions": body.get("instructions"),
         "max_output_tokens": body.get("max_output_tokens"),
         "model": _answers.snapshot(exchange.model, "-2024-07-18"),
@@ -303,7 +306,8 @@ def _reasoning_events(event: _Events, item: JsonObject, index: int) -> list[byte
 
 def responses_stream(exchange: Exchange) -> Reply:
     """Answer `POST /v1/responses` with `stream: true`: `response.created`, the output item's
-    events (text deltas or function-call argument deltas), then `response.completed`."""
+    events (text deltas or function-call argument deltas), then `response.completed` (or
+    `response.incomplete`, cut off)."""
     answer = _answer_of(exchange)
     event = _Events()
     started = _response(exchange, answer, done=False)
@@ -354,7 +358,8 @@ def responses_stream(exchange: Exchange) -> Reply:
         ]
         tail = [event("response.function_call_arguments.done", **where, arguments=answer.text)]
     tail.append(event("response.output_item.done", output_index=at, item=item))
-    tail.append(event("response.completed", response=_response(exchange, answer, done=True)))
+    ended = "response.incomplete" if answer.cut else "response.completed"
+    tail.append(event(ended, response=_response(exchange, answer, done=True)))
     failure = exchange.plan.stream_failure
 
     def error_event(status: int) -> bytes:

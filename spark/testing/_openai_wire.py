@@ -89,6 +89,7 @@ class _Answer:
     sourced: bool = False  # it searched the web (`web_search_options`): it cites a page
     legacy: bool = False  # its call answers legacy `functions` (a `function_call`)
     spoken: bool = False  # it answers in audio (`modalities` has "audio"): `text` its transcript
+    cut: bool = False  # it stopped at the token limit (`text` is the first half)
 
 
 def _asked_schema(body: Mapping[str, Any]) -> Any:
@@ -116,6 +117,8 @@ def _answers_of(exchange: Exchange) -> tuple[list[_Answer], int]:
         text = _answers.scripted_text(exchange.plan.text, _asked_schema(body), choice_seed, text)
         if call is not None:
             text = json.dumps(call.arguments)
+        cut = index == 0 and exchange.plan.cut_off
+        text = _answers.cut_off(text) if cut else text
         tokens = (
             _answers.token_logprobs(choice_seed, text, top)
             if body.get("logprobs") is True
@@ -139,6 +142,7 @@ def _answers_of(exchange: Exchange) -> tuple[list[_Answer], int]:
                 sourced=sourced,
                 legacy=legacy,
                 spoken=spoken,
+                cut=cut,
             )
         )
     fragments = _answers.collect_text(messages)
@@ -220,7 +224,7 @@ def _choice_object(answer: _Answer) -> JsonObject:
         "index": answer.index,
         "message": message,
         "logprobs": logprobs,
-        "finish_reason": finish,
+        "finish_reason": "length" if answer.cut else finish,
     }
 
 
@@ -268,6 +272,8 @@ def chat_stream(exchange: Exchange) -> Reply:
 
 
 def _finish(answer: _Answer) -> str:
+    if answer.cut:
+        return "length"
     if answer.call is None:
         return "stop"
     return "function_call" if answer.legacy else "tool_calls"

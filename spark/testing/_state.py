@@ -85,6 +85,7 @@ class ServerState:
         self._tool_calls: list[_Injection[ToolCall]] = []
         self._texts: list[_Injection[str]] = []
         self._refusals: list[_Injection[str]] = []
+        self._cut_offs: list[_Injection[bool]] = []
         self._usages: list[_Injection[UsageScript]] = []
         self.latency = latency
         self.answer_chars = answer_chars
@@ -151,6 +152,10 @@ class ServerState:
         """Make the next OpenAI text answer (chat or Responses) refuse with `refusal`."""
         self._add(self._refusals, refusal, 1, "openai")
 
+    def add_cut_off(self, provider: str | None) -> None:
+        """Make the next text answer (of `provider`, or any) stop at the token limit."""
+        self._add(self._cut_offs, True, 1, provider)
+
     def add_usage(self, usage: UsageScript, count: int) -> None:
         """Make the next `count` matching text answers report `usage`'s extra token counts."""
         self._add(self._usages, usage, count, usage.provider)
@@ -187,6 +192,7 @@ class ServerState:
             text = _take(self._texts, request.provider) if answers_text else None
             in_text = request.operation in _TEXT_OPERATIONS
             usage = _take(self._usages, request.provider) if in_text else None
+            cut_off = _take(self._cut_offs, request.provider) if in_text else None
             return replace(
                 plan,
                 stream_failure=failure,
@@ -194,6 +200,7 @@ class ServerState:
                 text=text,
                 usage=usage,
                 refusal=refusal,
+                cut_off=cut_off is True,
             )
 
 

@@ -256,6 +256,13 @@ class ProviderServer:
         text. Streamed, it comes as refusal deltas."""
         self._state.add_refusal(str(refusal))
 
+    def queue_cut_off(self, provider: str | None = None) -> None:
+        """Make the next text answer (of `provider`, or any) stop at the token limit: half its
+        text, or of a tool call's arguments as JSON text (OpenAI, a Bedrock stream), and the
+        provider's own reason (`length`, an `incomplete` Responses status with
+        `max_output_tokens`, Gemini's `MAX_TOKENS`, Bedrock's `max_tokens`)."""
+        self._state.add_cut_off(provider)
+
     def queue_usage(
         self,
         *,
