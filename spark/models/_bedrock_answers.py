@@ -288,9 +288,22 @@ def _vectors(answer: Mapping[str, Any]) -> list[list[float]]:
 
 def unwrap_structured(response: ModelResponse, tool_name: str) -> ModelResponse:
     """A forced call of ``tool_name`` (structured output through a tool, docs/models.md) as
-    what it stands for: a text answer holding its input as JSON."""
+    what it stands for: a text answer holding its input as JSON. The answer's other tool calls
+    (of the caller's own tools) stay, and so do its reasoning, citations and other output; a
+    cut-off or filtered answer keeps its finish reason."""
     call = next((c for c in response.tool_calls if c.name == tool_name), None)
     if call is None:
         return response
-    choice = Choice(json.dumps(call.arguments), (), "stop")
-    return ModelResponse.of_choices((choice,), response.usage)
+    others = tuple(c for c in response.tool_calls if c.name != tool_name)
+    reason = response.finish_reason
+    if reason == "tool_calls" and not others:
+        reason = "stop"
+    choice = Choice(
+        json.dumps(call.arguments),
+        others,
+        reason,
+        citations=response.citations,
+        reasoning=response.reasoning,
+        provider_output=response.provider_output,
+    )
+    return ModelResponse.of_choices((choice,), response.usage, response.response_model)

@@ -164,6 +164,7 @@ class BedrockModel(Model):
             stream = await asyncio.to_thread(self._converse_stream, call.arguments)
         events: Iterator[Mapping[str, Any]] = iter(stream)
         assembler = StreamAssembler(self.model_id)
+        structured = _structured(call)  # the answer is the forced tool's input: no text deltas
         try:
             while True:
                 with self._provider_errors(streaming=True):
@@ -171,11 +172,14 @@ class BedrockModel(Model):
                 if event is None:
                     break
                 text = assembler.add(event)
-                if text:  # tool input, reasoning and empty deltas are not text chunks
+                if text and not structured:  # tool input, reasoning, empty deltas: no chunks
                     yield text
         finally:
             stream.close()  # an abandoned stream releases its connection
-        yield _answer_of(assembler.response(), call)
+        answer = _answer_of(assembler.response(), call)
+        if structured and answer.text:
+            yield answer.text  # the JSON answer, in one chunk
+        yield answer
 
     async def _embed(self, call: WireCall) -> EmbeddingResponse:
         limit = asyncio.Semaphore(_EMBED_CONCURRENCY)
@@ -305,10 +309,13 @@ def _classify_error(
     return cls, status
 
 
+def _structured(call: WireCall) -> bool:
+    """Whether the call asks for structured output through Spark's forced tool."""
+    tools = call.arguments.get("toolConfig", {}).get("tools", ())
+    return any(tool.get("toolSpec", {}).get("name") == convert.STRUCTURED_TOOL for tool in tools)
+
+
 def _answer_of(response: ModelResponse, call: WireCall) -> ModelResponse:
     """The answer of a call; one given through Spark's structured-output tool as the JSON text
     it stands for (docs/models.md, "Structured output")."""
-    tools = call.arguments.get("toolConfig", {}).get("tools", ())
-    if any(tool.get("toolSpec", {}).get("name") == convert.STRUCTURED_TOOL for tool in tools):
-        return unwrap_structured(response, convert.STRUCTURED_TOOL)
-    return response
+    return unwrap_structured(response, convert.STRUCTURED_TOOL) if _structured(call) else response

@@ -311,3 +311,55 @@ async def test_bedrock_forced_tool_next_to_the_callers_tools(
     assert isinstance(value, City)
     assert response.tool_calls == ()
     assert json.loads(response.text) == value.model_dump()
+
+
+@pytest.mark.parametrize("first", ["stream", "plain"])
+async def test_bedrock_forced_tool_streams_its_json_whichever_call_comes_first(
+    models: Models, server: ProviderServer, first: str
+) -> None:
+    """A stream of a structured answer given through the forced tool yields its JSON text
+    (it yielded nothing, and stored no chunk, so every replay was empty)."""
+    model = models("bedrock", TOOL_BEDROCK)
+
+    async def streamed() -> str:
+        return "".join([c async for c in model.stream_text("Describe a city", **asked)])
+
+    asked = {"output_schema": DICT_SCHEMA}
+    if first == "plain":
+        text = (await model.generate("Describe a city", **asked)).text
+        assert await streamed() == text
+    else:
+        text = await streamed()
+        assert (await model.generate("Describe a city", **asked)).text == text
+    assert json.loads(text)["city"]
+    assert await streamed() == text  # the replay, the same
+    assert server.count(provider="bedrock") == 1
+
+
+async def test_bedrock_forced_tool_cut_off_says_length(
+    models: Models, server: ProviderServer
+) -> None:
+    server.queue_cut_off()
+    response = await models("bedrock", TOOL_BEDROCK).generate(
+        "Describe a city", output_schema=DICT_SCHEMA
+    )
+
+    assert response.finish_reason == "length"
+
+
+def test_bedrock_forced_tool_next_to_a_call_of_the_callers_keeps_that_call() -> None:
+    from spark.models._bedrock_answers import parse_converse, unwrap_structured
+
+    blocks = [
+        {"reasoningContent": {"reasoningText": {"text": "hm", "signature": "s"}}},
+        {"toolUse": {"toolUseId": "t1", "name": "get_weather", "input": {"city": "Oslo"}}},
+        {"toolUse": {"toolUseId": "t2", "name": "structured_answer", "input": {"city": "Oslo"}}},
+    ]
+    answer = parse_converse({"output": {"message": {"content": blocks}}, "stopReason": "tool_use"})
+
+    unwrapped = unwrap_structured(answer, "structured_answer")
+
+    assert json.loads(unwrapped.text) == {"city": "Oslo"}
+    assert [c.name for c in unwrapped.tool_calls] == ["get_weather"]
+    assert unwrapped.finish_reason == "tool_calls"
+    assert unwrapped.reasoning == answer.reasoning
