@@ -76,11 +76,13 @@ ProviderStream = Callable[[], AsyncIterator[str | dict[str, Any]]]
 
 def replayed_chunks(response: Mapping[str, Any]) -> list[str]:
     """The chunks a stream of a cached answer yields: the very chunks of a recorded stream, or
-    the whole text of an answer recorded by a plain call (nothing when it has no text)."""
+    the whole text of an answer recorded by a plain call (nothing when it has no text). Chunks
+    that do not make up the text (an entry of a stream that yielded none of its text, edited
+    chunks) give way to the text: a stream and a plain call of one entry never disagree."""
     chunks = response.get("chunks")
-    if chunks is not None:
-        return list(chunks)
     text = response.get("text") or ""
+    if chunks is not None and "".join(chunks) == text:
+        return list(chunks)
     return [text] if text else []
 
 
