@@ -50,12 +50,14 @@ class _Candidate:
     def feed(self, candidate: Any) -> list[str]:
         """Take in one candidate of a response or chunk; return its new answer text."""
         pieces: list[str] = []
+        thoughts = 0  # of this response or chunk
         for part in getattr(getattr(candidate, "content", None), "parts", None) or []:
             call = getattr(part, "function_call", None)
             if call is not None:
                 self.calls.append(_tool_call(call, len(self.calls)))
             elif getattr(part, "thought", None):
-                self._think(part.model_dump(mode="json", exclude_none=True))
+                self._think(part.model_dump(mode="json", exclude_none=True), thoughts == 0)
+                thoughts += 1
             elif getattr(part, "text", None):
                 pieces.append(part.text)
             elif getattr(part, "text", None) is None:
@@ -75,10 +77,13 @@ class _Candidate:
         self.texts.extend(pieces)
         return pieces
 
-    def _think(self, part: dict[str, Any]) -> None:
-        """One thought part; a stream's pieces of one thought (up to its signature) are one."""
+    def _think(self, part: dict[str, Any], first: bool) -> None:
+        """One thought part. A stream's pieces of one thought are one part: the first thought
+        text of a chunk continues the previous chunk's last one while that has no signature;
+        the parts of one response, and thoughts that are not text (an image), stay apart."""
         last = self.thoughts[-1] if self.thoughts else None
-        if last is None or "thought_signature" in last:
+        open_text = last is not None and "thought_signature" not in last and _text_thought(last)
+        if last is None or not (first and open_text and _text_thought(part)):
             self.thoughts.append(part)
             return
         last["text"] = last.get("text", "") + part.get("text", "")
@@ -98,6 +103,10 @@ class _Candidate:
             self.thoughts or None,
             self.other or None,
         )
+
+
+def _text_thought(part: dict[str, Any]) -> bool:
+    return set(part) <= {"text", "thought", "thought_signature"}
 
 
 def _merged_logprobs(before: dict[str, Any] | None, chunk: dict[str, Any]) -> dict[str, Any]:

@@ -161,3 +161,29 @@ def test_bedrock_redacted_reasoning_is_base64() -> None:
         "reasoningContent": {"redactedContent": base64.b64encode(b"\x00\xff").decode()}
     }
     assert json.loads(json.dumps(redacted.to_dict()))["reasoning"] == [block]
+
+
+def _gemini(parts: list[dict[str, Any]]) -> Any:
+    from google.genai import types
+
+    return types.GenerateContentResponse.model_validate(
+        {"candidates": [{"index": 0, "content": {"role": "model", "parts": parts}}]}
+    )
+
+
+def test_gemini_thoughts_of_one_answer_stay_apart_and_a_streams_pieces_join() -> None:
+    pytest.importorskip("google.genai")
+    from spark.models._gemini_answers import ResponseAssembler
+
+    image = {"inline_data": {"mime_type": "image/png", "data": "iVBORw0KGgo="}, "thought": True}
+    plain = ResponseAssembler()
+    plain.feed(_gemini([{"text": "Think A.", "thought": True}, image, {"text": "Think B.", "thought": True}]))  # fmt: skip
+    assert [part.get("text") for part in plain.result().reasoning] == ["Think A.", None, "Think B."]
+
+    streamed = ResponseAssembler()
+    for piece in ({"text": "Think ", "thought": True}, {"text": "A.", "thought": True}):
+        streamed.feed(_gemini([piece]))
+    streamed.feed(_gemini([image]))
+    (joined, picture) = streamed.result().reasoning
+    assert joined == {"text": "Think A.", "thought": True}
+    assert picture["inline_data"]["mime_type"] == "image/png"
