@@ -38,9 +38,12 @@ def response_from_responses(response: Response) -> ModelResponse:
         if item.type == "message":
             for part in item.content:
                 if part.type == "output_text":
+                    at = sum(map(len, texts))  # where this part starts in the joined text
                     texts.append(part.text)
                     logprobs.extend(p.model_dump(mode="json") for p in part.logprobs or ())
-                    notes.extend(a.model_dump(mode="json") for a in part.annotations or ())
+                    notes.extend(
+                        _shifted(a.model_dump(mode="json"), at) for a in part.annotations or ()
+                    )
                 elif part.type == "refusal":
                     refusals.append(part.refusal)
         elif item.type == "function_call":
@@ -62,6 +65,15 @@ def response_from_responses(response: Response) -> ModelResponse:
         other or None,
     )
     return ModelResponse.of_choices((choice,), usage_of(response.usage), response.model or None)
+
+
+def _shifted(note: dict[str, Any], at: int) -> dict[str, Any]:
+    """An annotation of a text part whose offsets count from ``at`` in the answer's text (the
+    parts' texts joined): ``text[start_index:end_index]`` is the cited span."""
+    for name in ("start_index", "end_index", "index"):
+        if at and isinstance(note.get(name), int):
+            note[name] += at
+    return note
 
 
 def _finish_reason(response: Response, called_tools: bool) -> str:

@@ -81,3 +81,34 @@ async def test_the_model_that_answered_is_kept_apart_from_the_one_asked(
 
     assert (hit.response_model, hit.model_id) == (answered, model_id)
     assert from_disk.response_model == answered
+
+
+def test_responses_citations_of_several_messages_point_into_the_joined_text() -> None:
+    """Each ``output_text`` part's annotations count from the start of that part; Spark's text
+    joins the parts, so their offsets are moved to point into it."""
+    pytest.importorskip("openai")
+    from openai.types.responses import Response
+
+    from spark.models._responses_answers import response_from_responses
+
+    def message(n: int, text: str, url: str) -> dict[str, Any]:
+        cited = {"type": "url_citation", "start_index": 0, "end_index": len(text), "url": url}
+        cited["title"] = url
+        part = {"type": "output_text", "text": text, "annotations": [cited]}
+        return {"id": f"msg_{n}", "type": "message", "role": "assistant", "status": "completed", "content": [part]}  # fmt: skip
+
+    response = Response.model_validate(
+        {
+            "id": "resp_1", "object": "response", "created_at": 0, "model": "gpt-4o",
+            "output": [message(1, "Oslo is cold.", "https://a"), message(2, "Rome is warm.", "https://b")],
+            "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+        }
+    )  # fmt: skip
+
+    answer = response_from_responses(response)
+
+    spans = {
+        note["url"]: answer.text[note["start_index"] : note["end_index"]]
+        for note in answer.citations
+    }
+    assert spans == {"https://a": "Oslo is cold.", "https://b": "Rome is warm."}
