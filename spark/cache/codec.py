@@ -121,7 +121,10 @@ def encode_entry(meta: EntryMeta, payload: dict[str, Any], keyring: KeyRing | No
     ``ValueError``/``TypeError`` when the payload is not JSON (e.g. NaN).
     """
     raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    body = raw.encode("utf-8")
+    try:
+        body = raw.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (an answer may hold one): as a JSON escape
+        body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode("ascii")
     encryption, fingerprint, digest = "none", "", payload_digest(body)
     if keyring is not None:
         encryption, fingerprint, digest = SCHEME, keyring.primary, ""

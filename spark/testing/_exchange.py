@@ -120,13 +120,24 @@ class Wire:
 
 def json_reply(payload: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
     """Return a JSON reply with the given status and extra headers."""
-    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    body = _json_text(payload).encode("utf-8")
     return Reply(status=status, headers=(("Content-Type", "application/json"), *headers), body=body)
+
+
+def _json_text(payload: Any) -> str:
+    """JSON as the services send it: UTF-8 text, a lone surrogate (which UTF-8 cannot hold)
+    as its ``\\u`` escape."""
+    text = json.dumps(payload, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(payload)
+    return text
 
 
 def sse_event(payload: Any, separator: str = "\n\n") -> bytes:
     """Return one server-sent event carrying `payload` as JSON (or a literal string)."""
-    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    data = payload if isinstance(payload, str) else _json_text(payload)
     return f"data: {data}{separator}".encode()
 
 
