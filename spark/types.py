@@ -79,15 +79,22 @@ class ToolSpec:
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """A call the model asked for: the provider's call id, the tool name, parsed arguments."""
+    """A call the model asked for: the provider's call id, the tool name, parsed arguments.
+
+    ``signature`` is the provider's opaque signature of the call, when it gives one (Gemini's
+    ``thought_signature``, base64 text): sent back with the call, so the model keeps its
+    reasoning across a tool loop; other providers never see it.
+    """
 
     id: str
     name: str
     arguments: Mapping[str, Any]
+    signature: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The neutral dict form (also how it is stored and sent back in messages)."""
-        return {"id": self.id, "name": self.name, "arguments": dict(self.arguments)}
+        out = {"id": self.id, "name": self.name, "arguments": dict(self.arguments)}
+        return _with_given(out, signature=self.signature)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +158,10 @@ def _with_given(out: dict[str, Any], **optional: Any) -> dict[str, Any]:
 
 
 def _calls_from(data: Any) -> tuple[ToolCall, ...]:
-    return tuple(ToolCall(c["id"], c["name"], c.get("arguments") or {}) for c in data or ())
+    return tuple(
+        ToolCall(c["id"], c["name"], c.get("arguments") or {}, c.get("signature"))
+        for c in data or ()
+    )
 
 
 @dataclass(frozen=True, slots=True)

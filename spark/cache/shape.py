@@ -108,6 +108,7 @@ def _tool_calls(value: Any) -> bool:
         and type(call.get("id")) is str
         and type(call.get("name")) is str
         and type(call.get("arguments", {})) is dict
+        and type(call.get("signature") or "") is str
         for call in value
     )
 

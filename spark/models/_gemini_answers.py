@@ -4,6 +4,7 @@ embedding vectors. Reads ``google.genai.types`` objects by attribute: no SDK imp
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,7 +55,8 @@ class _Candidate:
         for part in getattr(getattr(candidate, "content", None), "parts", None) or []:
             call = getattr(part, "function_call", None)
             if call is not None:
-                self.calls.append(_tool_call(call, len(self.calls)))
+                signed = getattr(part, "thought_signature", None)
+                self.calls.append(_tool_call(call, len(self.calls), signed))
             elif getattr(part, "thought", None):
                 self._think(part.model_dump(mode="json", exclude_none=True), thoughts == 0)
                 thoughts += 1
@@ -181,10 +183,12 @@ class ResponseAssembler:
         return ModelResponse.of_choices(choices, self.usage, self.model)
 
 
-def _tool_call(call: Any, index: int) -> ToolCall:
+def _tool_call(call: Any, index: int, signature: bytes | None) -> ToolCall:
+    """A ``function_call`` part as a call; its part's thought signature as base64 text."""
     name = str(call.name or "")
     call_id = getattr(call, "id", None) or synthetic_call_id(index, name)
-    return ToolCall(id=str(call_id), name=name, arguments=dict(call.args or {}))
+    signed = base64.b64encode(signature).decode("ascii") if signature else None
+    return ToolCall(str(call_id), name, dict(call.args or {}), signed)
 
 
 def finish_reason(raw: str | None, calls: Sequence[ToolCall] = ()) -> str:

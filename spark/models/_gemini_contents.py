@@ -20,10 +20,11 @@ from spark.models._gemini_keyed import keyed_parts
 
 __all__ = ["SKIP_THOUGHT_SIGNATURE", "contents", "keyed_contents", "synthetic_call_id"]
 
-# Gemini 3 rejects a replayed function call without the thought signature it was issued with;
-# Spark's neutral ToolCall cannot carry that opaque blob, so calls given in the neutral spelling
-# carry Google's documented "skip the validator" sentinel instead (native parts are sent as
-# given). Rejected: smuggling the signature inside the call id (ids then change per re-record).
+# Gemini 3 rejects a replayed function call without the thought signature it was issued with.
+# A neutral call carries it as ``signature`` (``ToolCall.signature``, base64 text) and is sent
+# with it; a call without one (made by hand, or by another provider) carries Google's documented
+# "skip the validator" sentinel instead. Native parts are sent as given. Rejected: smuggling the
+# signature inside the call id (ids would then change per re-record).
 SKIP_THOUGHT_SIGNATURE = b"skip_thought_signature_validator"
 
 _ROLES = {"user": "user", "human": "user", "assistant": "model", "model": "model", "ai": "model"}
@@ -194,17 +195,28 @@ def _neutral_call(call: Mapping[str, Any]) -> dict[str, Any]:
             arguments = json.loads(arguments) if arguments.strip() else {}
         except ValueError as exc:
             raise ConfigError(f"tool call arguments are not JSON: {arguments!r}") from exc
-    return {"id": str(call.get("id") or ""), "name": str(spec["name"]), "arguments": arguments}
+    signature = call.get("signature")  # a Gemini call's thought signature (base64 text)
+    return {
+        "id": str(call.get("id") or ""),
+        "name": str(spec["name"]),
+        "arguments": arguments,
+        "signature": signature if isinstance(signature, str) and signature else None,
+    }
 
 
 def _call_parts(calls: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The turn's calls as ``function_call`` parts, each with the signature it came with; when
+    none came with one, the first carries Google's "skip the validator" signature."""
+    signed = any(call["signature"] for call in calls)
     parts: list[dict[str, Any]] = []
     for call in calls:
         function_call: dict[str, Any] = {"name": call["name"], "args": dict(call["arguments"])}
         if call["id"] and not _is_synthetic(call["id"], call["name"]):
             function_call["id"] = call["id"]
         part: dict[str, Any] = {"function_call": function_call}
-        if not parts:  # like Gemini's own answers: the first call of a turn holds the signature
+        if call["signature"]:
+            part["thought_signature"] = _b64(call["signature"])
+        elif not parts and not signed:  # as in Gemini's answers: the first call holds it
             part["thought_signature"] = SKIP_THOUGHT_SIGNATURE
         parts.append(part)
     return parts

@@ -226,10 +226,16 @@ def _response(
 
 
 def _function_call_part(exchange: Exchange) -> tuple[JsonObject, str] | None:
+    """The scripted call as a part; signed (``thoughtSignature``) when the request has the
+    model think (a ``thinkingConfig`` whose budget is not 0), as Gemini 2.5 and later sign it."""
     call = exchange.plan.tool_call
     if call is None:
         return None
-    part = {"functionCall": {"name": call.name, "args": call.arguments}}
+    part: JsonObject = {"functionCall": {"name": call.name, "args": call.arguments}}
+    thinking = _config(exchange.body).get("thinkingConfig")
+    if isinstance(thinking, Mapping) and thinking.get("thinkingBudget") != 0:
+        seed = _answers.request_seed(PROVIDER, exchange.model, exchange.body)
+        part["thoughtSignature"] = base64.b64encode(f"call-sig{seed}".encode()).decode()
     return part, _answers.canonical_json(call.arguments)
 
 

@@ -187,3 +187,59 @@ def test_gemini_thoughts_of_one_answer_stay_apart_and_a_streams_pieces_join() ->
     (joined, picture) = streamed.result().reasoning
     assert joined == {"text": "Think A.", "thought": True}
     assert picture["inline_data"]["mime_type"] == "image/png"
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+async def test_a_gemini_calls_signature_goes_back_with_the_call(
+    models: Callable[..., Any], server: ProviderServer, streamed: bool
+) -> None:
+    """Gemini signs the calls of a model that thinks; the signature is ``ToolCall.signature``
+    (on the hit and from disk too) and goes back with the call, not Google's skip-the-validator
+    stand-in, so the model keeps its reasoning through the loop."""
+    provider, model_id, _, keywords = THINKING["gemini"]
+    model = models(provider, model_id)
+    server.queue_tool_call("get_weather", {"city": "Oslo"})
+    if streamed:
+        [piece async for piece in model.stream_text(QUESTION, tools=[WEATHER], **keywords)]
+    asked = await model.generate(QUESTION, tools=[WEATHER], **keywords)
+    (call,) = asked.tool_calls
+    assert call.signature
+    assert base64.b64decode(call.signature).startswith(b"call-sig")
+    history = [
+        {"role": "user", "content": QUESTION},
+        {"role": "assistant", "content": "", "tool_calls": [call.to_dict()]},
+        {"role": "tool", "tool_call_id": call.id, "content": "12 C"},
+    ]
+
+    await model.generate(history, tools=[WEATHER], **keywords)
+
+    (part,) = server.requests[-1].body["contents"][1]["parts"]
+    assert part["thoughtSignature"] == call.signature
+    assert set(part["functionCall"]) >= {"name", "args"}
+
+
+async def test_a_call_without_a_signature_carries_the_stand_in_and_others_never_see_one(
+    models: Callable[..., Any], server: ProviderServer
+) -> None:
+    signed = {"id": "call_1", "name": "get_weather", "arguments": {"city": "Oslo"}}
+    signed["signature"] = base64.b64encode(b"from gemini").decode()
+    history = [
+        {"role": "user", "content": QUESTION},
+        {"role": "assistant", "content": "", "tool_calls": [signed]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "12 C"},
+    ]
+    unsigned = {k: v for k, v in signed.items() if k != "signature"}
+
+    gemini = models("gemini", "gemini-2.5-flash")
+    await gemini.generate(
+        [history[0], {**history[1], "tool_calls": [unsigned]}, history[2]], tools=[WEATHER]
+    )
+    (part,) = server.requests[-1].body["contents"][1]["parts"]
+    assert base64.b64decode(part["thoughtSignature"]) == b"skip_thought_signature_validator"
+    await models("openai", "gpt-4o-mini").generate(history, tools=[WEATHER])
+    sent = server.requests[-1].body["messages"][1]["tool_calls"][0]
+    assert "signature" not in json.dumps(sent)
+    await models("bedrock", "anthropic.claude-3-5-haiku-20241022-v1:0").generate(
+        history, tools=[WEATHER]
+    )
+    assert "signature" not in json.dumps(server.requests[-1].body["messages"][1])
