@@ -7,6 +7,8 @@ Pure code: no SDK, no I/O.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -127,7 +129,23 @@ def content_block(part: Any) -> dict[str, Any]:
         return {"text": part["text"]}
     if not isinstance(part, Mapping):
         raise ConfigError(f"a content part must be text or a dict, got {part!r}")
-    return {str(k): copy_value(v) for k, v in part.items()}
+    block = {str(k): copy_value(v) for k, v in part.items()}
+    reasoning = block.get("reasoningContent")
+    if isinstance(reasoning, dict) and isinstance(reasoning.get("redactedContent"), str):
+        reasoning["redactedContent"] = _redacted_bytes(reasoning["redactedContent"])
+    return block
+
+
+def _redacted_bytes(text: str) -> bytes:
+    """Redacted reasoning as ``response.reasoning`` gives it (base64 text) as the bytes it
+    stands for: boto3 base64-encodes bytes itself, so text would be encoded twice."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigError(
+            "reasoningContent.redactedContent given as text must be base64 (as "
+            f"response.reasoning gives it), or pass the raw bytes: {exc}"
+        ) from exc
 
 
 def _turns(messages: list[Mapping[str, Any]]) -> list[dict[str, Any]]:

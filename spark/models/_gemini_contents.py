@@ -223,7 +223,8 @@ def _call_parts(calls: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _function_response(message: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
-    """A tool result: ``{"result": ...}``, text joined, structured data as it is (``None``s in)."""
+    """A tool result: ``{"result": ...}``: text (a string, or text parts joined) as text, any
+    other data (a dict, a list of values, a number) as it is (``None``s in)."""
     call_id = str(message.get("tool_call_id") or "")
     name = names.get(call_id) or message.get("name")
     if not name:
@@ -232,17 +233,30 @@ def _function_response(message: Mapping[str, Any], names: Mapping[str, str]) -> 
             "made a tool call with that id (Gemini needs the function's name)"
         )
     content = message.get("content")
-    result = content if isinstance(content, Mapping) else _result_text(content)
+    result = _result_text(content) if _is_text(content) else content
     response: dict[str, Any] = {"name": name, "response": {"result": result}}
     if call_id and not _is_synthetic(call_id, str(name)):
         response["id"] = call_id
     return {"function_response": response}
 
 
+def _is_text(content: Any) -> bool:
+    """Whether a tool result is text: none, a string, or a list of strings and text parts."""
+    if content is None or isinstance(content, str):
+        return True
+    return isinstance(content, list | tuple) and all(
+        isinstance(p, str) or (isinstance(p, Mapping) and _is_text_part(p)) for p in content
+    )
+
+
+def _is_text_part(part: Mapping[str, Any]) -> bool:
+    return isinstance(part.get("text"), str) and part.get("type", "text") == "text"
+
+
 def _result_text(content: Any) -> str:
     if content is None or isinstance(content, str):
         return content or ""
-    return "".join(str(p.get("text", "")) if isinstance(p, Mapping) else str(p) for p in content)
+    return "".join(p if isinstance(p, str) else str(p["text"]) for p in content)
 
 
 def synthetic_call_id(index: int, name: str) -> str:

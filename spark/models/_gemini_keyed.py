@@ -107,12 +107,12 @@ def _keyed_other(value: Any, opaque: bool, enum_field: str) -> Any:
         return [keyed(item, opaque=opaque, enum_field=enum_field) for item in value]
     if isinstance(value, Mapping):
         return _opaque(dict(value)) if opaque else _keyed_mapping(value)
+    json_schema = getattr(value, "model_json_schema", None)
+    if isinstance(value, type) and callable(json_schema):  # a pydantic class (response_schema):
+        return {"$schema_of": _opaque(json_schema())}  # the SDK sends its schema
     dump = getattr(value, "model_dump", None)
     if callable(dump):  # the SDK's own types, dumped as the SDK dumps them to send
         return keyed(dump(mode="python", exclude_none=True), opaque=opaque)
-    json_schema = getattr(value, "model_json_schema", None)
-    if callable(json_schema):  # a pydantic class as response_schema: the SDK sends its schema
-        return {"$schema_of": _opaque(json_schema())}
     raise ConfigError(
         f"cannot send a {type(value).__name__} in a Gemini request ({value!r}): use JSON "
         "values, bytes for media, or google.genai's types"

@@ -292,8 +292,10 @@ def _openai_message(message: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"role": role}
     parts = _parts(message.get("content", message.get("parts")), role)
     calls = message.get("tool_calls")
-    # OpenAI wants ``null`` content next to tool calls when the model said nothing.
-    out["content"] = (_content(parts) or None) if calls else _content(parts)
+    # OpenAI wants ``null`` content next to what the model said instead of text (tool calls, a
+    # legacy function call, audio) when it said nothing.
+    instead = calls or message.get("function_call") or message.get("audio")
+    out["content"] = (_content(parts) or None) if instead else _content(parts)
     if calls:  # (``None`` or ``[]`` mean no calls: the API refuses an empty list)
         out["tool_calls"] = [_openai_tool_call(call) for call in calls]
     for name, value in message.items():

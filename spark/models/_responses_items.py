@@ -47,7 +47,7 @@ def _items_of(message: Any) -> list[Any]:
         return [plain]
     if not isinstance(message, Mapping):
         raise ConfigError(f"each message must be a dict with 'role' and 'content', got {message!r}")
-    if "role" not in message and "type" in message:
+    if ("role" not in message and "type" in message) or _output_message(message):
         return [dict(message)]  # a Responses item: function_call, reasoning, item_reference, ...
     role = str(message.get("role", "user")).lower()
     role = _ROLES.get(role, role)
@@ -63,6 +63,12 @@ def _items_of(message: Any) -> list[Any]:
     calls = [_function_call(call) for call in message.get("tool_calls") or ()]
     # An assistant turn that only called tools has no message of its own on this API.
     return [*([out] if content or not calls else []), *calls]
+
+
+def _output_message(message: Mapping[str, Any]) -> bool:
+    """Whether ``message`` is an output message of an earlier answer (a ``type: message`` item
+    with its ``id`` or ``status``): sent as given, its ``output_text`` parts and all."""
+    return message.get("type") == "message" and ("id" in message or "status" in message)
 
 
 def _tool_output(message: Mapping[str, Any]) -> dict[str, Any]:

@@ -68,11 +68,17 @@ def digest_of(data: bytes | bytearray | memoryview) -> dict[str, Any]:
     return {"sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw)}
 
 
-def base64_digest(text: str, mime_type: str | None = None) -> dict[str, Any]:
+def base64_digest(
+    text: str, mime_type: str | None = None, parameters: str | None = None
+) -> dict[str, Any]:
     """The keyed stand-in of media sent as base64 text: the SHA-256 of that text (hashing it is
-    several times faster than decoding it first, and one text stands for one byte string)."""
+    several times faster than decoding it first, and one text stands for one byte string).
+    A ``data:`` URL's media-type ``parameters`` (``;name=cat.png``) are sent: they are keyed.
+    Any text hashes (a message that only starts like a ``data:`` URL is not base64)."""
     found: dict[str, Any] = {} if mime_type is None else {"mime_type": mime_type}
-    digest = hashlib.sha256(text.encode("ascii", "surrogateescape")).hexdigest()
+    if parameters:
+        found["parameters"] = parameters
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     return {"$media": {**found, "base64_sha256": digest, "base64_chars": len(text)}}
 
 
@@ -131,7 +137,7 @@ def _data_url_digest(url: str) -> Any:
     match = _DATA_URL.match(url)
     if match is None:
         return url
-    return base64_digest(url[match.end() :], match.group(1))
+    return base64_digest(url[match.end() :], match.group(1), match.group(2))
 
 
 def unknown_field(name: str, known: Iterable[str], where: str, hint: str = "") -> ConfigError:
