@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from spark.errors import ConfigError
 from spark.models._gemini_config import chat_config, config_body, http_options, native_fields, put
 from spark.models._gemini_contents import contents, keyed_contents
 from spark.models._gemini_fields import EMBED_CONFIG_FIELDS
@@ -34,12 +35,29 @@ def cache_model_id(model_id: str) -> str:
 def prepare_chat(model_id: str, messages: Any, params: Mapping[str, Any]) -> WireCall:
     """The ``generate_content`` call of ``get_text(messages, **params)`` and its keyed body."""
     system, turns = contents(messages)
+    params = _config_spread(params)
     prompt = params.get("system_prompt")
     if prompt is not None:
         system = [*([prompt] if isinstance(prompt, str) else prompt), *system]
     config = chat_config(params, [text for text in system if text] if system else system)
     arguments = {"model": model_id, "contents": turns, "config": config}
     return WireCall(arguments, {"contents": keyed_contents(turns), **config_body(config)})
+
+
+def _config_spread(params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``config=`` (a ``GenerateContentConfig`` or its dict, the SDK's own spelling) as its
+    fields, each as if given by name; a field given both ways is an error."""
+    given = params.get("config")
+    if given is None:
+        return params
+    dump = getattr(given, "model_dump", None)
+    fields = dump(exclude_none=True) if callable(dump) else given
+    if not isinstance(fields, Mapping):
+        raise ConfigError(f"config= must be a GenerateContentConfig or a dict, got {given!r}")
+    both = sorted(set(fields) & set(params))
+    if both:
+        raise ConfigError(f"{', '.join(both)} given both in config= and by name: give it once")
+    return {**{k: v for k, v in params.items() if k != "config"}, **fields}
 
 
 def prepare_embedding(model_id: str, texts: list[str], params: Mapping[str, Any]) -> WireCall:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from spark.errors import ConfigError
 from spark.models._bedrock_answers import parse_converse
 from spark.testing import ProviderServer
 
@@ -158,3 +159,29 @@ async def test_a_responses_output_message_goes_back_as_given(
     )
 
     assert server.requests[-1].body["input"][1] == earlier
+
+
+async def test_gemini_takes_config_as_the_sdk_does(models: Models, server: ProviderServer) -> None:
+    from google.genai import types
+
+    model = models("gemini", "gemini-2.0-flash")
+    config = types.GenerateContentConfig(
+        temperature=0.2,
+        max_output_tokens=50,
+        tools=[types.Tool(google_search=types.GoogleSearch())],
+    )
+
+    await model.generate("Harbour news?", config=config)
+
+    body = server.requests[-1].body
+    assert body["generationConfig"] == {"temperature": 0.2, "maxOutputTokens": 50}
+    assert body["tools"] == [{"googleSearch": {}}]
+    by_name = {"temperature": 0.2, "max_output_tokens": 50, "tools": [{"google_search": {}}]}
+    assert model.cache_key("Harbour news?", config=config) == model.cache_key(
+        "Harbour news?", **by_name
+    )
+    assert model.cache_key("Harbour news?", config=dict(by_name)) == model.cache_key(
+        "Harbour news?", **by_name
+    )
+    with pytest.raises(ConfigError, match="temperature given both"):
+        model.cache_key("Harbour news?", config=config, temperature=0.3)
