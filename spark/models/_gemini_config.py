@@ -248,4 +248,9 @@ def _system_content(value: Any) -> Any:
         return {"parts": [{"text": value}], "role": "user"}
     if isinstance(value, list | tuple):
         return {"parts": [{"text": v} if isinstance(v, str) else v for v in value], "role": "user"}
-    return value
+    lone_part = (
+        not ({"parts", "role"} & set(value))
+        if isinstance(value, Mapping)
+        else hasattr(value, "model_dump") and not hasattr(value, "parts")
+    )
+    return {"parts": [value], "role": "user"} if lone_part else value  # (a ``Part``, as a turn)

@@ -185,3 +185,20 @@ async def test_gemini_takes_config_as_the_sdk_does(models: Models, server: Provi
     )
     with pytest.raises(ConfigError, match="temperature given both"):
         model.cache_key("Harbour news?", config=config, temperature=0.3)
+
+
+def test_a_gemini_system_instruction_as_one_part_is_the_same_request(models: Models) -> None:
+    from google.genai import types
+
+    model = models("gemini", "gemini-2.0-flash")
+    keys = {
+        model.cache_key("Hi", system_instruction=given)
+        for given in (
+            "Be brief.",
+            ["Be brief."],
+            types.Part(text="Be brief."),
+            {"text": "Be brief."},
+        )
+    }
+
+    assert len(keys) == 1  # the SDK sends each as one user turn of that text
