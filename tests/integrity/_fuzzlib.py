@@ -310,7 +310,12 @@ SPECS: tuple[Spec, ...] = (
     Spec("openai-embedding", "openai", EMBED, "embedding", ["alpha", "beta"]),
     Spec("bedrock-text", "bedrock", CLAUDE, "text", "integrity bedrock question"),
     Spec("gemini-tools", "gemini", GEMINI, "tools", "Weather in Oslo?", {"tools": [WEATHER]}),
-)
+    # Answers with the provider's own reports: reasoning with signatures, a signed call, code
+    # run by the provider, a cited document.
+    Spec("bedrock-thinking", "bedrock", CLAUDE, "text", "integrity thinking", {"additionalModelRequestFields": {"thinking": {"type": "enabled", "budget_tokens": 1024}}}),
+    Spec("gemini-thinking-tools", "gemini", GEMINI, "tools", "Weather in Rome?", {"tools": [WEATHER], "thinking_config": {"include_thoughts": True}}),
+    Spec("gemini-code", "gemini", GEMINI, "text", "integrity code run", {"tools": [{"code_execution": {}}]}),
+)  # fmt: skip
 
 
 async def call_model(model: Any, spec: Spec) -> Any:
