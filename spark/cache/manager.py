@@ -28,7 +28,7 @@ from spark.cache.config import CacheConfig, default_cache_dir
 from spark.cache.crypto import load_keyring
 from spark.cache.flight import SingleFlight
 from spark.cache.ledger import Ledger
-from spark.cache.ledger.usage import UsageRecord, read_usage_record, write_usage_record
+from spark.cache.ledger.usage import UsageRecord, record_to_prune_by, write_usage_record
 from spark.cache.memory import MemoryTier
 from spark.cache.policy import CachePolicy
 from spark.cache.reader import StoredEntry, read_entry
@@ -307,22 +307,21 @@ class CacheManager:
             self._scan_left = None
         return removed
 
-    def write_usage_record(self) -> Path:
+    def write_usage_record(self, *, partial: bool = False) -> Path:
         """Write the keys this process used to ``{cache_dir}/.spark-last-run.json``.
 
         ``prune_unused()`` (``spark cache prune --unused``) then removes every other entry, so a
-        committed cache does not grow forever. The file is per machine and ignored by git.
-        """
-        return write_usage_record(self.cache_dir, self.used_keys)
+        committed cache does not grow forever. The file is per machine and ignored by git; a
+        ``partial`` run (part of the suite) adds its keys to it."""
+        return write_usage_record(self.cache_dir, self.used_keys, partial=partial)
 
     def prune_unused(self) -> int:
         """Delete entries the last recorded run did not use; returns how many were removed.
 
         An entry recorded after that run finished (by a later run, or by a teammate: the record
-        is per machine) is kept: the record says nothing about it. Raises ``CacheError`` when
-        no run was recorded (pruning everything is never a default).
-        """
-        record = read_usage_record(self.cache_dir)
+        is per machine) is kept: the record says nothing about it. ``CacheError`` when no run
+        of the whole suite was recorded (pruning everything is never a default)."""
+        record = record_to_prune_by(self.cache_dir)
         unused = [e.location for e in self.store.walk() if e.key not in record.keys]
         removed = remove_each(self.store, (u for u in unused if not self._newer(u, record)))
         self.memory.clear()

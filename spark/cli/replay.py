@@ -215,11 +215,15 @@ def prune(
     A run with `pytest --spark-cache=record` (or refresh) notes which entries it read or
     wrote; everything else is a question no test asks any more. Pruning keeps a committed
     cache from growing forever. An entry recorded after that run finished (a teammate's, pulled
-    since: the record is per machine) is kept. Refuses when no run has been recorded.
+    since: the record is per machine) is kept. A run of part of the suite (-k, -m, named paths)
+    adds to the record; prune refuses when no run of the whole suite has been recorded. Asks
+    first unless --yes (also with --json).
     """
     target = cache_target(state, profile, cache_dir)
-    if not yes and not as_json:
-        click.confirm(f"Delete the entries of {target.where} the last run did not use?", abort=True)
+    if not yes:  # (--json too: a script says --yes; the question goes to stderr)
+        click.confirm(
+            f"Delete the entries of {target.where} the last run did not use?", abort=True, err=True
+        )
     removed = target.manager.prune_unused()
     if as_json:
         echo_json({"cache_dir": target.cache_dir, "removed": removed})

@@ -352,17 +352,27 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"{counters.writes} entries recorded, {format_usd(counters.saved_cost_usd)} saved"
         )
         if choice in ("record", "refresh") and exitstatus == 0:
+            partial = _partial_run(config, terminalreporter)
             try:
-                manager.write_usage_record()
+                manager.write_usage_record(partial=partial)
             except OSError as exc:  # (unwritable, full, or something else at the record's path)
                 terminalreporter.write_line(f"  usage not recorded: {exc}", yellow=True)
                 continue
             terminalreporter.write_line(
-                f"  usage recorded: `spark cache prune --unused --dir {manager.cache_dir}` "
+                "  usage added to the record (part of the suite ran: prune needs a whole run)"
+                if partial
+                else f"  usage recorded: `spark cache prune --unused --dir {manager.cache_dir}` "
                 "removes entries this run did not use"
             )
     for line, warning in live:
         terminalreporter.write_line(line, yellow=warning, bold=warning)
+
+
+def _partial_run(config: pytest.Config, terminalreporter: Any) -> bool:
+    """Whether the run was part of the suite: tests deselected (``-k``, ``-m``, ``--lf``) or
+    paths named on the command line. Its usage adds to the record, never replaces it."""
+    named = config.args_source == pytest.Config.ArgsSource.ARGS
+    return named or bool(terminalreporter.stats.get("deselected"))
 
 
 def _live_lines(config: pytest.Config) -> list[tuple[str, bool]]:

@@ -118,3 +118,19 @@ async def test_prune_unused_after_a_recorded_run(
     assert result.exit_code == 0, result.output
     assert "Removed 2 unused entries" in result.output
     assert CacheManager(cache_dir).get_stats()["total_entries"] == 1
+
+
+async def test_prune_asks_first_with_json_too(
+    spark: Callable[..., Result], fill: Callable[..., list[str]], cache_dir: Path
+) -> None:
+    fill(3)
+    config = CacheConfig(enabled=True, cache_dir=cache_dir)
+    CacheManager(cache_dir, config).write_usage_record()  # a run that used none of them
+
+    asked = spark("cache", "prune", "--unused", "--json", input="n\n")
+
+    assert asked.exit_code == 1
+    assert "did not use?" in asked.stderr
+    assert CacheManager(cache_dir).get_stats()["total_entries"] == 3
+    pruned = spark("cache", "prune", "--unused", "--json", "--yes")
+    assert json.loads(pruned.stdout)["removed"] == 3

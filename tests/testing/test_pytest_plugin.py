@@ -137,3 +137,50 @@ def test_off_calls_the_provider_every_time(tmp_path: Path, live: ProviderServer)
     assert result.returncode == 0, result.stdout + result.stderr
     assert live.count("openai") == before + 2
     assert not (project / "llm_cache").exists()
+
+
+TWO_TESTS = """
+import asyncio
+import spark.models
+
+
+def ask(question):
+    return asyncio.run(spark.models.from_profile("chat").get_text(question))
+
+
+def test_one():
+    assert ask("first question")
+
+
+def test_two():
+    assert ask("second question")
+"""
+
+
+def test_a_record_run_of_part_of_the_suite_never_lets_prune_delete_the_rest(
+    tmp_path: Path, live: ProviderServer
+) -> None:
+    """A ``-k`` run (or named paths) says nothing of the tests it did not run: its usage adds
+    to the record, and a record of such runs only is refused by prune."""
+    from spark.cache import CacheManager
+    from spark.errors import CacheError
+
+    env = {**live.env(), "SPARK_CACHE_KEY": generate_key()}
+    project = make_project(tmp_path / "app")
+    (project / "test_app.py").write_text(TWO_TESTS)
+    cache = project / "llm_cache"
+
+    first = run_pytest(project, env, "--spark-cache=record", "-k", "test_one")
+    assert first.returncode == 0, first.stdout + first.stderr
+    with pytest.raises(CacheError, match="part of the suite only"):
+        CacheManager(cache).prune_unused()
+
+    whole = run_pytest(project, env, "--spark-cache=record")
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    again = run_pytest(project, env, "--spark-cache=record", "-k", "test_two")
+    assert again.returncode == 0, again.stdout + again.stderr
+    named = run_pytest(project, env, "--spark-cache=record", "test_app.py::test_one")
+    assert named.returncode == 0, named.stdout + named.stderr
+
+    assert CacheManager(cache).prune_unused() == 0
+    assert CacheManager(cache).get_stats()["total_entries"] == 2

@@ -25,6 +25,7 @@ __all__ = [
     "UsageRecord",
     "ensure_bookkeeping_ignored",
     "read_usage_record",
+    "record_to_prune_by",
     "write_usage_record",
 ]
 
@@ -48,12 +49,25 @@ def ensure_bookkeeping_ignored(cache_dir: Path) -> None:
     _replace(temp, IGNORE_TEXT, ignore)
 
 
-def write_usage_record(cache_dir: Path, keys: Iterable[str]) -> Path:
-    """Atomically write the sorted ``keys`` (and the time) to the directory's usage record."""
+def write_usage_record(cache_dir: Path, keys: Iterable[str], *, partial: bool = False) -> Path:
+    """Atomically write the sorted ``keys`` (and the time) to the directory's usage record.
+
+    A ``partial`` run (part of the suite: ``-k``, ``-m``, named paths) says nothing about the
+    entries of the tests it did not run: its keys are added to the record's, never put in their
+    place (so prune cannot delete what the rest of the suite uses)."""
     path = cache_dir / USAGE_RECORD_NAME
     ensure_bookkeeping_ignored(cache_dir)
     temp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    body = {"finished_at": time.time(), "keys": sorted(set(keys))}
+    used = set(keys)
+    if partial:
+        try:
+            before = read_usage_record(cache_dir)
+        except CacheError:  # no usable record yet: this run's keys only, and still partial
+            before = None
+        if before is not None:
+            used |= before.keys
+            partial = before.partial  # (a whole run's record stays whole: this adds to it)
+    body = {"finished_at": time.time(), "keys": sorted(used), "partial": partial}
     _replace(temp, json.dumps(body, indent=0) + "\n", path)
     return path
 
@@ -70,10 +84,11 @@ def _replace(temp: Path, text: str, path: Path) -> None:
 
 class UsageRecord(NamedTuple):
     """The last recorded run: the keys it used and when it finished (epoch seconds; None in a
-    record written by hand without it)."""
+    record written by hand without it); ``partial`` when no run of the whole suite is in it."""
 
     keys: set[str]
     finished_at: float | None
+    partial: bool = False
 
 
 def read_usage_record(cache_dir: Path) -> UsageRecord:
@@ -95,7 +110,21 @@ def read_usage_record(cache_dir: Path) -> UsageRecord:
         ) from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CacheError(f"unreadable run record {path}: {exc}; record the suite again") from exc
-    return UsageRecord(set(keys), None if finished_at is None else float(finished_at))
+    partial = body.get("partial") is True
+    return UsageRecord(set(keys), None if finished_at is None else float(finished_at), partial)
+
+
+def record_to_prune_by(cache_dir: Path) -> UsageRecord:
+    """The last recorded run, if it can tell which entries are unused: ``CacheError`` when no
+    run was recorded, or only runs of part of the suite were."""
+    record = read_usage_record(cache_dir)
+    if record.partial:
+        raise CacheError(
+            f"the recorded runs in {cache_dir} ran part of the suite only (-k, -m or named "
+            "paths): they cannot tell which entries the rest of it uses; record the whole suite "
+            "(pytest --spark-cache=record), then prune"
+        )
+    return record
 
 
 def _read_regular(path: Path) -> bytes:
