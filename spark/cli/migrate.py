@@ -10,7 +10,7 @@ import click
 from spark.cache import admin
 from spark.cache.keys import KEY_SCHEMA_VERSION
 from spark.cli._context import CliState, cache_target, dir_option, pass_state, profile_option
-from spark.cli._errors import CliError
+from spark.cli._errors import CliError, verify_hint
 from spark.cli._output import echo_json, json_option, progress, say
 from spark.cli._output import entries as n_entries
 from spark.models.migrate import MigrationOutcome, migrate_entry
@@ -73,8 +73,11 @@ def migrate(
             f"(in {target.where})."
         )
     if failed:
+        problems = [admin.EntryProblem(r.location, "", r.kind, r.reason) for r in failed if r.kind]
+        redo = "Re-record them (run the calls once with mode read_write, or pytest "
+        redo += "--spark-cache=record) and commit the new entries."
+        hint = verify_hint(target.store, target.config, problems, keyring) if problems else ""
         raise CliError(
             f"{len(failed)} of {len(entries)} cache entries could not be re-keyed",
-            "Re-record them (run the calls once with mode read_write, or pytest "
-            "--spark-cache=record) and commit the new entries.",
+            "\n".join(line for line in (hint, "" if all(r.kind for r in failed) else redo) if line),
         )

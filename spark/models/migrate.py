@@ -41,12 +41,14 @@ class MigrationOutcome(Enum):
 
 @dataclass(frozen=True)
 class Migration:
-    """The outcome for one entry; ``reason`` says why it could not be re-keyed."""
+    """The outcome for one entry; ``reason`` says why it could not be re-keyed, ``kind`` what
+    kind of unusable entry it is (a ``BadEntry.kind``; "" when its request cannot be redone)."""
 
     location: str
     outcome: MigrationOutcome
     new_key: str = ""
     reason: str = ""
+    kind: str = ""
 
 
 def rederived_request(request: Mapping[str, Any]) -> dict[str, Any]:
@@ -96,7 +98,7 @@ def migrate_entry(
         return Migration(entry.location, MigrationOutcome.CANNOT, reason="deleted meanwhile")
     if isinstance(found, BadEntry):
         reason = _PLAINTEXT_REFUSED if found.kind == "plaintext" else found.reason
-        return Migration(entry.location, MigrationOutcome.CANNOT, reason=reason)
+        return Migration(entry.location, MigrationOutcome.CANNOT, reason=reason, kind=found.kind)
     assert found.payload is not None  # (read with its payload)
     stored = found.payload["request"]
     if stored.get("v") == KEY_SCHEMA_VERSION:
@@ -116,7 +118,7 @@ def migrate_entry(
     new_key = create_key(request)
     if found.meta.sealed and keyring is None:
         reason = "it must be sealed again, and no key is configured"
-        return Migration(entry.location, MigrationOutcome.CANNOT, reason=reason)
+        return Migration(entry.location, MigrationOutcome.CANNOT, reason=reason, kind="no key")
     if not dry_run:
         _rewrite(store, entry, found, request, new_key, keyring if found.meta.sealed else None)
     return Migration(entry.location, MigrationOutcome.REKEYED, new_key)

@@ -173,3 +173,20 @@ def test_migrate_refuses_plaintext_in_a_cache_that_encrypts(
     assert swapped.exists()  # left as it was, still refused by every read
     rewritten = [p for p in root.rglob("*.json") if p != swapped]
     assert all(answer not in p.read_text() and '"text"' not in p.read_text() for p in rewritten)
+
+
+def test_migrate_without_the_key_says_to_set_it_not_to_re_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every entry is fine but sealed with a key not held: the fix is the key, not paying for
+    a new recording."""
+    monkeypatch.delenv("SPARK_CACHE_KEY", raising=False)
+    root = tmp_path / "llm-cache"
+    shutil.copytree(DATA / "sealed", root)
+
+    result = spark("cache", "migrate", "--dir", str(root), "--dry-run")
+
+    assert result.exit_code == 1
+    assert "could not be re-keyed" in result.output
+    assert "Set SPARK_CACHE_KEY to that key" in result.output
+    assert "Re-record" not in result.output
