@@ -8,8 +8,10 @@ show a character that could act on a terminal (from a hostile file name or entry
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import PurePath
@@ -71,6 +73,29 @@ def echo_json(data: Any) -> None:
     """Print ``data`` as indented JSON (paths as strings; acting characters escaped, which JSON
     reads back as the same text)."""
     say(json.dumps(data, indent=2, default=_plain, ensure_ascii=False))
+
+
+#: Base64 text this long (an image, audio) is summed up in readable output, not printed.
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{400,}={0,2}")
+
+
+def readable_json(value: Any) -> str:
+    """``value`` as indented JSON for reading: long base64 text (media a model made, a
+    signature) as a one-line summary, since a terminal full of it helps nobody; ``--json``
+    prints it whole."""
+    return json.dumps(_summed_up(value), indent=2, ensure_ascii=False)
+
+
+def _summed_up(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _summed_up(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_summed_up(item) for item in value]
+    if isinstance(value, str) and _BASE64_RUN.fullmatch(value):
+        digest = hashlib.sha256(value.encode()).hexdigest()[:12]
+        size = len(value) * 3 // 4
+        return f"<base64: about {size:,} bytes, sha256 of the text {digest}; --json prints it>"
+    return value
 
 
 def _plain(value: Any) -> Any:

@@ -6,7 +6,6 @@ Every command works on the active profile's cache (a directory, or a Redis with
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -41,6 +40,7 @@ from spark.cli._output import (
     json_option,
     print_table,
     progress,
+    readable_json,
     say,
 )
 from spark.cli._output import (
@@ -137,7 +137,8 @@ def show_entry(
 
     KEY is the entry's key, or a prefix of it of at least 8 hex digits that only one entry
     has (`spark cache ls` shows the first 12). An encrypted payload is decrypted with the
-    profile's keys (SPARK_CACHE_KEY or the key file).
+    profile's keys (SPARK_CACHE_KEY or the key file). Long base64 text (an image or audio a
+    model made) is summed up in one line; --json prints everything whole.
     """
     if not _KEY_RE.match(key):
         raise click.BadParameter("expected 8 to 64 hex digits of an entry's key", param_hint="KEY")
@@ -172,9 +173,15 @@ def show_entry(
         if meta.encryption != "none":
             say(f"            (set {target.config.key_env} or key_file to its key)")
         return
+    if meta.encryption == "none" and target.config.encrypt:
+        say(
+            "warning: a plaintext entry in a cache that encrypts: every read refuses it, and "
+            "it may have been planted (`spark cache verify` lists such entries)",
+            err=True,
+        )
     for part in ("request", "response"):
         say(f"\n{part}:")
-        say(json.dumps(content.payload.get(part), indent=2, ensure_ascii=False))
+        say(readable_json(content.payload.get(part)))
 
 
 @cache.command(short_help="Delete entries: all, a provider's or a model's.")

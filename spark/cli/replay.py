@@ -22,7 +22,7 @@ from spark.cli._context import (
     profile_option,
 )
 from spark.cli._errors import CliError
-from spark.cli._output import echo_json, format_time, json_option, say, warn
+from spark.cli._output import echo_json, format_time, json_option, readable_json, say, warn
 from spark.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ def _explain_hit(
             say(f"{label:<12}{value}")
     if show_values:
         say("\nresponse:")
-        say(json.dumps(response, indent=2, ensure_ascii=False))
+        say(readable_json(response))
     else:
         say(f"{'response':<12}not shown (--show-values prints it)")
 
