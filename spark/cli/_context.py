@@ -38,6 +38,7 @@ __all__ = [
     "cache_target",
     "dir_option",
     "filtered_target",
+    "note_missing_cache",
     "pass_state",
     "profile_option",
 ]
@@ -217,6 +218,28 @@ class EntryFilter:
     def label(self) -> str:
         """``openai/gpt-4o``, ``openai``, ``gpt-4o`` or ``all providers``, for messages."""
         return "/".join(part for part in (self.provider, self.model_id) if part) or "all providers"
+
+
+def note_missing_cache(state: CliState, target: CacheTarget, profile: str | None) -> str:
+    """A note for a listing of a profile's cache directory that does not exist (nothing was
+    cached there, or the profile is not the one meant): the profiles whose caches do exist.
+    "" when the directory exists (or the cache is a Redis)."""
+    if target.config.backend != "disk" or target.cache_dir.is_dir():
+        return ""
+    name = profile or target.settings.profile
+    off = "" if target.config.enabled else ", whose caching is off"
+    others = []
+    for other in target.settings.profiles:
+        if other == name:
+            continue
+        try:
+            directory = state.settings(other).cache_config().resolved_dir
+        except ConfigError:
+            continue
+        if directory.is_dir() and directory != target.cache_dir:
+            others.append(f"--profile {other} ({directory})")
+    hint = f"; caches that exist: {', '.join(others)}" if others else ""
+    return f"note: no cache directory at {target.cache_dir} (profile {name}{off}){hint}"
 
 
 def filtered_target(

@@ -28,6 +28,7 @@ from spark.cli._context import (
     cache_target,
     dir_option,
     filtered_target,
+    note_missing_cache,
     pass_state,
     profile_option,
 )
@@ -99,6 +100,9 @@ def list_entries(
     """
     target, only = filtered_target(state, profile, cache_dir, provider, model)
     entries = list(admin.list_entries(target.store, only.provider, only.model_id))
+    note = note_missing_cache(state, target, profile)
+    if note:
+        say(note, err=True)
     if as_json:
         echo_json([entry.to_dict() for entry in entries])
         return

@@ -20,6 +20,7 @@ from spark.cli._context import (
     EntryFilter,
     dir_option,
     filtered_target,
+    note_missing_cache,
     pass_state,
     profile_option,
 )
@@ -153,6 +154,9 @@ def stats(
     below the table, apart from Spark's savings (docs/costs.md).
     """
     target, only = filtered_target(state, profile, cache_dir, provider, model)
+    note = note_missing_cache(state, target, profile)
+    if note:
+        say(note, err=True)
     sink = target.store.ledger_sink()
     has_ledger = sink.exists()
     rows = combine(

@@ -378,3 +378,25 @@ def test_a_malformed_key_does_not_suggest_a_new_one(
         "error: encryption key #1 is not a valid Fernet key (44 characters of url-safe base64, "
         "as `spark cache keygen` prints them): was it cut or quoted when it was copied?"
     ]
+
+
+@pytest.mark.parametrize("command", ["ls", "stats"])
+def test_a_profile_with_no_cache_directory_says_which_caches_exist(
+    spark: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """Forgetting --profile testing looked like an empty cache."""
+    (tmp_path / "spark.toml").write_text(
+        '[spark]\ndefault_profile = "dev"\n\n[cache]\ndir = "cache"\n\n'
+        "[profiles.dev.cache]\nenabled = false\n\n"
+        '[profiles.testing.cache]\nenabled = true\ndir = "tests/llm_cache"\n'
+    )
+    (tmp_path / "tests" / "llm_cache").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+
+    result = spark("cache", command)
+
+    assert result.exit_code == 0, result.output
+    assert "no cache directory at" in result.stderr
+    assert "profile dev, whose caching is off" in result.stderr
+    assert "--profile testing" in result.stderr
+    assert spark("cache", command, "--profile", "testing").stderr == ""
