@@ -234,7 +234,7 @@ def note_missing_cache(state: CliState, target: CacheTarget, profile: str | None
             continue
         try:
             directory = state.settings(other).cache_config().resolved_dir
-        except ConfigError:
+        except (ConfigError, CliError):  # (a profile with a problem of its own: not listed)
             continue
         if directory.is_dir() and directory != target.cache_dir:
             others.append(f"--profile {other} ({directory})")
