@@ -117,7 +117,8 @@ def reencrypt_all(
                 store, entry, goal, readers, encrypt_plaintext=encrypt_plaintext
             )
         except (CorruptEntryError, DecryptionError) as exc:
-            run.failures.append((entry.location, str(exc)))
+            # (the error names the path itself; the report puts the path first, once)
+            run.failures.append((entry.location, str(exc).removeprefix(f"{entry.location}: ")))
         else:
             run.outcomes[outcome.name.lower()] += 1
             if outcome is admin.RotationOutcome.ENCRYPTED:

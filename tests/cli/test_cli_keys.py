@@ -204,6 +204,7 @@ def test_rotate_key_reports_a_tampered_entry_and_rotates_the_rest(
     assert result.exit_code == 1
     assert "2 re-encrypted" in result.stdout
     assert f"{victim}: " in result.stdout
+    assert result.stdout.count(str(victim)) == 1  # (the path once, not again in its reason)
     assert "tampered" in result.stdout
     assert "error: 1 entry could not be re-encrypted (listed above)" in result.stderr
     assert "`spark cache verify`" in result.stderr
