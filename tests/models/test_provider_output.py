@@ -77,49 +77,38 @@ async def test_an_answer_with_nothing_else_has_none(models: Callable[..., Any]) 
         assert "provider_output" not in answer.to_dict()
 
 
+# provider, model id, question, call keywords, the output's field and the bytes it starts with.
+NO_TEXT: dict[str, tuple[str, str, str, dict[str, Any], str, bytes]] = {
+    "gemini-image": ("gemini", "gemini-2.5-flash-image", "Draw a lighthouse.", {"response_modalities": ["IMAGE"]}, "inline_data", b"\x89PNG\r\n\x1a\n"),
+    "openai-audio": ("openai", "gpt-4o-audio-preview", "Say hello.", {"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}}, "audio", b"RIFF"),
+}  # fmt: skip
+
+
 @pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
-async def test_an_answer_that_is_only_an_image_is_cached_and_comes_back_whole(
-    three_answers: Callable[..., Any], server: ProviderServer, streamed: bool
+@pytest.mark.parametrize("case", sorted(NO_TEXT))
+async def test_an_answer_with_no_text_is_cached_and_comes_back_whole(
+    three_answers: Callable[..., Any], server: ProviderServer, case: str, streamed: bool
 ) -> None:
+    """An image model's picture, a spoken answer: nothing but other output (the API's
+    content is null; audio's words are its transcript)."""
+    provider, model_id, question, keywords, field, magic = NO_TEXT[case]
+
     miss, hit, from_disk = await three_answers(
-        "gemini",
-        "gemini-2.5-flash-image",
-        "Draw a lighthouse.",
-        streamed=streamed,
-        response_modalities=["IMAGE"],
+        provider, model_id, question, streamed=streamed, **keywords
     )
 
     (part,) = miss.provider_output
-    image = part["inline_data"]
-    assert image["mime_type"] == "image/png"
-    assert base64.b64decode(image["data"]).startswith(b"\x89PNG\r\n\x1a\n")
+    output = part[field]
+    assert base64.b64decode(output["data"]).startswith(magic)
+    if field == "audio":
+        assert output["id"].startswith("audio_")
+        assert output["transcript"]
+        assert isinstance(output["expires_at"], int)
+    else:
+        assert output["mime_type"] == "image/png"
     assert miss.text == ""
     assert hit.provider_output == miss.provider_output == from_disk.provider_output
-    assert server.count(provider="gemini") == 1  # cached, though it has no text
-
-
-@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
-async def test_an_openai_answer_in_audio_is_cached_and_comes_back_whole(
-    three_answers: Callable[..., Any], server: ProviderServer, streamed: bool
-) -> None:
-    miss, hit, from_disk = await three_answers(
-        "openai",
-        "gpt-4o-audio-preview",
-        "Say hello.",
-        streamed=streamed,
-        modalities=["text", "audio"],
-        audio={"voice": "alloy", "format": "wav"},
-    )
-
-    (part,) = miss.provider_output
-    audio = part["audio"]
-    assert audio["id"].startswith("audio_")
-    assert base64.b64decode(audio["data"]).startswith(b"RIFF")
-    assert audio["transcript"]
-    assert isinstance(audio["expires_at"], int)
-    assert miss.text == ""  # the API's content is null: the words are the transcript
-    assert hit.provider_output == miss.provider_output == from_disk.provider_output
-    assert server.count(provider="openai") == 1
+    assert server.count(provider=provider) == 1  # cached, though it has no text
 
 
 def test_bedrock_blocks_spark_has_no_field_for_are_kept_as_json() -> None:
