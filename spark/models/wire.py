@@ -90,8 +90,8 @@ def keyed_value(value: Any) -> Any:
 
     Mappings become dicts (keys as strings; ``None`` values kept: a ``None`` the caller sends is
     sent), sequences lists, bytes a digest (``digest_of``), base64 ``data:`` URLs a digest of
-    their text (``base64_digest``); pydantic models are dumped as their SDK sends them (no
-    ``None``s). On the hit path: exact JSON types take the fast way.
+    their text (``base64_digest``); pydantic models are dumped as their SDK sends them (the fields
+    set). On the hit path: exact JSON types take the fast way.
     """
     kind = type(value)
     if kind is str:
@@ -122,8 +122,8 @@ def _keyed_other(value: Any) -> Any:
     if isinstance(value, bool | int | float):
         return value
     dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return keyed_value(dump(mode="python", exclude_none=True))
+    if callable(dump):  # as the SDK dumps it to send: the fields set, a ``None`` set included
+        return keyed_value(dump(mode="python", exclude_unset=True))
     raise ConfigError(
         f"cannot send a {type(value).__name__} in a request ({value!r}): use JSON values, bytes"
         " for media, or the SDK's own types"

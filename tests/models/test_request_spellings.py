@@ -202,3 +202,18 @@ def test_a_gemini_system_instruction_as_one_part_is_the_same_request(models: Mod
     }
 
     assert len(keys) == 1  # the SDK sends each as one user turn of that text
+
+
+def test_an_sdk_object_given_as_a_parameter_is_keyed_as_the_sdk_sends_it(models: Models) -> None:
+    """The SDK sends a pydantic parameter's fields as set (a ``None`` set is sent as null), so
+    ``Reasoning(effort="low", summary=None)`` and ``Reasoning(effort="low")`` are two requests;
+    the latter is the same request as its dict."""
+    from openai.types.shared import Reasoning
+
+    model = models("openai", "o4-mini", api="responses")
+
+    def key(value: Any) -> str:
+        return str(model.cache_key("Hi", reasoning=value))
+
+    assert key(Reasoning(effort="low", summary=None)) != key(Reasoning(effort="low"))
+    assert key(Reasoning(effort="low")) == key({"effort": "low"})
