@@ -10,6 +10,7 @@ A type-confused entry is corrupt here, not a crash further up (docs/caching.md).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -108,9 +109,17 @@ def _tool_calls(value: Any) -> bool:
         and type(call.get("id")) is str
         and type(call.get("name")) is str
         and type(call.get("arguments", {})) is dict
-        and type(call.get("signature") or "") is str
+        and _is_signature(call.get("signature"))
         for call in value
     )
+
+
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+
+def _is_signature(value: Any) -> bool:
+    """A tool call's signature: none, or base64 text (it goes back on the wire as bytes)."""
+    return value is None or (type(value) is str and _BASE64.fullmatch(value) is not None)
 
 
 def _embeddings(value: Any) -> bool:

@@ -530,6 +530,12 @@ CONTENTS: dict[str, tuple[str, Build]] = {
     "refusal is a list": ("plain", lambda t, o, f, p: _response(t, refusal=["no"])),
     "citations is a string": ("plain", lambda t, o, f, p: _response(t, citations="x")),
     "reasoning is a number": ("plain", lambda t, o, f, p: _response(t, reasoning=3)),
+    "a tool call's signature is not base64": (
+        "plain",
+        lambda t, o, f, p: _response(
+            t, tool_calls=[{"id": "c", "name": "f", "arguments": {}, "signature": "no!"}]
+        ),
+    ),
     "a tool call's signature is a number": (
         "plain",
         lambda t, o, f, p: _response(
