@@ -359,7 +359,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                 terminalreporter.write_line(f"  usage not recorded: {exc}", yellow=True)
                 continue
             terminalreporter.write_line(
-                "  usage added to the record (part of the suite ran: prune needs a whole run)"
+                "  usage added to the record (part of the suite ran: it adds, never replaces)"
                 if partial
                 else f"  usage recorded: `spark cache prune --unused --dir {manager.cache_dir}` "
                 "removes entries this run did not use"
