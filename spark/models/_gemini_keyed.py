@@ -60,7 +60,7 @@ def camel(name: str) -> str:
 def keyed(value: Any, *, opaque: bool = False, enum_field: str = "") -> Any:
     """The keyed form of a value the SDK validates into its types: one spelling for what the
     SDK sends alike (snake or camel case field names, ``None`` fields, which it drops, enum
-    case, ``types.*`` objects or dicts), bytes as a digest. ``opaque`` values (free-form JSON:
+    case, ``types.*`` objects or dicts, ``1024.0`` and ``1024``), bytes as a digest. ``opaque`` values (free-form JSON:
     tool arguments, JSON schemas) are keyed as given, ``None``s included, as they are sent."""
     if opaque:
         return _opaque(value)
@@ -71,6 +71,8 @@ def keyed(value: Any, *, opaque: bool = False, enum_field: str = "") -> Any:
         return _keyed_mapping(value)
     if kind is list:
         return _keyed_list(value, enum_field)
+    if kind is float and value.is_integer():  # a typed field: the SDK sends 1024.0 and 1024
+        return int(value)  # alike (as its int or float type makes them), so they key alike
     if kind in _SCALARS:
         return value
     return _keyed_other(value, False, enum_field)

@@ -217,3 +217,16 @@ def test_an_sdk_object_given_as_a_parameter_is_keyed_as_the_sdk_sends_it(models:
 
     assert key(Reasoning(effort="low", summary=None)) != key(Reasoning(effort="low"))
     assert key(Reasoning(effort="low")) == key({"effort": "low"})
+
+
+async def test_a_whole_number_given_as_a_float_in_a_gemini_config_is_the_same_request(
+    models: Models, server: ProviderServer
+) -> None:
+    model = models("gemini", "gemini-2.5-flash")
+
+    await model.generate("Hi", thinking_config={"thinking_budget": 1024.0})
+
+    assert server.requests[-1].body["generationConfig"]["thinkingConfig"]["thinking_budget"] == 1024
+    as_float = model.cache_key("Hi", thinking_config={"thinking_budget": 1024.0})
+    assert as_float == model.cache_key("Hi", thinking_config={"thinking_budget": 1024})
+    assert as_float != model.cache_key("Hi", thinking_config={"thinking_budget": 1025})
