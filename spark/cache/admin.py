@@ -303,6 +303,9 @@ def reencrypt_entry(
         raise DecryptionError(str(found), path=entry.location, fingerprint=found.fingerprint)
     if not isinstance(found, StoredEntry) or found.payload is None:
         raise CorruptEntryError(str(found) if found else f"{entry.location}: deleted meanwhile")
+    problem = _check_request(entry, meta, found.payload["request"])
+    if problem is not None and problem.kind != "stale":  # (a stale one: `migrate` re-keys it)
+        raise CorruptEntryError(f"{entry.location}: {problem.reason}")  # another key's entry
     try:
         data = encode_entry(meta, found.payload, target)
     except (ValueError, TypeError) as exc:  # (the reader admits only JSON; kept total anyway)

@@ -210,6 +210,27 @@ def test_rotate_key_reports_a_tampered_entry_and_rotates_the_rest(
     assert "`spark cache verify`" in result.stderr
 
 
+def test_rotate_key_reports_another_keys_entry_and_leaves_it_as_it_was(
+    spark: Invoke, cache_dir: Path, fill: Fill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sealed entry copied over another's, its header key edited to the file's name: every
+    read refuses it (its request is another key's); rotation lists it instead of sealing it."""
+    monkeypatch.setenv("SPARK_CACHE_KEY", generate_key())
+    fill(3, encrypt=True)
+    first, second = sorted(cache_dir.rglob("*.json"))[:2]
+    document = json.loads(first.read_bytes())
+    document["key"] = second.stem
+    second.write_text(json.dumps(document))
+    before = second.read_bytes()
+
+    result = spark("cache", "rotate-key", "--profile", "vault", "--yes")
+
+    assert result.exit_code == 1
+    assert "2 re-encrypted" in result.stdout
+    assert f"{second}: the stored request hashes to" in result.stdout
+    assert second.read_bytes() == before
+
+
 def test_rotate_key_confirms_and_validates(
     spark: Invoke, fill: Fill, monkeypatch: pytest.MonkeyPatch
 ) -> None:
