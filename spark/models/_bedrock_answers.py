@@ -32,7 +32,7 @@ _FINISH_REASONS = {
     "content_filtered": "content_filter",
 }
 # The content blocks Spark reads into fields of its own; any other is ``provider_output``.
-_READ_BLOCKS = ("text", "toolUse", "reasoningContent", "citationsContent")
+_READ_BLOCKS = ("text", "reasoningContent", "citationsContent")  # (and a client toolUse)
 _SERVER_TOOL = "server_tool_use"  # a ``toolUse`` the provider ran itself
 # The vector type Spark returns when an embeddings call asks for several.
 _VECTOR_TYPES = ("float", "int8", "uint8", "binary", "ubinary")
@@ -68,12 +68,8 @@ def parse_converse(response: Mapping[str, Any]) -> ModelResponse:
         ToolCall(use["toolUseId"], use["name"], _arguments(use.get("input")))
         for use in (block["toolUse"] for block in blocks if _client_call(block))
     )
-    reasoning = [_json_block(b["reasoningContent"]) for b in blocks if "reasoningContent" in b]
-    other = [
-        _plain(b)
-        for b in blocks
-        if not any(name in b for name in _READ_BLOCKS) or ("toolUse" in b and not _client_call(b))
-    ]
+    reasoning = [_plain(b["reasoningContent"]) for b in blocks if "reasoningContent" in b]
+    other = [_plain(b) for b in blocks if not _read(b)]
     asked = response.get("additionalModelResponseFields")
     if asked is not None:
         other.append({"additionalModelResponseFields": _plain(asked)})
@@ -89,7 +85,8 @@ def parse_converse(response: Mapping[str, Any]) -> ModelResponse:
 
 
 def _plain(value: Any) -> Any:
-    """A value of a Converse answer as JSON: bytes (an image's) as base64 text."""
+    """A value of a Converse answer as JSON: bytes (an image's, redacted reasoning) as base64
+    text."""
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, Mapping):
@@ -97,6 +94,14 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
     return value
+
+
+def _read(block: Mapping[str, Any]) -> bool:
+    """Whether Spark reads a block into a field of its own (text, a call for the caller,
+    reasoning, citations); any other block is ``provider_output``."""
+    if "toolUse" in block:
+        return _client_call(block)
+    return any(name in block for name in _READ_BLOCKS)
 
 
 def _client_call(block: Mapping[str, Any]) -> bool:
@@ -123,14 +128,6 @@ def _block_text(block: Mapping[str, Any]) -> str:
     if isinstance(cited, Mapping):
         return "".join(str(part.get("text", "")) for part in cited.get("content") or ())
     return ""
-
-
-def _json_block(block: Mapping[str, Any]) -> dict[str, Any]:
-    """A ``reasoningContent`` block as JSON: redacted reasoning (bytes) as base64 text."""
-    redacted = block.get("redactedContent")
-    if isinstance(redacted, bytes | bytearray):
-        return {**block, "redactedContent": base64.b64encode(redacted).decode("ascii")}
-    return dict(block)
 
 
 class StreamAssembler:
@@ -247,7 +244,7 @@ def _server_block(call: ToolCall) -> dict[str, Any]:
 def _streamed_block(block: Mapping[str, Any]) -> dict[str, Any]:
     """A streamed reasoning block in the shape ``converse`` returns it."""
     if "redactedContent" in block:
-        return {"reasoningContent": _json_block({"redactedContent": block["redactedContent"]})}
+        return {"reasoningContent": _plain({"redactedContent": block["redactedContent"]})}
     text: dict[str, Any] = {"text": "".join(block["text"])}
     if "signature" in block:
         text["signature"] = block["signature"]
