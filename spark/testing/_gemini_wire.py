@@ -225,7 +225,7 @@ def _response(
     }
 
 
-def _function_call_part(exchange: Exchange) -> tuple[JsonObject, str] | None:
+def _function_call_part(exchange: Exchange, seed: str) -> tuple[JsonObject, str] | None:
     """The scripted call as a part; signed (``thoughtSignature``) when the request has the
     model think (a ``thinkingConfig`` whose budget is not 0), as Gemini 2.5 and later sign it."""
     call = exchange.plan.tool_call
@@ -234,7 +234,6 @@ def _function_call_part(exchange: Exchange) -> tuple[JsonObject, str] | None:
     part: JsonObject = {"functionCall": {"name": call.name, "args": call.arguments}}
     thinking = _config(exchange.body).get("thinkingConfig")
     if isinstance(thinking, Mapping) and thinking.get("thinkingBudget") != 0:
-        seed = _answers.request_seed(PROVIDER, exchange.model, exchange.body)
         part["thoughtSignature"] = base64.b64encode(f"call-sig{seed}".encode()).decode()
     return part, _answers.canonical_json(call.arguments)
 
@@ -286,7 +285,9 @@ def _is_answer(part: JsonObject) -> bool:
     return "text" in part and not part.get("thought")
 
 
-def _pieces(exchange: Exchange, texts: list[str]) -> tuple[list[list[JsonObject]], list[str]]:
+def _pieces(
+    exchange: Exchange, seed: str, texts: list[str]
+) -> tuple[list[list[JsonObject]], list[str]]:
     """Return each candidate's stream pieces (parts) and the texts billed as output.
 
     A scripted tool call is the first candidate's answer, in one piece; text is split in chunks.
@@ -295,10 +296,9 @@ def _pieces(exchange: Exchange, texts: list[str]) -> tuple[list[list[JsonObject]
     """
     pieces = [[{"text": piece} for piece in _answers.split_chunks(text)] for text in texts]
     billed = list(texts)
-    function_call = _function_call_part(exchange)
+    function_call = _function_call_part(exchange, seed)
     if function_call is not None:
         pieces[0], billed[0] = [function_call[0]], function_call[1]
-    seed = _answers.request_seed(PROVIDER, exchange.model, exchange.body)
     if function_call is None and _image_only(exchange.body):
         pieces[0], billed[0] = [_image_part(seed)], ""
     elif function_call is None:
@@ -310,7 +310,7 @@ def _pieces(exchange: Exchange, texts: list[str]) -> tuple[list[list[JsonObject]
 def generate(exchange: Exchange) -> Reply:
     """Answer `POST /{version}/models/{model}:generateContent` (every candidate asked for)."""
     seed, texts, prompt_tokens = _generate_values(exchange)
-    pieces, billed = _pieces(exchange, texts)
+    pieces, billed = _pieces(exchange, seed, texts)
     candidates = []
     for index, parts in enumerate(pieces):
         tokens = [part["text"] for part in parts if _is_answer(part)]
@@ -335,7 +335,7 @@ def generate_stream(exchange: Exchange) -> Reply:
     and the log-probabilities of that piece; the last event carries the usage.
     """
     seed, texts, prompt_tokens = _generate_values(exchange)
-    pieces, billed = _pieces(exchange, texts)
+    pieces, billed = _pieces(exchange, seed, texts)
     count = max(len(parts) for parts in pieces)
     events = []
     for step in range(count):
