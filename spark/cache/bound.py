@@ -8,11 +8,11 @@ future) and, on a store that can lock (Redis), across processes and machines.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -21,6 +21,15 @@ from spark.cache.config import CacheConfig
 from spark.cache.crypto import SCHEME, KeyRing
 from spark.cache.keys import create_key, keyed_request
 from spark.cache.memory import MemoryEntry
+from spark.cache.misses import (
+    Accept,
+    CacheResult,
+    ProviderCall,
+    ProviderStream,
+    call_once,
+    replayed_chunks,
+    stream_once,
+)
 from spark.cache.policy import CachePolicy, is_cacheable
 from spark.cache.reader import BadEntry, StoredEntry, Where, read_entry
 from spark.cache.replay import refused_by_schema, replay_error
@@ -42,7 +51,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("spark.cache")
-_POLL_S = 0.025  # how often a process waiting on another's provider call looks for its entry
 _PLAINTEXT_REFUSED = (
     "refusing plaintext cache entry %s: this cache encrypts, so it takes sealed entries only"
     " (`spark cache rotate-key` encrypts plaintext entries)"
@@ -57,33 +65,6 @@ class CacheRequest(NamedTuple):
     model_id: str
     key: str
     normalized: Mapping[str, Any]
-
-
-class CacheResult(NamedTuple):
-    """A response dict and whether it came from the cache (hits and single-flight followers)."""
-
-    response: Mapping[str, Any]
-    cached: bool
-    key: str
-
-
-ProviderCall = Callable[[], Awaitable[Mapping[str, Any]]]
-#: Whether a stored response may still be served (e.g. it matches ``get_json``'s schema).
-Accept = Callable[[Mapping[str, Any]], bool]
-#: A provider stream: text chunks, then (last) the stored form of the whole answer.
-ProviderStream = Callable[[], AsyncIterator[str | dict[str, Any]]]
-
-
-def replayed_chunks(response: Mapping[str, Any]) -> list[str]:
-    """The chunks a stream of a cached answer yields: the very chunks of a recorded stream, or
-    the whole text of an answer recorded by a plain call (nothing when it has no text). Chunks
-    that do not make up the text (an entry of a stream that yielded none of its text, edited
-    chunks) give way to the text: a stream and a plain call of one entry never disagree."""
-    chunks = response.get("chunks")
-    text = response.get("text") or ""
-    if chunks is not None and "".join(chunks) == text:
-        return list(chunks)
-    return [text] if text else []
 
 
 @functools.cache
@@ -115,7 +96,7 @@ class BoundCache:
         self.namespace = config.namespace
         self._write_keyring = keyring if config.encrypt else None
         # Waiting for another process's answer only pays when both of us read and write.
-        self._shared_flight = self.policy.reads and self.policy.writes
+        self.shares_claims = self.policy.reads and self.policy.writes
 
     # -- requests -------------------------------------------------------------------------
 
@@ -171,7 +152,7 @@ class BoundCache:
                     where = store.location(request.provider, request.model_id, request.key)
                     raise refused_by_schema(request, where)
                 raise self.replay_miss(request)
-        return await self._single_flight(request, call, accept)
+        return await call_once(self, request, call, accept)
 
     async def stream_or_call(
         self, request: CacheRequest, open_stream: ProviderStream
@@ -189,83 +170,11 @@ class BoundCache:
             if self.policy.replay:
                 self.manager.counters.record_miss(request, None)
                 raise self.replay_miss(request)
-        flight = self.manager.flight
-        followed = await flight.follow(request.key)
-        if followed is not None:  # a follower: the leader's answer, chunk by chunk
-            response = own_copy(dict(followed[0][0]))
-            self.manager.counters.record_hit(request, response)
-            for chunk in replayed_chunks(response):
+        async with contextlib.aclosing(stream_once(self, request, open_stream)) as chunks:
+            async for chunk in chunks:  # (closed with this stream: a break ends its flight now)
                 yield chunk
-            return
-        lead = flight.lead(request.key)
-        try:
-            stored: dict[str, Any] | None = None
-            async for piece in open_stream():
-                if isinstance(piece, str):
-                    yield piece
-                else:
-                    stored = piece
-            if stored is None:
-                raise RuntimeError("a provider stream ended without its answer")
-            self.manager.counters.record_miss(request, stored)
-            self.save(request, stored)
-        except BaseException as exc:
-            if not isinstance(exc, asyncio.CancelledError | GeneratorExit):
-                self.manager.counters.record_miss(request, None)
-            flight.fail(request.key, lead, exc)
-            raise
-        flight.succeed(request.key, lead, (stored, False))
 
-    async def _single_flight(
-        self, request: CacheRequest, call: ProviderCall, accept: Accept | None = None
-    ) -> CacheResult:
-        async def lead() -> tuple[Mapping[str, Any], bool]:
-            try:
-                return await self._call_once_across_processes(request, call, accept)
-            except asyncio.CancelledError:
-                raise
-            except BaseException:
-                self.manager.counters.record_miss(request, None)
-                raise
-
-        (response, cached), shared = await self.manager.flight.share(request.key, lead)
-        if shared:  # a follower: the leader's answer, as a copy of its own
-            self.manager.counters.record_hit(request, response)
-            return CacheResult(own_copy(dict(response)), True, request.key)
-        return CacheResult(response, cached, request.key)
-
-    async def _call_once_across_processes(
-        self, request: CacheRequest, call: ProviderCall, accept: Accept | None = None
-    ) -> tuple[Mapping[str, Any], bool]:
-        """The provider's answer (stored), or another process's for the same key: (response,
-        from the cache). While another process holds the store's claim on the key, poll for its
-        entry; when the claim goes (released or expired) with no entry, take it over (a claim is
-        renewed while it is held: ``claims.py``). An entry ``accept`` refuses counts as none."""
-        claims = self.manager.claims
-        token = claims.take(request.key) if self._shared_flight else ""
-        stored = None
-        while token is None and stored is None:
-            await asyncio.sleep(_POLL_S)
-            stored = self._recheck(request, accept)
-            if stored is None:
-                token = claims.take(request.key)
-        if token:  # a real claim: its previous holder may have stored the answer just before
-            stored = self._recheck(request, accept)
-        if stored is not None:
-            if token:
-                claims.release(request.key, token)
-            self.manager.counters.record_hit(request, stored)
-            return stored, True
-        try:
-            response = await call()
-            self.manager.counters.record_miss(request, response)
-            self.save(request, response)
-        finally:
-            if token:
-                claims.release(request.key, token)
-        return response, False
-
-    def _recheck(self, request: CacheRequest, accept: Accept | None) -> dict[str, Any] | None:
+    def recheck(self, request: CacheRequest, accept: Accept | None) -> dict[str, Any] | None:
         """Read the store again within one call: a bad entry is counted once per call; one
         ``accept`` refuses is none."""
         path = self.manager.store.location(request.provider, request.model_id, request.key)

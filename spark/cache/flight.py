@@ -2,80 +2,123 @@
 
 ``SingleFlight`` is owned by a ``CacheManager`` (one per cache); its table of calls in flight is
 touched by nothing else. Across processes a store's claim (``EntryStore.try_lock``) does the
-same job; ``BoundCache`` combines the two.
+same job; ``spark/cache/misses.py`` combines the two (docs/caching.md, "One call per question").
+
+A follower waits for the leader's outcome and shares only its answer:
+
+- the leader answered: the follower gets the answer;
+- the leader failed: each follower that was waiting makes its own call (``Turn.ALONE``), for a
+  failure may be the leader's own (its timeout, its credentials, its client);
+- the leader gave up (its caller was cancelled, its stream abandoned): the next waiter leads;
+- the leader is the follower's own task (a stream whose consumer asks the same question before
+  it finished, or keeps a stream it stopped reading), or a stream whose consumer has not asked
+  for the next chunk for ``STALLED_S``: waiting could last forever, so the follower calls alone.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import enum
 from typing import Generic, TypeVar
 
-__all__ = ["SingleFlight"]
+__all__ = ["STALLED_S", "Flight", "SingleFlight", "Turn"]
 
 T = TypeVar("T")
+#: A stream leader parked at a chunk this long (its consumer reads no further) stops being waited for.
+STALLED_S = 1.0
+_CHECK_S = 0.25  # how often a follower of a stream looks whether its leader stalled
+
+
+class Turn(enum.Enum):
+    """What a caller that found no answer to share does next."""
+
+    LEAD = "lead"  # nothing in flight: lead the call (``SingleFlight.lead``)
+    ALONE = "alone"  # the call in flight cannot be waited for: call without leading
+
+
+class _LeaderFailedError(Exception):
+    """Set on a flight whose leader failed: its followers make their own calls."""
+
+
+class Flight(Generic[T]):
+    """One call in flight: its outcome, the task that leads it, and, for a stream, since when
+    its leader has been parked at a chunk its consumer has not taken (None while it works)."""
+
+    __slots__ = ("future", "owner", "parked_at")
+
+    def __init__(self, future: asyncio.Future[T], owner: asyncio.Task[object] | None) -> None:
+        self.future = future
+        self.owner = owner
+        self.parked_at: float | None = None
+
+    async def outcome(self) -> T | Turn:
+        """The leader's result (raises ``CancelledError`` when it gave up), or ``Turn.ALONE``."""
+        future, loop = self.future, self.future.get_loop()
+        while True:
+            done, _ = await asyncio.wait((future,), timeout=_CHECK_S)
+            if done:
+                try:
+                    return future.result()
+                except _LeaderFailedError:
+                    return Turn.ALONE
+            parked = self.parked_at
+            if parked is not None and loop.time() - parked >= STALLED_S:
+                return Turn.ALONE
 
 
 class SingleFlight(Generic[T]):
     """Calls in flight by key, per event loop."""
 
     def __init__(self) -> None:
-        self._calls: dict[tuple[int, str], asyncio.Future[T]] = {}
+        self._calls: dict[tuple[int, str], Flight[T]] = {}
 
     def __len__(self) -> int:
         return len(self._calls)
 
-    async def share(self, key: str, work: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
-        """``(result, shared)``: the first caller of ``key`` in this event loop runs ``work``;
-        callers that come while it runs get its result (``shared``) or its exception. When the
-        leader's caller is cancelled, the next waiter leads."""
-        found = await self.follow(key)
-        if found is not None:
-            return found[0], True
-        future = self.lead(key)
-        try:
-            result = await work()
-        except BaseException as exc:
-            self.fail(key, future, exc)
-            raise
-        self.succeed(key, future, result)
-        return result, False
-
-    async def follow(self, key: str) -> tuple[T] | None:
-        """The result of the call of ``key`` in flight in this event loop (waited for), or None
-        when there is none, or when its leader gave up: then the caller leads (``lead``)."""
+    async def follow(self, key: str) -> tuple[T] | Turn:
+        """``(result,)``: the answer of the call of ``key`` in flight in this event loop
+        (waited for); ``Turn.LEAD`` when there is none, or when its leader gave up;
+        ``Turn.ALONE`` when it cannot be shared (see the module's docstring)."""
         slot = (id(asyncio.get_running_loop()), key)
-        while (leader := self._calls.get(slot)) is not None:
+        while (flight := self._calls.get(slot)) is not None:
+            if flight.owner is not None and flight.owner is asyncio.current_task():
+                return Turn.ALONE
             try:
-                return (await asyncio.shield(leader),)
+                found = await flight.outcome()
             except asyncio.CancelledError:
                 if _cancelled_by_us():
                     raise
-                # (the leader's caller gave up: the loop makes the next waiter lead)
-        return None
+                continue  # (the leader's caller gave up: the loop makes the next waiter lead)
+            return found if isinstance(found, Turn) else (found,)
+        return Turn.LEAD
 
-    def lead(self, key: str) -> asyncio.Future[T]:
-        """Make the caller the leader of ``key`` (after ``follow`` found none); it must end
-        with ``succeed`` or ``fail``."""
+    def lead(self, key: str) -> Flight[T]:
+        """Make the caller the leader of ``key`` (after ``follow`` said ``Turn.LEAD``); it must
+        end with ``succeed`` or ``fail``."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._calls[(id(loop), key)] = future
-        return future
+        flight: Flight[T] = Flight(loop.create_future(), asyncio.current_task())
+        self._calls[(id(loop), key)] = flight
+        return flight
 
-    def succeed(self, key: str, future: asyncio.Future[T], result: T) -> None:
+    def succeed(self, key: str, flight: Flight[T], result: T) -> None:
         """The leader's result goes to its followers."""
-        self._calls.pop((id(future.get_loop()), key), None)
-        future.set_result(result)
+        self._end(key, flight)
+        flight.future.set_result(result)
 
-    def fail(self, key: str, future: asyncio.Future[T], exc: BaseException) -> None:
-        """The leader failed (its followers get ``exc``) or gave up (cancelled or abandoned:
-        the next follower leads)."""
-        self._calls.pop((id(future.get_loop()), key), None)
+    def fail(self, key: str, flight: Flight[T], exc: BaseException) -> None:
+        """The leader failed (its followers make their own calls) or gave up (cancelled or
+        abandoned: the next follower leads)."""
+        self._end(key, flight)
         if isinstance(exc, asyncio.CancelledError | GeneratorExit):
-            future.cancel()
+            flight.future.cancel()
         else:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: there may be no follower to read it
+            flight.future.set_exception(_LeaderFailedError())
+            flight.future.exception()  # mark retrieved: there may be no follower to read it
+
+    def _end(self, key: str, flight: Flight[T]) -> None:
+        slot = (id(flight.future.get_loop()), key)
+        if self._calls.get(slot) is flight:  # (a newer flight of the key is not ours to end)
+            del self._calls[slot]
 
 
 def _cancelled_by_us() -> bool:

@@ -17,12 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from spark.cache.bound import (
-    BoundCache,
-    CacheRequest,
-    CacheResult,
-    ProviderCall,
-)
+from spark.cache.bound import BoundCache, CacheRequest
 from spark.cache.claims import Claims
 from spark.cache.config import CacheConfig, default_cache_dir
 from spark.cache.crypto import load_keyring
@@ -30,6 +25,7 @@ from spark.cache.flight import SingleFlight
 from spark.cache.ledger import Ledger
 from spark.cache.ledger.usage import UsageRecord, record_to_prune_by, write_usage_record
 from spark.cache.memory import MemoryTier
+from spark.cache.misses import CacheResult, Outcome, ProviderCall
 from spark.cache.policy import CachePolicy
 from spark.cache.reader import StoredEntry, read_entry
 from spark.cache.shape import valid_amount
@@ -111,7 +107,7 @@ class CacheManager:
         self.counters = CacheStatsCounters(
             Ledger(self.store.ledger_sink(), may_create=self._writes_entries)
         )
-        self.flight: SingleFlight[tuple[Mapping[str, Any], bool]] = SingleFlight()
+        self.flight: SingleFlight[Outcome] = SingleFlight()
         self.claims = Claims(self.store, self.config.lock_seconds)
         self.used_keys: set[str] = set()  # keys this process read or wrote (for prune --unused)
         self.max_bytes = int(self.config.max_cache_size_mb * 1024 * 1024)

@@ -133,23 +133,51 @@ async def test_single_flight_makes_one_call_for_concurrent_identical_misses(tmp_
     assert sum(not r.cached for r in results) == 1
 
 
-async def test_single_flight_shares_errors_and_caches_nothing(tmp_path: Path) -> None:
+async def test_a_leaders_failure_is_its_own_each_follower_makes_its_own_call(
+    tmp_path: Path,
+) -> None:
+    """A failure may be the leader's own (its timeout, its credentials): the followers that
+    waited each call for themselves, at once (not one after another), as the raw SDK would."""
     bound = bound_cache(tmp_path)
-    calls = 0
+    calls, running, most = 0, 0, 0
 
     async def failing() -> Mapping[str, Any]:
-        nonlocal calls
-        calls += 1
+        nonlocal calls, running, most
+        calls, running = calls + 1, running + 1
+        most = max(most, running)
         await asyncio.sleep(0.05)
+        running -= 1
         raise RuntimeError("provider down")
 
     request = bound.chat_request("openai", "gpt-4o", "Hi")
     results = await asyncio.gather(
         *(bound.get_or_call(request, failing) for _ in range(5)), return_exceptions=True
     )
-    assert calls == 1
+    assert calls == 5
     assert all(isinstance(r, RuntimeError) for r in results)
+    assert most == 4, "the four followers call together, not one after another"
     assert not bound.manager.has_entry(request.key)
+    assert len(bound.manager.flight) == 0
+
+
+async def test_followers_of_a_leader_that_failed_get_their_own_answers(tmp_path: Path) -> None:
+    bound = bound_cache(tmp_path)
+    provider = Provider(delay=0.1)
+
+    async def impatient() -> Mapping[str, Any]:
+        await asyncio.sleep(0.05)
+        raise TimeoutError("the leader's own timeout")
+
+    request = bound.chat_request("openai", "gpt-4o", "Hi")
+    leader = asyncio.create_task(bound.get_or_call(request, impatient))
+    await asyncio.sleep(0.01)
+    followers = [asyncio.create_task(bound.get_or_call(request, provider)) for _ in range(3)]
+    with pytest.raises(TimeoutError):
+        await leader
+    results = await asyncio.gather(*followers)
+    assert all(r.response["text"].startswith("Paris.") for r in results)
+    assert provider.calls == 3
+    assert bound.manager.has_entry(request.key)
 
 
 async def test_cancelled_leader_hands_over_to_a_follower(tmp_path: Path) -> None:

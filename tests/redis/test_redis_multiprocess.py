@@ -181,3 +181,41 @@ async def test_a_waiter_reads_the_holders_answer_as_a_hit(
     assert time.perf_counter() - started < 0.6  # the holder takes 0.3 s; then one poll
     assert not (await first).cached
     assert two.manager.counters.hits == 1
+
+
+@pytest.mark.parametrize("second_kind", ["stream", "plain"])
+async def test_a_stream_takes_the_claim_a_plain_call_takes(
+    redis_server: RedisServer, prefix: str, second_kind: str
+) -> None:
+    """Two machines, the same question, the first streamed: one provider call, and the second
+    (streamed or plain) is the first's answer as a hit."""
+    one, two = machine(redis_server, prefix), machine(redis_server, prefix)
+    calls = 0
+
+    async def open_stream() -> Any:
+        nonlocal calls
+        calls += 1
+        for piece in ("the ", "answer"):
+            await asyncio.sleep(0.15)
+            yield piece
+        yield {"text": "the answer", "chunks": ["the ", "answer"], "cost_usd": 0.01}
+
+    async def plain() -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        return {"text": "another answer", "cost_usd": 0.01}
+
+    request = one.chat_request("openai", "gpt-4o", "q")
+    first = asyncio.ensure_future(_joined(one.stream_or_call(request, open_stream)))
+    await asyncio.sleep(0.05)  # `one` holds the claim
+    if second_kind == "stream":
+        second = await _joined(two.stream_or_call(request, open_stream))
+    else:
+        second = (await two.get_or_call(request, plain)).response["text"]
+    assert await first == second == "the answer"
+    assert calls == 1
+    assert two.manager.counters.hits == 1
+
+
+async def _joined(chunks: Any) -> str:
+    return "".join([chunk async for chunk in chunks])
