@@ -166,6 +166,25 @@ async def test_a_waiter_takes_over_a_claim_whose_holder_died(
     assert 0.25 < waited < 1.0, "waited for the claim to expire, not for lock_seconds of its own"
 
 
+@pytest.mark.parametrize("planted", ["no expiry", "another type"])
+async def test_a_key_at_a_claim_that_can_be_no_live_claim_is_taken_over(
+    redis_server: RedisServer, raw: Any, prefix: str, planted: str
+) -> None:
+    """A claim always expires; a key there that never does (PERSISTed, planted, of another
+    type) is no process's claim, and waiting for it would never end."""
+    waiter, provider = machine(redis_server, prefix, lock_seconds=2), Provider()
+    request = waiter.chat_request("openai", "gpt-4o", "q")
+    name = f"{prefix}lock:{request.key}"
+    if planted == "no expiry":
+        raw.set(name, "a stale token")
+    else:
+        raw.rpush(name, "x")
+    result = await asyncio.wait_for(waiter.get_or_call(request, provider), 5)
+    assert not result.cached
+    assert provider.calls == 1
+    assert raw.get(name) is None, "the claim taken over was released"
+
+
 async def test_a_waiter_reads_the_holders_answer_as_a_hit(
     redis_server: RedisServer, prefix: str
 ) -> None:

@@ -65,6 +65,13 @@ _RENEW = (
     "if redis.call('GET', KEYS[1]) == ARGV[1] then "
     "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
 )
+# SET NX PX, except that a key that can be no live claim is taken over: one of another type, or
+# one without an expiry (PERSISTed, planted): NX alone would wait on it forever.
+_CLAIM = (
+    "if redis.call('TYPE', KEYS[1])['ok'] ~= 'string' or redis.call('PTTL', KEYS[1]) == -1 then "
+    "return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end "
+    "return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])"
+)
 # GET, unless the value is over the limit of one entry: then only its length.
 _READ = (
     "local n = redis.call('STRLEN', KEYS[1]) "
@@ -128,7 +135,8 @@ class RedisStore:
             with self._connecting:
                 if self._client is None:
                     built = self._connect()
-                    self._scripts = {s: built.register_script(s) for s in (_READ, _UNLOCK, _RENEW)}
+                    scripts = (_READ, _CLAIM, _UNLOCK, _RENEW)
+                    self._scripts = {s: built.register_script(s) for s in scripts}
                     self._client = built
                 client = self._client
         return client
@@ -358,10 +366,11 @@ class RedisStore:
     # -- single flight across processes ---------------------------------------------------
 
     def try_lock(self, key: str) -> str | None:
-        """``SET P lock:{key} token NX PX lock_ms``: the token, or None when another holds it."""
+        """``SET P lock:{key} token NX PX lock_ms``: the token, or None when another holds it
+        (a key there that can be no live claim is taken over: ``_CLAIM``)."""
         token = secrets.token_hex(8)
         name = self.prefix + "lock:" + key
-        taken = self.run(lambda: self.client.set(name, token, nx=True, px=self.lock_ms), name)
+        taken = self.run(partial(self._script, _CLAIM, name, token, self.lock_ms), name)
         return token if taken else None
 
     def renew_lock(self, key: str, token: str) -> bool:
