@@ -216,6 +216,14 @@ async def run_tool_call(call: ToolCall, tools: Mapping[str, Tool]) -> ToolResult
         return ToolResult(call, f"error: invalid arguments for {call.name}: {exc}", True)
     except Exception as exc:  # the model reads the failure and may try again
         return ToolResult(call, f"error: {type(exc).__name__}: {exc}", True)
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is None or task.cancelling():
+            raise  # the run (or this call) was cancelled
+        # the tool's own: it awaited something that was cancelled elsewhere
+        return ToolResult(
+            call, f"error: CancelledError: {str(exc) or 'a task it awaited was cancelled'}", True
+        )
     return ToolResult(call, result_text(value))
 
 

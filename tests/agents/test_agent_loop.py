@@ -104,6 +104,46 @@ async def test_a_tool_that_raises_sends_the_error_to_the_model(
     assert result.tool_results[0].content == sent
 
 
+async def shared_fetch(city: str) -> str:
+    """Weather from a background fetch that other code cancelled."""
+    fetch = asyncio.get_running_loop().create_future()
+    fetch.cancel()
+    return str(await fetch)
+
+
+async def test_a_tool_whose_own_await_was_cancelled_reports_it_and_the_run_goes_on(
+    make_model: MakeModel, server: ProviderServer, tool_result_of: ToolResultOf
+) -> None:
+    server.queue_tool_call("shared_fetch", {"city": "Oslo"})
+    agent = Agent(AgentConfig(model=make_model(), tools=[shared_fetch]))
+
+    result = await asyncio.create_task(agent.run_detailed("Weather in Oslo?"))
+
+    assert result.stop_reason == "answer"
+    assert result.tool_results[0].is_error
+    assert tool_result_of("openai", server.requests[-1].body).startswith("error: CancelledError")
+
+
+async def test_cancelling_a_run_in_a_tool_still_cancels_it(
+    make_model: MakeModel, server: ProviderServer
+) -> None:
+    started = asyncio.Event()
+
+    async def slow(city: str) -> str:
+        """Weather, slowly."""
+        started.set()
+        await asyncio.sleep(30)
+        return "sunny"
+
+    server.queue_tool_call("slow", {"city": "Oslo"})
+    run = asyncio.create_task(Agent(AgentConfig(model=make_model(), tools=[slow])).run("Hm?"))
+    await asyncio.wait_for(started.wait(), 10)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert server.count() == 1, "no second model call after the cancel"
+
+
 async def test_unknown_tool_name_is_reported_to_the_model(
     make_model: MakeModel, server: ProviderServer, tool_result_of: ToolResultOf
 ) -> None:
