@@ -14,7 +14,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["MAX_CALL_COST_USD", "MAX_DEPTH", "check_payload", "own_copy", "valid_amount"]
+__all__ = [
+    "MAX_CALL_COST_USD",
+    "MAX_DEPTH",
+    "check_payload",
+    "own_copy",
+    "valid_amount",
+    "valid_count",
+]
 
 MAX_DEPTH = 64
 #: No single model call costs this much: a larger "cost" is damage, and sums of such amounts
@@ -33,6 +40,14 @@ def valid_amount(value: object) -> float | None:
     except OverflowError:  # an int past 1e308
         return None
     return amount if 0 <= amount <= MAX_CALL_COST_USD else None  # (NaN compares False)
+
+
+def valid_count(value: object) -> int | None:
+    """``value`` as a token count when it is a whole number from 0 to below 2**63 (the counts a
+    stored answer may hold), else None; refused wherever counts enter."""
+    if type(value) is float and value.is_integer():  # (a JSON ``5.0``; NaN and inf are not)
+        value = int(value)
+    return value if type(value) is int and _is_count(value) else None
 
 
 def check_payload(payload: dict[str, Any], *, check_request: bool = True) -> str | None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from spark.errors import ProviderServerError
+from spark.models._answer_checks import MalformedAnswerError, error_note, provider_counts
 from spark.types import Choice, EmbeddingResponse, ModelResponse, ToolCall, Usage
 
 __all__ = [
@@ -48,12 +49,13 @@ def finish_reason(stop_reason: str | None) -> str:
 def _usage(usage: Mapping[str, Any] | None) -> Usage:
     """Bedrock's ``inputTokens`` leaves out the tokens read from or written to the prompt
     cache: Spark's ``input_tokens`` counts them all (docs/costs.md)."""
-    usage = usage or {}
-    read = int(usage.get("cacheReadInputTokens") or 0)
-    write = int(usage.get("cacheWriteInputTokens") or 0)
+    names = ("inputTokens", "outputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
+    given = usage if isinstance(usage, Mapping) else {}
+    counts = provider_counts(_PROVIDER, {name: given.get(name) for name in names})
+    read, write = counts["cacheReadInputTokens"], counts["cacheWriteInputTokens"]
     return Usage(
-        input_tokens=int(usage.get("inputTokens") or 0) + read + write,
-        output_tokens=int(usage.get("outputTokens") or 0),
+        input_tokens=counts["inputTokens"] + read + write,
+        output_tokens=counts["outputTokens"],
         cache_read_tokens=read,
         cache_write_tokens=write,
     )
@@ -61,7 +63,7 @@ def _usage(usage: Mapping[str, Any] | None) -> Usage:
 
 def parse_converse(response: Mapping[str, Any]) -> ModelResponse:
     """A ``converse`` answer as a neutral ``ModelResponse`` (cost is the base class's job)."""
-    blocks = response.get("output", {}).get("message", {}).get("content") or []
+    blocks = _content_blocks(response)
     cited = [block["citationsContent"] for block in blocks if "citationsContent" in block]
     text = "".join(_block_text(block) for block in blocks)
     calls = tuple(
@@ -82,6 +84,18 @@ def parse_converse(response: Mapping[str, Any]) -> ModelResponse:
         reasoning=[{"reasoningContent": block} for block in reasoning] or None,
         provider_output=other or None,
     )
+
+
+def _content_blocks(response: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The content blocks of a ``converse`` answer's message; an answer without that message,
+    or with blocks that are not objects, is malformed."""
+    message = (response.get("output") or {}).get("message")
+    if not isinstance(message, Mapping):  # e.g. HTTP 200 with an error body
+        raise MalformedAnswerError(f"it has no output message{error_note(response.get('message'))}")
+    blocks = message.get("content") or []
+    if not isinstance(blocks, list) or not all(isinstance(b, Mapping) for b in blocks):
+        raise MalformedAnswerError("its message content is not a list of content blocks")
+    return blocks
 
 
 def _plain(value: Any) -> Any:
@@ -251,18 +265,26 @@ def _streamed_block(block: Mapping[str, Any]) -> dict[str, Any]:
     return {"reasoningContent": {"reasoningText": text}}
 
 
-def embedding_response(answers: Sequence[tuple[Mapping[str, Any], int]]) -> EmbeddingResponse:
+def embedding_response(
+    answers: Sequence[tuple[Mapping[str, Any], int | str | None]],
+) -> EmbeddingResponse:
     """The vectors of InvokeModel answers, in order: Titan's ``embedding`` (or its
     ``embeddingsByType``), Cohere's ``embeddings`` (a list, or a map by type).
 
-    Each answer comes with the input token count Bedrock reported in its response header; a
-    Titan body's own ``inputTextTokenCount`` wins.
+    Each answer comes with the input token count Bedrock reported in its response header (its
+    text); a Titan body's own ``inputTextTokenCount`` wins.
     """
     vectors: list[list[float]] = []
     tokens = 0
     for answer, counted in answers:
+        if not isinstance(answer, Mapping):
+            raise MalformedAnswerError(
+                f"an embeddings answer is a {type(answer).__name__}, not an object"
+            )
         vectors += _vectors(answer)
-        tokens += int(answer.get("inputTextTokenCount", counted))
+        header = int(counted) if isinstance(counted, str) and counted.isdecimal() else counted
+        given = answer.get("inputTextTokenCount", header)
+        tokens += provider_counts(_PROVIDER, {"inputTextTokenCount": given})["inputTextTokenCount"]
     return EmbeddingResponse(vectors, Usage(input_tokens=tokens))
 
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from spark.errors import ProviderServerError
+from spark.models._answer_checks import MalformedAnswerError, provider_counts
 from spark.models._gemini_contents import synthetic_call_id
 from spark.types import Choice, EmbeddingResponse, ModelResponse, ToolCall, Usage
 
@@ -178,6 +179,8 @@ class ResponseAssembler:
 
     def result(self) -> ModelResponse:
         """The assembled answer (cost and cache flags are the base class's business)."""
+        if not self.candidates and not self.blocked:  # e.g. HTTP 200 with an error body
+            raise MalformedAnswerError("it has no candidates, and no prompt feedback says why")
         candidates = [self.candidates[i] for i in sorted(self.candidates)] or [_Candidate()]
         choices = tuple(c.choice(self.blocked) for c in candidates)
         return ModelResponse.of_choices(choices, self.usage, self.model)
@@ -208,18 +211,24 @@ def finish_reason(raw: str | None, calls: Sequence[ToolCall] = ()) -> str:
 def usage_of(usage: Any) -> Usage:
     """Token counts from ``usage_metadata``: thinking tokens count as output (billed so) and
     are the reasoning tokens; ``prompt_token_count`` includes the cached content's tokens."""
-    prompt = _count(usage, "prompt_token_count") + _count(usage, "tool_use_prompt_token_count")
-    thoughts = _count(usage, "thoughts_token_count")
+    counts = provider_counts(PROVIDER, {name: getattr(usage, name, None) for name in _COUNTS})
+    prompt = counts["prompt_token_count"] + counts["tool_use_prompt_token_count"]
+    thoughts = counts["thoughts_token_count"]
     return Usage(
         input_tokens=prompt,
-        output_tokens=_count(usage, "candidates_token_count") + thoughts,
-        cache_read_tokens=_count(usage, "cached_content_token_count"),
+        output_tokens=counts["candidates_token_count"] + thoughts,
+        cache_read_tokens=counts["cached_content_token_count"],
         reasoning_tokens=thoughts,
     )
 
 
-def _count(usage: Any, name: str) -> int:
-    return int(getattr(usage, name, None) or 0)
+_COUNTS = (
+    "prompt_token_count",
+    "tool_use_prompt_token_count",
+    "thoughts_token_count",
+    "candidates_token_count",
+    "cached_content_token_count",
+)
 
 
 def embedding_response(response: Any, expected: int) -> EmbeddingResponse:
@@ -235,5 +244,6 @@ def embedding_response(response: Any, expected: int) -> EmbeddingResponse:
             f"Gemini returned {len(vectors)} embeddings for {expected} texts", provider=PROVIDER
         )
     usage = getattr(response, "usage_metadata", None)
-    tokens = getattr(usage, "prompt_token_count", None) or 0
-    return EmbeddingResponse(embeddings=vectors, usage=Usage(input_tokens=int(tokens)))
+    tokens = {"prompt_token_count": getattr(usage, "prompt_token_count", None)}
+    counted = provider_counts(PROVIDER, tokens)["prompt_token_count"]
+    return EmbeddingResponse(embeddings=vectors, usage=Usage(input_tokens=counted))

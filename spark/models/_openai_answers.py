@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from spark.models._answer_checks import MalformedAnswerError, error_note, provider_counts
 from spark.types import Choice, EmbeddingResponse, ModelResponse, ToolCall, Usage
 
 if TYPE_CHECKING:
@@ -43,13 +44,21 @@ _FINISH_REASONS = {
 
 def response_from_completion(completion: ChatCompletion) -> ModelResponse:
     """The neutral answer of a non-streamed completion: every choice, in index order."""
+    if not isinstance(completion.choices, list):  # e.g. HTTP 200 with an error body
+        raise MalformedAnswerError(f"it has no choices{_error_in(completion)}")
     ordered = sorted(completion.choices, key=lambda choice: choice.index)
     choices = tuple(map(_choice, ordered))
     return ModelResponse.of_choices(choices, _usage(completion.usage), completion.model or None)
 
 
+def _error_in(answer: Any) -> str:
+    return error_note((getattr(answer, "model_extra", None) or {}).get("error"))
+
+
 def _choice(choice: SdkChoice) -> Choice:
     message = choice.message
+    if message is None:
+        raise MalformedAnswerError(f"choice {choice.index} has no message")
     calls = tuple(_tool_calls(message.tool_calls or ()))
     legacy = message.function_call  # the answer to ``functions=`` (no id on this API)
     if not calls and legacy is not None:
@@ -107,11 +116,20 @@ def _usage(usage: CompletionUsage | None) -> Usage:
         return Usage()
     prompt = usage.prompt_tokens_details
     completion = usage.completion_tokens_details
+    counts = provider_counts(
+        "openai",
+        {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "cached_tokens": getattr(prompt, "cached_tokens", None),
+            "reasoning_tokens": getattr(completion, "reasoning_tokens", None),
+        },
+    )
     return Usage(
-        input_tokens=int(usage.prompt_tokens or 0),
-        output_tokens=int(usage.completion_tokens or 0),
-        cache_read_tokens=int(getattr(prompt, "cached_tokens", None) or 0),
-        reasoning_tokens=int(getattr(completion, "reasoning_tokens", None) or 0),
+        input_tokens=counts["prompt_tokens"],
+        output_tokens=counts["completion_tokens"],
+        cache_read_tokens=counts["cached_tokens"],
+        reasoning_tokens=counts["reasoning_tokens"],
     )
 
 
@@ -136,6 +154,8 @@ class _PartialChoice:
 
     def feed(self, choice: SdkChunkChoice) -> str:
         """Take this choice's delta of one chunk; return its new text."""
+        if choice.delta is None:
+            raise MalformedAnswerError(f"streamed choice {choice.index} has no delta")
         if choice.finish_reason is not None:
             self.finish_reason = choice.finish_reason
         if choice.logprobs is not None:
@@ -225,7 +245,7 @@ class StreamAssembler:
             self.usage = _usage(chunk.usage)
         self.model = chunk.model or self.model
         text: str | None = None
-        for choice in chunk.choices:
+        for choice in chunk.choices or ():  # (a chunk of usage alone may leave them out)
             new = self._choices.setdefault(choice.index, _PartialChoice()).feed(choice)
             if choice.index == 0 and new:
                 text = new
@@ -245,7 +265,10 @@ class StreamAssembler:
 
 def embedding_response(response: CreateEmbeddingResponse) -> EmbeddingResponse:
     """Vectors in input order as plain Python floats, with the prompt token count."""
+    if not isinstance(response.data, list):
+        raise MalformedAnswerError(f"it has no embeddings (data){_error_in(response)}")
     ordered = sorted(response.data, key=lambda item: item.index)
     vectors = [[float(x) for x in item.embedding] for item in ordered]
-    tokens = response.usage.prompt_tokens if response.usage is not None else 0
-    return EmbeddingResponse(embeddings=vectors, usage=Usage(input_tokens=int(tokens or 0)))
+    tokens = response.usage.prompt_tokens if response.usage is not None else None
+    counted = provider_counts("openai", {"prompt_tokens": tokens})["prompt_tokens"]
+    return EmbeddingResponse(embeddings=vectors, usage=Usage(input_tokens=counted))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from spark.errors import ProviderServerError, RateLimitError
+from spark.models._answer_checks import MalformedAnswerError, error_note, provider_counts
 from spark.models._openai_answers import parse_arguments
 from spark.types import Choice, ModelResponse, ToolCall, Usage
 
@@ -34,6 +35,8 @@ def response_from_responses(response: Response) -> ModelResponse:
     logprobs: list[Any] = []
     reasoning: list[Any] = []
     other: list[Any] = []  # built-in tool items (web_search_call, ...), as JSON
+    if not isinstance(response.output, list):  # e.g. HTTP 200 with an error body
+        raise MalformedAnswerError(f"it has no output{_error_of(response)}")
     for item in response.output:
         if item.type == "message":
             for part in item.content:
@@ -67,6 +70,10 @@ def response_from_responses(response: Response) -> ModelResponse:
     return ModelResponse.of_choices((choice,), usage_of(response.usage), response.model or None)
 
 
+def _error_of(response: Response) -> str:
+    return error_note(response.error or (response.model_extra or {}).get("error"))
+
+
 def _shifted(note: dict[str, Any], at: int) -> dict[str, Any]:
     """An annotation of a text part whose offsets count from ``at`` in the answer's text (the
     parts' texts joined): ``text[start_index:end_index]`` is the cited span."""
@@ -92,12 +99,22 @@ def usage_of(usage: ResponseUsage | None) -> Usage:
         return Usage()
     given = usage.input_tokens_details
     made = usage.output_tokens_details
+    counts = provider_counts(
+        PROVIDER,
+        {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cached_tokens": getattr(given, "cached_tokens", None),
+            "cache_write_tokens": getattr(given, "cache_write_tokens", None),
+            "reasoning_tokens": getattr(made, "reasoning_tokens", None),
+        },
+    )
     return Usage(
-        input_tokens=int(usage.input_tokens or 0),
-        output_tokens=int(usage.output_tokens or 0),
-        cache_read_tokens=int(getattr(given, "cached_tokens", 0) or 0),
-        cache_write_tokens=int(getattr(given, "cache_write_tokens", 0) or 0),
-        reasoning_tokens=int(getattr(made, "reasoning_tokens", 0) or 0),
+        input_tokens=counts["input_tokens"],
+        output_tokens=counts["output_tokens"],
+        cache_read_tokens=counts["cached_tokens"],
+        cache_write_tokens=counts["cache_write_tokens"],
+        reasoning_tokens=counts["reasoning_tokens"],
     )
 
 

@@ -16,9 +16,10 @@ from typing import Any, ClassVar, TypedDict
 from spark.cache import BoundCache, CacheConfig, CacheManager, CacheRequest, CacheResult
 from spark.cache.bound import make_request
 from spark.errors import ConfigError, StructuredOutputError
+from spark.models._answer_checks import checked_stream, malformed_answers
 from spark.models._controls import CallControls, pop_controls, warn_bypass
 from spark.models._tally import count_provider_call
-from spark.models.pricing import PriceTable, default_price_table
+from spark.models.pricing import PriceTable
 from spark.models.structured import StructuredSchema, structured_schema
 from spark.models.wire import WireCall, call_params
 from spark.telemetry.hooks import note_cache, note_paid, note_result, observed, observed_stream
@@ -97,7 +98,7 @@ class Model(ABC):
         )
         # (``params=``: the original framework's name for them)
         self.default_params: dict[str, Any] = dict(default_params or params or {})
-        self.prices = _price_table(self._cache_model_id(), pricing)
+        self.prices = PriceTable.of_model(self._cache_model_id(), pricing)
 
     def __repr__(self) -> str:
         state = "on" if self._cache else "off"
@@ -191,7 +192,7 @@ class Model(ABC):
         )
         cache, request, call = self._chat(messages, params)
         if cache is None:
-            return self._priced(await self._complete(call)).text
+            return (await self._answer(call)).text
         result = await self._cached_call(cache, request, call)
         return result.response.get("text") or ""  # the hit path: no response object needed
 
@@ -203,7 +204,7 @@ class Model(ABC):
         """
         cache, request, call = self._chat(messages, kwargs)
         if cache is None:
-            return self._priced(await self._complete(call))
+            return await self._answer(call)
         result = await self._cached_call(cache, request, call)
         return ModelResponse.from_dict(
             result.response, cached=result.cached, provider=self.provider, model_id=self.model_id
@@ -246,7 +247,7 @@ class Model(ABC):
             return None if stored.get("tool_calls") else structured.parse(stored.get("text") or "")
 
         if cache is None:
-            response = self._priced(await self._complete(call))
+            response = await self._answer(call)
             return response, value_of(response.to_dict())
         checked: list[Any] = []
 
@@ -258,7 +259,7 @@ class Model(ABC):
             return True
 
         async def answer() -> dict[str, Any]:
-            fresh = self._priced(await self._complete(call)).to_dict()
+            fresh = (await self._answer(call)).to_dict()
             checked.append(value_of(fresh))  # (raises: not stored)
             return fresh
 
@@ -273,7 +274,7 @@ class Model(ABC):
         self, cache: BoundCache, request: CacheRequest, call: WireCall
     ) -> CacheResult:
         async def answer() -> dict[str, Any]:
-            return self._priced(await self._complete(call)).to_dict()
+            return (await self._answer(call)).to_dict()
 
         return note_result(await cache.get_or_call(request, answer))
 
@@ -290,7 +291,7 @@ class Model(ABC):
         cache, request, call = self._chat(messages, kwargs)
         if cache is None:
             count_provider_call(self.provider)
-            async for piece in self._stream(call):
+            async for piece in checked_stream(self.provider, self.model_id, self._stream(call)):
                 if isinstance(piece, str):
                     yield piece
             return
@@ -301,7 +302,7 @@ class Model(ABC):
         """The provider's stream: text chunks, then the stored form of the whole answer."""
         chunks: list[str] = []
         final: ModelResponse | None = None
-        async for piece in self._stream(call):
+        async for piece in checked_stream(self.provider, self.model_id, self._stream(call)):
             if isinstance(piece, str):
                 chunks.append(piece)
                 yield piece
@@ -320,13 +321,27 @@ class Model(ABC):
         request, call = self._embedding_call(texts, params)
         cache = note_cache(self._call_cache(controls, call), request)
         if cache is None:
-            return self._priced_embedding(await self._embed(call))
+            return await self._vectors(call)
 
         async def answer() -> dict[str, Any]:
-            return self._priced_embedding(await self._embed(call)).to_dict()
+            return (await self._vectors(call)).to_dict()
 
         result = note_result(await cache.get_or_call(request, answer))
         return EmbeddingResponse.from_dict(result.response, cached=result.cached)
+
+    # -- the provider's answers, checked (docs/models.md, "Errors") ------------------------
+
+    async def _answer(self, call: WireCall) -> ModelResponse:
+        """The provider's answer to a text call, priced; a malformed one is an error."""
+        with malformed_answers(self.provider, self.model_id):
+            response = await self._complete(call)
+        return self._priced(response)
+
+    async def _vectors(self, call: WireCall) -> EmbeddingResponse:
+        """The provider's answer to an embeddings call, priced; a malformed one is an error."""
+        with malformed_answers(self.provider, self.model_id):
+            response = await self._embed(call)
+        return self._priced_embedding(response)
 
     # -- cost -----------------------------------------------------------------------------
 
@@ -377,11 +392,3 @@ class Model(ABC):
     @abstractmethod
     async def _embed(self, call: WireCall) -> EmbeddingResponse:
         """Make a prepared embeddings call."""
-
-
-def _price_table(model_id: str, pricing: Price | Mapping[str, Price] | None) -> PriceTable:
-    if pricing is None:
-        return default_price_table()
-    if isinstance(pricing, Price):
-        return PriceTable({model_id: pricing})
-    return PriceTable(pricing)

@@ -27,6 +27,7 @@ from spark.errors import (
     error_class_for_status,
 )
 from spark.models import _bedrock_convert as convert
+from spark.models._answer_checks import malformed_answer
 from spark.models._bedrock_answers import (
     StreamAssembler,
     embedding_response,
@@ -132,14 +133,14 @@ class BedrockModel(Model):
     def _converse_stream(self, kwargs: dict[str, Any]) -> Any:
         return self._sdk().converse_stream(**kwargs)["stream"]
 
-    def _invoke(self, body: str) -> tuple[dict[str, Any], int]:
+    def _invoke(self, body: str) -> tuple[dict[str, Any], str | None]:
         """One InvokeModel answer and the input token count Bedrock reports in its header."""
         response = self._sdk().invoke_model(
             modelId=self.model_id, body=body, contentType="application/json"
         )
         answer: dict[str, Any] = json.loads(response["body"].read())
         headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-        return answer, int(headers.get("x-amzn-bedrock-input-token-count") or 0)
+        return answer, headers.get("x-amzn-bedrock-input-token-count")
 
     # -- Model ----------------------------------------------------------------------------
 
@@ -184,7 +185,7 @@ class BedrockModel(Model):
     async def _embed(self, call: WireCall) -> EmbeddingResponse:
         limit = asyncio.Semaphore(_EMBED_CONCURRENCY)
 
-        async def invoke(body: str) -> tuple[dict[str, Any], int]:
+        async def invoke(body: str) -> tuple[dict[str, Any], str | None]:
             async with limit:
                 with self._provider_errors():
                     return await asyncio.to_thread(self._invoke, body)
@@ -249,6 +250,9 @@ def _translate(exc: Exception, model_id: str, *, streaming: bool) -> Exception |
     where = f"bedrock model {model_id!r}"
     if botocore_errors is None:
         return None
+    parsers = sys.modules.get("botocore.parsers")
+    if parsers is not None and isinstance(exc, parsers.ResponseParserError):
+        return malformed_answer(PROVIDER, model_id, exc)  # an answer boto3 cannot parse
     if isinstance(exc, botocore_errors.ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))

@@ -26,6 +26,7 @@ from spark.errors import (
     error_class_for_status,
 )
 from spark.models import _gemini_convert as convert
+from spark.models._answer_checks import malformed_answer
 from spark.models._gemini_answers import PROVIDER, ResponseAssembler, embedding_response
 from spark.models._loop_clients import LoopClients
 from spark.models.base import Messages, Model, ModelOptions, StreamPiece
@@ -237,6 +238,8 @@ def _translate(exc: Exception, model_id: str, streaming: bool, what: str) -> Pro
         message = _message(model_id, exc.message or str(exc), what, status, exc.status)
         return cls(message, provider=PROVIDER, status=status)
     names = {klass.__name__ for klass in type(exc).__mro__}
+    if "ValidationError" in names and str(getattr(exc, "title", "")).endswith("Response"):
+        return malformed_answer(PROVIDER, model_id, exc)  # the SDK cannot read the answer
     if names & _CONNECT_FAILURES or isinstance(exc, TimeoutError):
         cls = ProviderConnectionError
     elif names & _STREAM_BREAKS and streaming:

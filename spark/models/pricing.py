@@ -51,6 +51,14 @@ class PriceTable:
     def __init__(self, overrides: Mapping[str, Price] | None = None) -> None:
         self.overrides: dict[str, Price] = dict(overrides or {})
 
+    @classmethod
+    def of_model(cls, model_id: str, pricing: Price | Mapping[str, Price] | None) -> PriceTable:
+        """The table of a model built with ``pricing=``: the default table when None, one
+        price for ``model_id``, or prices by model id."""
+        if pricing is None:
+            return default_price_table()
+        return cls({model_id: pricing}) if isinstance(pricing, Price) else cls(pricing)
+
     def price(
         self, model_id: str, *, provider: str | None = None, when: dt.datetime | None = None
     ) -> Price | None:

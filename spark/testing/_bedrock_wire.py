@@ -15,7 +15,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from spark.models.structured import example_of
@@ -356,6 +356,14 @@ def _cohere(exchange: Exchange) -> Reply:
 
 
 _MODEL = r"^/model/(?P<model>[^/]+)/"
+
+
+def raw_stream(events: Sequence[Any]) -> Reply:
+    """A stream of the events as given: each ``{event_type: payload}`` as one frame."""
+    frames = tuple(event_frame(kind, body) for event in events for kind, body in event.items())
+    return Reply(headers=(("Content-Type", _EVENT_STREAM),), stream=frames)
+
+
 WIRE = Wire(
     provider=PROVIDER,
     routes=(
@@ -366,4 +374,5 @@ WIRE = Wire(
     handlers={"converse": converse, "converse_stream": converse_stream, "invoke": invoke},
     error=error,
     offers_tools=offers_tools,
+    raw_stream=raw_stream,
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,15 @@ class UsageScript:
 
 
 @dataclass(frozen=True)
+class RawAnswer:
+    """An answer sent exactly as given (``ProviderServer.queue_raw``): the JSON body, or the
+    events of a streamed answer."""
+
+    payload: Any
+    provider: str | None = None
+
+
+@dataclass(frozen=True)
 class Plan:
     """What the server decided for one request before any answer is built."""
 
@@ -58,6 +67,7 @@ class Plan:
     usage: UsageScript | None = None  # extra token counts (``ProviderServer.queue_usage``)
     refusal: str | None = None  # OpenAI's refusal instead of text (``queue_refusal``)
     cut_off: bool = False  # stopped at the token limit (``ProviderServer.queue_cut_off``)
+    raw: RawAnswer | None = None  # the answer exactly as given (``ProviderServer.queue_raw``)
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,7 @@ class Wire:
     handlers: Mapping[str, Handler]
     error: Callable[[int, str], Reply]
     offers_tools: Callable[[Mapping[str, Any]], bool]
+    raw_stream: Callable[[Sequence[Any]], Reply] = lambda events: sse_stream(events)
 
 
 def json_reply(payload: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
@@ -139,6 +150,13 @@ def sse_event(payload: Any, separator: str = "\n\n") -> bytes:
     """Return one server-sent event carrying `payload` as JSON (or a literal string)."""
     data = payload if isinstance(payload, str) else _json_text(payload)
     return f"data: {data}{separator}".encode()
+
+
+def sse_stream(events: Sequence[Any]) -> Reply:
+    """A stream of server-sent events as given: each item one event's JSON (a string as it is,
+    such as ``"[DONE]"``)."""
+    pieces = tuple(sse_event(event) for event in events)
+    return Reply(headers=(("Content-Type", "text/event-stream"),), stream=pieces)
 
 
 def stream_reply(

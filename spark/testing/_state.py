@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
-from spark.testing._exchange import JsonObject, Plan, StreamFailure, ToolCall, UsageScript
+from spark.testing._exchange import (
+    JsonObject,
+    Plan,
+    RawAnswer,
+    StreamFailure,
+    ToolCall,
+    UsageScript,
+)
 
 PROVIDERS = ("openai", "bedrock", "gemini")
 DEFAULT_ANSWER_CHARS = 200
@@ -87,6 +94,7 @@ class ServerState:
         self._refusals: list[_Injection[str]] = []
         self._cut_offs: list[_Injection[bool]] = []
         self._usages: list[_Injection[UsageScript]] = []
+        self._raws: list[_Injection[RawAnswer]] = []
         self.latency = latency
         self.answer_chars = answer_chars
 
@@ -135,6 +143,7 @@ class ServerState:
             self._tool_calls.clear()
             self._texts.clear()
             self._usages.clear()
+            self._raws.clear()
 
     def add_failure(self, status: int, count: int, provider: str | None) -> None:
         """Make the next `count` matching requests fail with HTTP `status`."""
@@ -160,6 +169,10 @@ class ServerState:
         """Make the next `count` matching text answers report `usage`'s extra token counts."""
         self._add(self._usages, usage, count, usage.provider)
 
+    def add_raw(self, raw: RawAnswer) -> None:
+        """Make the next matching request get ``raw.payload`` exactly, whatever it asks."""
+        self._add(self._raws, raw, 1, raw.provider)
+
     def add_tool_call(self, call: ToolCall) -> None:
         """Make the next matching request that offers tools answer with `call`."""
         self._add(self._tool_calls, call, 1, call.provider)
@@ -184,6 +197,9 @@ class ServerState:
             status = _take(self._failures, request.provider)
             if status is not None:
                 return replace(plan, fail_status=status)
+            raw = _take(self._raws, request.provider)
+            if raw is not None:  # sent as given: no other injection applies
+                return replace(plan, raw=raw)
             failure = _take(self._stream_failures, request.provider) if streamed else None
             call = _take(self._tool_calls, request.provider) if offers_tools else None
             answers_text = call is None and request.operation in _TEXT_OPERATIONS

@@ -19,6 +19,7 @@ from spark.testing import _bedrock_wire, _gemini_wire, _openai_wire
 from spark.testing._exchange import (
     Exchange,
     JsonObject,
+    RawAnswer,
     Reply,
     Route,
     StreamFailure,
@@ -62,8 +63,8 @@ class ProviderServer:
     """A local fake of the three providers' HTTP APIs, for tests and offline demos.
 
     Use it as a context manager (or `start()` / `stop()`). Answers are deterministic per
-    request; `latency` and `answer_chars` shape them; `fail_next`, `fail_stream_after` and
-    `queue_tool_call` script what the next matching requests get.
+    request; `latency` and `answer_chars` shape them; `fail_next`, `fail_stream_after`,
+    `queue_tool_call` and `queue_raw` script what the next matching requests get.
     """
 
     def __init__(
@@ -290,6 +291,15 @@ class ProviderServer:
         script = UsageScript(cache_read_tokens, cache_write_tokens, reasoning_tokens, provider)
         self._state.add_usage(script, count)
 
+    def queue_raw(self, payload: Any, provider: str | None = None) -> None:
+        """Answer the next request (of `provider`, or any) with `payload` exactly, HTTP 200,
+        whatever it asks: as the JSON body, or for a streamed request `payload` is the list of
+        its events, each sent in the provider's framing (an SSE `data:` event on OpenAI and
+        Gemini, a string such as `"[DONE]"` as it is; on Bedrock one event-stream frame per
+        `{event_type: payload}`). For answers no provider should send: how does a client cope?
+        """
+        self._state.add_raw(RawAnswer(payload, provider))
+
     def queue_tool_call(
         self, name: str, arguments: dict[str, Any], provider: str | None = None
     ) -> None:
@@ -327,6 +337,11 @@ class ProviderServer:
             time.sleep(plan.latency)
         if plan.fail_status is not None:
             return wire.error(plan.fail_status, status_phrase(plan.fail_status))
+        if plan.raw is not None:
+            payload = plan.raw.payload
+            return (
+                wire.raw_stream(payload) if operation.endswith("_stream") else json_reply(payload)
+            )
         exchange = Exchange(wire.provider, operation, model, body, plan)
         try:
             return wire.handlers[operation](exchange)
