@@ -5,7 +5,9 @@ message, a list where an object belongs) is a ``ProviderServerError`` that names
 and the model and says what was wrong, raised in one place: ``malformed_answers``, around the
 model layer's calls of a provider (answers, streams, embeddings). A token count the provider
 reports that is no count (negative, not a whole number, past 2**63) is taken as 0 with one
-warning (``provider_counts``): the answer itself is fine, and Spark never invents counts.
+warning (``provider_counts``): the answer itself is fine, and Spark never invents counts. An
+answer read must have the shape the cache's reader requires of a stored one (``check_shape``:
+text a string, ...), so what is returned and stored is what every later reader accepts.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
-from spark.cache.shape import valid_count
+from spark.cache.shape import check_payload, valid_count
 from spark.errors import ProviderServerError
+from spark.types import ModelResponse
 
 __all__ = [
     "MalformedAnswerError",
+    "check_shape",
     "checked_stream",
     "error_note",
     "malformed_answers",
@@ -27,8 +31,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("spark.models")
-
-_T = TypeVar("_T")
 
 
 class MalformedAnswerError(Exception):
@@ -71,6 +73,15 @@ def _unreadable(problem: Exception) -> str:
     return f"it cannot be read ({type(problem).__name__}: {problem})"
 
 
+def check_shape(stored: dict[str, Any], kind: str = "chat") -> None:
+    """Raise ``MalformedAnswerError`` unless ``stored`` (an answer in its stored form, of a
+    ``kind`` request) has the shape the cache's reader requires (``check_payload``): an answer
+    every later reader would refuse is neither returned nor stored."""
+    problem = check_payload({"request": {"kind": kind}, "response": stored}, check_request=False)
+    if problem is not None:
+        raise MalformedAnswerError(problem)
+
+
 def error_note(error: Any) -> str:
     """The error an answer carries instead of its content (some gateways answer so with HTTP
     200), as a note for the malformed-answer message; "" when it carries none."""
@@ -81,10 +92,12 @@ def error_note(error: Any) -> str:
 
 
 async def checked_stream(
-    provider: str, model_id: str, stream: AsyncIterator[_T]
-) -> AsyncIterator[_T]:
-    """``stream``'s pieces, each read under ``malformed_answers``. Only the reads are wrapped,
-    never this generator's ``yield``: what a caller throws in is not the provider's fault."""
+    provider: str, model_id: str, stream: AsyncIterator[str | ModelResponse]
+) -> AsyncIterator[str | ModelResponse]:
+    """``stream``'s pieces, each read under ``malformed_answers`` and checked: a text chunk must
+    be text, the whole answer that ends it of the stored shape (``check_shape``). Only the reads
+    are wrapped, never this generator's ``yield``: what a caller throws in is not the
+    provider's fault."""
     pieces = aiter(stream)
     try:
         while True:
@@ -93,11 +106,21 @@ async def checked_stream(
                     piece = await anext(pieces)
                 except StopAsyncIteration:
                     return
+                _check_piece(piece)
             yield piece
     finally:
         close = getattr(pieces, "aclose", None)
         if close is not None:  # the caller stopped early: the provider's stream ends now
             await close()
+
+
+def _check_piece(piece: object) -> None:
+    if isinstance(piece, ModelResponse):
+        check_shape(piece.to_dict())
+    elif type(piece) is not str:
+        raise MalformedAnswerError(
+            f"a streamed text chunk is not a string ({type(piece).__name__})"
+        )
 
 
 def provider_counts(provider: str, given: Mapping[str, Any]) -> dict[str, int]:

@@ -137,7 +137,12 @@ def _block_text(block: Mapping[str, Any]) -> str:
     """The answer text of a content block: a text block's, or a cited passage's
     (``citationsContent``, what a document with citations enabled is answered with)."""
     if "text" in block:
-        return str(block["text"])
+        text = block["text"]
+        if type(text) is not str:  # (not made text: an answer is checked, never converted)
+            raise MalformedAnswerError(
+                f"a text block's text is not a string ({type(text).__name__})"
+            )
+        return text
     cited = block.get("citationsContent")
     if isinstance(cited, Mapping):
         return "".join(str(part.get("text", "")) for part in cited.get("content") or ())
@@ -183,9 +188,12 @@ class StreamAssembler:
         delta = block.get("delta", {})
         index = int(block.get("contentBlockIndex", 0))
         if "text" in delta:
-            self._text.append(delta["text"])
-            self._blocks.setdefault(index, []).append(str(delta["text"]))
-            return str(delta["text"])
+            text = delta["text"]
+            if type(text) is not str:
+                raise MalformedAnswerError(f"a text delta is not a string ({type(text).__name__})")
+            self._text.append(text)
+            self._blocks.setdefault(index, []).append(text)
+            return text
         if "citation" in delta:
             self._cited.setdefault(index, []).append(delta["citation"])
         if "reasoningContent" in delta:

@@ -41,6 +41,9 @@ def response_from_responses(response: Response) -> ModelResponse:
         if item.type == "message":
             for part in item.content:
                 if part.type == "output_text":
+                    if type(part.text) is not str:  # (checked, never made text)
+                        kind = type(part.text).__name__
+                        raise MalformedAnswerError(f"an output_text is not a string ({kind})")
                     at = sum(map(len, texts))  # where this part starts in the joined text
                     texts.append(part.text)
                     logprobs.extend(p.model_dump(mode="json") for p in part.logprobs or ())
@@ -135,9 +138,12 @@ class ResponsesStreamAssembler:
         data: Any = event  # read by its ``type`` (a union of 60 event classes)
         kind = data.type
         if kind == "response.output_text.delta":
-            if data.delta:
-                self.chunks.append(data.delta)
-                return str(data.delta)
+            delta = data.delta
+            if type(delta) is not str:  # (not made text: an answer is checked, never converted)
+                raise MalformedAnswerError(f"a text delta is not a string ({type(delta).__name__})")
+            if delta:
+                self.chunks.append(delta)
+                return delta
         elif kind in {"response.completed", "response.incomplete"}:
             self.final = response_from_responses(data.response)
         elif kind == "error":

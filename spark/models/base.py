@@ -16,7 +16,7 @@ from typing import Any, ClassVar, TypedDict
 from spark.cache import BoundCache, CacheConfig, CacheManager, CacheRequest, CacheResult
 from spark.cache.bound import make_request
 from spark.errors import ConfigError, StructuredOutputError
-from spark.models._answer_checks import checked_stream, malformed_answers
+from spark.models._answer_checks import check_shape, checked_stream, malformed_answers
 from spark.models._controls import CallControls, pop_controls, warn_bypass
 from spark.models._tally import count_provider_call
 from spark.models.pricing import PriceTable
@@ -332,15 +332,18 @@ class Model(ABC):
     # -- the provider's answers, checked (docs/models.md, "Errors") ------------------------
 
     async def _answer(self, call: WireCall) -> ModelResponse:
-        """The provider's answer to a text call, priced; a malformed one is an error."""
+        """The provider's answer to a text call, priced; a malformed one is an error, and so is
+        one of a shape the cache's reader would refuse (text not a string, ...)."""
         with malformed_answers(self.provider, self.model_id):
             response = await self._complete(call)
+            check_shape(response.to_dict())
         return self._priced(response)
 
     async def _vectors(self, call: WireCall) -> EmbeddingResponse:
         """The provider's answer to an embeddings call, priced; a malformed one is an error."""
         with malformed_answers(self.provider, self.model_id):
             response = await self._embed(call)
+            check_shape(response.to_dict(), "embedding")
         return self._priced_embedding(response)
 
     # -- cost -----------------------------------------------------------------------------
