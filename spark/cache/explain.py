@@ -44,6 +44,7 @@ __all__ = [
 _MAX_SCAN = 5000
 _MAX_LINES = 20
 _SHORT = 60
+_BEFORE, _AFTER = 24, 12  # characters shown around where two texts differ
 _TEXT_LEVEL = "content"  # message text differences are reported per message, not per part
 
 
@@ -85,7 +86,9 @@ def _plain_diff(stored: Any, requested: Any, path: str) -> list[str]:
     if isinstance(stored, Mapping) and isinstance(requested, Mapping):
         return _diff_maps(stored, requested, path)
     if path.endswith(_TEXT_LEVEL) or _is_text(stored) or _is_text(requested):
-        return [f"{path} changed"]
+        quoted = isinstance(stored, str) and isinstance(requested, str)
+        before, after = _excerpts(_as_text(stored), _as_text(requested), quoted)
+        return [f"{path} changed: {before} -> {after}"]
     if isinstance(stored, list) and isinstance(requested, list):
         return _diff_lists(stored, requested, path)
     return [f"{path}: {_show(stored)} -> {_show(requested)}"]
@@ -109,12 +112,42 @@ def _diff_lists(stored: list[Any], requested: list[Any], path: str) -> list[str]
     for index in range(max(len(stored), len(requested))):
         where = f"{path}[{index}]"
         if index >= len(stored):
-            out.append(f"{where} added")
+            out.append(f"{where} added: {_show(requested[index])}")
         elif index >= len(requested):
-            out.append(f"{where} removed")
+            out.append(f"{where} removed (was {_show(stored[index])})")
         else:
             out.extend(_plain_diff(stored[index], requested[index], where))
     return out
+
+
+def _as_text(value: Any) -> str:
+    return (
+        value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    )
+
+
+def _excerpts(stored: str, requested: str, quoted: bool) -> tuple[str, str]:
+    """Both texts around where they differ: a little of what they share before it, the part
+    that differs (cut when long) and a little after (quoted when they are strings, as JSON
+    when they are structures)."""
+    room = min(len(stored), len(requested))
+    start = next((i for i in range(room) if stored[i] != requested[i]), room)
+    room -= start
+    same_end = 0
+    while same_end < room and stored[-1 - same_end] == requested[-1 - same_end]:
+        same_end += 1
+
+    def excerpt(text: str) -> str:
+        begin, end = max(0, start - _BEFORE), len(text) - same_end
+        middle = text[start:end]
+        if len(middle) > _SHORT:
+            middle = middle[:_SHORT] + "..."
+        shown = text[begin:start] + middle + text[end : end + _AFTER]
+        lead = "..." if begin else ""
+        trail = "..." if end + _AFTER < len(text) else ""
+        return lead + (json.dumps(shown, ensure_ascii=False) if quoted else shown) + trail
+
+    return excerpt(stored), excerpt(requested)
 
 
 def _is_text(value: Any) -> bool:
@@ -219,7 +252,9 @@ class MissExplanation:
             if self.digests_only:
                 lines.append(
                     "The entry is encrypted, so its text is not shown (values are sha256 "
-                    "digests); on your own terminal, `spark cache explain --show-values` shows it."
+                    "digests); on your own terminal, `spark cache explain --model ALIAS REQUEST "
+                    "--show-values` shows it (REQUEST: the call as JSON, or @file; "
+                    "docs/testing.md)."
                 )
         elif self.undecryptable is None:
             lines.append("No entry is stored for this model at all.")

@@ -42,10 +42,26 @@ def test_diff_names_changed_added_and_removed_fields() -> None:
     stored = {"params": {"temperature": 0.7}, "messages": [1, 2], "tools": []}
     requested = {"params": {"temperature": 0.9, "seed": 1}, "messages": [1], "tools": [WEATHER]}
     assert diff_requests(stored, requested) == [
-        "messages[1] removed",
+        "messages[1] removed (was 2)",
         "params.seed added: 1",
         "params.temperature: 0.7 -> 0.9",
-        "tools[0] added",
+        'tools[0] added: {"name": "get_weather", "parameters": {"properties": {}, ...',
+    ]
+
+
+def test_a_plaintext_diff_shows_both_texts_where_they_differ() -> None:
+    def asking(text: str) -> dict[str, Any]:
+        return {"body": {"messages": [{"role": "user", "content": text}]}}
+
+    long = "Summarize: the cat sat on the mat, and then it went to sleep for a long time."
+    assert diff_requests(asking(long), asking(long.replace("mat", "rug"))) == [
+        'body.messages[0].content changed: ..."ize: the cat sat on the mat, and then i"... -> '
+        '..."ize: the cat sat on the rug, and then i"...'
+    ]
+    parts = {"content": [{"type": "text", "text": "hello"}]}
+    other = {"content": [{"type": "text", "text": "help"}]}
+    assert diff_requests(parts, other) == [
+        'content changed: [{"text": "hello", "type": "... -> [{"text": "help", "type": "...'
     ]
 
 

@@ -248,7 +248,7 @@ async def test_a_replay_miss_names_every_field_and_shows_no_sealed_text(
     assert "replay mode: no cache entry for openai/gpt-4o" in message
     assert_named(message)
     assert "The entry is encrypted" in message
-    assert "spark cache explain --show-values" in message
+    assert "spark cache explain --model ALIAS REQUEST --show-values" in message
     assert_sealed("\n".join([message, repr(error), *map(str, error.args), caplog.text]))
 
 
