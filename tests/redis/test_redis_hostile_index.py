@@ -6,6 +6,7 @@ them from Redis, and the local tier never reaches outside its directory."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,27 @@ def test_verify_repair_deletes_a_models_key_of_the_wrong_type_so_writes_work_aga
     assert "error: Redis" not in repaired.output  # (it fails on the planted entries alone)
     assert saved is True
     assert set(asked) <= {entry["key"] for entry in listed}
+
+
+def test_a_models_member_that_is_not_utf8_is_skipped_by_show_has_entry_and_remove_entry(
+    project: Path, raw: redis.Redis, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw.sadd(f"{prefix}models", b"\xff\xfe")  # sorted before every model Spark writes
+    config = load_settings().cache_config()
+    manager = CacheManager(config.resolved_dir, config)
+    key = manager.bind(config).chat_request("openai", "gpt-4o-mini", "q1").key
+
+    shown = spark("cache", "show", key, "--json")
+    caplog.clear()  # (the command warned of the member once, as its own manager)
+    with caplog.at_level(logging.WARNING, logger="spark"):
+        found = manager.has_entry(key)
+        removed = manager.remove_entry(key)
+        after = manager.has_entry(key)
+
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["payload"]["response"]["text"] == "answer to q1"
+    assert (found, removed, after) == (True, True, False)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings  # one for the member, whatever asks about it
+    assert "models member b'" in warnings[0]
+    assert "xff" in warnings[0]

@@ -310,14 +310,8 @@ class RedisStore:
         return sum(self.remove(location) for location in locations)
 
     def find(self, key: str) -> str | None:
-        """The location of ``key`` under any provider/model (one pipelined EXISTS per model)."""
-        if not is_key(key):
-            return None
-        shard = self.shard(key)
-        members = self.run(lambda: self.client.smembers(self.models_name(shard)))
-        paths = [f"{text(model)}/{key}" for model in sorted(members)]
-        found = self.each("exists", [self.entry_name(p) for p in paths])
-        return next((path for path, hit in zip(paths, found, strict=True) if hit), None)
+        """The location of ``key`` under any provider/model (``RedisIndex.find``)."""
+        return self.index.find(key) if is_key(key) else None
 
     # -- every entry (the index sets: ``redis_index.py``) ------------------------------
 

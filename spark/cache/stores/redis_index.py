@@ -1,9 +1,10 @@
 """The Redis store's index sets: how its every-entry operations find the entries without KEYS.
 
 ``P models`` lists the "{provider}/{model_slot}" that have entries and ``P idx:{model}`` the
-keys of each (one pair per shard on a cluster: ``redis.py`` has the layout). Listing SSCANs the
-index sets and pipelines ``STRLEN``; members whose entry Redis already expired or evicted are
-dropped as they are met; ``rebuild`` finds entries an evicted index set hides (a SCAN).
+keys of each (one pair per shard on a cluster: ``redis.py`` has the layout). ``find`` looks a
+key up under the models ``P models`` lists; listing SSCANs the index sets and pipelines
+``STRLEN``; members whose entry Redis already expired or evicted are dropped as they are met;
+``rebuild`` finds entries an evicted index set hides (a SCAN).
 """
 
 from __future__ import annotations
@@ -133,6 +134,20 @@ class RedisIndex:
         for shard, model in group:
             index = self.store.index_name(shard, model)
             pipe.sscan(index, cursors.get((shard, model), 0), count=_BATCH)
+
+    def find(self, key: str) -> str | None:
+        """The location of the entry of ``key`` (a valid key) under any model its shard's
+        ``models`` set lists (one pipelined EXISTS per model). Members and keys that are not
+        Spark's are skipped, as ``walk`` skips them."""
+        store = self.store
+        name = store.models_name(store.shard(key))
+        [members] = store.each("smembers", [name], errors_as_replies=True)
+        if isinstance(members, Exception):  # (a models key of another type: not Spark's)
+            self._skip(name, members, foreign_key=True)
+            members = ()
+        paths = [f"{model}/{key}" for model in sorted(self._texts(members, name))]
+        found = store.each("exists", [store.entry_name(path) for path in paths])
+        return next((path for path, hit in zip(paths, found, strict=True) if hit), None)
 
     def walk(
         self, provider: str | None = None, model_slot: str | None = None
