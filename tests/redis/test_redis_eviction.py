@@ -1,6 +1,7 @@
 """Under ``maxmemory`` with ``allkeys-lru`` Redis evicts entries and index sets alike: listings
-and statistics then show only entries that exist and never crash, and ``spark cache verify
---repair`` indexes again what an evicted index set hid."""
+and statistics then show only entries that exist and never crash, ``spark cache verify
+--repair`` indexes again what an evicted index set hid, and ``has_entry`` and ``remove_entry``
+find an entry whatever became of its index."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from _redis_support import RedisServer, scan_keys
+from _redis_support import RedisServer, ThreeMasterCluster, scan_keys
 from click.testing import CliRunner
 
 from spark.cache import CacheConfig, CacheManager, admin
@@ -96,4 +97,41 @@ def test_verify_reports_and_repairs_an_evicted_index(
     assert (repaired["checked"], repaired["ok"], repaired["reindexed"]) == (8, 8, 8)
     assert len(spark("ls")["entries"]) == 8  # type: ignore[arg-type]
     assert spark("stats")["total_entries"] == 8
+    client.close()
+
+
+@pytest.mark.parametrize("damage", ["evicted", "not a set", "index not a set"])
+@pytest.mark.parametrize("topology", ["redis", "cluster"])
+def test_has_entry_and_remove_entry_find_an_entry_whose_models_index_is_lost(
+    request: pytest.FixtureRequest, topology: str, damage: str, prefix: str
+) -> None:
+    if topology == "cluster":
+        cluster: ThreeMasterCluster = request.getfixturevalue("redis_cluster")
+        url, client, shard = cluster.url, cluster.client(), "{%s}"
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        url, client, shard = server.url, redis.Redis.from_url(server.url), ""
+    config = CacheConfig(
+        enabled=True, backend="redis", url=url, prefix=prefix, cluster=topology == "cluster"
+    )
+    writer = CacheManager(None, config)
+    fill(writer, 2)
+    key = writer.bind().chat_request("openai", "gpt-4o", "question 0").key
+    tag = shard % key[:2] if shard else ""
+    if damage == "index not a set":
+        client.delete(f"{prefix}{tag}idx:openai/gpt-4o")
+        client.set(f"{prefix}{tag}idx:openai/gpt-4o", "not Spark's")
+    else:
+        client.delete(f"{prefix}{tag}models")  # as allkeys-lru would
+    if damage == "not a set":
+        client.rpush(f"{prefix}{tag}models", "not Spark's")
+    CacheManager.reset_instances()
+    other = CacheManager(None, config)  # another process: it never used the model
+
+    assert writer.has_entry(key)  # (the writer knows the model; the other one SCANs)
+    assert other.has_entry(key)
+    assert other.remove_entry(key)
+    assert not client.exists(f"{prefix}{tag}e:openai/gpt-4o/{key}")
+    assert not other.has_entry(key)
+    assert not writer.remove_entry(key)
     client.close()

@@ -292,7 +292,8 @@ class RedisStore:
         """Nothing to do: Redis tracks each key's last use itself (for ``*-lru`` policies)."""
 
     def remove(self, path: str) -> bool:
-        """DEL the entry and drop it from its index; False when it was already gone."""
+        """DEL the entry and drop it from its index (an index key of another type is skipped,
+        with one warning); False when the entry was already gone."""
         # (a walk's location is "{index member}/{key}" whatever the member: a hostile one with
         # more or fewer slashes is deleted from where it was found)
         model, _, key = path.rpartition("/")
@@ -302,7 +303,11 @@ class RedisStore:
             pipe.delete(name)
             pipe.srem(index, key)
 
-        deleted, _ = self.execute(build, transaction=True, name=name)
+        deleted, unindexed = self.execute(
+            build, transaction=True, name=name, errors_as_replies=True
+        )
+        if isinstance(unindexed, Exception):  # (an index of another type: the DEL still ran)
+            self.index.skip(index, unindexed, foreign_key=True)
         return bool(deleted)
 
     def remove_all(self, locations: list[str]) -> int:
@@ -310,8 +315,9 @@ class RedisStore:
         return sum(self.remove(location) for location in locations)
 
     def find(self, key: str) -> str | None:
-        """The location of ``key`` under any provider/model (``RedisIndex.find``)."""
-        return self.index.find(key) if is_key(key) else None
+        """The location of ``key`` under any provider/model (``RedisIndex.find``: the models of
+        the index and those this process has used first)."""
+        return self.index.find(key, list(self._dirs.values())) if is_key(key) else None
 
     # -- every entry (the index sets: ``redis_index.py``) ------------------------------
 

@@ -2,9 +2,9 @@
 
 ``P models`` lists the "{provider}/{model_slot}" that have entries and ``P idx:{model}`` the
 keys of each (one pair per shard on a cluster: ``redis.py`` has the layout). ``find`` looks a
-key up under the models ``P models`` lists; listing SSCANs the index sets and pipelines
-``STRLEN``; members whose entry Redis already expired or evicted are dropped as they are met;
-``rebuild`` finds entries an evicted index set hides (a SCAN).
+key up under the models ``P models`` lists, else SCANs for it; listing SSCANs the index sets and
+pipelines ``STRLEN``; members whose entry Redis already expired or evicted are dropped as they
+are met; ``rebuild`` finds entries an evicted index set hides (a SCAN).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +51,7 @@ class RedisIndex:
         self._reported: set[str] = set()
         self._foreign: set[str] = set()  # index keys met holding another type than a set
 
-    def _skip(self, name: str, why: object, *, foreign_key: bool = False) -> None:
+    def skip(self, name: str, why: object, *, foreign_key: bool = False) -> None:
         """Skip a key or member that is not Spark's (a key of the wrong type, a member that is
         not UTF-8): anyone who can write to the server can add one; one warning each.
         ``verify --repair`` deletes a ``foreign_key`` (``rebuild``)."""
@@ -72,7 +72,7 @@ class RedisIndex:
         pairs = []
         for shard, name, members in zip(store.shards, names, replies, strict=True):
             if isinstance(members, Exception):
-                self._skip(name, members, foreign_key=True)
+                self.skip(name, members, foreign_key=True)
                 continue
             for model in self._texts(members, name):
                 prov, _, slot = model.partition("/")
@@ -97,7 +97,7 @@ class RedisIndex:
             for pair, page in zip(group, pages, strict=True):
                 index = store.index_name(*pair)
                 if isinstance(page, Exception):
-                    self._skip(index, page, foreign_key=True)
+                    self.skip(index, page, foreign_key=True)
                     continue
                 cursor, members = page
                 keys = sorted(set(self._texts(members, index)) - seen[pair])
@@ -126,7 +126,7 @@ class RedisIndex:
             try:
                 yield text(member)
             except UnicodeDecodeError as exc:
-                self._skip(f"{where} member {member!r}", exc)
+                self.skip(f"{where} member {member!r}", exc)
 
     def _sscan(
         self, group: list[tuple[str, str]], cursors: dict[tuple[str, str], int], pipe: Pipe
@@ -135,19 +135,39 @@ class RedisIndex:
             index = self.store.index_name(shard, model)
             pipe.sscan(index, cursors.get((shard, model), 0), count=_BATCH)
 
-    def find(self, key: str) -> str | None:
-        """The location of the entry of ``key`` (a valid key) under any model its shard's
-        ``models`` set lists (one pipelined EXISTS per model). Members and keys that are not
-        Spark's are skipped, as ``walk`` skips them."""
+    def find(self, key: str, known: Iterable[str] = ()) -> str | None:
+        """The location of the entry of ``key`` (a valid key): first under the models its
+        shard's ``models`` set lists and the ``known`` ones (one pipelined EXISTS each), else
+        by a SCAN for ``P e:*/{key}``, so an entry whose index was evicted, deleted or is not a
+        set is still found. Members and keys that are not Spark's are skipped, as ``walk``
+        skips them."""
         store = self.store
         name = store.models_name(store.shard(key))
         [members] = store.each("smembers", [name], errors_as_replies=True)
         if isinstance(members, Exception):  # (a models key of another type: not Spark's)
-            self._skip(name, members, foreign_key=True)
+            self.skip(name, members, foreign_key=True)
             members = ()
-        paths = [f"{model}/{key}" for model in sorted(self._texts(members, name))]
+        paths = [f"{model}/{key}" for model in sorted({*self._texts(members, name), *known})]
         found = store.each("exists", [store.entry_name(path) for path in paths])
-        return next((path for path, hit in zip(paths, found, strict=True) if hit), None)
+        listed = next((path for path, hit in zip(paths, found, strict=True) if hit), None)
+        # (rejected: trusting the index alone; an evicted one then hides an entry that serves
+        # hits from has_entry and remove_entry. The SCAN costs a key with no entry one pass
+        # over the server's keys, as verify pays: docs/redis.md)
+        pattern = _glob_escape(store.prefix + store.shard(key)) + "e:*/" + key
+        return listed or min((path for _, path in self._entries(pattern)), default=None)
+
+    def _entries(self, pattern: str) -> Iterator[tuple[str, str]]:
+        """(shard, location) of every entry key that matches ``pattern`` (a SCAN: on a cluster
+        on every master); a name that is not UTF-8 is skipped, with one warning."""
+        store = self.store
+        for name in store.run(lambda: list(store.client.scan_iter(match=pattern, count=1000))):
+            try:
+                rest = text(name)[len(store.prefix) :]
+            except UnicodeDecodeError as exc:
+                self.skip(repr(name), exc)
+                continue
+            shard, _, path = rest.partition("e:") if store.cluster else ("", "", rest[2:])
+            yield shard, path
 
     def walk(
         self, provider: str | None = None, model_slot: str | None = None
@@ -180,13 +200,7 @@ class RedisIndex:
         pattern = _glob_escape(store.prefix) + shard_glob + "e:*"
         missing = 0
         batch: list[tuple[str, str, str]] = []
-        for name in store.run(lambda: list(store.client.scan_iter(match=pattern, count=1000))):
-            try:
-                rest = text(name)[len(store.prefix) :]
-            except UnicodeDecodeError as exc:
-                self._skip(repr(name), exc)
-                continue
-            shard, _, path = rest.partition("e:") if store.cluster else ("", "", rest[2:])
+        for shard, path in self._entries(pattern):
             parts = path.split("/")
             if len(parts) == 3:
                 batch.append((shard, f"{parts[0]}/{parts[1]}", parts[2]))
@@ -249,7 +263,7 @@ class RedisIndex:
         replies = store.execute(build, transaction=False, errors_as_replies=True)
         for (shard, model), reply in zip(pairs, replies, strict=True):
             if isinstance(reply, Exception):  # (an index set of another type: not Spark's)
-                self._skip(store.index_name(shard, model), reply, foreign_key=True)
+                self.skip(store.index_name(shard, model), reply, foreign_key=True)
 
 
 def _srem_each(gone: list[tuple[str, list[str]]], pipe: Pipe) -> None:
