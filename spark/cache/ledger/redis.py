@@ -12,14 +12,18 @@ Layout under the cache's prefix ``P``::
     P ledger:req:info        hash key -> "{provider}\\t{model_id}\\t{last hit epoch}"
 
 On a Redis Cluster ``P ledger:`` is ``P {ledger}:``: one hash tag, so that every key of the
-ledger shares a slot. A batch is one MULTI, so a batch is counted whole or not at all.
+ledger shares a slot. A batch is one Lua script (``_ADD``), applied once, atomically: a figure
+Redis refuses (a key of another type, a field that is no number: not Spark's) is left out with
+one warning and the others are counted; a batch Redis refuses whole (out of memory, a replica)
+is retried, nothing of it having been applied (docs/redis.md, "What is atomic where").
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -40,8 +44,34 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisLedger"]
 
+logger = logging.getLogger("spark.cache")
 _COUNTERS = ("hits", "misses", "saved", "spent", "cache_saved")
 T = TypeVar("T")
+# Each command of a batch, in ARGV as: name, index of its key in KEYS, how many arguments, the
+# arguments. A MULTI was rejected: Redis applies the other commands of a MULTI when one fails
+# at run time (WRONGTYPE), so a retry of the batch counted those again, without end. Here each
+# command runs under pcall: one refused for its figure ("ERR", "WRONGTYPE": it can never be
+# added to) is left out and named in the reply, so the batch is applied once and never again.
+# An error of the server (OOM, READONLY: Redis refuses a script's first write, never a later
+# one) fails the whole script before anything was written, and the batch is retried.
+_ADD = """
+local refused, wrote, i = {}, false, 1
+while i <= #ARGV do
+  local key, n = KEYS[tonumber(ARGV[i + 1])], tonumber(ARGV[i + 2])
+  local reply = redis.pcall(ARGV[i], key, unpack(ARGV, i + 3, i + 2 + n))
+  if type(reply) == 'table' and reply.err then
+    local code = string.match(reply.err, '^%u+')
+    if not wrote and code ~= 'ERR' and code ~= 'WRONGTYPE' then return reply end
+    table.insert(refused, key)
+    table.insert(refused, ARGV[i + 3])
+    table.insert(refused, reply.err)
+  else
+    wrote = true
+  end
+  i = i + 3 + n
+end
+return refused
+"""
 
 
 class RedisLedger:
@@ -50,6 +80,8 @@ class RedisLedger:
     def __init__(self, store: RedisStore, prefix: str) -> None:
         self.store = store
         self.prefix = prefix
+        self._script: Any = None
+        self._refused: set[str] = set()  # figures left out of a batch, warned of once each
 
     def describe(self) -> str:
         """The Redis and the key prefix of the figures."""
@@ -60,24 +92,56 @@ class RedisLedger:
         return bool(self.store.run(lambda: self.store.client.exists(self.prefix + "days")))
 
     def add(self, rows: list[UsageRow], request_rows: list[RequestRow]) -> None:
-        """Add one batch in one MULTI (raises ``StoreError`` on failure)."""
-        self.store.execute(partial(self._queue, rows, request_rows), transaction=True)
+        """Add one batch with one script (``_ADD``: applied once; a figure Redis refuses is left
+        out, with one warning). Raises ``StoreError`` when Redis refuses the whole batch."""
+        keys: dict[str, int] = {}  # each key of the batch -> its place in KEYS (from 1)
+        args: list[object] = []
+        for name, key, values in self._commands(rows, request_rows):
+            args += [name, keys.setdefault(key, len(keys) + 1), len(values), *values]
+        if not args:
+            return
+        refused = self.store.run(partial(self._run, list(keys), args), next(iter(keys)))
+        for at in range(0, len(refused), 3):
+            self._left_out(*(text(part) for part in refused[at : at + 3]))
 
-    def _queue(self, rows: list[UsageRow], request_rows: list[RequestRow], pipe: Any) -> None:
+    def _run(self, keys: list[str], args: list[object]) -> list[Any]:
+        client = self.store.client
+        if self._script is None:
+            self._script = client.register_script(_ADD)
+        return cast("list[Any]", self._script(keys=keys, args=args, client=client))
+
+    def _commands(
+        self, rows: list[UsageRow], request_rows: list[RequestRow]
+    ) -> Iterator[tuple[str, str, list[object]]]:
+        """(command, key, arguments) of each figure of the batch."""
         for day, provider, model_id, *counts in rows:
             table, field = f"{self.prefix}day:{day}", f"{provider}\t{model_id}"
-            pipe.sadd(self.prefix + "days", day)
+            yield "SADD", self.prefix + "days", [day]
             for name, value in zip(_COUNTERS, counts, strict=True):
                 if value and name in ("hits", "misses"):
-                    pipe.hincrby(table, f"{name}\t{field}", int(value))
+                    yield "HINCRBY", table, [f"{name}\t{field}", int(value)]
                 elif value:
-                    pipe.hincrbyfloat(table, f"{name}\t{field}", float(value))
+                    yield "HINCRBYFLOAT", table, [f"{name}\t{field}", float(value)]
         for row in request_rows:
-            pipe.zincrby(self.prefix + "req:hits", row.hits, row.key)
+            yield "ZINCRBY", self.prefix + "req:hits", [row.hits, row.key]
             if row.saved_usd:
-                pipe.zincrby(self.prefix + "req:saved", row.saved_usd, row.key)
+                yield "ZINCRBY", self.prefix + "req:saved", [row.saved_usd, row.key]
             info = f"{row.provider}\t{row.model_id}\t{row.last_hit or ''}"
-            pipe.hset(self.prefix + "req:info", row.key, info)
+            yield "HSET", self.prefix + "req:info", [row.key, info]
+
+    def _left_out(self, key: str, first: str, error: str) -> None:
+        """One warning per figure a batch left out: its key is of another type (the whole key,
+        named once) or its field holds no number (that field, once)."""
+        what = key if error.startswith("WRONGTYPE") else f"{key} field {first!r}"
+        if what not in self._refused:
+            self._refused.add(what)
+            logger.warning(
+                "cache ledger %s: not counting into %s, which is not Spark's (%s); the other "
+                "figures are counted (delete it to count there again)",
+                self.describe(),
+                what,
+                error[:100],
+            )
 
     def rows(self, by_day: bool = False) -> list[LedgerRow]:
         """Figures per provider and model (and per day), ordered as the SQLite ledger's. A key
