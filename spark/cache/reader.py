@@ -21,6 +21,7 @@ from spark.cache.stores.base import (
     EntryRefusedError,
     EntryStore,
     StoreUnavailableError,
+    Unchecked,
     Version,
 )
 from spark.cache.stores.disk import quote_model_id
@@ -114,6 +115,9 @@ def read_entry(
     ``where``: what the metadata must say; ``sealed_only``: refuse plaintext (a cache that
     encrypts); ``with_payload=False``: check the envelope only (listings, expiry); ``request``:
     the normalized request the stored one must equal; ``touch=False``: a scan, not a use.
+    Bytes a store read from elsewhere (``Unchecked``: a local tier's remote) are kept at
+    ``location`` only once they passed every check, payload included; a refusal names where
+    they came from.
     """
     try:
         found = store.read(location, touch=touch)
@@ -125,21 +129,36 @@ def read_entry(
         return BadEntry(location, "unreadable", f"cannot read it: {exc}")
     if found is None:
         return None
-    data, version = found
+    data, version = found[0], found[1]
+    checked: StoredEntry | BadEntry | None
     try:
-        return _check(
+        checked = _check(
             location, data, version, keyring, where, sealed_only, with_payload, fresh, request
         )
     except CorruptEntryError as exc:
         kind, _, reason = str(exc).partition(": ")
         if kind not in ("truncated", "damaged"):
             kind, reason = "corrupt", str(exc)
-        return BadEntry(location, kind, reason)
+        checked = BadEntry(location, kind, reason)
     except DecryptionError as exc:
-        return _undecryptable(location, exc, keyring)
+        checked = _undecryptable(location, exc, keyring)
     except Exception as exc:  # the reader is total: whatever else the bytes provoke is "corrupt"
         shown = printable(f"{type(exc).__name__}: {exc}")[:200]
-        return BadEntry(location, "corrupt", f"not a Spark entry ({shown})")
+        checked = BadEntry(location, "corrupt", f"not a Spark entry ({shown})")
+    return _kept(found, checked, with_payload) if isinstance(found, Unchecked) else checked
+
+
+def _kept(
+    found: Unchecked, checked: StoredEntry | BadEntry | None, with_payload: bool
+) -> StoredEntry | BadEntry | None:
+    """Bytes from elsewhere: a refusal names where they came from; bytes whose payload passed
+    too are kept (rejected: copying them before the check, which left a hostile value on disk
+    under a local file's name)."""
+    if isinstance(checked, BadEntry):
+        return checked._replace(location=found.origin)
+    if isinstance(checked, StoredEntry) and with_payload:
+        return checked._replace(version=found.keep())
+    return checked
 
 
 def _check(

@@ -1,12 +1,16 @@
-"""The two-tier store: a local disk copy in front of Redis, filled on remote hits, and its
-documented staleness (another machine's clear does not reach this machine's copy)."""
+"""The two-tier store: a local disk copy in front of Redis, filled on remote hits that the reader
+accepts (never with bytes it refuses), and its documented staleness (another machine's clear
+does not reach this machine's copy)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
+import pytest
+import redis
 from _redis_support import RedisServer
 
 from spark.cache import CacheConfig, CacheManager, admin
@@ -98,3 +102,31 @@ async def test_listings_read_the_shared_cache_without_copying_it(
     assert info.path == f"openai/gpt-4o/{info.key}"
     assert admin.check_entry(lister, admin.entry_files(lister)[0], None) is None
     assert local_files(tmp_path / "b") == []
+
+
+async def test_bytes_the_reader_refuses_are_not_copied_and_are_named_by_their_redis_key(
+    redis_server: RedisServer,
+    raw: redis.Redis,
+    prefix: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tiered = machine(redis_server, prefix, tmp_path / "a")
+    request = tiered.chat_request("openai", "gpt-4o", "q")
+    raw.set(f"{prefix}e:openai/gpt-4o/{request.key}", b"GARBAGE FROM REDIS")
+
+    async def failing() -> dict[str, Any]:
+        raise RuntimeError("the provider is down too")
+
+    with caplog.at_level(logging.WARNING, logger="spark"), pytest.raises(RuntimeError):
+        await tiered.get_or_call(request, failing)  # (so no good answer overwrites anything)
+
+    assert local_files(tmp_path / "a") == []
+    [warning] = [r.getMessage() for r in caplog.records if "unusable" in r.getMessage()]
+    assert f"openai/gpt-4o/{request.key} in {redis_server.url} prefix '{prefix}'" in warning
+    assert str(tmp_path) not in warning
+    provider = Provider()
+    assert not (await ask(tiered, "q", provider)).cached  # a counted miss, then a good answer
+    assert len(local_files(tmp_path / "a")) == 1
+    assert (await ask(machine(redis_server, prefix, tmp_path / "b"), "q", provider)).cached
+    assert len(local_files(tmp_path / "b")) == 1, "a good remote entry is still copied"

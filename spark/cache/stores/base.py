@@ -8,7 +8,7 @@ failure as ``OSError`` (a network store as ``StoreError``), which the cache trea
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from spark.errors import CacheError
@@ -24,6 +24,7 @@ __all__ = [
     "EntryStore",
     "StoreError",
     "StoreUnavailableError",
+    "Unchecked",
     "Version",
     "remove_each",
 ]
@@ -62,6 +63,18 @@ class EntryRefusedError(OSError):
     (never followed), a FIFO, a device or a folder, or a file over ``MAX_ENTRY_BYTES``."""
 
 
+class Unchecked(NamedTuple):
+    """Bytes a store read from elsewhere than the location asked for (a local tier's remote)
+    and has not kept there yet: ``origin`` names where they came from (for messages about
+    them), and ``keep()`` copies them to the location once the reader has checked them,
+    returning the copy's version (the bytes' own when no copy could be made)."""
+
+    data: bytes
+    version: Version
+    origin: str
+    keep: Callable[[], Version]
+
+
 class StoreUnavailableError(StoreError):
     """The store cannot be reached (down, timed out, or skipped while its circuit is open).
 
@@ -84,10 +97,14 @@ class EntryStore(Protocol):
     def location(self, provider: str, model_id: str, key: str) -> str:
         """The location of one entry."""
 
-    def read(self, location: str, *, touch: bool = True) -> tuple[bytes, Version] | None:
-        """The bytes at ``location`` and their version; None when there is no entry. With
-        ``touch`` a read counts as a use for least-recently-used eviction (scans pass False).
-        Raises ``EntryRefusedError`` for what is not an entry, ``OSError`` when it fails."""
+    def read(
+        self, location: str, *, touch: bool = True
+    ) -> tuple[bytes, Version] | Unchecked | None:
+        """The bytes at ``location`` and their version (``Unchecked`` when they came from
+        elsewhere, to be kept at ``location`` only once checked); None when there is no entry.
+        With ``touch`` a read counts as a use for least-recently-used eviction (scans pass
+        False). Raises ``EntryRefusedError`` for what is not an entry, ``OSError`` when it
+        fails."""
 
     def version(self, location: str) -> Version | None:
         """The current version at ``location`` (None: gone)."""

@@ -1,6 +1,8 @@
 """Two tiers: a local disk store in front of a shared (Redis) store, filled on remote hits.
 
-Reads try the local tier first; a local miss reads the remote and keeps a copy locally. Writes
+Reads try the local tier first; a local miss reads the remote and keeps a copy locally once the
+reader has checked the bytes (``Unchecked``: what the reader refuses is never copied, and is
+named by where it came from, the remote's location). Writes
 and removals go to both. ``walk``, statistics, the ledger and the cross-process lock are the
 remote's (the shared cache); the size limit bounds the local copy.
 
@@ -21,10 +23,17 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING
 
 from spark.cache.codec import decode_envelope
-from spark.cache.stores.base import EntryRef, EntryStore, StoreUnavailableError, Version
+from spark.cache.stores.base import (
+    EntryRef,
+    EntryStore,
+    StoreUnavailableError,
+    Unchecked,
+    Version,
+)
 from spark.cache.stores.disk import DiskStore
 from spark.cache.stores.names import is_entry_location
 
@@ -68,8 +77,9 @@ class TieredStore:
         """The local tier's file of the entry."""
         return self.local.location(provider, model_id, key)
 
-    def read(self, path: str, *, touch: bool = True) -> tuple[bytes, Version] | None:
-        """The local copy; else (or when it has expired) the remote's, copied to the local tier.
+    def read(self, path: str, *, touch: bool = True) -> tuple[bytes, Version] | Unchecked | None:
+        """The local copy; else (or when it has expired) the remote's, ``Unchecked``: the
+        reader copies it to the local tier once it has checked it (``keep``).
 
         An expired copy is not the last word: another machine may have stored a fresh answer.
         A remote location reads the remote only.
@@ -83,12 +93,18 @@ class TieredStore:
         remote = self.remote.read(remote_path)
         if remote is None:
             return found
-        data = remote[0]
+        data, version = remote[0], remote[1]
+        origin = f"{remote_path} in {self.remote.describe()}"
+        return Unchecked(data, version, origin, partial(self._keep, local, data, version))
+
+    def _keep(self, local: str, data: bytes, version: Version) -> Version:
+        """Copy checked remote bytes to the local tier; the copy's version (the remote's when
+        none could be made: the answer is good without it)."""
         try:
-            return data, self.local.write(local, data)
-        except OSError as exc:  # the remote answer is good without a local copy
+            return self.local.write(local, data)
+        except OSError as exc:
             logger.debug("cannot keep a local copy of %s: %s", local, exc)
-            return data, (0, 0, len(data))
+            return version
 
     def version(self, path: str) -> Version | None:
         """The local file's version."""
