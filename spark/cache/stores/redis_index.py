@@ -136,10 +136,10 @@ class RedisIndex:
             pipe.sscan(index, cursors.get((shard, model), 0), count=_BATCH)
 
     def find(self, key: str, known: Iterable[str] = ()) -> str | None:
-        """The location of the entry of ``key`` (a valid key): first under the models its
-        shard's ``models`` set lists and the ``known`` ones (one pipelined EXISTS each), else
-        by a SCAN for ``P e:*/{key}``, so an entry whose index was evicted, deleted or is not a
-        set is still found. Members and keys that are not Spark's are skipped, as ``walk``
+        """The location of the entry of ``key`` (a valid key): under the models its shard's
+        ``models`` set lists and the ``known`` ones (one pipelined EXISTS each); when there is
+        no ``models`` set, by a SCAN for ``P e:*/{key}``, so an entry whose index was evicted,
+        deleted or is not a set is still found. Members and keys that are not Spark's are skipped, as ``walk``
         skips them."""
         store = self.store
         name = store.models_name(store.shard(key))
@@ -150,11 +150,14 @@ class RedisIndex:
         paths = [f"{model}/{key}" for model in sorted({*self._texts(members, name), *known})]
         found = store.each("exists", [store.entry_name(path) for path in paths])
         listed = next((path for path, hit in zip(paths, found, strict=True) if hit), None)
-        # (rejected: trusting the index alone; an evicted one then hides an entry that serves
-        # hits from has_entry and remove_entry. The SCAN costs a key with no entry one pass
-        # over the server's keys, as verify pays: docs/redis.md)
+        if listed is not None or members:
+            return listed
+        # No ``models`` set (evicted, deleted, or not a set): it would hide an entry that
+        # serves hits from has_entry and remove_entry, so SCAN for it (one pass over the
+        # server's keys, as verify pays; only then: rejected, a SCAN for every key with no
+        # entry, which makes has_entry cost seconds on a big server: docs/redis.md).
         pattern = _glob_escape(store.prefix + store.shard(key)) + "e:*/" + key
-        return listed or min((path for _, path in self._entries(pattern)), default=None)
+        return min((path for _, path in self._entries(pattern)), default=None)
 
     def _entries(self, pattern: str) -> Iterator[tuple[str, str]]:
         """(shard, location) of every entry key that matches ``pattern`` (a SCAN: on a cluster
