@@ -21,6 +21,7 @@ from spark import __version__
 from spark.cli import ask, cache, config, demo
 from spark.cli._context import CliState
 from spark.cli._errors import stopped_by_signal, translate
+from spark.cli._output import show_library_warnings
 
 __all__ = ["SparkGroup", "cli", "main"]
 
@@ -71,6 +72,7 @@ def cli(ctx: click.Context, config_path: Path | None, traceback: bool) -> None:
     try a model with `spark ask`, and see the cache at work offline with `spark demo`.
     """
     ctx.obj = CliState(config_path=config_path, traceback=traceback)
+    show_library_warnings()
 
 
 cli.add_command(config.config)

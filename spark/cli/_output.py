@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -41,6 +42,7 @@ __all__ = [
     "progress",
     "say",
     "shorten_middle",
+    "show_library_warnings",
     "stdout",
     "warn",
 ]
@@ -109,6 +111,31 @@ def _plain(value: Any) -> Any:
 def warn(message: str) -> None:
     """A ``warning: ...`` line on stderr."""
     say(f"warning: {message}", err=True, fg="yellow")
+
+
+class _WarningLines(logging.Handler):
+    """The library's warnings (``spark.*`` loggers) as the command line's own ``warning:``
+    lines on stderr (the stream of the moment: a test runner's capture too)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # (a library message that cannot be formatted: never a crash)
+            message = str(record.msg)
+        if record.levelno >= logging.ERROR:
+            say(f"error: {message}", err=True, fg="red")
+        else:
+            warn(message)
+
+
+_LINES = _WarningLines(logging.WARNING)
+
+
+def show_library_warnings() -> None:
+    """Print the library's warnings as ``warning:`` lines (once per process)."""
+    logger = logging.getLogger("spark")
+    if _LINES not in logger.handlers:
+        logger.addHandler(_LINES)
 
 
 def print_table(

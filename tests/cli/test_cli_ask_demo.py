@@ -245,3 +245,17 @@ def test_ask_says_what_an_answer_without_text_holds() -> None:
     )
     assert answer_text(ModelResponse(text="Lisbon", provider_output=[search])) == "Lisbon"
     assert answer_text(ModelResponse(text="", refusal="No.")) == "(refused) No."
+
+
+def test_cache_trouble_is_a_warning_line_and_the_answer_comes(
+    spark: Invoke, ask_project: Path
+) -> None:
+    (ask_project / "afile").write_text("")
+    toml = ask_project / "spark.toml"
+    toml.write_text(toml.read_text().replace('dir = "cache"', 'dir = "afile/cache"'))
+    result = spark("ask", "Hi", "--model", "gpt")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip()
+    lines = result.stderr.splitlines()
+    assert lines, "the write failure is reported"
+    assert all(line.startswith("warning: ") for line in lines), lines
