@@ -214,6 +214,8 @@ def clear(
     store = target.store
     entries = admin.entry_files(store, only.provider, only.model_id)
     what = only.label
+    if note := note_missing_cache(state, target, profile):
+        say(note, err=True)
     if entries and not yes:
         click.confirm(
             f"Delete {n_entries(len(entries))} ({what}) from {target.where}?",
@@ -246,6 +248,8 @@ def cleanup(state: CliState, profile: str | None, cache_dir: Path | None, as_jso
     target = cache_target(state, profile, cache_dir)
     store = target.store
     now = time.time()
+    if note := note_missing_cache(state, target, profile):
+        say(note, err=True)
     if isinstance(store, DiskStore):
         entries = admin.entry_files(store)
         checking = progress(entries, "Checking")

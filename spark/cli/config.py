@@ -40,7 +40,7 @@ def config() -> None:
     "--strict",
     is_flag=True,
     help="Also refuse what any command would refuse here: an encryption key that is missing or "
-    "malformed, a key file others can read.",
+    "malformed, a key file others can read, a cache dir that cannot be made.",
 )
 @json_option
 @pass_state
@@ -52,7 +52,7 @@ def validate(
     Prints `OK: <file> (profile P, N models)`, or every problem, one per line, and exits 1.
     What depends on this machine rather than on the file (an encrypted cache whose key is not
     here, a malformed key in the key variable, a key file others can read or that holds no
-    key) is printed as a warning naming its profile; --strict makes each one an error, as
+    key, a cache dir a file stands in the way of) is printed as a warning naming its profile; --strict makes each one an error, as
     every command using that cache would. Suitable for CI and pre-commit hooks.
     """
     try:
@@ -100,7 +100,8 @@ def _check_profiles(
                 settings.validate()
             except ConfigError as exc:
                 problems += exc.problems or [str(exc)]
-        local = [f"profile {name}: {line}" for line in [*settings.warnings, *_key_checks(settings)]]
+        machine = [*settings.warnings, *_key_checks(settings), *_dir_checks(settings)]
+        local = [f"profile {name}: {line}" for line in machine]
         if strict:
             problems += local
         checked.append(
@@ -134,6 +135,24 @@ def _key_checks(settings: Settings) -> list[str]:
                 Path(rules.key_file).expanduser(),
                 needed=rules.enabled and rules.encrypt and not os.environ.get(rules.key_env),
             )
+    return found
+
+
+def _dir_checks(settings: Settings) -> list[str]:
+    """A cache directory that cannot be one on this machine: it is a file, or a file stands
+    where one of its parents would be (every write would fail; a read finds nothing)."""
+    found: list[str] = []
+    seen: set[Path] = set()
+    for alias in [None, *settings.model_aliases]:
+        rules = settings.cache_config(alias)
+        directory = rules.resolved_dir
+        if not rules.enabled or rules.backend != "disk" or directory in seen:
+            continue
+        seen.add(directory)
+        blocker = next((p for p in (directory, *directory.parents) if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            where = "is a file" if blocker == directory else f"cannot be made: {blocker} is a file"
+            found.append(f"cache dir {directory} {where} (fix dir in spark.toml)")
     return found
 
 

@@ -187,3 +187,21 @@ def test_an_option_the_provider_does_not_take_fails_validate_as_it_fails_the_bui
     with pytest.raises(ConfigError) as raised:
         spark_models.from_profile("claude", config_path=project / "spark.toml")
     assert raised.value.problems == [line.strip() for line in expected]
+
+
+def test_a_cache_dir_that_cannot_be_made(spark: Invoke, project: Path) -> None:
+    """A file where the cache directory (or a parent of it) would be: every write would fail
+    and every read find nothing, so validate says so and clear and cleanup do not look fine."""
+    (project / "afile").write_text("")
+    text = (project / "spark.toml").read_text()
+    (project / "spark.toml").write_text(text.replace('dir = "cache"', 'dir = "afile/cache"'))
+    warned = spark("config", "validate")
+    assert warned.exit_code == 0
+    assert "warning: profile dev: cache dir" in warned.stderr
+    assert "afile is a file" in warned.stderr
+    strict = spark("config", "validate", "--strict")
+    assert strict.exit_code == 1
+    assert "afile is a file" in strict.stderr
+    for command in (("clear", "--yes"), ("cleanup",)):
+        result = spark("cache", *command)
+        assert "note: no cache directory at" in result.stderr, command
