@@ -43,8 +43,9 @@ class KeyRing:
     fernets: Mapping[str, Fernet]
 
     @classmethod
-    def from_keys(cls, keys: Sequence[str]) -> KeyRing:
-        """Build a ring from key strings, first = primary; a malformed key is an error."""
+    def from_keys(cls, keys: Sequence[str], source: str = "") -> KeyRing:
+        """Build a ring from key strings, first = primary; a malformed key is an error that
+        names ``source`` (where the keys came from) when given."""
         cleaned = [k.strip() for k in keys if k.strip()]
         if not cleaned:
             raise EncryptionKeyError("no encryption key given")
@@ -53,10 +54,11 @@ class KeyRing:
             try:
                 fernets.setdefault(fingerprint(key), Fernet(key.encode("ascii")))
             except (ValueError, UnicodeEncodeError) as exc:
+                which = f"key #{position} of {len(cleaned)}" if len(cleaned) > 1 else "the key"
                 raise EncryptionKeyError(
-                    f"encryption key #{position} is not a valid Fernet key (44 characters of "
-                    "url-safe base64, as `spark cache keygen` prints them): was it cut or "
-                    "quoted when it was copied?"
+                    f"{which} in {source or 'the key list'} is not a valid Fernet key (44 "
+                    "characters of url-safe base64, as `spark cache keygen` prints them): was "
+                    "it cut or quoted when it was copied?"
                 ) from exc
         return cls(primary=fingerprint(cleaned[0]), fernets=fernets)
 
@@ -127,11 +129,12 @@ def load_keyring(
     """
     env = os.environ if environ is None else environ
     keys = [k for k in env.get(key_env, "").split(",") if k.strip()]
+    source = f"the environment variable {key_env}"
     path = Path(key_file).expanduser() if key_file else None
     if not keys and path is not None:
-        keys = read_key_file(path)
+        keys, source = read_key_file(path), f"the key file {path}"
     if keys:
-        return KeyRing.from_keys(keys)
+        return KeyRing.from_keys(keys, source)
     if required:
         where = f"the environment variable {key_env}"
         where += f" or the key file {path}" if path else " (no key_file is configured)"

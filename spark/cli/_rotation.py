@@ -210,7 +210,9 @@ def make_plan(target: CacheTarget, new_key: str | None, resume: bool, command: s
             )
         new_key = old_keys[0]
     new_key = (new_key or generate_key()).strip()
-    KeyRing.from_keys([*old_keys, new_key])
+    if old_keys:  # (the new key was checked where it was given)
+        held_in = f"the key file {config.key_file}" if source == "file" else None
+        KeyRing.from_keys(old_keys, held_in or f"the environment variable {config.key_env}")
     keys = list(dict.fromkeys([new_key, *old_keys]))
     in_file = source == "file" or (source == "" and config.key_file is not None)
     key_file = Path(config.key_file).expanduser() if in_file and config.key_file else None

@@ -227,7 +227,8 @@ def _chosen_key(new_key: str | None, new_key_env: str | None) -> str | None:
             "a key given on the command line is visible to other users (in the process list) "
             f"and is kept in your shell history; give it with {_SAFE_FORMS} instead"
         )
-    return new_key
+        return _valid(new_key, "--new-key")
+    return None
 
 
 def _read_stdin_key() -> str:
@@ -264,7 +265,8 @@ def _valid(key: str, source: str) -> str:
         KeyRing.from_keys([key])
     except EncryptionKeyError:
         raise CliError(
-            f"{source} does not hold a valid Fernet key (32 url-safe base64-encoded bytes)",
+            f"{source}: not a valid Fernet key (44 characters of url-safe base64, as `spark "
+            "cache keygen` prints them)",
             "Make one with `spark cache keygen`.",
         ) from None
     return key

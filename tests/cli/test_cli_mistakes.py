@@ -375,9 +375,21 @@ def test_a_malformed_key_does_not_suggest_a_new_one(
     result = spark("cache", "explain", '{"messages": "Hi"}', "--model", "gpt", "--profile", "ci")
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        "error: encryption key #1 is not a valid Fernet key (44 characters of url-safe base64, "
-        "as `spark cache keygen` prints them): was it cut or quoted when it was copied?"
+        "error: the key in the environment variable SPARK_CACHE_KEY is not a valid Fernet key "
+        "(44 characters of url-safe base64, as `spark cache keygen` prints them): was it cut or "
+        "quoted when it was copied?"
     ]
+
+
+def test_a_malformed_new_key_on_the_command_line_is_named_as_such(
+    spark: Invoke, sealed: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPARK_CACHE_KEY", sealed)
+    result = spark("cache", "rotate-key", "--profile", "ci", "--new-key", "garbage", "--yes")
+    assert result.exit_code == 1
+    assert "error: --new-key: not a valid Fernet key" in result.stderr
+    assert "Make one with `spark cache keygen`." in result.stderr
+    assert "#2" not in result.stderr
 
 
 @pytest.mark.parametrize("command", ["ls", "stats"])
