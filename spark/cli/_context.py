@@ -353,10 +353,16 @@ def alias_of(settings: Settings, model: str) -> str:
             f"--model {model}: aliases {', '.join(using)} all use that model id",
             "Name one of those aliases.",
         )
-    where = f"in {settings.path}" if settings.path else "(no spark.toml was found)"
-    close = _close_matches(model, [*settings.model_aliases, *_configured_model_ids(settings)])
+    if settings.path is None:
+        raise CliError(
+            f"--model {model}: no spark.toml was found (here or in a parent directory), so "
+            "there are no aliases",
+            "Create one with `spark config init`, or name it with --config or SPARK_CONFIG.",
+        )
+    ids = sorted(_configured_model_ids(settings) - {model})
+    close = _close_matches(model, [*settings.model_aliases, *ids])
     raise CliError(
-        f"--model {model}: no alias {where} is or uses that model",
+        f"--model {model}: no alias in {settings.path} is or uses that model",
         (f"Did you mean {_either(close)}? " if close else "")
         + f'Add [models.NAME] with provider and model_id = "{model}" to spark.toml.',
     )

@@ -259,3 +259,18 @@ def test_cache_trouble_is_a_warning_line_and_the_answer_comes(
     lines = result.stderr.splitlines()
     assert lines, "the write failure is reported"
     assert all(line.startswith("warning: ") for line in lines), lines
+
+
+def test_ask_without_a_spark_toml_says_so_and_how_to_make_one(
+    spark: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It offered 'Did you mean' guesses (the name typed among them, in a new order each run)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SPARK_CONFIG", raising=False)
+    result = spark("ask", "Hi", "--model", "gpt-4o")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: --model gpt-4o: no spark.toml was found (here or in a parent directory), so "
+        "there are no aliases",
+        "Create one with `spark config init`, or name it with --config or SPARK_CONFIG.",
+    ]
