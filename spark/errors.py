@@ -46,9 +46,13 @@ class SparkError(Exception):
 class ConfigError(SparkError):
     """Configuration is invalid; the message lists every problem found."""
 
-    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+    def __init__(
+        self, message: str, problems: list[str] | None = None, elsewhere: list[str] | None = None
+    ) -> None:
         super().__init__(message)
         self.problems: list[str] = list(problems or [])
+        #: Problems of the file's other profiles (each names its table), found in the same run.
+        self.elsewhere: list[str] = list(elsewhere or [])
 
 
 class CacheError(SparkError):

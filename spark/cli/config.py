@@ -58,7 +58,7 @@ def validate(
     try:
         active = state.settings(profile)
     except ConfigError as exc:
-        _fail(as_json, None, exc.problems or [str(exc)])
+        _fail(as_json, None, [*(exc.problems or [str(exc)]), *exc.elsewhere])
     if active.path is None:
         raise CliError(
             f"no {CONFIG_FILE_NAME} found in {Path.cwd()} or its parents",

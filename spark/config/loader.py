@@ -89,14 +89,15 @@ def load_settings(
 
     active = resolution_of(name)
     problems += check_profile(active, files.invalid)
-    if problems:
-        raise ConfigError(problem_message(problems), problems)
     deferred = [
         problem
         for other in files.profile_names
         if other != name
         for problem in check_profile(resolution_of(other), files.invalid)
     ]
+    if problems:  # (the other profiles' problems go along: `spark config validate` lists all)
+        elsewhere = [p for p in dict.fromkeys(deferred) if p not in problems]
+        raise ConfigError(problem_message(problems), problems, elsewhere)
     return Settings(
         path=files.path,
         profile=name,

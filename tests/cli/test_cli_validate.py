@@ -175,7 +175,9 @@ def test_an_option_the_provider_does_not_take_fails_validate_as_it_fails_the_bui
 
     result = spark("config", "validate")
     assert result.exit_code == 1
-    assert [line for line in result.stderr.splitlines() if "not an option" in line] == expected
+    lines = [line for line in result.stderr.splitlines() if "not an option" in line]
+    assert lines[:2] == expected
+    assert lines[2].startswith(in_ci), "the other profiles' problems come along"
 
     ci = spark("config", "validate", "--profile", "ci")
     assert ci.exit_code == 1
@@ -205,3 +207,21 @@ def test_a_cache_dir_that_cannot_be_made(spark: Invoke, project: Path) -> None:
     for command in (("clear", "--yes"), ("cleanup",)):
         result = spark("cache", *command)
         assert "note: no cache directory at" in result.stderr, command
+
+
+def test_every_problem_of_the_file_at_once(spark: Invoke, project: Path) -> None:
+    """A bad value used to hide the other profiles' problems until it was fixed."""
+    (project / "spark.toml").write_text(
+        '[models.o]\nprovider = "openai"\nmodel_id = "gpt-4o"\ntimeout = -1\n\n'
+        '[profiles.p.models.new]\nprovider = "echo"\n\n'
+        '[profiles.testing.cache]\nenabled = true\nencrypt = true\nkey_env = ""\n'
+    )
+    for args in ((), ("--all-profiles",)):
+        result = spark("config", "validate", *args)
+        assert result.exit_code == 1
+        assert "(3 problems)" in result.stderr, result.stderr
+        assert "[models.o] timeout" in result.stderr
+        assert "[profiles.p.models.new] model_id: required" in result.stderr
+        assert "[profiles.testing.cache] encrypt: true but there is no key source" in result.stderr
+    as_json = json.loads(spark("config", "validate", "--json").stdout)
+    assert len(as_json["problems"]) == 3
