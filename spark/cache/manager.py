@@ -13,13 +13,14 @@ import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 from spark.cache.bound import BoundCache, CacheRequest
 from spark.cache.claims import Claims
 from spark.cache.config import CacheConfig, default_cache_dir
+from spark.cache.counters import CacheStatsCounters
 from spark.cache.crypto import load_keyring
 from spark.cache.flight import SingleFlight
 from spark.cache.ledger import Ledger
@@ -28,7 +29,6 @@ from spark.cache.memory import MemoryTier
 from spark.cache.misses import CacheResult, Outcome, ProviderCall
 from spark.cache.policy import CachePolicy
 from spark.cache.reader import StoredEntry, read_entry
-from spark.cache.shape import valid_amount
 from spark.cache.stores import open_store, store_identity
 from spark.cache.stores.base import EntryStore, remove_each
 from spark.cache.stores.disk import check_provider, quote_model_id
@@ -39,51 +39,6 @@ __all__ = ["CacheManager", "CacheStatsCounters"]
 
 logger = logging.getLogger("spark.cache")
 _RESCAN_EVERY_S = 300.0
-
-
-@dataclass
-class CacheStatsCounters:
-    """This process's hits, misses and dollars for one directory; the ledger gets them too."""
-
-    ledger: Ledger
-    hits: int = 0
-    misses: int = 0
-    corrupt: int = 0
-    writes: int = 0
-    bypasses: int = 0  # calls made past the cache (cache_mode="off", provider-held state)
-    saved_cost_usd: float = 0.0
-    spent_cost_usd: float = 0.0
-    provider_cache_saved_usd: float = 0.0  # what providers' prompt caches took off the misses
-
-    def record_hit(self, request: CacheRequest, response: Mapping[str, Any]) -> None:
-        """Count a hit, which saved the recorded cost of the call it replaced."""
-        self.hits += 1
-        cost = valid_amount(response.get("cost_usd"))
-        if cost:
-            self.saved_cost_usd += cost
-        self.ledger.record(request.provider, request.model_id, hit=True, cost=cost, key=request.key)
-
-    def record_bypass(self) -> None:
-        """Count a call made past the cache (it neither reads nor writes an entry)."""
-        self.bypasses += 1
-
-    def record_miss(self, request: CacheRequest, response: Mapping[str, Any] | None) -> None:
-        """Count a miss, and what the provider call it needed cost (when known)."""
-        self.misses += 1
-        cost = valid_amount(response.get("cost_usd")) if response is not None else None
-        if cost:
-            self.spent_cost_usd += cost
-        raw = response.get("provider_cache_saved_usd") if response is not None else None
-        cache_saved = valid_amount(raw)
-        if cache_saved:
-            self.provider_cache_saved_usd += cache_saved
-        self.ledger.record(
-            request.provider,
-            request.model_id,
-            hit=False,
-            cost=cost,
-            provider_cache_saved=cache_saved,
-        )
 
 
 class CacheManager:

@@ -8,7 +8,6 @@ what is sent is exactly what is keyed (docs/models.md, "Keys").
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar, TypedDict
@@ -18,11 +17,12 @@ from spark.cache.bound import make_request
 from spark.errors import ConfigError, StructuredOutputError
 from spark.models._answer_checks import check_shape, checked_stream, malformed_answers
 from spark.models._controls import CallControls, pop_controls, warn_bypass
+from spark.models._paid import priced, priced_embedding
 from spark.models._tally import count_provider_call
 from spark.models.pricing import PriceTable
 from spark.models.structured import StructuredSchema, structured_schema
 from spark.models.wire import WireCall, call_params
-from spark.telemetry.hooks import note_cache, note_paid, note_result, observed, observed_stream
+from spark.telemetry.hooks import note_cache, note_result, observed, observed_stream
 from spark.types import EmbeddingResponse, ModelResponse, Price
 
 __all__ = [
@@ -151,22 +151,27 @@ class Model(ABC):
         """A text call's cache (None: made uncached), its request and its prepared call."""
         controls = pop_controls(kwargs)
         request, call = self._chat_call(messages, kwargs)
-        return note_cache(self._call_cache(controls, call), request), request, call
+        cache, call = self._call_cache(controls, call)
+        return note_cache(cache, request), request, call
 
-    def _call_cache(self, controls: CallControls, call: WireCall) -> BoundCache | None:
-        """The cache one call uses: the model's, or its per-call rules' (docs/caching.md)."""
+    def _call_cache(
+        self, controls: CallControls, call: WireCall
+    ) -> tuple[BoundCache | None, WireCall]:
+        """The cache one call uses: the model's, or its per-call rules' (docs/caching.md);
+        the call, marked as a bypass when it is made past the cache with ``cache_mode="off"``."""
         if call.bypass:  # the answer depends on state the provider holds
             warn_bypass(call.bypass)
             self.cache_manager.counters.record_bypass()
-            return None
+            return None, call
         if controls.mode is None and controls.ttl_seconds is None:
-            return self._cache
+            return self._cache, call
         config = controls.config(self.cache_config, self._cache is not None)
         if config is None:
-            if controls.mode == "off":
+            if controls.mode == "off":  # (a bypass too: what it spends is counted)
                 self.cache_manager.counters.record_bypass()
-            return None
-        return self.cache_manager.bind(config)
+                return None, call._replace(bypass="cache_mode")
+            return None, call
+        return self.cache_manager.bind(config), call
 
     # -- text -----------------------------------------------------------------------------
 
@@ -281,19 +286,20 @@ class Model(ABC):
     @observed_stream("chat")
     async def stream_text(self, messages: Messages, **kwargs: Any) -> AsyncIterator[str]:
         """Yield the answer (its first choice) in text chunks; a cached answer is replayed as
-        the very chunks the provider sent.
-
-        Streams take the same cache path as plain calls: identical concurrent calls make one
-        provider call and the others replay its chunks. The entry is stored only when the stream
-        completes: a stream that fails or is abandoned half-way stores nothing. A plain call and
-        a streamed call of one request share an entry.
-        """
+        the very chunks the provider sent. Streams take the plain calls' cache path (one
+        provider call for identical concurrent calls; a plain and a streamed call share an
+        entry); the entry is stored only when the stream completes."""
         cache, request, call = self._chat(messages, kwargs)
         if cache is None:
             count_provider_call(self.provider)
             async for piece in checked_stream(self.provider, self.model_id, self._stream(call)):
                 if isinstance(piece, str):
                     yield piece
+                elif call.bypass:
+                    cost = self.prices.quote(
+                        self._cache_model_id(), piece.usage, provider=self.provider
+                    )
+                    self._past_the_cache(call, cost.cost_usd, cost.provider_cache_saved_usd)
             return
         async for chunk in cache.stream_or_call(request, lambda: self._stored_stream(call)):
             yield chunk
@@ -308,7 +314,11 @@ class Model(ABC):
                 yield piece
             else:
                 final = piece
-        stored = self._priced(final or ModelResponse(text="".join(chunks))).to_dict()
+        whole = final or ModelResponse(text="".join(chunks))
+        model_id = self.model_id
+        stored = priced(
+            self.prices, self.provider, model_id, self._cache_model_id(), whole
+        ).to_dict()
         stored["chunks"] = chunks
         yield stored
 
@@ -319,7 +329,8 @@ class Model(ABC):
         """Vectors for one text or a batch (the batch is one cache entry)."""
         controls = pop_controls(params)
         request, call = self._embedding_call(texts, params)
-        cache = note_cache(self._call_cache(controls, call), request)
+        cache, call = self._call_cache(controls, call)
+        cache = note_cache(cache, request)
         if cache is None:
             return await self._vectors(call)
 
@@ -337,38 +348,28 @@ class Model(ABC):
         with malformed_answers(self.provider, self.model_id):
             response = await self._complete(call)
             check_shape(response.to_dict())
-        return self._priced(response)
+        paid = priced(self.prices, self.provider, self.model_id, self._cache_model_id(), response)
+        self._past_the_cache(call, paid.cost_usd, paid.provider_cache_saved_usd)
+        return paid
 
     async def _vectors(self, call: WireCall) -> EmbeddingResponse:
         """The provider's answer to an embeddings call, priced; a malformed one is an error."""
         with malformed_answers(self.provider, self.model_id):
             response = await self._embed(call)
             check_shape(response.to_dict(), "embedding")
-        return self._priced_embedding(response)
+        paid = priced_embedding(self.prices, self.provider, self._cache_model_id(), response)
+        self._past_the_cache(call, paid.cost_usd)
+        return paid
+
+    def _past_the_cache(
+        self, call: WireCall, cost: float | None, saved: float | None = None
+    ) -> None:
+        """A call made past the cache (a bypass, not a miss) spent ``cost`` all the same."""
+        if call.bypass:
+            counters = self.cache_manager.counters
+            counters.record_paid_past_cache(self.provider, self._cache_model_id(), cost, saved)
 
     # -- cost -----------------------------------------------------------------------------
-
-    def _priced(self, response: ModelResponse) -> ModelResponse:
-        """The provider's answer with its cost (every provider text call comes through here)."""
-        count_provider_call(self.provider)
-        cost = self.prices.quote(self._cache_model_id(), response.usage, provider=self.provider)
-        priced = dataclasses.replace(
-            response,
-            cost_usd=cost.cost_usd,
-            provider_cache_saved_usd=cost.provider_cache_saved_usd,
-            cached=False,
-            provider=self.provider,
-            model_id=self.model_id,
-        )
-        return note_paid(priced)
-
-    def _priced_embedding(self, response: EmbeddingResponse) -> EmbeddingResponse:
-        # No token count (Gemini's API-key endpoint reports none): the cost is unknown, not 0.
-        count_provider_call(self.provider)
-        counted = response.usage.total_tokens > 0
-        model_id, usage = self._cache_model_id(), response.usage
-        cost = self.prices.cost(model_id, usage, provider=self.provider) if counted else None
-        return note_paid(EmbeddingResponse(response.embeddings, response.usage, cost, cached=False))
 
     # -- what a provider implements -------------------------------------------------------
 

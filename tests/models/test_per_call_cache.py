@@ -69,6 +69,32 @@ async def test_off_neither_reads_nor_writes_and_is_a_bypass(
 
 
 @pytest.mark.parametrize("kind", KINDS)
+async def test_what_a_call_past_the_cache_costs_is_spent(
+    models: Models, server: ProviderServer, kind: str
+) -> None:
+    """A bypass is no miss, but the provider was paid: "spent" counts it, here and in the
+    ledger (docs/costs.md, "The three sums")."""
+    model = model_for(models, kind)
+    await text(model, kind, "What is new?")  # a miss: paid
+    manager = model.cache_manager
+    spent = manager.get_stats()["spent_cost_usd"]
+    assert spent > 0
+    misses = manager.counters.misses
+    await text(model, kind, "What is new?", cache_mode="off")
+    stats = manager.get_stats()
+    assert stats["spent_cost_usd"] == pytest.approx(2 * spent)
+    assert stats["all_processes"]["spent_cost_usd"] == pytest.approx(2 * spent)
+    assert manager.counters.misses == misses, "a bypass is not a miss"
+
+
+async def test_a_call_on_provider_held_state_is_spent(models: Models) -> None:
+    model = models("openai", "gpt-4o-mini", api="responses")
+    paid = await model.generate("Go on", previous_response_id="resp_1")  # made past the cache
+    assert paid.cost_usd
+    assert model.cache_manager.get_stats()["spent_cost_usd"] == pytest.approx(paid.cost_usd)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 async def test_refresh_calls_and_rewrites(
     models: Models, server: ProviderServer, cache_config: CacheConfig, kind: str
 ) -> None:

@@ -70,9 +70,11 @@ class Ledger:
         cost: float | None,
         key: str = "",
         provider_cache_saved: float | None = None,
+        lookup: bool = True,
     ) -> None:
         """Count one lookup: a hit saves ``cost``, a miss spends it (None: price unknown); a
-        miss's ``provider_cache_saved`` is what the provider's prompt cache took off it."""
+        miss's ``provider_cache_saved`` is what the provider's prompt cache took off it.
+        ``lookup=False``: a paid call made past the cache, which spends without being a miss."""
         amount = self._amount(cost)
         cache_saved = None if hit else self._amount(provider_cache_saved)
         index = 0 if hit else 1
@@ -80,7 +82,7 @@ class Ledger:
             slot = self._pending.get((provider, model_id))
             if slot is None:
                 slot = self._pending[(provider, model_id)] = [0, 0, 0.0, 0.0, 0.0]
-            slot[index] += 1
+            slot[index] += lookup
             if amount:
                 slot[2 + index] += amount
             if cache_saved:
@@ -131,7 +133,7 @@ class Ledger:
         rows: list[UsageRow] = [
             (day, p, m, int(s[0]), int(s[1]), s[2], s[3], s[4])
             for (p, m), s in pending.items()
-            if s[0] or s[1]
+            if any(s)  # (a call made past the cache: spent, with no hit or miss to count)
         ]
         self._next_flush = time.monotonic() + self.flush_every_s
         if not rows:
