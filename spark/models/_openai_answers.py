@@ -110,8 +110,9 @@ def parse_arguments(raw: str | None) -> dict[str, Any]:
 
 
 def _usage(usage: CompletionUsage | None) -> Usage:
-    """OpenAI's counts as they are: ``prompt_tokens`` includes the cached tokens and
-    ``completion_tokens`` the reasoning tokens (docs/costs.md)."""
+    """OpenAI's counts as they are: ``prompt_tokens`` includes the cached tokens (read from
+    the prompt cache, and written to it) and ``completion_tokens`` the reasoning tokens
+    (docs/costs.md)."""
     if usage is None:
         return Usage()
     prompt = usage.prompt_tokens_details
@@ -122,6 +123,7 @@ def _usage(usage: CompletionUsage | None) -> Usage:
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
             "cached_tokens": getattr(prompt, "cached_tokens", None),
+            "cache_write_tokens": getattr(prompt, "cache_write_tokens", None),
             "reasoning_tokens": getattr(completion, "reasoning_tokens", None),
         },
     )
@@ -129,6 +131,7 @@ def _usage(usage: CompletionUsage | None) -> Usage:
         input_tokens=counts["prompt_tokens"],
         output_tokens=counts["completion_tokens"],
         cache_read_tokens=counts["cached_tokens"],
+        cache_write_tokens=counts["cache_write_tokens"],
         reasoning_tokens=counts["reasoning_tokens"],
     )
 

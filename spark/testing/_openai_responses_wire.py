@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from spark.testing import _answers
-from spark.testing._exchange import Exchange, JsonObject, Reply, json_reply, stream_reply
+from spark.testing._exchange import (
+    Exchange,
+    JsonObject,
+    Reply,
+    UsageScript,
+    json_reply,
+    stream_reply,
+)
 
 PROVIDER = "openai"
 _REASONING_TOKENS = {"minimal": 8, "low": 16, "medium": 32, "high": 64, "xhigh": 96}
@@ -54,7 +61,8 @@ def _answer_of(exchange: Exchange) -> _Answer:
     text = _answers.scripted_text(exchange.plan.text, _asked_schema(body), seed, text)
     if exchange.plan.refusal is not None:
         refusal = exchange.plan.refusal
-        return _Answer(seed, refusal, None, _usage(body, items, refusal), refused=True)
+        usage = _usage(body, items, refusal, exchange.plan.usage)
+        return _Answer(seed, refusal, None, usage, refused=True)
     call = exchange.plan.tool_call
     if call is not None:
         text = json.dumps(call.arguments)
@@ -70,7 +78,7 @@ def _answer_of(exchange: Exchange) -> _Answer:
         isinstance(t, Mapping) and str(t.get("type", "")).startswith("web_search")
         for t in (tools if isinstance(tools, list) else [])
     )
-    usage = _usage(body, items, text)
+    usage = _usage(body, items, text, exchange.plan.usage)
     reasoning = _reasoning_item(body, seed)
     name = call.name if call else None
     return _Answer(seed, text, name, usage, tokens, sourced=sourced, reasoning=reasoning, cut=cut)
@@ -110,21 +118,28 @@ def _asked_schema(body: Mapping[str, Any]) -> Any:
     return None
 
 
-def _usage(body: Mapping[str, Any], items: list[Any], text: str) -> JsonObject:
+def _usage(
+    body: Mapping[str, Any], items: list[Any], text: str, script: UsageScript | None
+) -> JsonObject:
+    """The Responses API's usage (a scripted count, ``queue_usage``, adds to the request's own)."""
     prefix = [body["instructions"]] if isinstance(body.get("instructions"), str) else []
     if body.get("tools"):
         prefix.append(_answers.canonical_json(body["tools"]))
     fragments = [*prefix, *_answers.collect_text(items), *_outputs(items)]
     input_tokens = _answers.input_tokens(fragments)
     cached = _answers.input_tokens(prefix) if prefix and body.get("prompt_cache_key") else 0
+    cached = min(cached, input_tokens)
     reasoning = _reasoning_tokens(body.get("reasoning"))
+    written = 0
+    if script is not None:
+        cached += script.cache_read_tokens
+        written = script.cache_write_tokens
+        reasoning += script.reasoning_tokens
+        input_tokens += script.cache_read_tokens + written
     output_tokens = _answers.token_count(len(text)) + reasoning
     return {
         "input_tokens": input_tokens,
-        "input_tokens_details": {
-            "cached_tokens": min(cached, input_tokens),
-            "cache_write_tokens": 0,
-        },
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
         "output_tokens": output_tokens,
         "output_tokens_details": {"reasoning_tokens": reasoning},
         "total_tokens": input_tokens + output_tokens,

@@ -165,14 +165,16 @@ def _usage(prompt_tokens: int, answers: list[_Answer], script: UsageScript | Non
     """OpenAI's usage: cached tokens are part of ``prompt_tokens``, reasoning tokens part of
     ``completion_tokens`` (a scripted count adds to the request's own)."""
     cached = script.cache_read_tokens if script else 0
+    written = script.cache_write_tokens if script else 0
     reasoning = script.reasoning_tokens if script else 0
-    prompt_tokens += cached
+    prompt_tokens += cached + written
     completion_tokens = reasoning + sum(_answers.token_count(len(a.text)) for a in answers)
+    details = {"cached_tokens": cached, "audio_tokens": 0}
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+        "prompt_tokens_details": details | ({"cache_write_tokens": written} if written else {}),
         "completion_tokens_details": {"reasoning_tokens": reasoning, "audio_tokens": 0},
     }
 

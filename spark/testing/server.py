@@ -278,12 +278,13 @@ class ProviderServer:
         prompt cache, and `reasoning_tokens`, in each provider's own usage fields.
 
         The cached tokens are prompt tokens on top of the request's own; each provider reports
-        them its way: OpenAI's `prompt_tokens_details.cached_tokens` (within `prompt_tokens`),
-        Bedrock's `cacheReadInputTokens` / `cacheWriteInputTokens` (outside `inputTokens`),
-        Gemini's `cachedContentTokenCount` (within `promptTokenCount`). Reasoning tokens are
-        OpenAI's `completion_tokens_details.reasoning_tokens` (within `completion_tokens`) and
-        Gemini's `thoughtsTokenCount`; Bedrock reports none. OpenAI and Gemini report no
-        cache writes.
+        them its way: OpenAI's `prompt_tokens_details.cached_tokens` / `cache_write_tokens`
+        (within `prompt_tokens`; the Responses API's `input_tokens_details`), Bedrock's
+        `cacheReadInputTokens` / `cacheWriteInputTokens` (outside `inputTokens`), Gemini's
+        `cachedContentTokenCount` (within `promptTokenCount`). Reasoning tokens are OpenAI's
+        `completion_tokens_details.reasoning_tokens` (within `completion_tokens`; Responses:
+        `output_tokens_details`) and Gemini's `thoughtsTokenCount`; Bedrock reports none.
+        Gemini reports no cache writes.
         """
         counts = (cache_read_tokens, cache_write_tokens, reasoning_tokens)
         if any(type(n) is not int or n < 0 for n in counts):

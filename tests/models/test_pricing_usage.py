@@ -181,3 +181,24 @@ async def test_an_unpriced_model_spends_nothing_known(
         0.0,
         0.0,
     )
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+@pytest.mark.parametrize("api", ["chat", "responses"])
+async def test_openai_cache_writes_are_read_and_priced(
+    models: Models, server: ProviderServer, api: str, streamed: bool
+) -> None:
+    """Chat completions left `prompt_tokens_details.cache_write_tokens` out: writes were
+    priced as plain input. Both OpenAI APIs report them within the prompt tokens."""
+    options = {"api": "responses"} if api == "responses" else {}
+    base = await models("openai", "gpt-4o-mini", enable_cache=False, **options).generate(QUESTION)
+    model = models("openai", "gpt-4o-mini", **options)
+    server.queue_usage(cache_read_tokens=READ, cache_write_tokens=WRITE)
+    if streamed:
+        assert "".join([chunk async for chunk in model.stream_text(QUESTION)])
+    answer = await model.generate(QUESTION)
+    assert answer.cached == streamed
+    inputs = base.usage.input_tokens + READ + WRITE
+    assert answer.usage == Usage(inputs, base.usage.output_tokens, READ, WRITE, 0)
+    expected = package_cost("openai", answer.usage)
+    assert answer.cost_usd == pytest.approx(float(expected), rel=1e-9)
