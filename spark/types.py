@@ -321,8 +321,12 @@ class ModelResponse:
     def from_dict(
         cls, data: Mapping[str, Any], *, cached: bool, provider: str = "", model_id: str = ""
     ) -> ModelResponse:
-        """Rebuild a response from its stored form."""
+        """Rebuild a response from its stored form (a priced answer's prompt-cache saving is
+        stored only when there was one: 0.0 when left out, None only for an unpriced one)."""
         stored = data.get("choices")
+        cache_saved = data.get("provider_cache_saved_usd")
+        if cache_saved is None and data.get("cost_usd") is not None:
+            cache_saved = 0.0
         return cls(
             text=data.get("text") or "",
             tool_calls=_calls_from(data.get("tool_calls")),
@@ -334,7 +338,7 @@ class ModelResponse:
             model_id=model_id,
             logprobs=data.get("logprobs"),
             choices=tuple(Choice.from_dict(c) for c in stored) if stored else (),
-            provider_cache_saved_usd=data.get("provider_cache_saved_usd"),
+            provider_cache_saved_usd=cache_saved,
             refusal=data.get("refusal"),
             citations=data.get("citations"),
             response_model=data.get("response_model"),

@@ -53,7 +53,7 @@ def test_two_processes_keep_the_three_sums_apart(server: ProviderServer, tmp_pat
     (hit_2, *_), (cached_2, cost_2, cache_saved_2) = second
     assert (cached_1, hit_1, hit_2, cached_2) == (False, True, True, False)
     assert cache_saved_1 > 0  # its prompt was served from the provider's cache
-    assert cache_saved_2 is None  # no cache read: nothing for the prompt cache to save
+    assert cache_saved_2 == 0.0  # no cache read: the prompt cache saved nothing (priced: not None)
     spent, saved = cost_1 + cost_2, 2 * cost_1
     assert server.count("openai") == 2
 
@@ -160,5 +160,5 @@ async def test_an_older_entry_without_the_new_fields_still_replays(
     usage = answer.usage
     assert (usage.input_tokens, usage.output_tokens) == (5, 7)
     assert (usage.cache_read_tokens, usage.cache_write_tokens, usage.reasoning_tokens) == (0, 0, 0)
-    assert answer.provider_cache_saved_usd is None
+    assert answer.provider_cache_saved_usd == 0.0  # priced, with no saving recorded
     assert server.count() == 0

@@ -202,3 +202,20 @@ async def test_openai_cache_writes_are_read_and_priced(
     assert answer.usage == Usage(inputs, base.usage.output_tokens, READ, WRITE, 0)
     expected = package_cost("openai", answer.usage)
     assert answer.cost_usd == pytest.approx(float(expected), rel=1e-9)
+
+
+@pytest.mark.parametrize("provider", ["openai", "bedrock", "gemini"])
+async def test_a_priced_call_without_cache_reads_saved_zero_not_unknown(
+    models: Models, provider: str
+) -> None:
+    """None means unpriced: a priced call that read nothing from the prompt cache saved 0.0,
+    on the miss and the hit as without a cache."""
+    model_id = PRICED[provider][0]
+    uncached = await models(provider, model_id, enable_cache=False).generate(QUESTION)
+    model = models(provider, model_id)
+    miss, hit = await model.generate(QUESTION), await model.generate(QUESTION)
+    assert uncached.provider_cache_saved_usd == 0.0
+    assert (miss.cached, hit.cached) == (False, True)
+    assert miss.provider_cache_saved_usd == hit.provider_cache_saved_usd == 0.0
+    unpriced = await models(provider, "a-model-with-no-price").generate(QUESTION)
+    assert (unpriced.cost_usd, unpriced.provider_cache_saved_usd) == (None, None)
