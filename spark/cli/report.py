@@ -54,10 +54,13 @@ def report(
     source = target.manager if target.config.backend == "redis" else target.cache_dir
     encrypted = target.config.encrypt  # then no text of a request is shown, even a plaintext one
     if as_json:
-        echo_json(collect_report_data(source, top=top, encrypted=encrypted))
+        pricing = target.settings.pricing
+        echo_json(collect_report_data(source, top=top, encrypted=encrypted, pricing=pricing))
         return
     try:
-        path = write_report(source, out_path, top=top, encrypted=encrypted)
+        path = write_report(
+            source, out_path, top=top, encrypted=encrypted, pricing=target.settings.pricing
+        )
     except OSError as exc:
         raise CliError(f"cannot write {out_path}: {exc}", "Choose another --html path.") from exc
     say(f"wrote {path}")

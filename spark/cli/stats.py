@@ -36,7 +36,7 @@ from spark.cli._output import (
 from spark.cli._output import (
     entries as n_entries,
 )
-from spark.models.pricing import PriceTable
+from spark.models.pricing import dollars_unknown
 from spark.types import Price
 
 __all__ = ["StatsRow", "stats"]
@@ -174,16 +174,18 @@ def stats(
 
 
 def _unpriced(rows: list[StatsRow], pricing: Mapping[str, Price]) -> set[tuple[str, str]]:
-    """The models whose calls were counted with no dollars because no price is known for them:
-    their sums show as "price unknown", never as $0 (docs/costs.md)."""
-    table = PriceTable(pricing)
+    """The models whose calls were counted with no dollars because their cost is not known
+    (``dollars_unknown``): their sums show as "price unknown", never as $0."""
     return {
         (row.provider, row.model_id)
         for row in rows
-        if (row.hits or row.misses)
-        and not (row.saved_usd or row.spent_usd)
-        and row.provider != "echo"  # (EchoModel's calls are free: a known price of 0)
-        and table.price(row.model_id, provider=row.provider) is None
+        if dollars_unknown(
+            row.provider,
+            row.model_id,
+            row.hits + row.misses,
+            row.saved_usd + row.spent_usd,
+            pricing,
+        )
     }
 
 
@@ -230,7 +232,10 @@ def _print(
     lines.append(totals(rows, "total", ""))
     print_table(_COLUMNS, [None if r is None else _cells(r, has_ledger, unpriced) for r in lines])
     if has_ledger and unpriced:
-        say(f'{_UNKNOWN}: price unknown (no price for the model: add [pricing."<id>"])')
+        say(
+            f"{_UNKNOWN}: price unknown (no price for the model, or calls without token "
+            'counts: add [pricing."<id>"])'
+        )
     if total.provider_cache_saved_usd > 0:
         _print_prompt_cache(rows, total)
     if not has_ledger:

@@ -24,7 +24,7 @@ from spark.models._prices_package import (
 )
 from spark.types import Price, Usage
 
-__all__ = ["BUILTIN_PRICES", "CallCost", "PriceTable", "default_price_table"]
+__all__ = ["BUILTIN_PRICES", "CallCost", "PriceTable", "default_price_table", "dollars_unknown"]
 
 logger = logging.getLogger("spark.models.pricing")
 # Bedrock's cross-region inference profile prefixes: an override of the plain id covers them.
@@ -167,3 +167,17 @@ class _PackagePrices(Mapping[str, Price]):
 
 #: The package's prices as a mapping by model id (looked up when read).
 BUILTIN_PRICES: Mapping[str, Price] = _PackagePrices()
+
+
+def dollars_unknown(
+    provider: str, model_id: str, calls: int, dollars: float, pricing: Mapping[str, Price]
+) -> bool:
+    """Whether a model's ``calls`` were counted with no dollars because their cost is not
+    known: no price for it (here or in ``pricing``), or calls that could not be priced (an
+    embedding whose provider reported no token count). Their sums show as "price unknown",
+    never as $0 (docs/costs.md). A call of a known price costs more than $0; a free model
+    (EchoModel, a price of 0) is known to cost nothing."""
+    if not calls or dollars or provider == "echo":
+        return False
+    price = PriceTable(pricing).price(model_id, provider=provider)
+    return price is None or bool(price.input_per_million or price.output_per_million)

@@ -19,6 +19,8 @@ from spark.cache.codec import CorruptEntryError
 from spark.cache.ledger import LedgerRow
 from spark.cache.manager import CacheManager
 from spark.errors import ConfigError
+from spark.models.pricing import dollars_unknown
+from spark.types import Price
 
 __all__ = ["REPORT_SCHEMA", "collect_report_data"]
 
@@ -28,7 +30,11 @@ _PREVIEW_CHARS = 60
 
 
 def collect_report_data(
-    cache: str | Path | CacheManager, *, top: int = 20, encrypted: bool = False
+    cache: str | Path | CacheManager,
+    *,
+    top: int = 20,
+    encrypted: bool = False,
+    pricing: Mapping[str, Price] | None = None,
 ) -> dict[str, Any]:
     """Everything the report shows about a cache directory (or a manager's cache, e.g. a Redis
     one), as JSON-ready data.
@@ -40,7 +46,9 @@ def collect_report_data(
     saved, last hit, ``recorded_at`` and ``sealed`` from its entry — None when the entry is
     gone — and a ``preview`` of the question, only from a plaintext entry of a cache that does
     not encrypt: a report of an encrypted cache shows no text of it).
-    ``encrypted`` says the cache's rules encrypt (a manager's own rules count too).
+    ``encrypted`` says the cache's rules encrypt (a manager's own rules count too). Each model
+    and top request says ``price_known``: false when its calls were counted with no dollars
+    because their cost is not known (``pricing``: spark.toml's overrides), never shown as $0.
     A directory that does not exist is a ``ConfigError`` (an empty one gives empty figures).
     """
     manager = cache if isinstance(cache, CacheManager) else _manager_of(cache)
@@ -49,6 +57,14 @@ def collect_report_data(
     ledger = manager.counters.ledger
     rows = ledger.rows(by_day=True)
     models = _models(stats, rows)
+    unknown = set()
+    for model in models:
+        calls, dollars = model["hits"] + model["misses"], model["saved_usd"] + model["spent_usd"]
+        model["price_known"] = not dollars_unknown(
+            model["provider"], model["model_id"], calls, dollars, pricing or {}
+        )
+        if not model["price_known"]:
+            unknown.add((model["provider"], model["model_id"]))
     return {
         "schema": REPORT_SCHEMA,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -65,6 +81,7 @@ def collect_report_data(
                 "model_id": row.model_id,
                 "hits": row.hits,
                 "saved_usd": _usd(row.saved_usd),
+                "price_known": (row.provider, row.model_id) not in unknown,
                 "last_hit": row.last_hit,
                 **_entry_facts(manager, row.key, show_text=not sealed_cache),
             }

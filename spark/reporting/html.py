@@ -21,11 +21,13 @@ from spark.cache.manager import CacheManager
 from spark.reporting.charts import Series, bar_chart, column_chart, line_chart
 from spark.reporting.data import collect_report_data
 from spark.reporting.money import USD_STEP, format_usd
+from spark.types import Price
 
 __all__ = ["CHART_DAYS", "embed_json", "render_html", "render_report", "write_report"]
 
 CHART_DAYS = 90  # the charts show the last 90 days; the embedded JSON keeps every day
 _GREEN, _GREY, _BLUE = "#2f9e44", "#868e96", "#1c7ed6"
+_UNKNOWN_USD = "?"
 _CSS = """
 :root{color-scheme:light dark;--fg:#1f2328;--muted:#656d76;--bg:#fff;--card:#f6f8fa;--line:#d0d7de}
 @media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#8d96a0;--bg:#0d1117;
@@ -45,11 +47,17 @@ font-variant-numeric:tabular-nums}code{font-size:12px;word-break:break-all}
 
 
 def render_report(
-    cache_dir: str | Path | CacheManager, *, top: int = 20, encrypted: bool = False
+    cache_dir: str | Path | CacheManager,
+    *,
+    top: int = 20,
+    encrypted: bool = False,
+    pricing: Mapping[str, Price] | None = None,
 ) -> str:
     """The HTML report of ``cache_dir`` or a manager's cache (``ConfigError`` when there is no
-    such directory); ``encrypted``: its rules encrypt, so no text of a request is shown."""
-    return render_html(collect_report_data(cache_dir, top=top, encrypted=encrypted))
+    such directory); ``encrypted``: its rules encrypt, so no text of a request is shown;
+    ``pricing``: spark.toml's price overrides (which models' dollars are known)."""
+    data = collect_report_data(cache_dir, top=top, encrypted=encrypted, pricing=pricing)
+    return render_html(data)
 
 
 def write_report(
@@ -58,10 +66,11 @@ def write_report(
     *,
     top: int = 20,
     encrypted: bool = False,
+    pricing: Mapping[str, Price] | None = None,
 ) -> Path:
     """Write the HTML report of ``cache_dir`` (or a manager's cache) to ``out_path``
     (atomically); returns its path."""
-    page = render_report(cache_dir, top=top, encrypted=encrypted)
+    page = render_report(cache_dir, top=top, encrypted=encrypted, pricing=pricing)
     target = Path(out_path).expanduser().absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -94,6 +103,7 @@ def render_html(data: Mapping[str, Any]) -> str:
         *_time_charts(data["days"]),
         "<h2>What is stored</h2>",
         *_storage(data["providers"], data["models"]),
+        *_unknown_prices(data["models"]),
         "<h2>Top repeated requests</h2>",
         _top_requests(data["top_requests"]),
     ]
@@ -209,9 +219,27 @@ def _day_row(d: Mapping[str, Any]) -> list[Any]:
 
 
 def _model_row(m: Mapping[str, Any]) -> list[Any]:
-    size, rate, saved = _bytes(m["size_bytes"]), _percent(m["hit_rate"]), format_usd(m["saved_usd"])
-    money = (saved, format_usd(m["spent_usd"]), format_usd(m["provider_cache_saved_usd"]))
+    size, rate = _bytes(m["size_bytes"]), _percent(m["hit_rate"])
+    sums = (m["saved_usd"], m["spent_usd"], m["provider_cache_saved_usd"])
+    money = [_usd_of(amount, m.get("price_known", True)) for amount in sums]
     return [m["provider"], m["model_id"], m["entries"], size, m["hits"], m["misses"], rate, *money]
+
+
+def _unknown_prices(models: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The legend of "?": which models' calls have no known cost (not in the sums above)."""
+    names = [f"{m['provider']}/{m['model_id']}" for m in models if not m.get("price_known", True)]
+    if not names:
+        return []
+    return [
+        f"<p class=muted>{_UNKNOWN_USD}: price unknown for {escape(', '.join(names))} (no price "
+        'for the model, or calls without token counts: add [pricing."&lt;id&gt;"] to '
+        "spark.toml); their calls are not in the dollar sums.</p>"
+    ]
+
+
+def _usd_of(amount: float, known: bool) -> str:
+    """An amount, or "?" for a model whose calls have no known cost (never $0)."""
+    return format_usd(amount) if known else _UNKNOWN_USD
 
 
 def _top_requests(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -228,7 +256,7 @@ def _top_requests(rows: Sequence[Mapping[str, Any]]) -> str:
                 r["model_id"],
                 _when(r.get("recorded_at")),
                 r["hits"],
-                format_usd(r["saved_usd"]),
+                _usd_of(r["saved_usd"], r.get("price_known", True)),
                 _when(r["last_hit"]),
             ]
             for r in rows

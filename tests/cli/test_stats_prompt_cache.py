@@ -98,3 +98,30 @@ def test_a_model_without_a_price_is_price_unknown_not_zero(
     data = json.loads(spark("cache", "stats", "--json").stdout)
     known = {row["model_id"]: row["price_known"] for row in data["by_model"]}
     assert known == {"my-finetune-7": False, "gpt-4o-mini": True}
+
+
+def test_calls_that_could_not_be_priced_are_unknown_in_stats_and_the_report(
+    spark: Invoke, fill: Fill, cache_dir: Path, tmp_path: Path
+) -> None:
+    """A Gemini embedding reports no token count: its model has a price, its calls no cost.
+    And a model with no price at all: the report showed $0.0000 for both."""
+    ledger = Ledger(cache_dir)
+    for key in fill(1, provider="gemini", model_id="gemini-embedding-001"):
+        ledger.record("gemini", "gemini-embedding-001", hit=True, cost=None, key=key)
+    for key in fill(1, model_id="my-finetune-7"):
+        ledger.record("openai", "my-finetune-7", hit=True, cost=None, key=key)
+    for key in fill(1):
+        ledger.record("openai", "gpt-4o-mini", hit=True, cost=0.01, key=key)
+    ledger.flush()
+    data = json.loads(spark("cache", "stats", "--json").stdout)
+    known = {row["model_id"]: row["price_known"] for row in data["by_model"]}
+    assert known == {"gemini-embedding-001": False, "my-finetune-7": False, "gpt-4o-mini": True}
+    report = json.loads(spark("cache", "report", "--json").stdout)
+    assert {m["model_id"]: m["price_known"] for m in report["models"]} == known
+    assert {r["model_id"]: r["price_known"] for r in report["top_requests"]} == known
+    page = tmp_path / "report.html"
+    assert spark("cache", "report", "--html", str(page)).exit_code == 0
+    html = page.read_text()
+    assert "price unknown for gemini/gemini-embedding-001, openai/my-finetune-7" in html
+    row = html[html.index("my-finetune-7") :].split("</tr>")[0]
+    assert "$0.0000" not in row

@@ -255,6 +255,7 @@ def test_collect_report_data_is_json_and_matches_the_page(
             "model_id": "gpt-4o",
             "hits": 1,
             "saved_usd": 0.25,
+            "price_known": True,
             "last_hit": pytest.approx(time.time(), abs=60),
             "recorded_at": None,  # (no entry holds k1)
             "sealed": None,
