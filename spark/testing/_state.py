@@ -141,9 +141,14 @@ class ServerState:
             self._failures.clear()
             self._stream_failures.clear()
             self._tool_calls.clear()
-            self._texts.clear()
-            self._usages.clear()
-            self._raws.clear()
+            for pending in (
+                self._texts,
+                self._refusals,
+                self._cut_offs,
+                self._usages,
+                self._raws,
+            ):
+                pending.clear()
 
     def add_failure(self, status: int, count: int, provider: str | None) -> None:
         """Make the next `count` matching requests fail with HTTP `status`."""

@@ -325,3 +325,21 @@ async def test_server_model_builds_an_echo_model_that_needs_no_server(
     assert model.provider == "echo"
     assert "Hello" in await model.get_text("Hello")
     assert server.requests == []
+
+
+def test_reset_forgets_every_pending_injection(
+    openai_client: openai.OpenAI, server: ProviderServer
+) -> None:
+    """A refusal or cut-off queued by one test must not answer the next test's first call."""
+    server.queue_refusal("I can't help with that.")
+    server.queue_cut_off()
+    server.queue_text("scripted")
+    server.queue_usage(cache_read_tokens=10)
+    server.reset()
+    answer = openai_client.chat.completions.create(model="m", messages=HELLO)
+    assert answer.choices[0].message.refusal is None
+    assert answer.choices[0].finish_reason == "stop"
+    assert answer.choices[0].message.content != "scripted"
+    assert answer.usage is not None
+    assert answer.usage.prompt_tokens_details is not None
+    assert answer.usage.prompt_tokens_details.cached_tokens == 0
