@@ -274,10 +274,12 @@ def _streamed_block(block: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def embedding_response(
-    answers: Sequence[tuple[Mapping[str, Any], int | str | None]],
+    answers: Sequence[tuple[Mapping[str, Any], int | str | None]], kind: str | None = None
 ) -> EmbeddingResponse:
     """The vectors of InvokeModel answers, in order: Titan's ``embedding`` (or its
-    ``embeddingsByType``), Cohere's ``embeddings`` (a list, or a map by type).
+    ``embeddingsByType``), Cohere's ``embeddings`` (a list, or a map by type). ``kind``: the
+    first type the request asked for (Titan's ``embeddingTypes``, Cohere's
+    ``embedding_types``): its vectors, not Titan's float ``embedding`` that comes with them.
 
     Each answer comes with the input token count Bedrock reported in its response header (its
     text); a Titan body's own ``inputTextTokenCount`` wins.
@@ -289,19 +291,20 @@ def embedding_response(
             raise MalformedAnswerError(
                 f"an embeddings answer is a {type(answer).__name__}, not an object"
             )
-        vectors += _vectors(answer)
+        vectors += _vectors(answer, kind)
         header = int(counted) if isinstance(counted, str) and counted.isdecimal() else counted
         given = answer.get("inputTextTokenCount", header)
         tokens += provider_counts(_PROVIDER, {"inputTextTokenCount": given})["inputTextTokenCount"]
     return EmbeddingResponse(vectors, Usage(input_tokens=tokens))
 
 
-def _vectors(answer: Mapping[str, Any]) -> list[list[float]]:
-    if "embedding" in answer:
+def _vectors(answer: Mapping[str, Any], asked: str | None) -> list[list[float]]:
+    by_type = answer.get("embeddingsByType", answer.get("embeddings"))
+    if "embedding" in answer and not (isinstance(by_type, Mapping) and asked in by_type):
         return [[float(x) for x in answer["embedding"]]]
-    found: Any = answer.get("embeddingsByType", answer.get("embeddings"))
+    found: Any = by_type
     if isinstance(found, Mapping):
-        kind = next((k for k in _VECTOR_TYPES if k in found), None)
+        kind = asked if asked in found else next((k for k in _VECTOR_TYPES if k in found), None)
         found = found.get(kind) if kind else None
         if found and not isinstance(found[0], list):  # Titan's by-type map holds one vector
             found = [found]

@@ -190,8 +190,11 @@ class BedrockModel(Model):
                 with self._provider_errors():
                     return await asyncio.to_thread(self._invoke, body)
 
-        answers = await asyncio.gather(*(invoke(body) for body in call.arguments["bodies"]))
-        return embedding_response(answers)
+        bodies = call.arguments["bodies"]
+        answers = await asyncio.gather(*(invoke(body) for body in bodies))
+        asked = json.loads(bodies[0]) if bodies else {}
+        kinds = asked.get("embeddingTypes", asked.get("embedding_types"))  # (Titan's, Cohere's)
+        return embedding_response(answers, kinds[0] if isinstance(kinds, list) and kinds else None)
 
     # -- errors ---------------------------------------------------------------------------
 

@@ -341,6 +341,26 @@ async def test_titan_embeddings_miss_then_hit(
     assert server.count("bedrock", "invoke") == 1
 
 
+@pytest.mark.parametrize("kinds", [["binary"], ["binary", "float"], ["float", "binary"]])
+async def test_titan_returns_the_vector_type_asked_for(
+    make_model: MakeModel, server: ProviderServer, kinds: list[str]
+) -> None:
+    """Titan sends its float ``embedding`` with every answer; ``embeddingTypes`` asks for the
+    vectors of ``embeddingsByType``: the first type asked for is what comes back."""
+    model = make_model(TITAN)
+    first = await model.embed("hello world", embeddingTypes=kinds)
+    again = await model.embed("hello world", embeddingTypes=kinds)
+    [request] = server.requests
+    assert request.body["embeddingTypes"] == kinds
+    vector = first.embeddings[0]
+    if kinds[0] == "binary":
+        assert set(vector) <= {0.0, 1.0}
+    else:
+        assert not set(vector) <= {0.0, 1.0}
+    assert again.cached
+    assert again.embeddings == first.embeddings
+
+
 async def test_titan_batch_and_dimensions(make_model: MakeModel, server: ProviderServer) -> None:
     model = make_model(TITAN)
     texts = ["alpha", "beta gamma", "delta"]
