@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from spark._printable import printable_lines
 from spark.cache.keys import KEY_SCHEMA_VERSION
 from spark.cache.reader import BadEntry, StoredEntry, Where, read_entry
-from spark.cache.sealed import sealed_differences
+from spark.cache.sealed import aligned_items, sealed_differences
 from spark.cache.stores.disk import quote_model_id
 from spark.errors import CacheMissError, DecryptionError
 
@@ -109,14 +109,13 @@ def _diff_maps(stored: Mapping[str, Any], requested: Mapping[str, Any], path: st
 
 def _diff_lists(stored: list[Any], requested: list[Any], path: str) -> list[str]:
     out: list[str] = []
-    for index in range(max(len(stored), len(requested))):
-        where = f"{path}[{index}]"
-        if index >= len(stored):
-            out.append(f"{where} added: {_show(requested[index])}")
-        elif index >= len(requested):
-            out.append(f"{where} removed (was {_show(stored[index])})")
-        else:
-            out.extend(_plain_diff(stored[index], requested[index], where))
+    for i, j in aligned_items(stored, requested):  # (an item put first is one item added)
+        if j is not None and i is None:
+            out.append(f"{path}[{j}] added: {_show(requested[j])}")
+        elif i is not None and j is None:
+            out.append(f"{path}[{i}] removed (was {_show(stored[i])})")
+        elif i is not None and j is not None:
+            out.extend(_plain_diff(stored[i], requested[j], f"{path}[{j}]"))
     return out
 
 

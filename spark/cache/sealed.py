@@ -9,17 +9,18 @@ as values. See docs/testing.md ("Replay in CI").
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from spark.cache.keys import canonical_json
 from spark.errors import ConfigError
 
-__all__ = ["sealed_differences", "value_digest"]
+__all__ = ["aligned_items", "sealed_differences", "value_digest"]
 
 _DIGEST_HEX = 8
 _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
@@ -32,6 +33,28 @@ def value_digest(value: Any) -> str:
     except ConfigError:  # (never for a stored or normalized request; kept total anyway)
         data = json.dumps(value, sort_keys=True, default=repr).encode("utf-8")
     return "sha256:" + hashlib.sha256(data).hexdigest()[:_DIGEST_HEX]
+
+
+def aligned_items(
+    stored: Sequence[Any], requested: Sequence[Any]
+) -> Iterator[tuple[int | None, int | None]]:
+    """The items of two lists that differ, aligned so that an item added or removed in the
+    middle (a system message put first) is that one item, not a change of every item after
+    it: ``(i, j)`` stored item i became requested item j, ``(None, j)`` item j was added,
+    ``(i, None)`` item i was removed."""
+    same = [json.dumps(item, sort_keys=True, default=str) for item in stored]
+    other = [json.dumps(item, sort_keys=True, default=str) for item in requested]
+    matcher = difflib.SequenceMatcher(None, same, other, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        paired = min(i2 - i1, j2 - j1)
+        for k in range(paired):
+            yield i1 + k, j1 + k
+        for i in range(i1 + paired, i2):
+            yield i, None
+        for j in range(j1 + paired, j2):
+            yield None, j
 
 
 def sealed_differences(stored: Any, requested: Any, path: str = "") -> list[str]:
@@ -86,14 +109,13 @@ class _Items(_Shape):
         if not (isinstance(stored, list) and isinstance(requested, list)):
             super().diff(stored, requested, path, out)
             return
-        for index in range(max(len(stored), len(requested))):
-            where = f"{path}[{index}]"
-            if index >= len(stored):
-                out.append(f"{where} added ({self.item.describe(requested[index])})")
-            elif index >= len(requested):
-                out.append(f"{where} removed (was {self.item.describe(stored[index])})")
-            else:
-                self.item.diff(stored[index], requested[index], where, out)
+        for i, j in aligned_items(stored, requested):
+            if j is not None and i is None:
+                out.append(f"{path}[{j}] added ({self.item.describe(requested[j])})")
+            elif i is not None and j is None:
+                out.append(f"{path}[{i}] removed (was {self.item.describe(stored[i])})")
+            elif i is not None and j is not None:
+                self.item.diff(stored[i], requested[j], f"{path}[{j}]", out)
 
     def describe(self, value: Any) -> str:
         if isinstance(value, list):

@@ -209,3 +209,18 @@ async def test_replay_names_a_damaged_entry_and_its_reason(tmp_path: Path, damag
         await replay.get_or_call(request, answer)
     assert str(path) in str(info.value)
     assert "re-record it" in str(info.value)
+
+
+@pytest.mark.parametrize("sealed", [False, True])
+def test_a_message_put_first_is_one_message_added(sealed: bool) -> None:
+    """A system prompt added to an OpenAI call (a message in front) read as every message
+    changed and the last one added."""
+    user = {"role": "user", "content": "Summarize: the cat sat on the mat."}
+    stored = {"v": 2, "body": {"messages": [user]}}
+    requested = {"v": 2, "body": {"messages": [{"role": "system", "content": "Be brief."}, user]}}
+    [line] = diff_requests(stored, requested, sealed=sealed)
+    assert line.startswith("body.messages[0] added")
+    middle = {"v": 2, "body": {"messages": [user, {"role": "assistant", "content": "ok"}, user]}}
+    dropped = {"v": 2, "body": {"messages": [user, user]}}
+    [gone] = diff_requests(middle, dropped, sealed=sealed)
+    assert gone.startswith("body.messages[1] removed")
