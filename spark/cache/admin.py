@@ -190,7 +190,7 @@ def check_entry(
     """Why ``entry`` is unusable, or None when it reads as the hit path would read it (sits
     where its key says, decrypts with ``keyring``, has the shape of an answer) and holds a
     request that hashes to its key under the current key schema."""
-    outcome = _verified(store, entry, keyring, require_encrypted)
+    outcome = _verified(store, entry, keyring, require_encrypted, False)
     return outcome if isinstance(outcome, EntryProblem) else None
 
 
@@ -210,12 +210,14 @@ def verify_entries(
     keyring: KeyRing | None,
     *,
     require_encrypted: bool = False,
+    envelope_only: bool = False,
 ) -> VerifyReport:
-    """Check every entry (``check_entry``) and every folder a walk does not follow."""
+    """Check every entry (``check_entry``) and every folder a walk does not follow;
+    ``envelope_only``: each entry's envelope, not its payload (no key needed)."""
     report = VerifyReport()
     for entry in entries:
         report.checked += 1
-        outcome = _verified(store, entry, keyring, require_encrypted)
+        outcome = _verified(store, entry, keyring, require_encrypted, envelope_only)
         if isinstance(outcome, EntryProblem):
             report.problems.append(outcome)
         elif outcome is not None and outcome.format < FORMAT_VERSION:
@@ -227,7 +229,11 @@ def verify_entries(
 
 
 def _verified(
-    store: EntryStore, entry: EntryRef, keyring: KeyRing | None, require_encrypted: bool
+    store: EntryStore,
+    entry: EntryRef,
+    keyring: KeyRing | None,
+    require_encrypted: bool,
+    envelope_only: bool,
 ) -> EntryProblem | StoredEntry | None:
     found = reader.read_entry(
         store,
@@ -235,13 +241,15 @@ def _verified(
         keyring,
         where=Where.of(entry),
         sealed_only=require_encrypted,
+        with_payload=not envelope_only,
         touch=False,
     )
     if found is None:
         return None  # deleted or expired since the listing: nothing left to be wrong
     if isinstance(found, BadEntry):
         return EntryProblem(entry.location, entry.key, found.kind, found.reason)
-    assert found.payload is not None  # (read with its payload)
+    if found.payload is None:  # (the envelope only)
+        return found
     return _check_request(entry, found.meta, found.payload["request"]) or found
 
 

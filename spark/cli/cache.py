@@ -275,6 +275,12 @@ def cleanup(state: CliState, profile: str | None, cache_dir: Path | None, as_jso
 @cache.command(short_help="Check that every entry parses and decrypts.")
 @click.option("--require-encrypted", is_flag=True, help="Fail on any plaintext entry.")
 @click.option(
+    "--sealed-only",
+    is_flag=True,
+    help="Check only that every entry is sealed, without opening it: no key needed "
+    "(a pre-commit hook every committer can run).",
+)
+@click.option(
     "--repair",
     is_flag=True,
     help="Redis: add entries that its index sets lost (e.g. evicted) back to them.",
@@ -286,6 +292,7 @@ def cleanup(state: CliState, profile: str | None, cache_dir: Path | None, as_jso
 def verify(
     state: CliState,
     require_encrypted: bool,
+    sealed_only: bool,
     repair: bool,
     profile: str | None,
     cache_dir: Path | None,
@@ -302,12 +309,15 @@ def verify(
     \b
         spark cache verify --profile testing --require-encrypted
 
+    --sealed-only checks each entry's envelope only: that it is sealed (plaintext fails) and
+    whole, with no key, so every committer can run it; only the key proves an entry opens.
+
     On Redis it also finds entries that the index sets behind listings and statistics no
     longer name (an index set evicted under allkeys-lru); --repair adds them back.
     """
     target = cache_target(state, profile, cache_dir)
     _require_cache(target, profile)
-    keyring = target.keyring()
+    keyring = None if sealed_only else target.keyring()
     unindexed, dangling = target.store.rebuild_index(repair)
     entries = admin.entry_files(target.store)
     report = admin.verify_entries(
@@ -315,7 +325,8 @@ def verify(
         progress(entries, "Verifying"),
         keyring,
         # (a cache that encrypts refuses plaintext entries: verify says so without the flag)
-        require_encrypted=require_encrypted or target.config.encrypt,
+        require_encrypted=require_encrypted or sealed_only or target.config.encrypt,
+        envelope_only=sealed_only,
     )
     problems = report.problems
     if as_json:

@@ -95,6 +95,21 @@ def test_no_key_configured(spark: Invoke, encrypted: list[Path]) -> None:
     assert {p["kind"] for p in report["problems"]} == {"no key"}
 
 
+def test_sealed_only_needs_no_key_and_still_fails_plaintext_and_damage(
+    spark: Invoke, encrypted: list[Path], fill: Fill
+) -> None:
+    """The pre-commit hook's check: a committer without the key can run it."""
+    ok = spark("cache", "verify", "--profile", "vault", "--sealed-only")  # no key on this side
+    assert ok.exit_code == 0, ok.output
+    assert ok.stdout.startswith("OK: 6 entries in ")
+    (plain,) = fill(1, start=90)
+    encrypted[0].write_bytes(encrypted[0].read_bytes()[:100])
+    bad = spark("cache", "verify", "--profile", "vault", "--sealed-only", "--json")
+    assert bad.exit_code == 1
+    kinds = {Path(p["path"]).name: p["kind"] for p in json.loads(bad.stdout)["problems"]}
+    assert kinds == {f"{plain}.json": "plaintext", encrypted[0].name: "truncated"}
+
+
 def test_edited_plaintext_request_is_a_key_mismatch(
     spark: Invoke, fill: Fill, cache_dir: Path
 ) -> None:
