@@ -270,8 +270,13 @@ def init(path_text: str, force: bool) -> None:
     target = _init_target(path_text)
     if target.exists() and not force:
         raise CliError(f"{target} already exists", "Use --force to overwrite it.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(_STARTER_HEADER + render_default_toml(), encoding="utf-8")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(_STARTER_HEADER + render_default_toml(), encoding="utf-8")
+    except OSError as exc:
+        blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+        what = f"{blocker} is a file, not a directory" if blocker else exc.strerror or str(exc)
+        raise CliError(f"cannot write {target}: {what}", "Choose another --path.") from exc
     here = target.parent.resolve() == Path.cwd().resolve()
     check = (
         "spark config validate"

@@ -188,6 +188,19 @@ def test_init_into_a_directory(spark: Invoke, tmp_path: Path) -> None:
     assert (target / "spark.toml").is_file()
 
 
+def test_init_through_a_file_says_which_file_is_in_the_way(
+    spark: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("")
+    result = spark("config", "init", "--path", "afile/spark.toml")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: cannot write afile/spark.toml: afile is a file, not a directory",
+        "Choose another --path.",
+    ]
+
+
 def test_init_into_a_new_directory_named_with_a_trailing_slash(
     spark: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
