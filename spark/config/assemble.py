@@ -40,6 +40,7 @@ class Resolution:
     model_values: dict[str, dict[str, ResolvedValue]]
     pricing: dict[str, Price]
     telemetry: ResolvedValue = TELEMETRY_DEFAULT
+    env_rejected: frozenset[str] = frozenset()  # cache keys of SPARK_* variables refused
 
 
 def layers_for(
@@ -78,7 +79,12 @@ def resolve_profile(
     }
     model_values = {alias: resolve(model_sources(layers, alias)) for alias in aliases}
     return Resolution(
-        tuple(layers), cache_values, model_values, _pricing(layers), _telemetry(layers)
+        tuple(layers),
+        cache_values,
+        model_values,
+        _pricing(layers),
+        _telemetry(layers),
+        env_source.rejected,
     )
 
 
@@ -202,7 +208,13 @@ def _rejected(
             rejected -= {key for key in layer.table(table) if (*where, key) not in invalid}
     values = resolution.cache_values[target]
     overridden = {key for key in rejected if key in values and _outside_files(values[key].source)}
-    return frozenset(rejected - overridden)
+    # (a variable refused, with nothing else setting its key: a rule reading it would repeat it)
+    refused = {
+        key
+        for key in resolution.env_rejected
+        if key not in values or values[key].source == "default"
+    }
+    return frozenset((rejected - overridden) | refused)
 
 
 def _outside_files(source: str) -> bool:

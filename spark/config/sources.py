@@ -95,7 +95,12 @@ class DocumentLayer:
 
 
 class Source(ABC):
-    """A configuration source: called, it returns the settings it provides (and nothing else)."""
+    """A configuration source: called, it returns the settings it provides (and nothing else).
+
+    ``rejected``: the keys it was given invalid values for (reported as problems already).
+    """
+
+    rejected: frozenset[str] = frozenset()
 
     @abstractmethod
     def __call__(self) -> dict[str, Any]:
@@ -160,6 +165,7 @@ class EnvSource(Source):
             self.problems = [f"env {e['loc'][0]}: {describe_error(e)}" for e in errors]
             bad = {e["loc"][0] for e in errors}
             checked = SparkEnvironment(**{k: v for k, v in raw.items() if k not in bad})
+            self.rejected = frozenset(ENV_VARS.get(str(var), str(var)) for var in bad)
         self._values = checked.model_dump(exclude_unset=True)
         if "dir" in self._values:  # relative to where the command runs, unlike the file's
             self._values["dir"] = resolve_path(self._values["dir"], cwd)

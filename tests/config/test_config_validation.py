@@ -410,3 +410,19 @@ def test_a_rule_of_two_settings_is_not_applied_to_a_value_already_refused(
         ' "http://cache:6379")',
         'spark.toml: [models.m.cache] service: is used only with sentinel = ["host:port", ...]',
     ]
+
+
+def test_a_refused_variable_is_not_reported_again_by_a_rule_reading_it(
+    write: WriteFile,
+) -> None:
+    """SPARK_CACHE_URL=http://... was also reported as a missing url (with TOML syntax)."""
+    path = write("[cache]\nenabled = true\n")
+    env = {"SPARK_CACHE_BACKEND": "redis", "SPARK_CACHE_URL": "http://cache:6379"}
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path, env=env)
+    assert raised.value.problems == [
+        'env SPARK_CACHE_URL: must start with redis://, rediss://, unix:// (got "http://cache:6379")'
+    ]
+    with pytest.raises(ConfigError) as missing:  # no url at all: the rule says so
+        load_settings(path, env={"SPARK_CACHE_BACKEND": "redis"})
+    assert any("needs a url" in problem for problem in missing.value.problems)
