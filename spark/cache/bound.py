@@ -12,7 +12,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -156,7 +156,7 @@ class BoundCache:
 
     async def stream_or_call(
         self, request: CacheRequest, open_stream: ProviderStream
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """The text chunks of the cached answer, or of the provider's stream (stored when it
         completes). The same path as ``get_or_call``: a stream concurrent with an identical
         stream or call in this event loop waits for it and replays its chunks."""

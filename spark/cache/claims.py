@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 
+from spark.cache.flight import STALLED_S
 from spark.cache.stores.base import EntryStore
 
 logger = logging.getLogger("spark.cache")
@@ -27,6 +28,7 @@ class Claims:
         self._store = store
         self._every = lock_seconds / 3
         self._held: dict[str, str] = {}  # token -> key
+        self._parked: dict[str, float] = {}  # token -> since when its stream waits for its reader
         self._lock = threading.Lock()
         self._renewer: threading.Thread | None = None
 
@@ -48,10 +50,21 @@ class Claims:
                     self._renewer.start()
         return token
 
+    def park(self, token: str, parked: bool) -> None:
+        """A stream holding ``token`` waits for its reader to take a chunk (or goes on): a
+        claim parked longer than ``STALLED_S`` is not renewed, so a stream kept but no longer
+        read holds the other processes back for ``lock_seconds`` at most, not for ever."""
+        with self._lock:
+            if parked:
+                self._parked[token] = time.monotonic()
+            else:
+                self._parked.pop(token, None)
+
     def release(self, key: str, token: str) -> None:
         """Give the claim up now (if we cannot reach the store, it expires by itself)."""
         with self._lock:
             self._held.pop(token, None)
+            self._parked.pop(token, None)
         with contextlib.suppress(OSError):
             self._store.unlock(key, token)
 
@@ -65,7 +78,10 @@ class Claims:
                 if not held:
                     self._renewer = None
                     return
+                stalled = {t for t, s in self._parked.items() if time.monotonic() - s >= STALLED_S}
             for token, key in held:
+                if token in stalled:
+                    continue  # (its stream is not being read: let the claim lapse)
                 try:
                     if self._store.renew_lock(key, token):
                         continue

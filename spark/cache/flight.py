@@ -11,8 +11,11 @@ A follower waits for the leader's outcome and shares only its answer:
   failure may be the leader's own (its timeout, its credentials, its client);
 - the leader gave up (its caller was cancelled, its stream abandoned): the next waiter leads;
 - the leader is the follower's own task (a stream whose consumer asks the same question before
-  it finished, or keeps a stream it stopped reading), or a stream whose consumer has not asked
-  for the next chunk for ``STALLED_S``: waiting could last forever, so the follower calls alone.
+  it finished, or keeps a stream it stopped reading): waiting would last forever, so the
+  follower calls alone;
+- the leader is a stream whose consumer has not asked for the next chunk for ``STALLED_S``: one
+  waiter takes the call over (``Turn.TAKE_OVER``, in this process only: the stalled stream may
+  still hold the cross-process claim) and the others follow it.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ class Turn(enum.Enum):
     """What a caller that found no answer to share does next."""
 
     LEAD = "lead"  # nothing in flight: lead the call (``SingleFlight.lead``)
+    TAKE_OVER = "take over"  # the stream in flight stalled: lead in its place (here only)
     ALONE = "alone"  # the call in flight cannot be waited for: call without leading
+    _GAVE_UP = "gave up"  # (internal: the leader was cancelled or abandoned)
 
 
 class _LeaderFailedError(Exception):
@@ -52,18 +57,21 @@ class Flight(Generic[T]):
         self.parked_at: float | None = None
 
     async def outcome(self) -> T | Turn:
-        """The leader's result (raises ``CancelledError`` when it gave up), or ``Turn.ALONE``."""
+        """The leader's result, or what to do instead: ``ALONE`` (it failed), ``TAKE_OVER`` (its
+        stream stalled), ``_GAVE_UP``. A ``CancelledError`` is the waiter's own, always."""
         future, loop = self.future, self.future.get_loop()
         while True:
             done, _ = await asyncio.wait((future,), timeout=_CHECK_S)
             if done:
+                if future.cancelled():
+                    return Turn._GAVE_UP
                 try:
                     return future.result()
                 except _LeaderFailedError:
                     return Turn.ALONE
             parked = self.parked_at
             if parked is not None and loop.time() - parked >= STALLED_S:
-                return Turn.ALONE
+                return Turn.TAKE_OVER
 
 
 class SingleFlight(Generic[T]):
@@ -79,16 +87,19 @@ class SingleFlight(Generic[T]):
         """``(result,)``: the answer of the call of ``key`` in flight in this event loop
         (waited for); ``Turn.LEAD`` when there is none, or when its leader gave up;
         ``Turn.ALONE`` when it cannot be shared (see the module's docstring)."""
-        slot = (id(asyncio.get_running_loop()), key)
+        loop = asyncio.get_running_loop()
+        slot = (id(loop), key)
         while (flight := self._calls.get(slot)) is not None:
+            if flight.future.get_loop() is not loop:  # (a closed loop's, its id reused)
+                del self._calls[slot]
+                continue
             if flight.owner is not None and flight.owner is asyncio.current_task():
                 return Turn.ALONE
-            try:
-                found = await flight.outcome()
-            except asyncio.CancelledError:
-                if _cancelled_by_us():
-                    raise
+            found = await flight.outcome()
+            if found is Turn._GAVE_UP:
                 continue  # (the leader's caller gave up: the loop makes the next waiter lead)
+            if found is Turn.TAKE_OVER and self._calls.get(slot) is not flight:
+                continue  # (another waiter took the stalled stream over: follow that one)
             return found if isinstance(found, Turn) else (found,)
         return Turn.LEAD
 
@@ -97,6 +108,9 @@ class SingleFlight(Generic[T]):
         end with ``succeed`` or ``fail``."""
         loop = asyncio.get_running_loop()
         flight: Flight[T] = Flight(loop.create_future(), asyncio.current_task())
+        for slot, other in list(self._calls.items()):  # (calls of loops closed before they ended)
+            if other.future.get_loop().is_closed():
+                del self._calls[slot]
         self._calls[(id(loop), key)] = flight
         return flight
 
@@ -119,8 +133,3 @@ class SingleFlight(Generic[T]):
         slot = (id(flight.future.get_loop()), key)
         if self._calls.get(slot) is flight:  # (a newer flight of the key is not ours to end)
             del self._calls[slot]
-
-
-def _cancelled_by_us() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0

@@ -77,19 +77,20 @@ async def call_once(
     """The provider's answer (stored per the policy), another caller's, or another process's."""
     flight = bound.manager.flight
     found = await flight.follow(request.key)
-    if isinstance(found, tuple):
+    if isinstance(found, tuple) and _shares(bound, found[0]):
         return CacheResult(_as_follower(bound, request, found[0]), True, request.key)
-    lead = flight.lead(request.key) if found is Turn.LEAD else None
+    lead = flight.lead(request.key) if found in (Turn.LEAD, Turn.TAKE_OVER) else None
     try:
-        outcome = await _call_claimed(bound, request, call, accept)
+        outcome = await _call_claimed(bound, request, call, accept, claim=found is Turn.LEAD)
     except BaseException as exc:
         if not isinstance(exc, asyncio.CancelledError):
             bound.manager.counters.record_miss(request, None)
         if lead is not None:
             flight.fail(request.key, lead, exc)
         raise
-    if lead is not None:
-        flight.succeed(request.key, lead, outcome)
+    if lead is not None:  # (the followers' copy: the caller may change its answer at once)
+        shared = outcome._replace(response=own_copy(dict(outcome.response)))
+        flight.succeed(request.key, lead, shared)
     return CacheResult(outcome.response, outcome.cached, request.key)
 
 
@@ -100,21 +101,28 @@ async def stream_once(
     answer of an identical call in flight here or in another process."""
     flight = bound.manager.flight
     found = await flight.follow(request.key)
-    if isinstance(found, tuple):
+    if isinstance(found, tuple) and _shares(bound, found[0]):
         for chunk in replayed_chunks(_as_follower(bound, request, found[0])):
             yield chunk
         return
-    lead = flight.lead(request.key) if found is Turn.LEAD else None
+    lead = flight.lead(request.key) if found in (Turn.LEAD, Turn.TAKE_OVER) else None
+    claimed = found is Turn.LEAD
     outcome: Outcome | None = None
+    opened = False  # the provider's stream was asked for: a miss, even if it stops early
     try:
-        token, stored = await _claim(bound, request, None)
+        token, stored = await _claim(bound, request, None) if claimed else ("", None)
         if stored is not None:
             outcome = Outcome(stored, True, None)
             for chunk in replayed_chunks(own_copy(stored)):
+                if lead is not None:  # (its reader may stall too)
+                    lead.parked_at = asyncio.get_running_loop().time()
                 yield chunk
+                if lead is not None:
+                    lead.parked_at = None
         else:
             try:
-                async for piece in _streamed(bound, request, open_stream, lead):
+                opened = True
+                async for piece in _streamed(bound, request, open_stream, lead, token):
                     if isinstance(piece, str):
                         yield piece
                     else:
@@ -123,8 +131,8 @@ async def stream_once(
                 if token:
                     bound.manager.claims.release(request.key, token)
     except BaseException as exc:
-        if not isinstance(exc, asyncio.CancelledError | GeneratorExit):
-            bound.manager.counters.record_miss(request, None)
+        if opened or not isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            bound.manager.counters.record_miss(request, None)  # (what it cost is not known)
         if lead is not None:
             flight.fail(request.key, lead, exc)
         raise
@@ -134,19 +142,28 @@ async def stream_once(
 
 
 async def _streamed(
-    bound: BoundCache, request: CacheRequest, open_stream: ProviderStream, lead: Flight[Any] | None
+    bound: BoundCache,
+    request: CacheRequest,
+    open_stream: ProviderStream,
+    lead: Flight[Any] | None,
+    token: str,
 ) -> AsyncIterator[str | Outcome]:
     """The provider's chunks, then the outcome (the answer stored). While a chunk waits for
-    the consumer, the flight says since when (a follower stops waiting for a stalled stream)."""
-    loop = asyncio.get_running_loop()
+    the consumer, the flight and the claim say since when (a follower here stops waiting for
+    a stalled stream; another process's, once the claim lapses)."""
+    loop, claims = asyncio.get_running_loop(), bound.manager.claims
     stored: dict[str, Any] | None = None
     async for piece in open_stream():
         if isinstance(piece, str):
             if lead is not None:
                 lead.parked_at = loop.time()
+            if token:
+                claims.park(token, True)
             yield piece
             if lead is not None:
                 lead.parked_at = None
+            if token:
+                claims.park(token, False)
         else:
             stored = piece
     if stored is None:
@@ -157,14 +174,23 @@ async def _streamed(
 
 
 async def _call_claimed(
-    bound: BoundCache, request: CacheRequest, call: ProviderCall, accept: Accept | None
+    bound: BoundCache,
+    request: CacheRequest,
+    call: ProviderCall,
+    accept: Accept | None,
+    claim: bool = True,
 ) -> Outcome:
-    """The provider's answer (stored), or another process's for the same key."""
-    token, stored = await _claim(bound, request, accept)
+    """The provider's answer (stored), or another process's for the same key; ``claim=False``:
+    a caller that calls alone (it may itself be what holds the claim: its own stream)."""
+    token, stored = await _claim(bound, request, accept) if claim else ("", None)
     if stored is not None:
         return Outcome(stored, True, None)
     try:
-        response = await call()
+        try:
+            response = await call()
+        except asyncio.CancelledError:  # (the provider was asked: a miss, of unknown cost)
+            bound.manager.counters.record_miss(request, None)
+            raise
         bound.manager.counters.record_miss(request, response)
         saved = bound.save(request, response)
     finally:
@@ -197,6 +223,12 @@ async def _claim(
         return token or "", None
     bound.manager.counters.record_hit(request, stored)
     return "", stored
+
+
+def _shares(bound: BoundCache, outcome: Outcome) -> bool:
+    """Whether a follower takes the leader's answer: a ``refresh`` call never takes one read
+    from the store (refresh never reads); it calls alone."""
+    return not (outcome.cached and bound.policy.mode == "refresh")
 
 
 def _as_follower(bound: BoundCache, request: CacheRequest, outcome: Outcome) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -334,3 +335,45 @@ async def test_memory_tier_serves_no_binding_that_lacks_the_key(
     other = sealed.manager.bind(CacheConfig(enabled=True, cache_dir=sealed.manager.cache_dir))
     assert other.lookup(request) is None, "decrypted in memory, but not with this binding's keys"
     assert sealed.lookup(request) is not None
+
+
+def test_a_call_left_in_flight_by_a_closed_loop_is_forgotten(tmp_path: Path) -> None:
+    """A loop closed while its leader waited (a sync wrapper that gave up) left its flight in
+    the table for good; a later loop with the same id() would have waited on it."""
+    bound = bound_cache(tmp_path)
+    request = bound.chat_request("openai", "gpt-4o", "Hi")
+    loop = asyncio.new_event_loop()
+    leader = loop.create_task(bound.get_or_call(request, Provider(delay=3600)))
+    loop.run_until_complete(asyncio.sleep(0.01))
+    assert len(bound.manager.flight) == 1
+    leader.cancel()  # (what a closing loop leaves undone; the flight stays behind)
+    loop.close()
+    result = asyncio.run(
+        bound.get_or_call(bound.chat_request("openai", "gpt-4o", "Ho"), Provider())
+    )
+    assert not result.cached
+    assert len(bound.manager.flight) == 0
+
+
+async def test_a_follower_that_once_swallowed_a_cancel_still_takes_over(tmp_path: Path) -> None:
+    """Its task's stale cancelling() count was read as its own cancellation when the leader
+    gave up: it raised CancelledError instead of leading the call."""
+    bound = bound_cache(tmp_path)
+    request = bound.chat_request("openai", "gpt-4o", "Hi")
+    provider = Provider(delay=0.3)
+
+    async def careless() -> Any:
+        with contextlib.suppress(asyncio.CancelledError):  # ("cancel the prefetch, carry on")
+            await asyncio.sleep(10)
+        return await bound.get_or_call(request, provider)
+
+    leader = asyncio.create_task(bound.get_or_call(request, provider))
+    await asyncio.sleep(0.05)
+    follower = asyncio.create_task(careless())
+    await asyncio.sleep(0.01)
+    follower.cancel()
+    await asyncio.sleep(0.05)
+    leader.cancel()
+    result = await follower
+    assert result.response["text"] == "Paris. #2"
+    assert len(bound.manager.flight) == 0

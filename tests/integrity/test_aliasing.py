@@ -255,3 +255,35 @@ async def test_single_flight_followers_get_copies_of_their_own(tmp_path: Path) -
         assert dict(result.response) == stored_answer(2)
     later = await manager.get_or_call(request, ProviderStub(None), config)
     assert dict(later.response) == stored_answer(2)
+
+
+async def test_a_leaders_caller_changing_its_answer_at_once_changes_no_followers(
+    tmp_path: Path,
+) -> None:
+    """The leader's caller runs first when the answer comes: its edits must not reach the
+    followers that wake after it, nor a later hit."""
+    config = CacheConfig(enabled=True, cache_dir=tmp_path / "cache")
+    manager = CacheManager(config.resolved_dir, config)
+    request = manager.bind(config).chat_request("openai", GPT, "asked three times at once")
+    release = asyncio.Event()
+
+    async def slow_provider() -> dict[str, Any]:
+        await release.wait()
+        return stored_answer(3)
+
+    async def leader() -> None:
+        result = await manager.get_or_call(request, slow_provider, config)
+        _vandalize_dict(result.response)  # (before any follower has woken)
+
+    first = asyncio.ensure_future(leader())
+    await asyncio.sleep(0.01)
+    followers = [
+        asyncio.ensure_future(manager.get_or_call(request, slow_provider, config)) for _ in range(2)
+    ]
+    await asyncio.sleep(0.01)
+    release.set()
+    await first
+    for result in await asyncio.gather(*followers):
+        assert dict(result.response) == stored_answer(3)
+    later = await manager.get_or_call(request, ProviderStub(None), config)
+    assert dict(later.response) == stored_answer(3)

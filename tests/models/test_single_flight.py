@@ -147,3 +147,18 @@ async def test_a_follower_is_stored_with_its_own_ttl(
     server.reset()
     assert await ask()
     assert server.count() == 0, "the day-long call's entry outlives the 1 s call's TTL"
+
+
+async def test_waiters_of_a_stalled_stream_share_one_call_of_their_own(
+    models: Models, server: ProviderServer
+) -> None:
+    """A reader taking over a second per chunk (text to speech): one waiter takes the call
+    over, the others follow it; not one call each."""
+    model = models("openai", MODEL_IDS["openai"])
+    slow = model.stream_text("Tell me a story")
+    await anext(slow)  # its reader now takes its time
+    waiters = [asyncio.create_task(model.get_text("Tell me a story")) for _ in range(4)]
+    texts = await asyncio.wait_for(asyncio.gather(*waiters), 10)
+    assert len(set(texts)) == 1
+    assert server.count() == 2
+    await slow.aclose()

@@ -238,3 +238,44 @@ async def test_a_stream_takes_the_claim_a_plain_call_takes(
 
 async def _joined(chunks: Any) -> str:
     return "".join([chunk async for chunk in chunks])
+
+
+async def test_the_same_question_inside_a_streams_loop_is_answered_on_redis(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """It waited for ever on the claim its own stream held (and renewed)."""
+    one = machine(redis_server, prefix)
+    request = one.chat_request("openai", "gpt-4o", "q")
+
+    async def open_stream() -> Any:
+        for piece in ("the ", "answer"):
+            yield piece
+        yield {"text": "the answer", "chunks": ["the ", "answer"], "cost_usd": 0.01}
+
+    async def inside() -> str:
+        async for _ in one.stream_or_call(request, open_stream):
+            return str((await one.get_or_call(request, Provider())).response["text"])
+        raise AssertionError("no chunk")
+
+    assert await asyncio.wait_for(inside(), 10) == "the answer"
+
+
+async def test_a_stream_kept_unread_holds_another_machine_back_for_lock_seconds_at_most(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    one = machine(redis_server, prefix, lock_seconds=1.5)
+    two = machine(redis_server, prefix, lock_seconds=1.5)
+    request = one.chat_request("openai", "gpt-4o", "q")
+
+    async def open_stream() -> Any:
+        for piece in ("the ", "answer"):
+            yield piece
+        yield {"text": "the answer", "chunks": ["the ", "answer"], "cost_usd": 0.01}
+
+    kept = one.stream_or_call(request, open_stream)
+    await anext(kept)  # and never read again
+    provider = Provider()
+    result = await asyncio.wait_for(two.get_or_call(request, provider), 10)
+    assert provider.calls == 1
+    assert not result.cached
+    await kept.aclose()
