@@ -18,11 +18,18 @@ __all__ = ["priced", "priced_embedding"]
 
 
 def priced(
-    prices: PriceTable, provider: str, model_id: str, priced_as: str, response: ModelResponse
+    prices: PriceTable,
+    provider: str,
+    model_id: str,
+    priced_as: str,
+    response: ModelResponse,
+    *,
+    counted: bool = False,
 ) -> ModelResponse:
     """The provider's answer to a text call of ``model_id`` with its cost (``priced_as``: the
-    model id the price table knows it by)."""
-    count_provider_call(provider)
+    model id the price table knows it by); ``counted``: the call was counted already."""
+    if not counted:
+        count_provider_call(provider)
     cost = prices.quote(priced_as, response.usage, provider=provider)
     paid = dataclasses.replace(
         response,

@@ -8,6 +8,7 @@ what is sent is exactly what is keyed (docs/models.md, "Keys").
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar, TypedDict
@@ -22,7 +23,7 @@ from spark.models._tally import count_provider_call
 from spark.models.pricing import PriceTable
 from spark.models.structured import StructuredSchema, structured_schema
 from spark.models.wire import WireCall, call_params
-from spark.telemetry.hooks import note_cache, note_result, observed, observed_stream
+from spark.telemetry.hooks import note_cache, note_called, note_result, observed, observed_stream
 from spark.types import EmbeddingResponse, ModelResponse, Price
 
 __all__ = [
@@ -295,17 +296,19 @@ class Model(ABC):
             async for piece in checked_stream(self.provider, self.model_id, self._stream(call)):
                 if isinstance(piece, str):
                     yield piece
-                elif call.bypass:
-                    cost = self.prices.quote(
-                        self._cache_model_id(), piece.usage, provider=self.provider
-                    )
-                    self._past_the_cache(call, cost.cost_usd, cost.provider_cache_saved_usd)
+                else:
+                    model_ids = (self.model_id, self._cache_model_id())
+                    paid = priced(self.prices, self.provider, *model_ids, piece, counted=True)
+                    self._spent(call, paid.cost_usd, paid.provider_cache_saved_usd)
             return
-        async for chunk in cache.stream_or_call(request, lambda: self._stored_stream(call)):
-            yield chunk
+        chunks = cache.stream_or_call(request, lambda: self._stored_stream(call))
+        async with contextlib.aclosing(chunks):  # (a stream closed early ends its call now)
+            async for chunk in chunks:
+                yield chunk
 
     async def _stored_stream(self, call: WireCall) -> AsyncIterator[str | dict[str, Any]]:
         """The provider's stream: text chunks, then the stored form of the whole answer."""
+        note_called()
         chunks: list[str] = []
         final: ModelResponse | None = None
         async for piece in checked_stream(self.provider, self.model_id, self._stream(call)):
@@ -349,7 +352,7 @@ class Model(ABC):
             response = await self._complete(call)
             check_shape(response.to_dict())
         paid = priced(self.prices, self.provider, self.model_id, self._cache_model_id(), response)
-        self._past_the_cache(call, paid.cost_usd, paid.provider_cache_saved_usd)
+        self._spent(call, paid.cost_usd, paid.provider_cache_saved_usd)
         return paid
 
     async def _vectors(self, call: WireCall) -> EmbeddingResponse:
@@ -358,12 +361,10 @@ class Model(ABC):
             response = await self._embed(call)
             check_shape(response.to_dict(), "embedding")
         paid = priced_embedding(self.prices, self.provider, self._cache_model_id(), response)
-        self._past_the_cache(call, paid.cost_usd)
+        self._spent(call, paid.cost_usd)
         return paid
 
-    def _past_the_cache(
-        self, call: WireCall, cost: float | None, saved: float | None = None
-    ) -> None:
+    def _spent(self, call: WireCall, cost: float | None, saved: float | None = None) -> None:
         """A call made past the cache (a bypass, not a miss) spent ``cost`` all the same."""
         if call.bypass:
             counters = self.cache_manager.counters

@@ -69,6 +69,7 @@ class CallRecord:
     stored: Mapping[str, Any] | None = None
     paid: ModelResponse | EmbeddingResponse | None = None
     error: BaseException | None = None
+    called: bool = False  # it reached the provider (``note_called``)
     sealed: bool = False  # the model's cache encrypts: no text of the call goes in the span
 
     @property
@@ -90,7 +91,8 @@ class CallRecord:
             return "bypass"
         if self.cached is not None:
             return "hit" if self.cached else "miss"
-        return "miss" if self.paid is not None or self.error is not None else "hit"
+        reached = self.called or self.paid is not None or self.error is not None
+        return "miss" if reached else "hit"
 
     def start_attributes(self) -> Attributes:
         """What is known before the call runs."""
@@ -130,13 +132,14 @@ class CallRecord:
                 attributes["spark.cost.saved_usd"] = saved
             return attributes
         usage, cost = self._paid_usage_and_cost()
-        attributes.update(self._tokens(usage))
+        if usage is not None:  # (unknown, as for a stream stopped early: no counts, not zeros)
+            attributes.update(self._tokens(usage))
         if cost is not None:  # an unknown price is left out, never reported as $0
             attributes["spark.cost.usd"] = cost
         attributes["spark.cost.saved_usd"] = 0.0
         return attributes
 
-    def _paid_usage_and_cost(self) -> tuple[Mapping[str, Any], float | None]:
+    def _paid_usage_and_cost(self) -> tuple[Mapping[str, Any] | None, float | None]:
         if self.paid is not None:
             usage = self.paid.usage
             counts = {
@@ -147,7 +150,7 @@ class CallRecord:
             return counts, _amount(self.paid.cost_usd)
         if self.stored is not None:
             return self.stored.get("usage") or {}, _amount(self.stored.get("cost_usd"))
-        return {}, None  # (a stream made past the cache: the provider's usage is not kept)
+        return None, None  # (a stream stopped early: the provider's usage never came)
 
     def _tokens(self, usage: Mapping[str, Any]) -> Attributes:
         tokens: Attributes = {"gen_ai.usage.input_tokens": _count(usage.get("input_tokens"))}

@@ -30,7 +30,14 @@ if TYPE_CHECKING:
     from spark.cache import BoundCache, CacheRequest, CacheResult
     from spark.telemetry._instruments import Instruments, ObservedModel
 
-__all__ = ["note_cache", "note_paid", "note_result", "observed", "observed_stream"]
+__all__ = [
+    "note_cache",
+    "note_called",
+    "note_paid",
+    "note_result",
+    "observed",
+    "observed_stream",
+]
 
 F = TypeVar("F", bound=Callable[..., Coroutine[Any, Any, Any]])
 S = TypeVar("S", bound=Callable[..., AsyncIterator[Any]])
@@ -127,6 +134,14 @@ def note_result(result: CacheResult) -> CacheResult:
         record.cached = result.cached
         record.stored = result.response
     return result
+
+
+def note_called() -> None:
+    """Note that the observed call reached the provider (a stream's miss, before its answer:
+    one its caller stops reading is still a miss, never a hit)."""
+    record = CURRENT_CALL.get()
+    if record is not None:
+        record.called = True
 
 
 def note_paid(response: R) -> R:

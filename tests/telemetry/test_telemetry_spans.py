@@ -190,6 +190,26 @@ async def test_a_stream_abandoned_half_way_ends_its_span_without_error(
 
     (span,) = otel.spans()
     assert span.status.status_code is StatusCode.UNSET
+    [attributes] = otel.attributes()
+    assert attributes["spark.cache.hit"] is False, "the provider was called: a miss, not a hit"
+    assert otel.results() == {"miss": 1}
+    assert "gen_ai.usage.output_tokens" not in attributes, "unknown counts are left out, not 0"
+    assert "spark.cost.usd" not in attributes
+    assert model.cache_manager.get_stats()["misses"] == 1
+
+
+async def test_a_stream_past_the_cache_reports_its_usage_and_cost(
+    otel: Otel, models: Models
+) -> None:
+    model = models("openai")
+    text = "".join([chunk async for chunk in model.stream_text(QUESTION, cache_mode="off")])
+    paid = await model.generate(QUESTION, cache_mode="off")
+    assert text == paid.text
+    streamed, plain = otel.attributes()
+    assert otel.results() == {"bypass": 2}
+    for name in ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "spark.cost.usd"):
+        assert streamed[name] == pytest.approx(plain[name]), name
+    assert streamed["gen_ai.usage.output_tokens"] > 0
 
 
 async def test_a_provider_error_is_an_error_span(
