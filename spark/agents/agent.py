@@ -7,6 +7,7 @@ never sent, so agents that differ only in name share cache entries.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -167,8 +168,9 @@ class Agent:
 
     @property
     def messages(self) -> list[dict[str, Any]]:
-        """A copy of the conversation so far, in the neutral message format."""
-        return [dict(message) for message in self._history]
+        """A copy of the conversation so far, in the neutral message format (changing it
+        changes nothing the agent sends next)."""
+        return copy.deepcopy(self._history)
 
     def reset(self) -> None:
         """Forget the conversation (cost figures are kept: money spent stays spent)."""

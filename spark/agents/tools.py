@@ -210,6 +210,12 @@ async def run_tool_call(call: ToolCall, tools: Mapping[str, Tool]) -> ToolResult
     if found is None:
         known = ", ".join(sorted(tools)) or "none"
         return ToolResult(call, f"error: unknown tool {call.name!r} (tools: {known})", True)
+    raw = call.arguments.get("_raw") if len(call.arguments) == 1 else None
+    if isinstance(raw, str):  # (arguments the model wrote that are not JSON: docs/models.md)
+        shown = raw if len(raw) <= 200 else raw[:200] + "..."
+        return ToolResult(
+            call, f"error: invalid arguments for {call.name}: not JSON: {shown}", True
+        )
     try:
         value = await found.invoke(call.arguments)
     except ArgumentError as exc:

@@ -344,9 +344,17 @@ def _openai_tool_call(call: Any) -> Any:
     if not isinstance(call, Mapping) or "function" in call or "custom" in call:
         return call
     arguments = call.get("arguments", call.get("args", call.get("input")))
-    text = arguments if isinstance(arguments, str) else _json(arguments or {})
-    function = {"name": call["name"], "arguments": text}
+    function = {"name": call["name"], "arguments": arguments_text(arguments)}
     return {"id": str(call.get("id", "")), "type": "function", "function": function}
+
+
+def arguments_text(arguments: Any) -> str:
+    """A call's arguments as OpenAI's text: as given when text; ``{"_raw": text}`` (arguments
+    that were not JSON when they came: docs/models.md) as the text the model wrote."""
+    if isinstance(arguments, str):
+        return arguments
+    raw = arguments.get("_raw") if isinstance(arguments, Mapping) and len(arguments) == 1 else None
+    return raw if isinstance(raw, str) else _json(arguments or {})
 
 
 def _json(value: Any) -> str:

@@ -9,7 +9,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from spark.errors import ConfigError
-from spark.models._openai_convert import _ROLES, _json, plain_text_message, strict_compatible
+from spark.models._openai_convert import (
+    _ROLES,
+    _json,
+    arguments_text,
+    plain_text_message,
+    strict_compatible,
+)
 from spark.models._openai_media import encode_media_bytes
 from spark.models._openai_tools import as_mapping, to_openai_tool_choice, to_openai_tools
 from spark.models.wire import KeyedJSON
@@ -94,7 +100,7 @@ def _function_call(call: Any) -> dict[str, Any]:
         return dict(call)
     spec = call["function"] if isinstance(call.get("function"), Mapping) else call
     arguments = spec.get("arguments", spec.get("args", spec.get("input")))
-    text = arguments if isinstance(arguments, str) else _json(arguments or {})
+    text = arguments_text(arguments)
     call_id = str(call.get("call_id", call.get("id", "")))
     return {
         "type": "function_call",

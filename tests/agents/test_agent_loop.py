@@ -353,3 +353,49 @@ def test_config_is_validated(make_model: MakeModel) -> None:
         AgentConfig(model=model, params={"tools": []})
     with pytest.raises(TypeError, match="a tool must be a function"):
         AgentConfig(model=model, tools=["add"])  # type: ignore[list-item]
+
+
+async def test_editing_agent_messages_changes_nothing_the_agent_sends(
+    make_model: MakeModel, server: ProviderServer
+) -> None:
+    server.queue_tool_call("forecast", {"city": "Oslo"})
+    agent = Agent(AgentConfig(model=make_model(), tools=[forecast]))
+    await agent.run("Weather in Oslo?")
+    edited = agent.messages
+    edited[1]["tool_calls"][0]["arguments"]["city"] = "EDITED"
+    await agent.run("And tomorrow?")
+    assert "EDITED" not in json.dumps(server.requests[-1].body)
+
+
+def _openai_call_answer(name: str, arguments: str) -> dict[str, Any]:
+    call = {"id": "call_1", "type": "function", "function": {"name": name, "arguments": arguments}}
+    message = {"role": "assistant", "content": None, "tool_calls": [call]}
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": message}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }
+
+
+async def test_arguments_that_are_not_json_are_an_error_and_the_tool_does_not_run(
+    make_model: MakeModel, server: ProviderServer
+) -> None:
+    ran: list[dict[str, Any]] = []
+
+    def search(**filters: Any) -> str:
+        """Search with any filters."""
+        ran.append(filters)
+        return "3 results"
+
+    server.queue_raw(_openai_call_answer("search", '{"color": "red",'))
+    result = await Agent(AgentConfig(model=make_model(), tools=[search])).run_detailed("Red?")
+    assert ran == []
+    assert result.tool_results[0].is_error
+    assert result.tool_results[0].content.startswith(
+        "error: invalid arguments for search: not JSON"
+    )
+    sent = server.requests[-1].body["messages"][1]["tool_calls"][0]["function"]
+    assert sent["arguments"] == '{"color": "red",', "the call goes back as the model wrote it"
