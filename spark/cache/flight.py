@@ -86,13 +86,10 @@ class SingleFlight(Generic[T]):
     async def follow(self, key: str) -> tuple[T] | Turn:
         """``(result,)``: the answer of the call of ``key`` in flight in this event loop
         (waited for); ``Turn.LEAD`` when there is none, or when its leader gave up;
-        ``Turn.ALONE`` when it cannot be shared (see the module's docstring)."""
-        loop = asyncio.get_running_loop()
-        slot = (id(loop), key)
+        ``Turn.TAKE_OVER`` or ``Turn.ALONE`` when it cannot be shared (see the module's
+        docstring). (A flight's future holds its loop, so no other loop can have its id.)"""
+        slot = (id(asyncio.get_running_loop()), key)
         while (flight := self._calls.get(slot)) is not None:
-            if flight.future.get_loop() is not loop:  # (a closed loop's, its id reused)
-                del self._calls[slot]
-                continue
             if flight.owner is not None and flight.owner is asyncio.current_task():
                 return Turn.ALONE
             found = await flight.outcome()

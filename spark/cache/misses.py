@@ -12,8 +12,16 @@ that expires sooner (a shorter TTL): when a call returns, its entry is in the st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+)
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from spark.cache.flight import Flight, Turn
@@ -114,11 +122,8 @@ async def stream_once(
         if stored is not None:
             outcome = Outcome(stored, True, None)
             for chunk in replayed_chunks(own_copy(stored)):
-                if lead is not None:  # (its reader may stall too)
-                    lead.parked_at = asyncio.get_running_loop().time()
-                yield chunk
-                if lead is not None:
-                    lead.parked_at = None
+                with _reader_awaited(bound, lead, token):  # (its reader may stall too)
+                    yield chunk
         else:
             try:
                 opened = True
@@ -148,22 +153,13 @@ async def _streamed(
     lead: Flight[Any] | None,
     token: str,
 ) -> AsyncIterator[str | Outcome]:
-    """The provider's chunks, then the outcome (the answer stored). While a chunk waits for
-    the consumer, the flight and the claim say since when (a follower here stops waiting for
-    a stalled stream; another process's, once the claim lapses)."""
-    loop, claims = asyncio.get_running_loop(), bound.manager.claims
+    """The provider's chunks (each marked while it waits for its reader), then the outcome
+    (the answer stored)."""
     stored: dict[str, Any] | None = None
     async for piece in open_stream():
         if isinstance(piece, str):
-            if lead is not None:
-                lead.parked_at = loop.time()
-            if token:
-                claims.park(token, True)
-            yield piece
-            if lead is not None:
-                lead.parked_at = None
-            if token:
-                claims.park(token, False)
+            with _reader_awaited(bound, lead, token):
+                yield piece
         else:
             stored = piece
     if stored is None:
@@ -171,6 +167,24 @@ async def _streamed(
     bound.manager.counters.record_miss(request, stored)
     saved = bound.save(request, stored)
     yield Outcome(stored, False, bound.policy.ttl if saved else None)
+
+
+@contextlib.contextmanager
+def _reader_awaited(bound: BoundCache, lead: Flight[Any] | None, token: str) -> Iterator[None]:
+    """While a stream's chunk waits for its reader: the flight and the claim say since when
+    (a follower here stops waiting for a stalled stream; another process's, once the claim
+    lapses)."""
+    if lead is not None:
+        lead.parked_at = asyncio.get_running_loop().time()
+    if token:
+        bound.manager.claims.park(token, True)
+    try:
+        yield
+    finally:
+        if lead is not None:
+            lead.parked_at = None
+        if token:
+            bound.manager.claims.park(token, False)
 
 
 async def _call_claimed(

@@ -297,8 +297,7 @@ class Model(ABC):
                 if isinstance(piece, str):
                     yield piece
                 else:
-                    model_ids = (self.model_id, self._cache_model_id())
-                    paid = priced(self.prices, self.provider, *model_ids, piece, counted=True)
+                    paid = self._priced(piece, counted=True)
                     self._spent(call, paid.cost_usd, paid.provider_cache_saved_usd)
             return
         chunks = cache.stream_or_call(request, lambda: self._stored_stream(call))
@@ -317,11 +316,7 @@ class Model(ABC):
                 yield piece
             else:
                 final = piece
-        whole = final or ModelResponse(text="".join(chunks))
-        model_id = self.model_id
-        stored = priced(
-            self.prices, self.provider, model_id, self._cache_model_id(), whole
-        ).to_dict()
+        stored = self._priced(final or ModelResponse(text="".join(chunks))).to_dict()
         stored["chunks"] = chunks
         yield stored
 
@@ -351,7 +346,7 @@ class Model(ABC):
         with malformed_answers(self.provider, self.model_id):
             response = await self._complete(call)
             check_shape(response.to_dict())
-        paid = priced(self.prices, self.provider, self.model_id, self._cache_model_id(), response)
+        paid = self._priced(response)
         self._spent(call, paid.cost_usd, paid.provider_cache_saved_usd)
         return paid
 
@@ -363,6 +358,11 @@ class Model(ABC):
         paid = priced_embedding(self.prices, self.provider, self._cache_model_id(), response)
         self._spent(call, paid.cost_usd)
         return paid
+
+    def _priced(self, response: ModelResponse, *, counted: bool = False) -> ModelResponse:
+        """The provider's answer with its cost (``counted``: the call was counted already)."""
+        model_ids = (self.model_id, self._cache_model_id())
+        return priced(self.prices, self.provider, *model_ids, response, counted=counted)
 
     def _spent(self, call: WireCall, cost: float | None, saved: float | None = None) -> None:
         """A call made past the cache (a bypass, not a miss) spent ``cost`` all the same."""

@@ -52,9 +52,10 @@ class KeyedJSON(dict[str, Any]):
 class WireCall(NamedTuple):
     """One prepared provider call: the SDK's keyword ``arguments`` and the keyed ``body``.
 
-    ``bypass`` names the field that makes the answer depend on state the provider holds (e.g.
-    the Responses API's ``previous_response_id``): such a call is made uncached and counted as a
-    bypass (docs/caching.md, "Per-call cache controls").
+    ``bypass`` names why the call is made past the cache: the field that makes the answer
+    depend on state the provider holds (e.g. the Responses API's ``previous_response_id``), or
+    ``"cache_mode"`` for ``cache_mode="off"``; such a call is uncached, counted as a bypass, and
+    what it costs is spent (docs/caching.md, "Per-call cache controls").
     """
 
     arguments: dict[str, Any]
