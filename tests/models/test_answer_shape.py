@@ -17,26 +17,18 @@ import pytest
 from spark.cache.manager import CacheManager
 from spark.errors import ProviderServerError
 from spark.testing import ProviderServer
-
-QUESTION = "Say hi."
-MODELS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "openai-chat": ("openai", "gpt-4o-mini", {}),
-    "openai-responses": ("openai", "gpt-4o-mini", {"api": "responses"}),
-    "bedrock": ("bedrock", "anthropic.claude-3-5-haiku-20241022-v1:0", {}),
-}
-_CHAT = {"id": "c", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini"}
-_RESPONSE = {"id": "r", "object": "response", "created_at": 1, "model": "gpt-4o-mini"}
+from tests.models._answer_cases import CHAT, MODELS, QUESTION, RESPONSE, case_ids
 
 
 def _chat(content: Any, finish: Any = "stop") -> dict[str, Any]:
     message = {"role": "assistant", "content": content}
-    return {**_CHAT, "choices": [{"index": 0, "message": message, "finish_reason": finish}]}
+    return {**CHAT, "choices": [{"index": 0, "message": message, "finish_reason": finish}]}
 
 
 def _responses(text: Any) -> dict[str, Any]:
     part = {"type": "output_text", "text": text, "annotations": []}
     item = {"type": "message", "id": "m", "role": "assistant", "content": [part]}
-    return {**_RESPONSE, "status": "completed", "output": [{**item, "status": "completed"}]}
+    return {**RESPONSE, "status": "completed", "output": [{**item, "status": "completed"}]}
 
 
 def _converse(text: Any) -> dict[str, Any]:
@@ -80,17 +72,13 @@ STREAMED: list[tuple[str, str, Any]] = [
 ]
 
 
-def _ids(cases: list[tuple[str, str, Any]]) -> list[str]:
-    return [f"{case}-{name}" for case, name, _ in cases]
-
-
 def _assert_not_stored(model: Any) -> None:
     assert not model.cache_manager.has_entry(model.cache_key(QUESTION))
     assert model.cache_manager.get_stats()["total_entries"] == 0
 
 
 @pytest.mark.parametrize("cached", [True, False], ids=["cached", "uncached"])
-@pytest.mark.parametrize(("case", "name", "body"), PLAIN, ids=_ids(PLAIN))
+@pytest.mark.parametrize(("case", "name", "body"), PLAIN, ids=case_ids(PLAIN))
 async def test_an_answer_of_the_wrong_shape_is_malformed_and_not_stored(
     models: Callable[..., Any],
     server: ProviderServer,
@@ -116,7 +104,7 @@ async def test_an_answer_of_the_wrong_shape_is_malformed_and_not_stored(
 
 
 @pytest.mark.parametrize("cached", [True, False], ids=["cached", "uncached"])
-@pytest.mark.parametrize(("case", "name", "events"), STREAMED, ids=_ids(STREAMED))
+@pytest.mark.parametrize(("case", "name", "events"), STREAMED, ids=case_ids(STREAMED))
 async def test_a_stream_whose_text_is_not_a_string_is_malformed_and_not_stored(
     models: Callable[..., Any],
     server: ProviderServer,

@@ -14,17 +14,8 @@ import pytest
 
 from spark.errors import ProviderServerError
 from spark.testing import ProviderServer
+from tests.models._answer_cases import CHAT, MODELS, QUESTION, RESPONSE, case_ids
 
-QUESTION = "Say hi."
-# provider, model id, model options.
-MODELS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "openai-chat": ("openai", "gpt-4o-mini", {}),
-    "openai-responses": ("openai", "gpt-4o-mini", {"api": "responses"}),
-    "bedrock": ("bedrock", "anthropic.claude-3-5-haiku-20241022-v1:0", {}),
-    "gemini": ("gemini", "gemini-2.0-flash", {}),
-}
-_CHAT = {"id": "c", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini"}
-_RESPONSE = {"id": "r", "object": "response", "created_at": 1, "model": "gpt-4o-mini"}
 _HI = {"role": "assistant", "content": "hi"}
 _GEMINI_HI = {"content": {"parts": [{"text": "hi"}], "role": "model"}, "finishReason": "STOP"}
 _BEDROCK_HI = {"output": {"message": {"role": "assistant", "content": [{"text": "hi"}]}}}
@@ -32,10 +23,10 @@ _BEDROCK_HI = {"output": {"message": {"role": "assistant", "content": [{"text": 
 # (case, what the provider sends): answers of a plain call that no reader can read.
 PLAIN: list[tuple[str, str, Any]] = [
     ("openai-chat", "error body", {"error": {"message": "upstream overloaded"}}),
-    ("openai-chat", "message null", {**_CHAT, "choices": [{"index": 0, "message": None}]}),
-    ("openai-chat", "choices not a list", {**_CHAT, "choices": "hi"}),
+    ("openai-chat", "message null", {**CHAT, "choices": [{"index": 0, "message": None}]}),
+    ("openai-chat", "choices not a list", {**CHAT, "choices": "hi"}),
     ("openai-responses", "error body", {"error": {"message": "upstream overloaded"}}),
-    ("openai-responses", "content null", {**_RESPONSE, "output": [{"type": "message"}]}),
+    ("openai-responses", "content null", {**RESPONSE, "output": [{"type": "message"}]}),
     ("bedrock", "error body", {"message": "upstream overloaded"}),
     ("bedrock", "message null", {"output": {"message": None}, "stopReason": "end_turn"}),
     ("bedrock", "content not a list", {"output": {"message": {"content": "hi"}}}),
@@ -43,13 +34,13 @@ PLAIN: list[tuple[str, str, Any]] = [
     ("gemini", "parts not a list", {"candidates": [{"content": {"parts": "hi"}}]}),
 ]
 # (case, what the stream sends): its events, in each provider's framing.
-_CHUNK = {**_CHAT, "object": "chat.completion.chunk"}
+_CHUNK = {**CHAT, "object": "chat.completion.chunk"}
 STREAMED: list[tuple[str, str, Any]] = [
     ("openai-chat", "delta null", [{**_CHUNK, "choices": [{"index": 0, "delta": None}]}]),
     (
         "openai-responses",
         "output null",
-        [{"type": "response.completed", "sequence_number": 0, "response": _RESPONSE}],
+        [{"type": "response.completed", "sequence_number": 0, "response": RESPONSE}],
     ),
     (
         "bedrock",
@@ -65,10 +56,6 @@ EMBEDDERS: dict[str, tuple[str, str, Any]] = {
 }
 
 
-def _ids(cases: list[tuple[str, str, Any]]) -> list[str]:
-    return [f"{case}-{name}" for case, name, _ in cases]
-
-
 def _assert_malformed(error: pytest.ExceptionInfo[ProviderServerError], model: Any) -> None:
     message = str(error.value)
     assert "malformed" in message
@@ -76,7 +63,7 @@ def _assert_malformed(error: pytest.ExceptionInfo[ProviderServerError], model: A
     assert error.value.provider == model.provider
 
 
-@pytest.mark.parametrize(("case", "name", "body"), PLAIN, ids=_ids(PLAIN))
+@pytest.mark.parametrize(("case", "name", "body"), PLAIN, ids=case_ids(PLAIN))
 async def test_a_malformed_answer_is_a_provider_error_and_not_cached(
     models: Callable[..., Any], server: ProviderServer, case: str, name: str, body: Any
 ) -> None:
@@ -93,7 +80,7 @@ async def test_a_malformed_answer_is_a_provider_error_and_not_cached(
     assert (again.cached, server.count()) == (False, 2)
 
 
-@pytest.mark.parametrize(("case", "name", "body"), PLAIN[:2], ids=_ids(PLAIN[:2]))
+@pytest.mark.parametrize(("case", "name", "body"), PLAIN[:2], ids=case_ids(PLAIN[:2]))
 async def test_a_malformed_answer_is_an_error_when_uncached_too(
     models: Callable[..., Any], server: ProviderServer, case: str, name: str, body: Any
 ) -> None:
@@ -108,7 +95,7 @@ async def test_a_malformed_answer_is_an_error_when_uncached_too(
 
 
 @pytest.mark.parametrize("cached", [True, False], ids=["cached", "uncached"])
-@pytest.mark.parametrize(("case", "name", "events"), STREAMED, ids=_ids(STREAMED))
+@pytest.mark.parametrize(("case", "name", "events"), STREAMED, ids=case_ids(STREAMED))
 async def test_a_malformed_stream_is_a_provider_error_and_not_cached(
     models: Callable[..., Any],
     server: ProviderServer,
@@ -148,7 +135,7 @@ BAD_COUNTS: list[tuple[str, Any, str]] = [
     (
         "openai-chat",
         {
-            **_CHAT,
+            **CHAT,
             "choices": [{"index": 0, "message": _HI, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": -1, "completion_tokens": 3, "total_tokens": 2},
         },
@@ -157,7 +144,7 @@ BAD_COUNTS: list[tuple[str, Any, str]] = [
     (
         "openai-responses",
         {
-            **_RESPONSE,
+            **RESPONSE,
             "status": "completed",
             "output": [
                 {
