@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from spark._printable import printable_lines
-from spark.cache.keys import KEY_SCHEMA_VERSION
+from spark.cache.keys import KEY_SCHEMA_VERSION, property_orders
 from spark.cache.reader import BadEntry, StoredEntry, Where, read_entry
-from spark.cache.sealed import aligned_items, sealed_differences
+from spark.cache.sealed import aligned_items, sealed_differences, value_digest
 from spark.cache.stores.disk import quote_model_id
 from spark.errors import CacheMissError, DecryptionError
 
@@ -72,9 +72,32 @@ def diff_requests(
     fields that differ are named, their values given as ``value_digest`` (the numbers and
     booleans of ``params`` excepted), and both start at the root of a normalized request.
     """
-    if sealed:
-        return sealed_differences(stored, requested, path)
-    return _plain_diff(stored, requested, path)
+    found = (
+        sealed_differences(stored, requested, path)
+        if sealed
+        else _plain_diff(stored, requested, path)
+    )
+    return found + _order_differences(stored, requested, sealed)
+
+
+def _order_differences(stored: Any, requested: Any, sealed: bool) -> list[str]:
+    """Schema properties given in another order (the same fields: their order is part of the
+    key, docs/caching.md, "Keys"). Sealed: one line of digests (a nested schema's path holds
+    its parent property's name)."""
+    before = dict(property_orders(stored))
+    changed = [
+        (where, was, names)
+        for where, names in property_orders(requested)
+        if (was := before.get(where)) is not None and was != names and sorted(was) == sorted(names)
+    ]
+    if sealed and changed:
+        was_all, now_all = [c[1] for c in changed], [c[2] for c in changed]
+        digests = f"{value_digest(was_all)} -> {value_digest(now_all)}"
+        return [f"body: a schema's property order changed ({digests})"]
+    return [
+        f"{where}: property order changed ({', '.join(map(str, was))} -> {', '.join(map(str, names))})"
+        for where, was, names in changed
+    ]
 
 
 # -- plaintext: the values themselves ----------------------------------------------------------

@@ -3,7 +3,9 @@
 The key is ``sha256(canonical_json(keyed_request(...)))``: the key-schema version, the request
 kind, provider, model id and namespace, and ``body`` — the request as the provider's SDK puts it
 on the wire, less what cannot change the answer, with media as digests (the model layer builds
-it: ``spark.models.wire``). Bump ``KEY_SCHEMA_VERSION`` whenever the keyed form changes:
+it: ``spark.models.wire``). Dict order never changes a key, with one exception: the order of a
+JSON Schema's ``properties``, which steers the order of a structured answer's fields, is hashed
+too (``key_material``). Bump ``KEY_SCHEMA_VERSION`` whenever the keyed form changes:
 ``tests/cache/test_keys.py`` pins known keys so that is never silent, and ``spark cache
 migrate`` re-keys entries recorded under an older schema.
 """
@@ -24,12 +26,16 @@ __all__ = [
     "canonical_json",
     "create_key",
     "is_key",
+    "key_material",
     "keyed_request",
+    "property_orders",
 ]
 
-KEY_SCHEMA_VERSION = 2
+KEY_SCHEMA_VERSION = 3
 #: Schema 1 keyed a provider-neutral form of the request (before docs/models.md's wire rule).
 NEUTRAL_SCHEMA_VERSION = 1
+#: Schema 2 keyed the same request as schema 3, but not the order of a schema's properties.
+UNORDERED_SCHEMA_VERSION = 2
 
 
 def _not_json(value: Any) -> Any:
@@ -73,9 +79,41 @@ def is_key(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and _KEY_RE.match(value) is not None
 
 
+_PROPERTIES = b'"properties":{'  # (in canonical JSON: a JSON Schema's properties, most likely)
+
+
+def key_material(normalized: Mapping[str, Any]) -> bytes:
+    """What a key hashes: the canonical JSON of a normalized request, then, when it holds JSON
+    Schema ``properties`` of two or more fields, a line of their orders (``property_orders``):
+    providers answer a structured output's fields in its schema's order (Gemini sends that
+    order as ``propertyOrdering``), so two schemas in two orders are two requests."""
+    data = canonical_json(normalized)
+    if _PROPERTIES in data:  # (a byte search first: most requests hold no schema)
+        orders = property_orders(normalized)
+        if orders:
+            data += b"\n" + canonical_json(orders)  # (canonical JSON holds no raw newline)
+    return data
+
+
 def create_key(normalized: Mapping[str, Any]) -> str:
-    """The SHA-256 hex digest of the canonical JSON of a normalized request."""
-    return hashlib.sha256(canonical_json(normalized)).hexdigest()
+    """The SHA-256 hex digest of ``key_material`` of a normalized request."""
+    return hashlib.sha256(key_material(normalized)).hexdigest()
+
+
+def property_orders(value: Any, path: str = "") -> list[list[Any]]:
+    """``[path, [name, ...]]`` for every mapping named ``properties`` with two or more fields in
+    ``value`` (fields walked in sorted order, so the list is one per request), names as given."""
+    found: list[list[Any]] = []
+    if isinstance(value, Mapping):
+        for name in sorted(value):
+            item, where = value[name], f"{path}.{name}" if path else str(name)
+            if name == "properties" and isinstance(item, Mapping) and len(item) > 1:
+                found.append([where, list(item)])
+            found.extend(property_orders(item, where))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found.extend(property_orders(item, f"{path}[{index}]"))
+    return found
 
 
 def keyed_request(

@@ -16,7 +16,13 @@ from typing import Any
 
 from spark.cache.codec import EntryMeta, encode_entry
 from spark.cache.crypto import KeyRing
-from spark.cache.keys import KEY_SCHEMA_VERSION, NEUTRAL_SCHEMA_VERSION, create_key, keyed_request
+from spark.cache.keys import (
+    KEY_SCHEMA_VERSION,
+    NEUTRAL_SCHEMA_VERSION,
+    UNORDERED_SCHEMA_VERSION,
+    create_key,
+    keyed_request,
+)
 from spark.cache.reader import BadEntry, StoredEntry, Where, read_entry
 from spark.cache.stores.base import EntryRef, EntryStore
 from spark.errors import SparkError
@@ -52,10 +58,14 @@ class Migration:
 
 
 def rederived_request(request: Mapping[str, Any]) -> dict[str, Any]:
-    """The current schema's keyed request for a request stored under schema 1 (the neutral
-    form: system texts, messages, tools, tool choice, params). Raises ``SparkError`` (a
-    ``ConfigError``) when the provider's translation no longer accepts it."""
+    """The current schema's keyed request for a request stored under schema 2 (the same
+    request: schema 3 only hashes its schemas' property order, which the stored request
+    keeps) or schema 1 (the neutral form: system texts, messages, tools, tool choice, params).
+    Raises ``SparkError`` (a ``ConfigError``) when the provider's translation no longer
+    accepts it."""
     version = request.get("v")
+    if version == UNORDERED_SCHEMA_VERSION and isinstance(request.get("body"), Mapping):
+        return {**request, "v": KEY_SCHEMA_VERSION}
     if version != NEUTRAL_SCHEMA_VERSION:
         raise SparkError(f"no way to re-derive a request of key schema v{version}")
     provider, model_id = str(request["provider"]), str(request["model"])

@@ -16,9 +16,9 @@ QUESTION = "What is the capital of France?"
 BEDROCK = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 # Pinned: if one of these changes, the key schema changed — bump KEY_SCHEMA_VERSION on purpose
 # (and `spark cache migrate` must re-key the entries of the schema before).
-PINNED_CHAT = "333a5c5ab8a3fbbb8d347d22288aa542158d7f75b5ee4a19ca0509543acd7202"
-PINNED_EMBED = "bdf50fb42225f0e30c2a66e6722105266647dec2c5ab575edb4370343b134f4c"
-PINNED_TOOLS = "695df70109180ba4acd6029186c1160b040673c54412a661eaea8a73105c2a1f"
+PINNED_CHAT = "11ab16d94d8583a18d68a9e52772f8e03e4f0be1095ca6b427fbb3639bb31bf5"
+PINNED_EMBED = "130cdfac2434c4b95008ed202804cf915e228ee257707ffe971995df2b6456dc"
+PINNED_TOOLS = "d123a933e6d5b1724d919f2e17c170d2295c6a1d2898147cbd2b4b0d63cfab44"
 WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
 
 
@@ -44,8 +44,8 @@ def key(manager: CacheManager) -> Any:
     return key_of
 
 
-def test_schema_version_is_two() -> None:
-    assert KEY_SCHEMA_VERSION == 2
+def test_schema_version_is_three() -> None:
+    assert KEY_SCHEMA_VERSION == 3
 
 
 def test_pinned_chat_key(key: Any) -> None:

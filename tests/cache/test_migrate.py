@@ -79,7 +79,7 @@ async def test_migrate_rekeys_every_entry_and_the_calls_hit_again(
 
     result = spark("cache", "migrate", "--dir", str(root))
     assert result.exit_code == 0, result.output
-    assert f"Re-keyed {len(CALLS)} entries to key schema v2" in result.output
+    assert f"Re-keyed {len(CALLS)} entries to key schema v3" in result.output
     after = sorted(p.name for p in root.rglob("*.json"))
     assert len(after) == len(before)
     assert not set(after) & set(before)
@@ -90,7 +90,7 @@ async def test_migrate_rekeys_every_entry_and_the_calls_hit_again(
 
     again = spark("cache", "migrate", "--dir", str(root), "--json")
     assert json.loads(again.output) | {"cannot": []} == {
-        "key_schema": 2,
+        "key_schema": 3,
         "checked": len(CALLS),
         "rekeyed": 0,
         "current": len(CALLS),

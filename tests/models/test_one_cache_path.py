@@ -268,6 +268,6 @@ async def test_the_stored_request_is_the_keyed_wire_body(
     await model.get_text(QUESTION, temperature=0.5)
     (path,) = (tmp_path / "c").rglob("*.json")
     stored = json.loads(path.read_text())["payload"]["request"]
-    assert stored["v"] == 2
+    assert stored["v"] == 3
     assert stored["provider"] == provider
     assert temperature_on_the_wire(provider, stored["body"]) == 0.5
