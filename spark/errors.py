@@ -60,7 +60,12 @@ class CacheError(SparkError):
 
 
 class EncryptionKeyError(CacheError):
-    """Encryption is on but no key could be loaded; the message names where we looked."""
+    """Encryption is on but no key could be loaded; the message names where we looked.
+    ``missing``: no key is set at all (not one that is malformed or unreadable)."""
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 class DecryptionError(CacheError):

@@ -140,6 +140,7 @@ def load_keyring(
         where += f" or the key file {path}" if path else " (no key_file is configured)"
         raise EncryptionKeyError(
             f"cache encryption is on but no key was found in {where} "
-            '(docs/testing.md, "Make a key")'
+            '(docs/testing.md, "Make a key")',
+            missing=True,
         )
     return None

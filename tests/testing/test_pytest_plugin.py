@@ -130,6 +130,34 @@ def test_missing_key_fails_in_one_line_or_skips_on_request(
     assert "1 skipped" in by_env.stdout
 
 
+def test_a_wrong_or_cut_off_key_fails_even_when_missing_keys_skip(
+    tmp_path: Path, live: ProviderServer
+) -> None:
+    """A fork has no key (skipped); a stale secret after a rotation, or one cut when pasted,
+    must fail the run, not turn the suite into skips."""
+    project = make_project(tmp_path / "app")
+    env = {**live.env(), "SPARK_SKIP_WITHOUT_KEY": "1"}
+    recorded = run_pytest(
+        project,
+        {**env, "SPARK_CACHE_KEY": generate_key()},
+        "--spark-cache=record",
+        "-k",
+        "test_asks",
+    )
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+
+    stale = run_pytest(project, {**env, "SPARK_CACHE_KEY": generate_key()}, "-k", "test_asks")
+    assert stale.returncode == 1, stale.stdout
+    assert "1 failed" in stale.stdout
+    assert "DecryptionError" in stale.stdout
+    cut = run_pytest(project, {**env, "SPARK_CACHE_KEY": generate_key()[:30]}, "-k", "test_asks")
+    assert cut.returncode == 1, cut.stdout
+    assert "is not a valid Fernet key" in cut.stdout
+    unset = run_pytest(project, env, "-k", "test_asks")
+    assert unset.returncode == 0, unset.stdout
+    assert "1 skipped" in unset.stdout
+
+
 def test_off_calls_the_provider_every_time(tmp_path: Path, live: ProviderServer) -> None:
     project = make_project(tmp_path / "app")
     before = live.count("openai")
