@@ -104,6 +104,9 @@ class HttpServer(ThreadingHTTPServer):
     """A threading HTTP server that can close its open keep-alive connections on stop."""
 
     daemon_threads = True
+    # A suite's asyncio.gather opens dozens of connections at once; socketserver's default
+    # backlog of 5 reset the rest (ConnectionResetError in the SDK).
+    request_queue_size = 256
 
     def __init__(self, port: int, dispatch: Dispatch) -> None:
         self.dispatch = dispatch

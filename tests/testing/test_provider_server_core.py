@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
@@ -162,6 +163,19 @@ def test_concurrent_requests_are_all_logged(
         thread.join()
 
     assert server.count(provider="openai", operation="chat") == 16
+
+
+async def test_a_burst_of_connections_is_queued_not_reset(server: ProviderServer) -> None:
+    """A suite's ``asyncio.gather`` opens dozens of connections at once: every one is answered
+    (a listen backlog of 5 reset most of them: ConnectionResetError in the SDK)."""
+    model = server.model("openai", "gpt-4o")  # (no cache: every call reaches the server)
+    answers = await asyncio.gather(
+        *(model.get_text(f"question {i}") for i in range(64)), return_exceptions=True
+    )
+    failed = [answer for answer in answers if isinstance(answer, BaseException)]
+    assert not failed, failed[:3]
+    assert server.count("openai") == 64
+    await model.aclose()
 
 
 def test_injections_match_their_provider_and_kind(
