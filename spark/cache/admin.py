@@ -22,6 +22,7 @@ from spark.cache.keys import KEY_SCHEMA_VERSION, create_key
 from spark.cache.reader import BadEntry, StoredEntry, Where
 from spark.cache.stores.base import EntryRef, EntryStore
 from spark.cache.stores.disk import DiskStore, quote_model_id
+from spark.cache.stores.strays import strays
 from spark.errors import CacheError, ConfigError, DecryptionError
 
 __all__ = [
@@ -223,7 +224,7 @@ def verify_entries(
         elif outcome is not None and outcome.format < FORMAT_VERSION:
             report.old_format.append(entry.location)
     if isinstance(store, DiskStore):
-        for path, reason in store.unfollowed():
+        for path, reason in strays(str(store.root)):
             report.problems.append(EntryProblem(path, "", "refused", reason))
     return report
 

@@ -206,8 +206,10 @@ def verify_hint(
         lines.append("The store could not be reached: check it, then run verify again.")
     if kinds["refused"]:
         lines.append(
-            "Refused paths are not entry files (a symlink, a FIFO, a folder, a file over 64 "
-            "MiB): move them out of the cache directory."
+            "Refused paths are not entry files where Spark reads entries (a symlink, a FIFO, "
+            "a folder, a file over 64 MiB, a copy or backup of an entry, a temp file): move "
+            "them out of the cache directory (`spark cache cleanup` removes crashed writers' "
+            "temp files)."
         )
     damaged = sum(
         n

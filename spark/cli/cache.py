@@ -312,6 +312,10 @@ def verify(
     --sealed-only checks each entry's envelope only: that it is sealed (plaintext fails) and
     whole, with no key, so every committer can run it; only the key proves an entry opens.
 
+    In a cache directory it also fails on anything Spark does not keep there (a copy of an
+    entry in another folder or under another name, a crashed writer's temp file, a symlink):
+    Spark never reads it, but it would be committed with the cache.
+
     On Redis it also finds entries that the index sets behind listings and statistics no
     longer name (an index set evicted under allkeys-lru); --repair adds them back.
     """

@@ -147,7 +147,7 @@ def test_the_record_holds_the_folder_counts(tmp_path: Path) -> None:
         folder.st_mtime_ns,
     )
     assert (record.entries, record.size) == (5, sum(p.lstat().st_size for p in paths))
-    assert (root / ".gitignore").read_text().splitlines()[-1] == ".spark-*"  # (out of git)
+    assert ".spark-*" in (root / ".gitignore").read_text().splitlines()  # (out of git)
 
 
 def test_a_cache_made_by_an_older_spark_is_scanned_then_rebased(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -156,3 +157,70 @@ def test_key_file_readable_by_others_is_an_error(
     assert result.exit_code == 1
     assert "is readable by others" in result.stderr
     assert "chmod 600" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "place",
+    [
+        "openai/gpt-4o-mini/old/{key}.json",  # one folder too deep
+        "openai/{key}.json",  # where model folders belong
+        "openai/gpt-4o-mini/.{key}.json",  # a dot file
+        "openai/gpt-4o-mini/{key}.JSON",
+        ".backup/openai/gpt-4o-mini/{key}.json",  # a dot folder at the root
+    ],
+)
+def test_a_plaintext_copy_anywhere_in_the_cache_fails_the_hook(
+    spark: Invoke, encrypted: list[Path], fill: Fill, cache_dir: Path, place: str
+) -> None:
+    """The pre-commit hook and CI's check: a plaintext entry that a walk never reads is still
+    committed with the cache, its prompt in clear text."""
+    (key,) = fill(1, start=90)
+    entry = cache_dir / "openai" / "gpt-4o-mini" / f"{key}.json"
+    copy = cache_dir / place.format(key=key)
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    entry.rename(copy)
+    for profile, flag in (("vault", "--sealed-only"), ("ci", "--require-encrypted")):
+        result = spark("cache", "verify", "--profile", profile, flag, "--json")
+        assert result.exit_code == 1, (flag, result.output)
+        problems = json.loads(result.stdout)["problems"]
+        assert len(problems) == 1, problems
+        [problem] = problems
+        assert copy == Path(problem["path"]) or Path(problem["path"]) in copy.parents
+        assert problem["kind"] == "refused"
+        assert "committed with the cache" in problem["reason"]
+
+
+def test_a_crashed_writers_temp_file_is_reported_and_kept_out_of_git(
+    spark: Invoke, encrypted: list[Path], cache_dir: Path
+) -> None:
+    temp = encrypted[0].parent / f".{encrypted[0].stem}.999999999.d5ed3092.tmp"
+    temp.write_bytes(encrypted[0].read_bytes()[:50])
+    result = spark("cache", "verify", "--profile", "vault", "--sealed-only", "--json")
+    assert result.exit_code == 1
+    [problem] = json.loads(result.stdout)["problems"]
+    assert problem["path"] == str(temp)
+    assert "`spark cache cleanup`" in problem["reason"]
+    # The .gitignore Spark wrote with the first entry keeps it out of a commit.
+    subprocess.run(["git", "init", "-q", str(cache_dir.parent)], check=True)
+    ignored = subprocess.run(
+        ["git", "-c", "core.excludesFile=/dev/null", "check-ignore", "-q", str(temp)],
+        cwd=cache_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ignored.returncode == 0, ignored.stderr
+    assert spark("cache", "cleanup", "--profile", "vault").exit_code == 0
+    assert not temp.exists()
+    after = spark("cache", "verify", "--profile", "vault", "--sealed-only")
+    assert after.exit_code == 0, after.output
+
+
+def test_spark_bookkeeping_is_not_a_stray(
+    spark: Invoke, encrypted: list[Path], cache_dir: Path
+) -> None:
+    (cache_dir / ".spark-summary.json").write_text("{}")
+    (cache_dir / ".spark-counts").mkdir(exist_ok=True)
+    assert (cache_dir / ".gitignore").exists()
+    result = spark("cache", "verify", "--profile", "vault", "--sealed-only")
+    assert result.exit_code == 0, result.output

@@ -30,13 +30,16 @@ __all__ = [
 ]
 
 USAGE_RECORD_NAME = ".spark-last-run.json"
-IGNORE_TEXT = "# Spark's ledger and run records are per machine: keep them out of git\n.spark-*\n"
+IGNORE_TEXT = (
+    "# Spark's ledger and run records are per machine, and a crashed writer's temp files are\n"
+    "# not entries: keep them out of git\n.spark-*\n.*.tmp\n"
+)
 _MAX_RECORD_BYTES = 256 * 2**20  # some 3.7 million keys
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 def ensure_bookkeeping_ignored(cache_dir: Path) -> None:
-    """Write ``{cache_dir}/.gitignore`` (ignoring ``.spark-*``) unless there is one.
+    """Write ``{cache_dir}/.gitignore`` (ignoring ``.spark-*`` and temp files) unless there is one.
 
     Written atomically (temp file + rename), so a process that dies half-way leaves no empty
     file behind; called before any ``.spark-*`` file and with a cache's first entry.

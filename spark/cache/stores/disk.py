@@ -254,21 +254,6 @@ class DiskStore:
             for model_path in _subdirs(provider_path):
                 yield from temps_in(model_path)
 
-    def unfollowed(self) -> Iterator[tuple[str, str]]:
-        """Symlinks (and other non-folders) where provider and model folders belong: walks skip
-        them and nothing is read or written through them; ``spark cache verify`` reports them."""
-        for level in (str(self.root), *_subdirs(str(self.root))):
-            try:
-                with os.scandir(level) as found:
-                    items = [i for i in found if not i.name.startswith(".")]
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            for item in items:
-                if item.is_symlink():
-                    yield item.path, "a symlink where a cache folder belongs (not followed)"
-                elif not item.is_dir(follow_symlinks=False) and level == str(self.root):
-                    yield item.path, "not a folder (a provider folder belongs here)"
-
     # Whole-directory work lives in maintenance.py (imported here lazily: it imports this module).
 
     def cleanup_expired(self, now: float | None = None) -> int:
