@@ -1,10 +1,10 @@
 """The miss path of a binding: one provider call per question (docs/caching.md, "One call per
 question").
 
-In this process, identical concurrent misses in one event loop share the first caller's call
-(``SingleFlight``: who waits for whom, and when a follower calls alone). Across processes and
-machines, on a store that can claim a key (Redis), the store's claim does the same; a stream
-and a plain call take the same claim. A follower gets the leader's answer as a copy of its own,
+In this process, identical concurrent misses (in one event loop or in several threads' loops)
+share the first caller's call (``SingleFlight``: who waits for whom, and when a follower calls
+alone). Across processes and machines, on a store that can claim a key (Redis), the store's
+claim does the same; a stream and a plain call take the same claim. A follower gets the leader's answer as a copy of its own,
 stored under the follower's own rules when the leader stored none (a ``read_only`` call) or one
 that expires sooner (a shorter TTL): when a call returns, its entry is in the store.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import time
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -175,7 +176,7 @@ def _reader_awaited(bound: BoundCache, lead: Flight[Any] | None, token: str) -> 
     (a follower here stops waiting for a stalled stream; another process's, once the claim
     lapses)."""
     if lead is not None:
-        lead.parked_at = asyncio.get_running_loop().time()
+        lead.parked_at = time.monotonic()
     if token:
         bound.manager.claims.park(token, True)
     try:

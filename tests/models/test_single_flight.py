@@ -9,7 +9,9 @@ own (its timeout, its credentials); and the answer it gets is stored under its o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -162,3 +164,70 @@ async def test_waiters_of_a_stalled_stream_share_one_call_of_their_own(
     assert len(set(texts)) == 1
     assert server.count() == 2
     await slow.aclose()
+
+
+def _in_threads(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
+    """Each call in a thread of its own with its own event loop (``asyncio.run``, as a sync
+    worker of a web app runs it), all started together; their results or errors, in order."""
+    start = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(index: int) -> None:
+        start.wait()
+        try:
+            results[index] = asyncio.run(calls[index]())
+        except Exception as exc:  # (the test looks at it)
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+@PROVIDERS
+def test_threads_with_their_own_loops_share_one_call(
+    provider: str, server: ProviderServer, tmp_path: Path
+) -> None:
+    model = server.model(provider, MODEL_IDS[provider], enable_cache=True, cache_dir=tmp_path)
+    server.latency = 0.5
+    answers = _in_threads(*[lambda: model.get_text("the same question")] * 6)
+    assert server.count() == 1
+    assert all(isinstance(answer, str) for answer in answers), answers
+    assert len(set(answers)) == 1
+    stats = model.cache_manager.get_stats()
+    assert (stats["hits"], stats["misses"]) == (5, 1)
+
+
+def test_a_stream_in_one_thread_answers_a_call_in_another(
+    server: ProviderServer, tmp_path: Path
+) -> None:
+    model = server.model("openai", MODEL_IDS["openai"], enable_cache=True, cache_dir=tmp_path)
+    server.latency = 0.5
+
+    async def late_call() -> str:
+        await asyncio.sleep(0.1)  # (the stream leads)
+        return await model.get_text("Tell me a story")
+
+    streamed, called = _in_threads(lambda: joined(model.stream_text("Tell me a story")), late_call)
+    assert streamed == called
+    assert server.count() == 1
+
+
+def test_a_leaders_failure_in_one_thread_is_not_another_threads(
+    server: ProviderServer, tmp_path: Path
+) -> None:
+    model = server.model("openai", MODEL_IDS["openai"], enable_cache=True, cache_dir=tmp_path)
+    server.latency = 0.3
+    server.fail_next(500)  # the first request (the leader's) fails
+
+    async def late_call() -> str:
+        await asyncio.sleep(0.1)
+        return await model.get_text("Hi")
+
+    first, second = _in_threads(lambda: model.get_text("Hi"), late_call)
+    assert isinstance(first, ProviderServerError)
+    assert isinstance(second, str)
+    assert server.count() == 2
