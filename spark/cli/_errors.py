@@ -10,6 +10,7 @@ send the user back to `spark config validate`.
 
 from __future__ import annotations
 
+import errno
 import signal
 from collections import Counter
 from collections.abc import Sequence
@@ -99,6 +100,17 @@ _HINTS: tuple[tuple[type[BaseException], str], ...] = (
 )
 
 
+# A file system that refuses every write: the same remedy, whichever file it refused.
+_DISK_HINTS = {
+    errno.EROFS: "The cache's file system is read-only: run this where the cache directory can "
+    "be written (or point --dir / the profile's dir at one that can).",
+    errno.ENOSPC: "The disk is full: free some space (`spark cache cleanup`, `spark cache prune`"
+    " or a smaller max_cache_size_mb), then run it again.",
+    errno.EDQUOT: "Your disk quota is used up: free some space (`spark cache cleanup`, `spark "
+    "cache prune`), then run it again.",
+}
+
+
 def translate(
     exc: BaseException, *, rules: CacheConfig | None = None, command: Sequence[str] = ()
 ) -> CliError:
@@ -122,8 +134,10 @@ def _situational_hint(
         return ""  # a provider SDK is missing: the message names the install command
     if isinstance(exc, ConfigError) and command[:2] == ("config", "validate"):
         return "Fix each problem listed above, then run it again."
+    if isinstance(exc, OSError) and exc.errno in _DISK_HINTS:
+        return _DISK_HINTS[exc.errno]
     if isinstance(exc, EncryptionKeyError):
-        if "no key was found" not in str(exc):
+        if not exc.missing:
             return ""  # a malformed key, an unreadable or 0644 key file: the message says it
         if rules is None:
             return ""

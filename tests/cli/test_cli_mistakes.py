@@ -7,6 +7,7 @@ error line and the hint — and that nothing in the cache was lost.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -412,3 +413,33 @@ def test_a_profile_with_no_cache_directory_says_which_caches_exist(
     assert "profile dev, whose caching is off" in result.stderr
     assert "--profile testing" in result.stderr
     assert spark("cache", command, "--profile", "testing").stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("code", "remedy"),
+    [
+        (errno.EROFS, "The cache's file system is read-only: run this where the cache"),
+        (errno.ENOSPC, "The disk is full: free some space"),
+    ],
+    ids=["read-only", "disk-full"],
+)
+def test_a_file_system_that_refuses_writes_says_what_to_do(
+    spark: Invoke,
+    fill: Fill,
+    cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    code: int,
+    remedy: str,
+) -> None:
+    fill(2)
+
+    def refuse(*args: object, **kwargs: object) -> int:  # (the fault: the file system refuses)
+        raise OSError(code, os.strerror(code), str(cache_dir / "openai"))
+
+    monkeypatch.setattr("spark.cache.stores.disk.DiskStore.remove_all", refuse)
+    result = spark("cache", "clear", "--yes")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {os.strerror(code)}")
+    assert remedy in result.stderr
+    assert "Traceback" not in result.output
+    assert len(list(cache_dir.rglob("*.json"))) == 2
