@@ -95,9 +95,13 @@ def _order_differences(stored: Any, requested: Any, sealed: bool) -> list[str]:
         digests = f"{value_digest(was_all)} -> {value_digest(now_all)}"
         return [f"body: a schema's property order changed ({digests})"]
     return [
-        f"{where}: property order changed ({', '.join(map(str, was))} -> {', '.join(map(str, names))})"
+        f"{where}: property order changed ({_names(was)} -> {_names(names)})"
         for where, was, names in changed
     ]
+
+
+def _names(names: list[Any]) -> str:
+    return ", ".join(map(str, names))
 
 
 # -- plaintext: the values themselves ----------------------------------------------------------

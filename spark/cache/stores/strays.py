@@ -5,8 +5,8 @@ A walk reads only ``{provider}/{model}/{key}.json`` and never follows a symlink.
 under the root — a copied entry one folder too deep, a dot file, ``<key>.JSON``, a backup — is
 never read, but it is committed with the cache: a plaintext copy of an entry there would put a
 prompt in git in clear text. Spark's own files are not strays: the root's ``.gitignore`` and
-``.spark-*`` bookkeeping (and a ``.git``: a cache may be its own repository), and writers' temp files (reported apart, as ``spark cache cleanup``
-removes the ones of crashed writers).
+``.spark-*`` bookkeeping (and a ``.git``: a cache may be its own repository). Writers' temp
+files are reported apart: ``spark cache cleanup`` removes the ones of crashed writers.
 """
 
 from __future__ import annotations
