@@ -99,6 +99,8 @@ class RotationOutcome(Enum):
     ENCRYPTED = "encrypted"  # was plaintext
     SKIPPED = "already under the new key"
     KEPT_PLAINTEXT = "plaintext (encryption is off)"
+    GONE = "deleted meanwhile"  # (by another process: clear, eviction, cleanup)
+    CHANGED = "rewritten meanwhile (run rotate-key again: it seals them if they need it)"
 
 
 def entry_files(
@@ -292,14 +294,17 @@ def reencrypt_entry(
 
     Entries already under that key are skipped (so an interrupted rotation can simply be run
     again). The rewrite is atomic (the store's temp file + rename) and keeps the file's access
-    time, so least-recently-used eviction order survives. Raises ``CorruptEntryError`` or
+    time, so least-recently-used eviction order survives. An entry another process deleted or
+    rewrote while it was re-sealed is left as that process left it (``GONE``, ``CHANGED``: its
+    version is compared just before the write). Raises ``CorruptEntryError`` or
     ``DecryptionError`` for an entry it cannot open, ``OSError`` when it cannot write.
     """
+    before = store.version(entry.location)
     head = reader.read_entry(
         store, entry.location, where=Where.of(entry), with_payload=False, touch=False
     )
-    if head is None:  # deleted or expired since the listing
-        return RotationOutcome.SKIPPED
+    if before is None or head is None:  # deleted or expired since the listing
+        return RotationOutcome.GONE
     if isinstance(head, BadEntry):
         raise CorruptEntryError(str(head))
     meta = head.meta
@@ -310,8 +315,10 @@ def reencrypt_entry(
     found = reader.read_entry(store, entry.location, readers, where=Where.of(entry), touch=False)
     if isinstance(found, BadEntry) and found.kind in ("no key", "unknown key", "tampered"):
         raise DecryptionError(str(found), path=entry.location, fingerprint=found.fingerprint)
+    if found is None:
+        return RotationOutcome.GONE
     if not isinstance(found, StoredEntry) or found.payload is None:
-        raise CorruptEntryError(str(found) if found else f"{entry.location}: deleted meanwhile")
+        raise CorruptEntryError(str(found))
     problem = _check_request(entry, meta, found.payload["request"])
     if problem is not None and problem.kind != "stale":  # (a stale one: `migrate` re-keys it)
         raise CorruptEntryError(f"{entry.location}: {problem.reason}")  # another key's entry
@@ -319,6 +326,9 @@ def reencrypt_entry(
         data = encode_entry(meta, found.payload, target)
     except (ValueError, TypeError) as exc:  # (the reader admits only JSON; kept total anyway)
         raise CorruptEntryError(f"{entry.location}: cannot be written back: {exc}") from exc
+    now = store.version(entry.location)
+    if now != before:  # (a delete must stick, and a newer answer is not replaced by an older)
+        return RotationOutcome.GONE if now is None else RotationOutcome.CHANGED
     version = store.write(entry.location, data)
     store.touch(entry.location, version, entry.used_ns)
     if not meta.sealed:

@@ -127,8 +127,10 @@ def rotate_key(
     atomically; plaintext entries are encrypted too, and listed (one may have been planted:
     check them before committing). Ctrl-C (or SIGTERM) stops it after the
     entry in hand and prints how far it got and the exact command to resume; --resume then
-    skips the entries already under the new key. Once every entry is re-encrypted, retire the
-    old key by dropping it from the list.
+    skips the entries already under the new key. An entry another process deletes or
+    rewrites while it runs (a clear, an eviction, a refresh) is left as that process left it,
+    and counted as deleted or rewritten meanwhile. Once every entry is re-encrypted, retire
+    the old key by dropping it from the list.
 
     Nothing changes when the profile does not encrypt, when its cache is empty, when no
     profile is named (--profile or ENVIRONMENT) while another profile encrypts a cache of its

@@ -7,11 +7,12 @@ import json
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import Result
 
-from spark.cache import CacheConfig, CacheManager, KeyRing, generate_key
+from spark.cache import CacheConfig, CacheManager, KeyRing, admin, generate_key
 from spark.cache.codec import decode_envelope, open_payload
 from spark.cache.crypto import fingerprint, read_key_file
 from spark.cache.stores.disk import DiskStore
@@ -513,3 +514,59 @@ def test_resume_with_no_rotation_to_finish(
         "SPARK_CACHE_KEY: there is no rotation to finish"
     ) in result.stderr
     assert "run `spark cache rotate-key` without --resume" in result.stderr
+
+
+def _during_rotation(
+    monkeypatch: pytest.MonkeyPatch, victim: Path, act: Callable[[], None]
+) -> None:
+    """The fault: another process acts on ``victim`` right after rotate-key read its payload
+    (before its write)."""
+    read = admin.reader.read_entry
+
+    def read_then_act(store: Any, location: str, *args: Any, **kwargs: Any) -> Any:
+        found = read(store, location, *args, **kwargs)
+        if location == str(victim) and kwargs.get("with_payload", True) and args:
+            act()
+        return found
+
+    monkeypatch.setattr(admin.reader, "read_entry", read_then_act)
+
+
+def test_rotate_key_never_brings_back_an_entry_deleted_meanwhile(
+    spark: Invoke, cache_dir: Path, fill: Fill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPARK_CACHE_KEY", generate_key())
+    fill(3, encrypt=True)
+    victim = min(cache_dir.rglob("*.json"))
+    _during_rotation(monkeypatch, victim, victim.unlink)  # (`spark cache clear`, an eviction)
+    result = spark("cache", "rotate-key", "--profile", "vault", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "2 re-encrypted, 1 deleted meanwhile" in result.stdout
+    assert "tampered" not in result.output
+    assert not victim.exists()
+
+
+def test_rotate_key_keeps_an_entry_rewritten_meanwhile(
+    spark: Invoke, cache_dir: Path, fill: Fill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = generate_key()
+    monkeypatch.setenv("SPARK_CACHE_KEY", old)
+    (key, _, _) = fill(3, encrypt=True)
+    victim = next(cache_dir.rglob(f"{key}.json"))
+    config = CacheConfig(enabled=True, cache_dir=cache_dir, encrypt=True)
+    bound = CacheManager(cache_dir, config).bind(config)
+
+    def refresh() -> None:  # (a `refresh` call of another process stores a newer answer)
+        request = bound.chat_request("openai", "gpt-4o-mini", "question 0")
+        assert bound.save(request, {"text": "the newer answer", "cost_usd": 0.001})
+
+    _during_rotation(monkeypatch, victim, refresh)
+    result = spark("cache", "rotate-key", "--profile", "vault", "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["reencrypted"], report["changed"]) == (2, 1)
+    envelope = decode_envelope(victim.read_bytes())
+    assert envelope.meta.key_fingerprint == fingerprint(old)
+    assert open_payload(envelope, KeyRing.from_keys([old]))["response"]["text"] == (
+        "the newer answer"
+    )
