@@ -41,7 +41,7 @@ def structured_schema(schema: Any) -> StructuredSchema:
     if isinstance(schema, Mapping):
         if not schema:
             raise ConfigError("get_json needs a schema: got an empty dict")
-        text = json.dumps(schema, sort_keys=True, default=str)
+        text = json.dumps(schema, default=str)  # (in its order: it steers the answer's order)
         return _of_dict(text)
     raise ConfigError(
         "get_json takes a pydantic BaseModel subclass or a JSON-schema dict as its schema, got"
@@ -74,7 +74,7 @@ def _of_model(model: type) -> StructuredSchema:
     return StructuredSchema(spec, parse)
 
 
-@functools.lru_cache(maxsize=256)  # keyed by the schema's canonical text: checking it is slow
+@functools.lru_cache(maxsize=256)  # keyed by the schema's JSON text: checking it is slow
 def _of_dict(text: str) -> StructuredSchema:
     spec = KeyedJSON.of(json.loads(text))
     try:

@@ -154,3 +154,36 @@ async def test_migrate_rekeys_an_entry_of_key_schema_2(
     assert server.count("openai") == 1
     await model.aclose()
     await replayed.aclose()
+
+
+def _reasoning_first(*names: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {name: {"type": "string"} for name in names},
+        "required": list(names),
+        "additionalProperties": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("provider", "model_id"),
+    [
+        ("openai", "gpt-4o"),
+        ("bedrock", "anthropic.claude-3-haiku-20240307-v1:0"),
+        ("gemini", "gemini-2.0-flash"),
+    ],
+)
+async def test_get_json_sends_its_schema_in_the_order_given(
+    server: ProviderServer, tmp_path: Path, provider: str, model_id: str
+) -> None:
+    """A schema that puts its reasoning before its answer must reach the provider so (it was
+    sent sorted by name: answer first), and the other order is another request."""
+    model = server.model(provider, model_id, enable_cache=True, cache_dir=tmp_path)
+    await model.get_json(_reasoning_first("reasoning", "answer"), "Is 17 prime?")
+    sent = json.dumps(server.requests[-1].body)
+    assert sent.index('"reasoning"') < sent.index('"answer"')
+    await model.get_json(_reasoning_first("answer", "reasoning"), "Is 17 prime?")
+    assert server.count(provider) == 2
+    sent = json.dumps(server.requests[-1].body)
+    assert sent.index('"answer"') < sent.index('"reasoning"')
+    await model.aclose()
