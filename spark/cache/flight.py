@@ -11,8 +11,8 @@ A follower waits for the leader's outcome and shares only its answer:
 - the leader answered: the follower gets the answer;
 - the leader failed: each follower that was waiting makes its own call (``Turn.ALONE``), for a
   failure may be the leader's own (its timeout, its credentials, its client);
-- the leader gave up (its caller was cancelled, its stream abandoned, its loop closed): the next
-  waiter leads;
+- the leader gave up (its caller was cancelled, its stream abandoned, its loop in another
+  thread closed or no longer running): the next waiter leads;
 - the leader is the follower's own task (a stream whose consumer asks the same question before
   it finished, or keeps a stream it stopped reading): waiting would last forever, so the
   follower calls alone;
@@ -83,7 +83,7 @@ class Flight(Generic[T]):
             done, _ = await asyncio.wait((settled,), timeout=_CHECK_S)
             if done:
                 return self._result()
-            if self.loop.is_closed():  # (its leader can no longer end it)
+            if not self.loop.is_running():  # (closed or stopped: its leader cannot end it)
                 return Turn._GAVE_UP
             parked = self.parked_at
             if parked is not None and time.monotonic() - parked >= STALLED_S:

@@ -9,6 +9,7 @@ own (its timeout, its credentials); and the answer it gets is stored under its o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -231,3 +232,29 @@ def test_a_leaders_failure_in_one_thread_is_not_another_threads(
     assert isinstance(first, ProviderServerError)
     assert isinstance(second, str)
     assert server.count() == 2
+
+
+def test_a_leader_whose_loop_stopped_is_not_waited_for(
+    server: ProviderServer, tmp_path: Path
+) -> None:
+    """A worker thread that started the call as a task and left its loop (not closed, never
+    run again): the call cannot end, so a caller in another thread leads instead of waiting."""
+    model = server.model("openai", MODEL_IDS["openai"], enable_cache=True, cache_dir=tmp_path)
+    server.latency = 0.5
+    abandoned = asyncio.new_event_loop()
+    left: list[asyncio.Task[str]] = []
+
+    def leave_a_call_behind() -> None:
+        left.append(abandoned.create_task(model.get_text("Hi")))
+        abandoned.run_until_complete(asyncio.sleep(0.1))
+
+    thread = threading.Thread(target=leave_a_call_behind)
+    thread.start()
+    thread.join()
+    answer = asyncio.run(asyncio.wait_for(model.get_text("Hi"), 5))
+    assert isinstance(answer, str)
+    assert server.count() == 2
+    left[0].cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        abandoned.run_until_complete(left[0])
+    abandoned.close()
