@@ -29,25 +29,30 @@ _TEMP = (
 def strays(root: str) -> Iterator[tuple[str, str]]:
     """``(path, reason)`` for everything under ``root`` that is not an entry where a walk reads
     entries, nor Spark's own bookkeeping."""
-    for item in _items(root):
-        if item.name in _OWN or item.name.startswith(".spark-") or is_temp_name(item.name):
+    others = [i for i in _items(root) if not _spark_own(i.name)]
+    for provider in _folders(others, "provider"):
+        if isinstance(provider, tuple):
+            yield provider
             continue
+        for model in _folders(_items(provider), "model"):
+            yield from [model] if isinstance(model, tuple) else _in_model(model)
+
+
+def _spark_own(name: str) -> bool:
+    """A file Spark keeps in a cache's root (or a writer's temp file of one)."""
+    return name in _OWN or name.startswith(".spark-") or is_temp_name(name)
+
+
+def _folders(items: list[os.DirEntry[str]], kind: str) -> Iterator[str | tuple[str, str]]:
+    """The paths of the folders among ``items`` where ``kind`` folders belong, and a
+    ``(path, reason)`` for anything else."""
+    for item in items:
         if item.is_symlink():
             yield item.path, "a symlink where a cache folder belongs (not followed)"
         elif item.is_dir(follow_symlinks=False) and not item.name.startswith("."):
-            yield from _in_provider(item.path)
+            yield item.path
         else:
-            yield item.path, f"not a provider folder: {_NOT_READ}"
-
-
-def _in_provider(folder: str) -> Iterator[tuple[str, str]]:
-    for item in _items(folder):
-        if item.is_symlink():
-            yield item.path, "a symlink where a cache folder belongs (not followed)"
-        elif item.is_dir(follow_symlinks=False) and not item.name.startswith("."):
-            yield from _in_model(item.path)
-        else:
-            yield item.path, f"not a model folder: {_NOT_READ}"
+            yield item.path, f"not a {kind} folder: {_NOT_READ}"
 
 
 def _in_model(folder: str) -> Iterator[tuple[str, str]]:
